@@ -4,5 +4,6 @@
 //! only module that talks to the kernel.
 pub mod cli;
 pub mod config;
+pub mod reflect;
 pub mod sys;
 pub mod wire;
