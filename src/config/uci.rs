@@ -254,7 +254,7 @@ config bridge
         let wan = f.section("wan").unwrap();
         assert_eq!(wan.option("key_file").unwrap().values, ["/etc/tunbox/my key"]);
         assert_eq!(wan.option("dev").unwrap().values, ["tbx1"], "last option wins");
-        assert_eq!(wan.option("dev").unwrap().line, 15);
+        assert_eq!(wan.option("dev").unwrap().line, 16);
         assert_eq!(f.sections[2].name, "@bridge[0]");
         assert_eq!(f.sections[3].name, "@bridge[1]");
         assert_eq!(f.sections[3].option("ifname").unwrap().values, ["eth1"]);
