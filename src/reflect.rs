@@ -213,7 +213,9 @@ impl PacketIo for TunIo<'_> {
 
 /// Whether a network device of this name exists (in this namespace).
 pub fn device_exists(name: &str) -> bool {
-    !name.is_empty() && !name.contains('%') && std::path::Path::new("/sys/class/net").join(name).exists()
+    !name.is_empty()
+        && !name.contains('%')
+        && std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
 /// Opens and configures the device as the options say. Needs CAP_NET_ADMIN unless it

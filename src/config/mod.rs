@@ -171,9 +171,8 @@ pub fn resolve(
     }
     let mut settings = Vec::new();
     for os in spec.options {
-        let mut chosen: Option<(Vec<String>, Source)> = os
-            .default
-            .map(|d| (vec![d.to_string()], Source::Default));
+        let mut chosen: Option<(Vec<String>, Source)> =
+            os.default.map(|d| (vec![d.to_string()], Source::Default));
         if let Some((path, s)) = file {
             if let Some(o) = s.option(os.name) {
                 chosen = Some((
@@ -237,7 +236,8 @@ impl Resolved {
 
     /// A boolean option; unset counts as false. Values were checked at resolve time.
     pub fn flag(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| schema::parse_bool(v) == Some(true))
+        self.get(name)
+            .is_some_and(|v| schema::parse_bool(v) == Some(true))
     }
 
     /// Parses an option's value with `f`, turning a failure into an error that names
@@ -279,7 +279,11 @@ impl Resolved {
             Some((file, line)) => ConfigError::at(
                 file,
                 *line,
-                format!("section '{}': {}", self.section.as_deref().unwrap_or("?"), msg.into()),
+                format!(
+                    "section '{}': {}",
+                    self.section.as_deref().unwrap_or("?"),
+                    msg.into()
+                ),
             ),
             None => ConfigError::plain(msg),
         }

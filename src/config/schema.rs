@@ -6,7 +6,10 @@ use std::net::IpAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Bool,
-    Uint { min: u32, max: u32 },
+    Uint {
+        min: u32,
+        max: u32,
+    },
     /// A network interface name (IFNAMSIZ); `%d` allowed for a kernel-chosen number.
     IfName,
     /// ADDRESS/PREFIX, IPv4 or IPv6.
@@ -68,7 +71,9 @@ pub fn parse_mac(v: &str) -> Result<[u8; 6], String> {
         return Err(bad());
     }
     if mac[0] & 1 == 1 {
-        return Err(format!("'{v}' is a multicast MAC address; use a unicast one"));
+        return Err(format!(
+            "'{v}' is a multicast MAC address; use a unicast one"
+        ));
     }
     Ok(mac)
 }
@@ -100,9 +105,9 @@ pub fn split_host_port(v: &str) -> Result<(&str, u16), String> {
 impl Kind {
     pub fn check(self, v: &str) -> Result<(), String> {
         match self {
-            Kind::Bool => parse_bool(v)
-                .map(drop)
-                .ok_or_else(|| format!("'{v}' is not a boolean (use 1/0, yes/no, on/off, true/false)")),
+            Kind::Bool => parse_bool(v).map(drop).ok_or_else(|| {
+                format!("'{v}' is not a boolean (use 1/0, yes/no, on/off, true/false)")
+            }),
             Kind::Uint { min, max } => v
                 .parse::<u32>()
                 .ok()
@@ -110,7 +115,11 @@ impl Kind {
                 .map(drop)
                 .ok_or_else(|| format!("'{v}' is not a whole number from {min} to {max}")),
             Kind::IfName => {
-                if v.is_empty() || v.len() > 15 || v.contains(['/', ':']) || v.contains(char::is_whitespace) {
+                if v.is_empty()
+                    || v.len() > 15
+                    || v.contains(['/', ':'])
+                    || v.contains(char::is_whitespace)
+                {
                     Err(format!("'{v}' is not an interface name (1 to 15 characters, no '/', ':' or spaces)"))
                 } else {
                     Ok(())
@@ -139,7 +148,10 @@ impl Kind {
                 }
             }
             Kind::Account => {
-                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+                if !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+                {
                     Ok(())
                 } else {
                     Err(format!("'{v}' is not a user or group name"))
@@ -195,7 +207,10 @@ const fn list(name: &'static str, kind: Kind) -> OptSpec {
     }
 }
 
-const MTU: Kind = Kind::Uint { min: 68, max: 65535 };
+const MTU: Kind = Kind::Uint {
+    min: 68,
+    max: 65535,
+};
 
 pub static REFLECT: SectionSpec = SectionSpec {
     kind: "reflect",

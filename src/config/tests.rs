@@ -46,21 +46,33 @@ fn layers_in_order() {
     ]);
     let r = resolve(&schema::REFLECT, Some((&f.path, s)), &e, &[]).unwrap();
     assert_eq!(r.get("dev"), Some("tun8"));
-    assert_eq!(r.setting("dev").unwrap().source, Source::Env("TUNBOX_DEV".into()));
+    assert_eq!(
+        r.setting("dev").unwrap().source,
+        Source::Env("TUNBOX_DEV".into())
+    );
     assert_eq!(r.list("address"), ["198.18.9.1/24", "2001:2::9/64"]);
     // the command line beats both
     let cli = vec![("dev", vec!["tun9".to_string()]), ("address", vec![])];
     let r = resolve(&schema::REFLECT, Some((&f.path, s)), &e, &cli).unwrap();
     assert_eq!(r.get("dev"), Some("tun9"));
     assert_eq!(r.setting("dev").unwrap().source, Source::Cli);
-    assert_eq!(r.list("address").len(), 2, "an empty CLI list does not override");
+    assert_eq!(
+        r.list("address").len(),
+        2,
+        "an empty CLI list does not override"
+    );
 }
 
 #[test]
 fn bad_value_names_file_line_option() {
     let f = lab();
-    let e = resolve(&schema::REFLECT, Some((&f.path, f.section("bad").unwrap())), &[], &[])
-        .unwrap_err();
+    let e = resolve(
+        &schema::REFLECT,
+        Some((&f.path, f.section("bad").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "/etc/config/tunbox:7: option 'mtu': 'big' is not a whole number from 68 to 65535"
@@ -70,10 +82,18 @@ fn bad_value_names_file_line_option() {
 #[test]
 fn unknown_option_names_file_line() {
     let f = lab();
-    let e = resolve(&schema::REFLECT, Some((&f.path, f.section("typo").unwrap())), &[], &[])
-        .unwrap_err();
+    let e = resolve(
+        &schema::REFLECT,
+        Some((&f.path, f.section("typo").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap_err();
     let s = e.to_string();
-    assert!(s.starts_with("/etc/config/tunbox:9: unknown option 'devv' in section 'typo'"), "{s}");
+    assert!(
+        s.starts_with("/etc/config/tunbox:9: unknown option 'devv' in section 'typo'"),
+        "{s}"
+    );
     assert!(s.contains("known options: enabled, mode, dev"), "{s}");
 }
 
@@ -86,14 +106,23 @@ fn bad_env_and_cli_values_name_their_source() {
     );
     let cli = vec![("address", vec!["198.18.0.1".to_string()])];
     let e = resolve(&schema::REFLECT, None, &[], &cli).unwrap_err();
-    assert!(e.to_string().starts_with("--address: '198.18.0.1' is not ADDRESS/PREFIX"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("--address: '198.18.0.1' is not ADDRESS/PREFIX"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wrong_section_type() {
     let f = lab();
-    let e = resolve(&schema::TUNNEL, Some((&f.path, f.section("lab").unwrap())), &[], &[])
-        .unwrap_err();
+    let e = resolve(
+        &schema::TUNNEL,
+        Some((&f.path, f.section("lab").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "/etc/config/tunbox:1: section 'lab' is a 'reflect' section, not 'tunnel'"
@@ -104,7 +133,10 @@ fn wrong_section_type() {
 fn list_given_for_single_option() {
     let f = uci::parse("f", "config reflect x\nlist dev a\n").unwrap();
     let e = resolve(&schema::REFLECT, Some(("f", &f.sections[0])), &[], &[]).unwrap_err();
-    assert_eq!(e.to_string(), "f:2: 'dev' takes one value: use `option`, not `list`");
+    assert_eq!(
+        e.to_string(),
+        "f:2: 'dev' takes one value: use `option`, not `list`"
+    );
 }
 
 #[test]
@@ -121,10 +153,19 @@ fn show_marks_sources() {
     let out = r.show();
     assert!(out.starts_with("tunbox.lab=reflect\n"), "{out}");
     assert!(out.contains("tunbox.lab.dev='tun7'\n"), "{out}");
-    assert!(out.contains("tunbox.lab.address='198.18.0.1/15' '2001:2::1/48'\n"), "{out}");
+    assert!(
+        out.contains("tunbox.lab.address='198.18.0.1/15' '2001:2::1/48'\n"),
+        "{out}"
+    );
     assert!(out.contains("tunbox.lab.mode='tun'  # default\n"), "{out}");
-    assert!(out.contains("tunbox.lab.user='nobody'  # from environment TUNBOX_USER\n"), "{out}");
-    assert!(out.contains("tunbox.lab.verbose='1'  # from command line\n"), "{out}");
+    assert!(
+        out.contains("tunbox.lab.user='nobody'  # from environment TUNBOX_USER\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tunbox.lab.verbose='1'  # from command line\n"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -100,7 +100,9 @@ fn words(line: &str) -> Result<Vec<String>, String> {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Parses the text of a UCI file. `path` is only used in error messages.
@@ -252,8 +254,15 @@ config bridge
         assert_eq!(addr.values, ["198.18.0.1/15", "2001:2::1/48"]);
         assert_eq!(addr.line, 8, "a list keeps the line of its first value");
         let wan = f.section("wan").unwrap();
-        assert_eq!(wan.option("key_file").unwrap().values, ["/etc/tunbox/my key"]);
-        assert_eq!(wan.option("dev").unwrap().values, ["tbx1"], "last option wins");
+        assert_eq!(
+            wan.option("key_file").unwrap().values,
+            ["/etc/tunbox/my key"]
+        );
+        assert_eq!(
+            wan.option("dev").unwrap().values,
+            ["tbx1"],
+            "last option wins"
+        );
         assert_eq!(wan.option("dev").unwrap().line, 16);
         assert_eq!(f.sections[2].name, "@bridge[0]");
         assert_eq!(f.sections[3].name, "@bridge[1]");
@@ -269,7 +278,10 @@ config bridge
         .unwrap();
         let s = f.section("x").unwrap();
         assert_eq!(s.option("a").unwrap().values, ["it's"]);
-        assert_eq!(s.option("b").unwrap().values, ["say \"hi\" # not a comment"]);
+        assert_eq!(
+            s.option("b").unwrap().values,
+            ["say \"hi\" # not a comment"]
+        );
         assert_eq!(s.option("c").unwrap().values, ["x#y"]);
     }
 
@@ -277,22 +289,53 @@ config bridge
     fn errors_name_file_and_line() {
         let cases = [
             ("option a b\n", 1, "before any 'config'"),
-            ("config reflect x\n\toption a 'b\n", 2, "unterminated single quote"),
-            ("config reflect x\n\toption a \"b\n", 2, "unterminated double quote"),
-            ("config reflect x\nfrobnicate a b\n", 2, "unknown keyword 'frobnicate'"),
+            (
+                "config reflect x\n\toption a 'b\n",
+                2,
+                "unterminated single quote",
+            ),
+            (
+                "config reflect x\n\toption a \"b\n",
+                2,
+                "unterminated double quote",
+            ),
+            (
+                "config reflect x\nfrobnicate a b\n",
+                2,
+                "unknown keyword 'frobnicate'",
+            ),
             ("config reflect x\noption a\n", 2, "expected: option NAME"),
-            ("config reflect x\noption a b c\n", 2, "expected: option NAME"),
+            (
+                "config reflect x\noption a b c\n",
+                2,
+                "expected: option NAME",
+            ),
             ("config\n", 1, "expected: config TYPE"),
             ("config reflect 'a b'\n", 1, "not a valid section name"),
-            ("config reflect x\nconfig tunnel x\n", 2, "defined twice (first at line 1)"),
-            ("config reflect x\noption a 1\nlist a 2\n", 3, "both as option and as list"),
-            ("config reflect x\noption 'a.b' 1\n", 2, "not a valid option name"),
+            (
+                "config reflect x\nconfig tunnel x\n",
+                2,
+                "defined twice (first at line 1)",
+            ),
+            (
+                "config reflect x\noption a 1\nlist a 2\n",
+                3,
+                "both as option and as list",
+            ),
+            (
+                "config reflect x\noption 'a.b' 1\n",
+                2,
+                "not a valid option name",
+            ),
         ];
         for (text, line, msg) in cases {
             let e = parse("/tmp/t.conf", text).unwrap_err();
             assert_eq!(e.line, Some(line), "{text:?}: {e}");
             let shown = e.to_string();
-            assert!(shown.starts_with(&format!("/tmp/t.conf:{line}: ")), "{shown}");
+            assert!(
+                shown.starts_with(&format!("/tmp/t.conf:{line}: ")),
+                "{shown}"
+            );
             assert!(shown.contains(msg), "{text:?}: {shown}");
         }
     }

@@ -203,8 +203,8 @@ pub(crate) mod tests {
     /// An IPv4 ICMP echo request 198.18.0.1 -> 198.18.0.41 with a correct checksum.
     pub fn v4_echo() -> Vec<u8> {
         let mut p = vec![
-            0x45, 0, 0, 28, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 41,
-            8, 0, 0, 0, 0xab, 0xcd, 0, 1,
+            0x45, 0, 0, 28, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 41, 8, 0,
+            0, 0, 0xab, 0xcd, 0, 1,
         ];
         let c = checksum(&p[..20]);
         p[10..12].copy_from_slice(&c.to_be_bytes());
@@ -232,7 +232,11 @@ pub(crate) mod tests {
     pub fn checksum(data: &[u8]) -> u16 {
         let mut sum = 0u32;
         for c in data.chunks(2) {
-            let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+            let w = if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from(c[0]) << 8
+            };
             sum += u32::from(w);
         }
         while sum >> 16 != 0 {
@@ -247,7 +251,11 @@ pub(crate) mod tests {
         reflect(&mut p).unwrap();
         assert_eq!(&p[12..16], &[198, 18, 0, 41]);
         assert_eq!(&p[16..20], &[198, 18, 0, 1]);
-        assert_eq!(checksum(&p[..20]), 0, "IPv4 header checksum unchanged and valid");
+        assert_eq!(
+            checksum(&p[..20]),
+            0,
+            "IPv4 header checksum unchanged and valid"
+        );
         assert_eq!(checksum(&p[20..]), 0);
         // reflecting twice gives the original back
         reflect(&mut p).unwrap();
@@ -281,20 +289,112 @@ pub(crate) mod tests {
             (vec![], DropReason::Truncated),
             (v4_echo()[..19].to_vec(), DropReason::Truncated),
             (v6_udp()[..39].to_vec(), DropReason::Truncated),
-            ({ let mut p = v4_echo(); p[0] = 0x55; p }, DropReason::BadVersion),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[0] = 0x55;
+                    p
+                },
+                DropReason::BadVersion,
+            ),
             (vec![0u8; 60], DropReason::BadVersion),
-            ({ let mut p = v4_echo(); p[0] = 0x44; p }, DropReason::BadHeader),
-            ({ let mut p = v4_echo(); p[0] = 0x4f; p }, DropReason::BadHeader),
-            ({ let mut p = v4_echo(); p.push(0); p }, DropReason::LengthMismatch),
-            ({ let mut p = v4_echo(); p[3] = 200; p }, DropReason::LengthMismatch),
-            ({ let mut p = v6_udp(); p[5] = 0; p }, DropReason::LengthMismatch),
-            ({ let mut p = v6_udp(); p.truncate(50); p }, DropReason::LengthMismatch),
-            ({ let mut p = v4_echo(); p[16..20].copy_from_slice(&[224, 0, 0, 1]); p }, DropReason::Multicast),
-            ({ let mut p = v4_echo(); p[12..16].copy_from_slice(&[239, 1, 1, 1]); p }, DropReason::Multicast),
-            ({ let mut p = v4_echo(); p[16..20].copy_from_slice(&[255; 4]); p }, DropReason::Broadcast),
-            ({ let mut p = v4_echo(); p[12..16].copy_from_slice(&[0; 4]); p }, DropReason::Unspecified),
-            ({ let mut p = v6_udp(); p[24] = 0xff; p[25] = 0x02; p }, DropReason::Multicast),
-            ({ let mut p = v6_udp(); p[8..24].fill(0); p }, DropReason::Unspecified),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[0] = 0x44;
+                    p
+                },
+                DropReason::BadHeader,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[0] = 0x4f;
+                    p
+                },
+                DropReason::BadHeader,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p.push(0);
+                    p
+                },
+                DropReason::LengthMismatch,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[3] = 200;
+                    p
+                },
+                DropReason::LengthMismatch,
+            ),
+            (
+                {
+                    let mut p = v6_udp();
+                    p[5] = 0;
+                    p
+                },
+                DropReason::LengthMismatch,
+            ),
+            (
+                {
+                    let mut p = v6_udp();
+                    p.truncate(50);
+                    p
+                },
+                DropReason::LengthMismatch,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[16..20].copy_from_slice(&[224, 0, 0, 1]);
+                    p
+                },
+                DropReason::Multicast,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[12..16].copy_from_slice(&[239, 1, 1, 1]);
+                    p
+                },
+                DropReason::Multicast,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[16..20].copy_from_slice(&[255; 4]);
+                    p
+                },
+                DropReason::Broadcast,
+            ),
+            (
+                {
+                    let mut p = v4_echo();
+                    p[12..16].copy_from_slice(&[0; 4]);
+                    p
+                },
+                DropReason::Unspecified,
+            ),
+            (
+                {
+                    let mut p = v6_udp();
+                    p[24] = 0xff;
+                    p[25] = 0x02;
+                    p
+                },
+                DropReason::Multicast,
+            ),
+            (
+                {
+                    let mut p = v6_udp();
+                    p[8..24].fill(0);
+                    p
+                },
+                DropReason::Unspecified,
+            ),
         ];
         for (i, (mut p, want)) in cases.into_iter().enumerate() {
             let before = p.clone();
