@@ -188,6 +188,24 @@ fn swap_ranges(p: &mut [u8], a: usize, b: usize, n: usize) {
     head[a..a + n].swap_with_slice(&mut tail[..n]);
 }
 
+/// The Internet checksum (RFC 1071) of `data`: ones' complement of the ones'
+/// complement sum of its 16-bit big-endian words (an odd last byte padded with zero).
+/// Over data that already holds a correct checksum field it gives 0.
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// The TUN reflector's transform: validates `p` and swaps its addresses in place.
 pub fn reflect(p: &mut [u8]) -> Result<(), DropReason> {
     let mut pkt = IpPacket::new_checked(p)?;
@@ -199,6 +217,17 @@ pub fn reflect(p: &mut [u8]) -> Result<(), DropReason> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn checksum_known_values() {
+        // RFC 1071 example words 0001 f203 f4f5 f6f7 sum to ddf2 (complement 220d)
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+        assert_eq!(checksum(&[0xff]), !0xff00);
+        assert_eq!(checksum(&[]), 0xffff);
+    }
 
     /// An IPv4 ICMP echo request 198.18.0.1 -> 198.18.0.41 with a correct checksum.
     pub fn v4_echo() -> Vec<u8> {
@@ -227,22 +256,6 @@ pub(crate) mod tests {
         p[44..46].copy_from_slice(&12u16.to_be_bytes());
         p[48..52].copy_from_slice(b"ping");
         p
-    }
-
-    pub fn checksum(data: &[u8]) -> u16 {
-        let mut sum = 0u32;
-        for c in data.chunks(2) {
-            let w = if c.len() == 2 {
-                u16::from_be_bytes([c[0], c[1]])
-            } else {
-                u16::from(c[0]) << 8
-            };
-            sum += u32::from(w);
-        }
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
     }
 
     #[test]
