@@ -20,9 +20,9 @@ cargo_version() {
 	printf '%s\n' "$v"
 }
 
-# targets/targets.tsv (the cross-build table): TUNBOX_TARGETS_TSV overrides.
+# targets/targets.tsv (the cross-build table): PKG_TARGETS_TSV overrides.
 targets_tsv() {
-	printf '%s\n' "${TUNBOX_TARGETS_TSV:-$PKG_ROOT/targets/targets.tsv}"
+	printf '%s\n' "${PKG_TARGETS_TSV:-$PKG_ROOT/targets/targets.tsv}"
 }
 
 # target_field TRIPLE FIELD: one column of the row for TRIPLE ("-" prints as
@@ -30,7 +30,7 @@ targets_tsv() {
 target_field() {
 	local tsv triple="$1" field="$2"
 	tsv="$(targets_tsv)"
-	[ -f "$tsv" ] || die "$tsv not found: pass the architecture explicitly (--arch) or set TUNBOX_TARGETS_TSV"
+	[ -f "$tsv" ] || die "$tsv not found: pass the architecture explicitly (--arch) or set PKG_TARGETS_TSV"
 	awk -F'\t' -v t="$triple" -v f="$field" '
 		/^#rust_target/ { sub(/^#/, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
 		/^#/ || /^[[:space:]]*$/ { next }
