@@ -9,7 +9,8 @@
 # Every call is appended to TBX_LOG, one line each (TBX_PROG should append its
 # own calls to the same file, so the order of everything is visible):
 #   procd_open_instance NAME | procd_set_param TYPE ARG|ARG... | procd_close_instance
-#   procd_kill ARGS | procd_add_reload_trigger ARGS | log PRIORITY MESSAGE
+#   procd_kill ARGS | procd_add_reload_trigger ARGS | procd_running ARGS
+#   log PRIORITY MESSAGE
 # Exit status: that of the hook.
 #
 # The UCI loader does what OpenWrt's config_load does with the output of
@@ -102,6 +103,11 @@ procd_set_param() {
 }
 procd_append_param() { procd_set_param "$@"; }
 procd_kill() { rec "procd_kill $*"; }
+# whether procd runs instances of the service: TBX_RUNNING=1 says yes
+procd_running() {
+	rec "procd_running $*"
+	[ "${TBX_RUNNING:-0}" = 1 ]
+}
 procd_add_reload_trigger() { rec "procd_add_reload_trigger $*"; }
 procd_add_validation() { :; }
 

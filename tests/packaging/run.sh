@@ -370,6 +370,17 @@ $s: $p"
 			fail "$P $bad.uci: error logged with FILE:LINE, nothing started" "$(h_show)"
 		fi
 	done
+	# a reload with a broken file while instances run: they are kept (nothing
+	# is sent to procd), the error is logged
+	TBX_RUNNING=1 h_run "$shell" start
+	if [ "$(h_rc)" != 0 ] && grep -q "^log daemon.err .*$cfg:$line_no: " "$H/log" &&
+		h_has "log daemon.err the running tunbox instances are kept as they are" &&
+		! grep -q '^procd_open_instance\|^procd_set_param\|^tunbox bridge' "$H/log"; then
+		ok "$P reload with a broken file while instances run: error logged, running instances kept"
+	else
+		fail "$P reload with a broken file while instances run" "$(h_show)"
+	fi
+
 	# the premise: without the check, config_load of the broken file loads nothing, silently
 	local n
 	cp "$FIX/bad-syntax.uci" "$cfg"
@@ -601,8 +612,15 @@ binary_config_check() {
 			return
 		fi
 	fi
+	# it must really check: the broken fixture fails with its FILE:LINE
+	local bad="$FIX/bad-value.uci" line
+	line="$(grep -n "option mtu 'abc'" "$bad" | cut -d: -f1)"
+	if out="$(TUNBOX_CONFIG="$bad" "${runner[@]}" "$bin" config check 2>&1)" || ! printf '%s\n' "$out" | grep -qF "$bad:$line:"; then
+		fail "[$triple] this binary's config check rejects bad-value.uci with $bad:$line" "$out"
+		return
+	fi
 	if out="$(TUNBOX_CONFIG="$SHIPPED_CONFIG" "${runner[@]}" "$bin" config check 2>&1)"; then
-		ok "[$triple] $(basename "$bin") config check passes on the shipped config${runner:+ (under ${runner[0]})}"
+		ok "[$triple] this binary's config check passes on the shipped config, rejects a bad one with FILE:LINE${runner:+ (under ${runner[0]})}"
 	else
 		fail "[$triple] config check on the shipped config" "$out"
 	fi
