@@ -46,7 +46,12 @@ check() {
 }
 
 WORK="$(mktemp -d /tmp/tunbox-pkgtest.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+NETNS=""
+cleanup() {
+	[ -n "$NETNS" ] && ip netns del "$NETNS" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 # ---------------------------------------------------------------- tools
 need_apt=()
@@ -705,12 +710,66 @@ systemd_tests() {
 		fail "tunbox-bridge@.service settings" "$missing"
 }
 
+# The unit's privilege model for real: tunbox run as an unprivileged user with
+# only the unit's capabilities (ambient + bounding set) and no_new_privs, in a
+# network namespace made here, sets up a reflector that answers pings.
+# (systemd's other sandboxing needs a running systemd; systemd-analyze checks
+# those lines above.)
+unit_privilege_test() {
+	local unit="$root/dist/systemd/tunbox@.service" amb bound name="tunbox@.service privileges"
+	if [ -z "$HOST_TUNBOX" ] || [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null || ! command -v ip >/dev/null; then
+		skip "$name" "needs root, setpriv, ip and a host tunbox"
+		return
+	fi
+	# CAP_NET_ADMIN CAP_X -> +net_admin,+x
+	caps_to_setpriv() { tr ' ' '\n' | sed -n 's/^CAP_\(.*\)/+\L\1/p' | paste -sd, -; }
+	amb="$(sed -n 's/^AmbientCapabilities=//p' "$unit" | caps_to_setpriv)"
+	bound="$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | caps_to_setpriv)"
+	grep -qx 'NoNewPrivileges=yes' "$unit" || { fail "$name: NoNewPrivileges=yes"; return; }
+	chmod 755 "$WORK" # the unprivileged tunbox reads its config from here
+	cat >"$WORK/priv.uci" <<-'EOF'
+		config reflect 'lab'
+			option dev 'tbxr0'
+			list address '198.18.0.1/24'
+			list address '2001:2::1/64'
+	EOF
+	NETNS="tbx-pkgtest-$$"
+	ip netns add "$NETNS" || { fail "$name: ip netns add"; NETNS=""; return; }
+	ip netns exec "$NETNS" ip link set lo up
+	# /dev/net/tun is 0666 on Debian / Raspberry Pi OS (udev); give this private
+	# mount namespace the same node in case the host's is 0600
+	ip netns exec "$NETNS" unshare --mount sh -c '
+		d=$(mktemp -d) && mount -t tmpfs tmpfs "$d" && mknod -m 666 "$d/tun" c 10 200 &&
+			mount --bind "$d/tun" /dev/net/tun || exit 9
+		exec timeout 20 env TUNBOX_CONFIG="$1" setpriv --reuid=65534 --regid=65534 --clear-groups \
+			--inh-caps=-all,"$2" --ambient-caps=-all,"$2" --bounding-set=-all,"$3" --no-new-privs \
+			"$4" run lab' _ "$WORK/priv.uci" "$amb" "$bound" "$HOST_TUNBOX" >"$WORK/priv.log" 2>&1 &
+	local pid=$! i v4=1 v6=1
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		ip netns exec "$NETNS" ip -6 addr show dev tbxr0 2>/dev/null | grep -q 2001:2::1 && break
+		sleep 0.3
+	done
+	ip netns exec "$NETNS" ping -c 2 -W 1 198.18.0.41 >/dev/null 2>&1 && v4=0
+	ip netns exec "$NETNS" ping -6 -c 2 -W 1 2001:2::41 >/dev/null 2>&1 && v6=0
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	ip netns del "$NETNS"
+	NETNS=""
+	if [ $v4 = 0 ] && [ $v6 = 0 ]; then
+		ok "$name: as uid 65534 with only ${amb#+} (ambient/bounding), no_new_privs: reflector up, v4+v6 pings answered"
+	else
+		fail "$name: unprivileged tunbox run with the unit's capabilities" "ping v4 rc=$v4 v6 rc=$v6; tunbox said:
+$(cat "$WORK/priv.log")"
+	fi
+}
+
 shellcheck_all
 makefile_checks
 shipped_config_checks
 run_init_tests
 package_tests
 systemd_tests
+unit_privilege_test
 
 echo "$SKIPPED skipped"
 echo "$PASSED passed, $FAILED failed"
