@@ -597,6 +597,23 @@ $(cat "$x/list")"
 	grep -qx 'u tunbox - "tunbox daemon" /nonexistent /usr/sbin/nologin' "$x/root/usr/lib/sysusers.d/tunbox.conf" &&
 		grep -q '^User=tunbox$' "$x/root/usr/lib/systemd/system/tunbox@.service" &&
 		ok "$P the unit's user comes from sysusers.d" || fail "$P sysusers user = unit user"
+	# the sysusers.d line makes the user, in a scratch root (not this host's)
+	if command -v systemd-sysusers >/dev/null; then
+		local sr="$d/sysroot"
+		mkdir -p "$sr/etc"
+		echo 'root:x:0:0:root:/root:/bin/sh' >"$sr/etc/passwd"
+		echo 'root:x:0:' >"$sr/etc/group"
+		if out="$(systemd-sysusers --root="$sr" "$x/root/usr/lib/sysusers.d/tunbox.conf" 2>&1)" &&
+			grep -q '^tunbox:x:[0-9]*:[0-9]*:tunbox daemon:/nonexistent:/usr/sbin/nologin$' "$sr/etc/passwd" &&
+			grep -q '^tunbox:x:' "$sr/etc/group"; then
+			ok "$P systemd-sysusers creates system user and group tunbox"
+		else
+			fail "$P systemd-sysusers creates user tunbox" "$out
+$(cat "$sr/etc/passwd")"
+		fi
+	else
+		skip "$P systemd-sysusers" "not installed"
+	fi
 	check "$P shellcheck -s sh postinst prerm postrm" shellcheck -s sh "$x/DEBIAN/postinst" "$x/DEBIAN/prerm" "$x/DEBIAN/postrm"
 	if out="$(elf_check "$x/root/usr/bin/tunbox" "$triple" "$static")"; then
 		ok "$P binary is $triple$([ "$static" = 1 ] && echo ", static")"
