@@ -450,6 +450,13 @@ ipk_checks() {
 		return
 	fi
 	archs="$(tsv_field "$triple" 2 | tr ',' ' ')"
+	# reproducible: a second build gives the same bytes
+	if out="$("$root/packaging/build-ipk.sh" "${dyn_flag[@]}" "$bin" "$triple" "$d/again" 2>&1)" &&
+		(for f in "$d"/*.ipk; do cmp -s "$f" "$d/again/${f##*/}" || exit 1; done); then
+		ok "[$triple] build-ipk.sh is reproducible (same bytes twice)"
+	else
+		fail "[$triple] build-ipk.sh is reproducible" "$out"
+	fi
 	local version
 	version="$(sed -n 's/^PKG_VERSION:=//p' "$root/openwrt/Makefile")"
 	for a in $archs; do
