@@ -2,6 +2,7 @@
 //!
 //! The core (`wire`, `tunnel`, `config`, the bridge plan) does no I/O; `sys` is the
 //! only module that talks to the kernel.
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod sys;
