@@ -480,3 +480,6 @@ pub fn main_mktun(m: &cli::Mktun) -> i32 {
 pub fn main_rmtun(r: &cli::Rmtun) -> i32 {
     report(rmtun(&r.dev, &r.mode).map(|()| println!("{}: removed", r.dev)))
 }
+
+#[cfg(test)]
+mod tests;

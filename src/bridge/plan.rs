@@ -241,11 +241,28 @@ pub fn fmt_route(r: &RouteEntry) -> String {
     if r.table != 254 {
         s.push_str(&format!(" table {}", r.table));
     }
-    s.push_str(&format!(" metric {} proto {}", r.metric, r.protocol));
+    s.push_str(&format!(
+        " metric {} proto {}",
+        r.metric,
+        proto_name(r.protocol)
+    ));
     if r.onlink {
         s.push_str(" onlink");
     }
     s
+}
+
+/// `ip route`'s names for the common route protocols.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "redirect".into(),
+        2 => "kernel".into(),
+        3 => "boot".into(),
+        4 => "static".into(),
+        9 => "ra".into(),
+        16 => "dhcp".into(),
+        _ => p.to_string(),
+    }
 }
 
 impl fmt::Display for Step {
