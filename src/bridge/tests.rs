@@ -247,8 +247,7 @@ fn sim_all(s: &mut Snapshot, steps: &[Step]) {
 fn norm(s: &Snapshot) -> Snapshot {
     let mut n = s.clone();
     n.links.sort_by_key(|l| l.index);
-    n.addrs
-        .sort_by(|a, b| (a.index, a.addr).cmp(&(b.index, b.addr)));
+    n.addrs.sort_by_key(|a| (a.index, a.addr));
     n.routes.sort_by_key(|r| format!("{r:?}"));
     n
 }
