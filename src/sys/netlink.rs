@@ -186,8 +186,8 @@ impl Rtnl {
 use netlink_packet_route::address::{AddressFlags, AddressProtocol, AddressScope, CacheInfo};
 use netlink_packet_route::link::{InfoKind, LinkInfo, LinkLayerType};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RoutePreference,
-    RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
+    RoutePreference, RouteProtocol, RouteScope, RouteType,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -396,6 +396,36 @@ fn route_entry(m: &RouteMessage) -> Option<RouteEntry> {
     Some(r)
 }
 
+/// A route with several next hops becomes one entry per hop. IPv6 keeps such
+/// "siblings" as separate routes (a dump merely groups them), so each is a route of
+/// its own there; an IPv4 multipath route is one route, and its entries keep
+/// `multipath` set.
+fn route_entries(m: &RouteMessage) -> Vec<RouteEntry> {
+    let Some(base) = route_entry(m) else {
+        return Vec::new();
+    };
+    let hops = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::MultiPath(h) => Some(h),
+        _ => None,
+    });
+    let Some(hops) = hops else {
+        return vec![base];
+    };
+    hops.iter()
+        .map(|h| {
+            let mut r = base.clone();
+            r.oif = Some(h.interface_index);
+            r.gateway = h.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(g) => ip_of(g),
+                _ => None,
+            });
+            r.onlink = h.flags.contains(RouteNextHopFlags::Onlink);
+            r.multipath = base.dst.is_ipv4();
+            r
+        })
+        .collect()
+}
+
 fn route_message(r: &RouteEntry) -> RouteMessage {
     let mut m = RouteMessage::default();
     m.header.address_family = family_of(&r.dst);
@@ -522,9 +552,9 @@ impl Rtnl {
             let mut msg = RouteMessage::default();
             msg.header.address_family = family;
             let answers = self.dump(RouteNetlinkMessage::GetRoute(msg), "routes")?;
-            out.extend(answers.iter().filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => route_entry(r),
-                _ => None,
+            out.extend(answers.iter().flat_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => route_entries(r),
+                _ => Vec::new(),
             }));
         }
         Ok(out)
