@@ -210,6 +210,17 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         print_plan(&steps);
         return Ok(());
     }
+    for a in rec.addrs.iter().filter(|a| a.lifetimes.is_some()) {
+        crate::warn!(
+            "{}/{} on {} has a lease (a DHCP client manages it): point the client at {} \
+             or it may re-add the address to {} or let it expire on the bridge",
+            a.addr,
+            a.prefix_len,
+            s.ifname,
+            s.bridge,
+            s.ifname
+        );
+    }
     if recorded.as_ref() != Some(&rec) {
         write_record(&s.state_file, &rec)?;
     }
@@ -224,6 +235,9 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
             None => remove_record(&s.state_file),
         };
         return Err(e);
+    }
+    if rec.created_tap && s.user.is_some() {
+        warn_if_tun_node_closed(s.user.as_deref().unwrap_or_default());
     }
     println!(
         "bridge {} is up: {} and {} are its ports, {} address(es) and {} route(s) moved",
@@ -368,6 +382,21 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
     }
 }
 
+/// A persistent device is of no use to its owner when /dev/net/tun is closed to them
+/// (some systems ship it 0600): say so, with the fix.
+fn warn_if_tun_node_closed(who: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata("/dev/net/tun") {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o006 != 0o006 {
+            crate::warn!(
+                "/dev/net/tun is mode {mode:04o}: {who} cannot open it to attach; \
+                 `chmod 0666 /dev/net/tun` (the device's owner check still applies)"
+            );
+        }
+    }
+}
+
 /// `tunbox mktun`: a persistent tun/tap device a given user/group may attach to.
 pub fn mktun(
     dev: &str,
@@ -393,6 +422,9 @@ pub fn mktun(
         t.set_group(gid)?;
     }
     t.set_persist(true)?;
+    if let Some(who) = user.or(group) {
+        warn_if_tun_node_closed(who);
+    }
     Ok(t.name().to_string())
 }
 
