@@ -9,17 +9,15 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const TUNBOX: &str = env!("CARGO_BIN_EXE_tunbox");
+use common::TUNBOX;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+mod common;
 
+/// Root is needed for namespaces: without it the test fails loudly, unless
+/// TUNBOX_SKIP_NETNS=1 says to skip (the shared policy of tests/common).
 macro_rules! require_root {
     () => {
-        if !is_root() {
-            eprintln!("SKIPPED: this test needs root (network namespaces)");
+        if !common::need_root() {
             return;
         }
     };
@@ -563,4 +561,57 @@ fn mktun_owner_attaches_without_capabilities() {
     let o = ns.tunbox(&["rmtun", "--dev", dev, "--mode", "tap"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network device"));
+}
+
+#[test]
+fn uci_section_and_environment_drive_up_status_and_down() {
+    require_root!();
+    let lab = Lab::new("uci");
+    let before = lab.state();
+    let conf = format!("{}.conf", lab.state_file);
+    let state = format!("{}.uci", lab.state_file);
+    std::fs::write(
+        &conf,
+        format!(
+            "config bridge 'lab'\n\toption ifname 'eth0'\n\toption bridge 'br-lab'\n\
+             \toption tap 'tap7'\n\toption state_file '{state}'\n"
+        ),
+    )
+    .unwrap();
+    // The environment overrides the file: the tap is called tap9.
+    let env = [("TUNBOX_CONFIG", conf.as_str()), ("TUNBOX_TAP", "tap9")];
+    let up = lab.pi.tunbox(&["bridge", "up", "--section", "lab"], &env);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(exists(&state));
+    let links = lab.pi.ip(&["link", "show"]);
+    assert!(
+        links.contains("tap9: ") && links.contains("master br-lab"),
+        "{links}"
+    );
+    assert!(!links.contains("tap7"), "{links}");
+    let st = lab
+        .pi
+        .tunbox(&["bridge", "status", "--section", "lab"], &env);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st));
+    let down = lab.pi.tunbox(&["bridge", "down", "--section", "lab"], &env);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(lab.state(), before);
+
+    // A bad value is a configuration error (exit 2) naming file and line.
+    std::fs::write(
+        &conf,
+        "config bridge 'lab'\n\toption ifname 'this-name-is-far-too-long'\n",
+    )
+    .unwrap();
+    let bad = lab.pi.tunbox(
+        &["bridge", "up", "--section", "lab"],
+        &[("TUNBOX_CONFIG", &conf)],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains(&format!("{conf}:2")),
+        "{}",
+        text(&bad)
+    );
+    assert_eq!(lab.state(), before);
 }

@@ -10,7 +10,9 @@ pub mod apply;
 pub mod plan;
 pub mod state;
 
+use crate::app::{self, CliOpts};
 use crate::cli;
+use crate::config::{schema, Resolved};
 use crate::sys::netlink::Rtnl;
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, SysError};
@@ -18,6 +20,7 @@ use plan::{Options, PlanError, Record, Snapshot, Step};
 use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
+use std::process::ExitCode;
 
 pub const DEFAULT_IFNAME: &str = "eth0";
 pub const DEFAULT_TAP: &str = "tap0";
@@ -86,12 +89,6 @@ impl Settings {
             user: user.map(str::to_string),
         }
     }
-}
-
-fn state_file_for(bridge: Option<&str>, state_file: Option<&str>) -> String {
-    state_file
-        .map(str::to_string)
-        .unwrap_or_else(|| default_state_file(bridge.unwrap_or(DEFAULT_BRIDGE)))
 }
 
 /// Reads the state file; `None` when there is none.
@@ -448,42 +445,80 @@ pub fn rmtun(dev: &str, mode: &str) -> Result<(), BridgeError> {
     Ok(())
 }
 
-fn report(r: Result<(), BridgeError>) -> i32 {
+impl Settings {
+    /// Settings from the merged configuration (command line > TUNBOX_* > UCI
+    /// `config bridge` section > defaults).
+    pub fn from_resolved(r: &Resolved) -> Settings {
+        Settings::resolve(
+            r.get("ifname"),
+            r.get("tap"),
+            r.get("bridge"),
+            r.get("user"),
+            r.get("state_file"),
+        )
+    }
+}
+
+fn settings(section: Option<&str>, cli: CliOpts) -> Result<Settings, ExitCode> {
+    let r = app::resolve_cmd(&schema::BRIDGE, section, &cli).map_err(|e| app::exit_with(Err(e)))?;
+    if section.is_some() && !r.flag("enabled") {
+        crate::warn!(
+            "section '{}' is disabled (option enabled '0'); going ahead because it was named",
+            section.unwrap_or_default()
+        );
+    }
+    Ok(Settings::from_resolved(&r))
+}
+
+fn report(r: Result<(), BridgeError>) -> ExitCode {
     match r {
-        Ok(()) => 0,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             crate::error!("{e}");
-            1
+            ExitCode::from(1)
         }
     }
 }
 
-/// Dispatch for `tunbox bridge ...`; returns the exit status.
-pub fn main_bridge(b: &cli::Bridge) -> i32 {
+/// Dispatch for `tunbox bridge ...`. Exit status: 0 done (status: consistent), 1 a
+/// failure, 2 bad configuration, 3 (status only) half up or changed since `up`.
+pub fn main_bridge(b: &cli::Bridge) -> ExitCode {
     match &b.action {
         cli::BridgeAction::Up(u) => {
-            // TODO(config): merge `u.section` / TUNBOX_* / UCI here once the config module lands.
-            let s = Settings::resolve(
-                u.ifname.as_deref(),
-                u.tap.as_deref(),
-                u.bridge.as_deref(),
-                u.user.as_deref(),
-                u.state_file.as_deref(),
-            );
-            report(up(&s, u.dry_run))
+            let cli = CliOpts::default()
+                .opt("ifname", &u.ifname)
+                .opt("tap", &u.tap)
+                .opt("bridge", &u.bridge)
+                .opt("user", &u.user)
+                .opt("state_file", &u.state_file);
+            match settings(u.section.as_deref(), cli) {
+                Ok(s) => report(up(&s, u.dry_run)),
+                Err(code) => code,
+            }
         }
-        cli::BridgeAction::Down(d) => report(down(
-            &state_file_for(d.bridge.as_deref(), d.state_file.as_deref()),
-            d.dry_run,
-        )),
+        cli::BridgeAction::Down(d) => {
+            let cli = CliOpts::default()
+                .opt("bridge", &d.bridge)
+                .opt("state_file", &d.state_file);
+            match settings(d.section.as_deref(), cli) {
+                Ok(s) => report(down(&s.state_file, d.dry_run)),
+                Err(code) => code,
+            }
+        }
         cli::BridgeAction::Status(st) => {
-            let path = state_file_for(st.bridge.as_deref(), st.state_file.as_deref());
-            match status(st.bridge.as_deref().unwrap_or(DEFAULT_BRIDGE), &path) {
-                Ok(Health::Consistent) => 0,
-                Ok(Health::Incomplete) => 3,
+            let cli = CliOpts::default()
+                .opt("bridge", &st.bridge)
+                .opt("state_file", &st.state_file);
+            let s = match settings(st.section.as_deref(), cli) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match status(&s.bridge, &s.state_file) {
+                Ok(Health::Consistent) => ExitCode::SUCCESS,
+                Ok(Health::Incomplete) => ExitCode::from(3),
                 Err(e) => {
                     crate::error!("{e}");
-                    1
+                    ExitCode::from(1)
                 }
             }
         }
@@ -491,7 +526,7 @@ pub fn main_bridge(b: &cli::Bridge) -> i32 {
 }
 
 /// Dispatch for `tunbox mktun`.
-pub fn main_mktun(m: &cli::Mktun) -> i32 {
+pub fn main_mktun(m: &cli::Mktun) -> ExitCode {
     report(
         mktun(&m.dev, &m.mode, m.user.as_deref(), m.group.as_deref()).map(|name| {
             println!(
@@ -509,7 +544,7 @@ pub fn main_mktun(m: &cli::Mktun) -> i32 {
 }
 
 /// Dispatch for `tunbox rmtun`.
-pub fn main_rmtun(r: &cli::Rmtun) -> i32 {
+pub fn main_rmtun(r: &cli::Rmtun) -> ExitCode {
     report(rmtun(&r.dev, &r.mode).map(|()| println!("{}: removed", r.dev)))
 }
 
