@@ -449,6 +449,16 @@ fn errors_are_actionable_and_change_nothing() {
     let o = lab.tunbox(&["bridge", "up", "--ifname", "eth9"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network device called 'eth9'"));
+    {
+        // A second `up` while one holds the lock refuses instead of interleaving.
+        let f = std::fs::File::create(format!("{}.lock", lab.state_file)).unwrap();
+        let _held =
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+        let o = lab.tunbox(&["bridge", "up"], &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("another `tunbox bridge up/down`"));
+        assert!(!exists(&lab.state_file));
+    }
     std::fs::write(&lab.state_file, "garbage\n").unwrap();
     let o = lab.tunbox(&["bridge", "down"], &[]);
     assert_eq!(o.status.code(), Some(1));

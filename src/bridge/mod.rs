@@ -130,6 +130,33 @@ pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// Held while `up` or `down` changes things, so two of them cannot interleave.
+struct Lock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+fn lock(state_file: &str) -> Result<Lock, BridgeError> {
+    let path = format!("{state_file}.lock");
+    if let Some(dir) = Path::new(&path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SysError::os(format!("cannot create {}", dir.display()), e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SysError::os(format!("cannot open lock file {path}"), e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map(Lock)
+        .map_err(|(_, e)| {
+            BridgeError(format!(
+                "another `tunbox bridge up/down` holds {path} ({e}): wait for it to finish"
+            ))
+        })
+}
+
 fn remove_record(path: &str) -> Result<(), BridgeError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -172,6 +199,11 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
     if !dry_run {
         caps::require_net_admin("setting up a bridge")?;
     }
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(lock(&s.state_file)?)
+    };
     let owner = match &s.user {
         Some(u) => Some(caps::lookup_user(u)?.uid.as_raw()),
         None => None,
@@ -249,13 +281,23 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
 
 /// `tunbox bridge down`.
 pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
+    if read_record(state_file)?.is_none() {
+        println!("no state file {state_file}: nothing recorded, nothing to restore");
+        return Ok(());
+    }
+    if !dry_run {
+        caps::require_net_admin("taking a bridge down")?;
+    }
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(lock(state_file)?)
+    };
+    // Read again under the lock: an `up` or `down` may have finished meanwhile.
     let Some(rec) = read_record(state_file)? else {
         println!("no state file {state_file}: nothing recorded, nothing to restore");
         return Ok(());
     };
-    if !dry_run {
-        caps::require_net_admin("taking a bridge down")?;
-    }
     let (mut rtnl, snap) = read_snapshot()?;
     let steps = plan::plan_down(&rec, &snap)?;
     if dry_run {
@@ -272,6 +314,7 @@ pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
     }
     apply_steps(&mut rtnl, &steps, "bridge down")?;
     remove_record(state_file)?;
+    let _ = std::fs::remove_file(format!("{state_file}.lock"));
     println!(
         "bridge {} is down: {} restored as recorded in {state_file}",
         rec.bridge, rec.ifname
