@@ -171,9 +171,11 @@ fn print_plan(steps: &[Step]) {
     }
 }
 
-fn apply_steps(rtnl: &mut Rtnl, steps: &[Step], what: &str) -> Result<(), BridgeError> {
+/// Applies the steps; on failure says whether everything done was undone.
+fn apply_steps(rtnl: &mut Rtnl, steps: &[Step], what: &str) -> Result<(), (BridgeError, bool)> {
     let mut log = |line: &str| println!("{line}");
     apply::run(rtnl, steps, &mut log).map_err(|e| {
+        let undone = e.rollback_failures.is_empty();
         let mut msg = format!("{what}: step {} failed: {}", e.step, e.cause);
         if e.rollback_failures.is_empty() {
             msg.push_str("; the steps before it were undone");
@@ -183,8 +185,9 @@ fn apply_steps(rtnl: &mut Rtnl, steps: &[Step], what: &str) -> Result<(), Bridge
                 msg.push_str("\n  ");
                 msg.push_str(f);
             }
+            msg.push_str("\n`tunbox bridge down` restores the recorded state");
         }
-        BridgeError(msg)
+        (BridgeError(msg), undone)
     })
 }
 
@@ -257,12 +260,15 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         "bridge {}: original state recorded in {}",
         s.bridge, s.state_file
     );
-    if let Err(e) = apply_steps(&mut rtnl, &steps, "bridge up") {
-        // Everything was undone: the file goes back to what it said before.
-        let _ = match &recorded {
-            Some(old) => write_record(&s.state_file, old),
-            None => remove_record(&s.state_file),
-        };
+    if let Err((e, undone)) = apply_steps(&mut rtnl, &steps, "bridge up") {
+        // Everything was undone: the file goes back to what it said before. Otherwise
+        // it stays, for `down`.
+        if undone {
+            let _ = match &recorded {
+                Some(old) => write_record(&s.state_file, old),
+                None => remove_record(&s.state_file),
+            };
+        }
         return Err(e);
     }
     if rec.created_tap && s.user.is_some() {
@@ -312,7 +318,7 @@ pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
         }
         return Ok(());
     }
-    apply_steps(&mut rtnl, &steps, "bridge down")?;
+    apply_steps(&mut rtnl, &steps, "bridge down").map_err(|(e, _)| e)?;
     remove_record(state_file)?;
     let _ = std::fs::remove_file(format!("{state_file}.lock"));
     println!(
