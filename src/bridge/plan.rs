@@ -427,6 +427,12 @@ pub fn plan_up(
     };
     let bridge = snap.link(&opts.bridge);
     let tap = snap.link(&opts.tap);
+    if !port.ether {
+        return err(format!(
+            "'{}' is not an Ethernet device: only Ethernet ports can join a bridge",
+            port.name
+        ));
+    }
     if port.kind.as_deref() == Some("bridge") {
         return err(format!("'{}' is itself a bridge, not a port", port.name));
     }

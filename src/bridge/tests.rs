@@ -633,6 +633,10 @@ fn up_refuses_what_it_must_not_touch() {
     o.ifname = "eth9".into();
     assert!(e(&pi(), &o).contains("no network device called 'eth9'"));
 
+    let mut o = opts();
+    o.ifname = "lo".into();
+    assert!(e(&pi(), &o).contains("not an Ethernet device"));
+
     let mut s = pi();
     s.links[1].kind = Some("bridge".into());
     assert!(e(&s, &opts()).contains("is itself a bridge"));
