@@ -172,6 +172,18 @@ impl Lab {
             "100",
         ]);
         pi.ip(&["-6", "route", "add", "default", "via", "2001:2::1"]);
+        pi.ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:2:0:5::/64",
+            "via",
+            "fe80::1",
+            "dev",
+            "eth0",
+            "metric",
+            "7",
+        ]);
         let lab = Lab {
             pi,
             lan,
@@ -334,7 +346,8 @@ fn up_status_up_again_down_round_trip() {
     assert!(!routes4.contains("dev eth0"), "{routes4}");
     let routes6 = lab.pi.ip(&["-6", "route", "show"]);
     assert!(
-        routes6.contains("default via 2001:2::1 dev br-tunbox"),
+        routes6.contains("default via 2001:2::1 dev br-tunbox")
+            && routes6.contains("2001:2:0:5::/64 via fe80::1 dev br-tunbox"),
         "{routes6}"
     );
     for v in lab.nf().into_iter().flatten() {
@@ -449,6 +462,31 @@ fn errors_are_actionable_and_change_nothing() {
     let o = lab.tunbox(&["bridge", "up", "--ifname", "eth9"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network device called 'eth9'"));
+    {
+        // Without CAP_NET_ADMIN: --dry-run still plans (reading needs no privilege),
+        // `up` refuses with the fix, and nothing changes.
+        let nobody = |args: &[&str]| {
+            let mut a = vec![
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                TUNBOX,
+            ];
+            a.extend_from_slice(args);
+            a.extend_from_slice(&["--state-file", &lab.state_file]);
+            lab.pi.exec(&a, &[])
+        };
+        let dry = nobody(&["bridge", "up", "--dry-run"]);
+        assert!(dry.status.success(), "{}", text(&dry));
+        assert!(String::from_utf8_lossy(&dry.stdout).contains("ip link set eth0 master br-tunbox"));
+        let up = nobody(&["bridge", "up"]);
+        assert_eq!(up.status.code(), Some(1), "{}", text(&up));
+        assert!(String::from_utf8_lossy(&up.stderr).contains("CAP_NET_ADMIN"));
+        assert!(!exists(&lab.state_file));
+    }
     {
         // A second `up` while one holds the lock refuses instead of interleaving.
         let f = std::fs::File::create(format!("{}.lock", lab.state_file)).unwrap();
