@@ -787,8 +787,27 @@ $(cat "$WORK/priv.log")"
 	fi
 }
 
+# Every command line the init script and the units give tunbox is one the CLI
+# accepts (their options appear in its usage line).
+cli_contract_test() {
+	[ -n "$HOST_TUNBOX" ] || { skip "CLI contract" "no host tunbox"; return; }
+	local bad="" form usage opt
+	for form in "run:" "config check:" "config show:" "bridge up:--section" \
+		"bridge down:--bridge --state-file --section"; do
+		# shellcheck disable=SC2086  # the subcommand words split on purpose
+		usage="$("$HOST_TUNBOX" ${form%%:*} --help 2>&1 | grep -m1 '^Usage:')" || usage=""
+		[ -n "$usage" ] || { bad="$bad [tunbox ${form%%:*}: no usage]"; continue; }
+		for opt in ${form#*:}; do
+			printf '%s\n' "$usage" | grep -q -- "\[$opt " || bad="$bad [tunbox ${form%%:*} $opt]"
+		done
+	done
+	[ -z "$bad" ] && ok "tunbox CLI accepts what the init script and units run (run, config check/show, bridge up/down options)" ||
+		fail "tunbox CLI accepts what the init script and units run" "$bad"
+}
+
 shellcheck_all
 makefile_checks
+cli_contract_test
 shipped_config_checks
 run_init_tests
 package_tests
