@@ -35,10 +35,8 @@ pub fn finish(mut acc: u32) -> u16 {
     !(acc as u16)
 }
 
-/// The Internet checksum of `data`.
-pub fn checksum(data: &[u8]) -> u16 {
-    finish(sum(data))
-}
+/// The Internet checksum of `data` (the same function as `wire::ip::checksum`).
+pub use super::ip::checksum;
 
 /// Sum of the IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer packet of `len` bytes.
 pub fn pseudo_v6(src: &[u8; 16], dst: &[u8; 16], next_header: u8, len: u32) -> u32 {

@@ -5,7 +5,10 @@ use super::arp::{self, ArpPacket};
 use super::cidr::{Ranges, V4Match};
 use super::ethernet::{ethertype, EthernetFrame, MacAddr};
 use super::icmp::{self, ICMPV6_NEIGHBOR_SOLICIT, PROTO_ICMP, PROTO_ICMPV6};
+use super::ip::{self, IpPacket};
 use super::ndp::{self, NdpError};
+use core::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// What the reflector answers for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +46,7 @@ impl Reply {
         self as usize
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Reply::Arp => "arp_reply",
             Reply::NeighborAdvert => "neighbor_advert",
@@ -94,6 +97,18 @@ pub enum DropReason {
     NoRoom,
 }
 
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl DropReason {
     pub const COUNT: usize = 17;
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -116,13 +131,27 @@ impl DropReason {
         DropReason::NoRoom,
     ];
 
+    /// The IP-level reason from `wire::ip` for a packet inside a frame whose Ethernet
+    /// type already said which IP version it is.
+    fn from_ip(r: ip::DropReason) -> DropReason {
+        match r {
+            ip::DropReason::Truncated => DropReason::Truncated,
+            ip::DropReason::Multicast | ip::DropReason::Broadcast => DropReason::Multicast,
+            ip::DropReason::Unspecified => DropReason::BadSource,
+            ip::DropReason::BadVersion
+            | ip::DropReason::BadHeader
+            | ip::DropReason::LengthMismatch
+            | ip::DropReason::NotForUs => DropReason::BadHeader,
+        }
+    }
+
     /// Position in `ALL`, for a counter array.
     pub fn index(self) -> usize {
         self as usize
     }
 
     /// A short name for counters and logs.
-    pub fn as_str(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             DropReason::Truncated => "truncated",
             DropReason::Vlan => "vlan",
@@ -245,28 +274,53 @@ fn check_unicast_mac(dst: MacAddr, cfg: &TapConfig) -> Result<(), DropReason> {
 fn ipv4(frame: &mut [u8], dst: MacAddr, cfg: &TapConfig) -> Verdict {
     let len = frame.len();
     let ip = &mut frame[ETH..];
-    let hdr = v4_header(ip)?;
-    let d = [ip[16], ip[17], ip[18], ip[19]];
-    let s = [ip[12], ip[13], ip[14], ip[15]];
-    if d[0] & 0xf0 == 0xe0 || d == [255; 4] {
+    if ip.len() < 20 {
+        return Err(DropReason::Truncated);
+    }
+    if ip[0] >> 4 != 4 {
+        return Err(DropReason::BadHeader);
+    }
+    // Ethernet pads short frames to 60 bytes: the IP packet is what its length says.
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if total > ip.len() {
+        return Err(DropReason::Truncated);
+    }
+    if total < 20 {
+        return Err(DropReason::BadHeader);
+    }
+    let ip = &mut ip[..total];
+    let mut pkt = IpPacket::new_checked(ip).map_err(DropReason::from_ip)?;
+    let IpAddr::V4(d) = pkt.dst() else {
+        return Err(DropReason::BadHeader);
+    };
+    if d.is_multicast() || d.is_broadcast() {
         return Err(DropReason::Multicast);
     }
     check_unicast_mac(dst, cfg)?;
-    match cfg.ranges.match_v4(d) {
+    match cfg.ranges.match_v4(d.octets()) {
         V4Match::Host => {}
         V4Match::Broadcast => return Err(DropReason::Multicast),
         V4Match::Outside => return Err(DropReason::NotInRange),
     }
     // 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 incl. broadcast.
-    if s[0] == 0 || s[0] == 127 || s[0] >= 224 {
+    let IpAddr::V4(s) = pkt.src() else {
+        return Err(DropReason::BadHeader);
+    };
+    let s0 = s.octets()[0];
+    if s0 == 0 || s0 == 127 || s0 >= 224 {
         return Err(DropReason::BadSource);
     }
-    swap_v4(ip);
+    pkt.check_unicast().map_err(|_| DropReason::BadSource)?;
+    pkt.swap_addresses();
+    let ip = &mut frame[ETH..ETH + total];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    // More-fragments flag or a fragment offset: only a whole message can be answered.
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
     let mut kind = Reply::Reflect;
     if cfg.icmp_echo
         && ip[9] == PROTO_ICMP
-        && !hdr.fragment
-        && icmp::echo_request_to_reply(&mut ip[hdr.ihl..hdr.total], false)
+        && !fragment
+        && icmp::echo_request_to_reply(&mut ip[ihl..], false)
     {
         kind = Reply::EchoReply;
     }
@@ -326,12 +380,7 @@ fn ipv6(buf: &mut [u8], len: usize, dst: MacAddr, src: MacAddr, cfg: &TapConfig)
     if !cfg.ranges.contains_v6(&d) {
         return Err(DropReason::NotInRange);
     }
-    let loopback = {
-        let mut l = [0u8; 16];
-        l[15] = 1;
-        l
-    };
-    if s == [0u8; 16] || s == loopback || s[0] == 0xff {
+    if s == [0u8; 16] || s == Ipv6Addr::LOCALHOST.octets() || s[0] == 0xff {
         return Err(DropReason::BadSource);
     }
     // Router solicitation/advertisement, neighbour advertisement, redirect: reflecting
@@ -339,62 +388,19 @@ fn ipv6(buf: &mut [u8], len: usize, dst: MacAddr, src: MacAddr, cfg: &TapConfig)
     if let Some(133..=137) = icmp_type {
         return Err(DropReason::NdpOther);
     }
-    let ip = &mut buf[ETH..len];
-    swap_v6(ip);
+    let ip = &mut buf[ETH..ETH + 40 + plen];
+    let mut pkt = IpPacket::new_checked(ip).map_err(DropReason::from_ip)?;
+    pkt.check_unicast().map_err(|_| DropReason::BadSource)?;
+    pkt.swap_addresses();
     let mut kind = Reply::Reflect;
     if cfg.icmp_echo
         && nh == PROTO_ICMPV6
-        && icmp::echo_request_to_reply(&mut ip[40..40 + plen], true)
+        && icmp::echo_request_to_reply(&mut buf[ETH + 40..ETH + 40 + plen], true)
     {
         kind = Reply::EchoReply;
     }
     swap_macs(&mut buf[..len], cfg.mac);
     Ok((len, kind))
-}
-
-// --- IP level (minimal; to be replaced by the shared `wire::ip` transform) ---
-
-struct V4Header {
-    ihl: usize,
-    total: usize,
-    fragment: bool,
-}
-
-fn v4_header(ip: &[u8]) -> Result<V4Header, DropReason> {
-    if ip.len() < 20 {
-        return Err(DropReason::Truncated);
-    }
-    if ip[0] >> 4 != 4 {
-        return Err(DropReason::BadHeader);
-    }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if ihl < 20 || total < ihl {
-        return Err(DropReason::BadHeader);
-    }
-    if total > ip.len() {
-        return Err(DropReason::Truncated);
-    }
-    // More-fragments flag or a fragment offset.
-    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-    Ok(V4Header {
-        ihl,
-        total,
-        fragment,
-    })
-}
-
-/// Swaps IPv4 source and destination (checked: at least 20 bytes). The header checksum and
-/// the TCP/UDP pseudo-header sums are sums over both addresses, so they stay valid.
-fn swap_v4(ip: &mut [u8]) {
-    let (s, d) = ip[12..20].split_at_mut(4);
-    s.swap_with_slice(d);
-}
-
-/// Swaps IPv6 source and destination (checked: at least 40 bytes).
-fn swap_v6(ip: &mut [u8]) {
-    let (s, d) = ip[8..40].split_at_mut(16);
-    s.swap_with_slice(d);
 }
 
 #[cfg(test)]

@@ -798,7 +798,7 @@ fn every_drop_reason_has_a_name_and_index() {
     let mut names = std::collections::HashSet::new();
     for (i, r) in DropReason::ALL.iter().enumerate() {
         assert_eq!(r.index(), i);
-        assert!(names.insert(r.as_str()), "duplicate name {}", r.as_str());
+        assert!(names.insert(r.name()), "duplicate name {}", r.name());
     }
     for (i, r) in Reply::ALL.iter().enumerate() {
         assert_eq!(r.index(), i);
