@@ -213,6 +213,30 @@ pub fn transform(buf: &mut [u8], len: usize, cfg: &TapConfig) -> Action {
     }
 }
 
+/// Source and destination of a frame for verbose logging: the IP addresses of an IPv4 or
+/// IPv6 packet, sender and target address of an ARP packet; `None` for anything else.
+pub fn frame_addrs(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let p = eth.payload();
+    match eth.ethertype() {
+        ethertype::ARP => {
+            let a = ArpPacket::new_checked(p).ok()?;
+            Some((a.spa().into(), a.tpa().into()))
+        }
+        ethertype::IPV4 if p.len() >= 20 => {
+            let s: [u8; 4] = p[12..16].try_into().ok()?;
+            let d: [u8; 4] = p[16..20].try_into().ok()?;
+            Some((s.into(), d.into()))
+        }
+        ethertype::IPV6 if p.len() >= 40 => {
+            let s: [u8; 16] = p[8..24].try_into().ok()?;
+            let d: [u8; 16] = p[24..40].try_into().ok()?;
+            Some((s.into(), d.into()))
+        }
+        _ => None,
+    }
+}
+
 type Verdict = Result<(usize, Reply), DropReason>;
 
 /// Ethernet: back to where it came from, from us.

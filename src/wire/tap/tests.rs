@@ -804,3 +804,31 @@ fn every_drop_reason_has_a_name_and_index() {
         assert_eq!(r.index(), i);
     }
 }
+
+#[test]
+fn addresses_for_logging() {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(
+        frame_addrs(&KERNEL_ARP_REQ),
+        Some((ip("198.18.0.1"), ip("198.18.0.2")))
+    );
+    assert_eq!(
+        frame_addrs(&KERNEL_ECHO4_REQ),
+        Some((ip("198.18.0.1"), ip("198.18.0.2")))
+    );
+    assert_eq!(
+        frame_addrs(&KERNEL_NS),
+        Some((ip("2001:2::1"), ip("ff02::1:ff00:2")))
+    );
+    assert_eq!(frame_addrs(&KERNEL_ECHO4_REQ[..33]), None);
+    assert_eq!(frame_addrs(&KERNEL_NS[..53]), None);
+    assert_eq!(frame_addrs(&KERNEL_ARP_REQ[..41]), None);
+    assert_eq!(frame_addrs(&[0u8; 13]), None);
+    let lldp = eth(
+        MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]),
+        LAPTOP,
+        0x88cc,
+        &[0; 46],
+    );
+    assert_eq!(frame_addrs(&lldp), None);
+}
