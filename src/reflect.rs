@@ -294,6 +294,19 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
                 ""
             }
         );
+        match tap::forward_multicast(tun.name()) {
+            tap::BridgePort::Forwarding => {}
+            tap::BridgePort::NotBridged => info!(
+                "{} is in no bridge: the ranges are reachable from this host only \
+                 (`tunbox bridge up` joins it to eth0)",
+                tun.name()
+            ),
+            tap::BridgePort::Failed(e) => warn!(
+                "{}: could not make the bridge port forward all multicast ({e}): \
+                 IPv6 neighbour solicitations may not reach the reflector where MLD snooping is active",
+                tun.name()
+            ),
+        }
         tap::TapReflector::new(crate::wire::tap::TapConfig {
             mac,
             ranges: o.ranges.iter().copied().collect(),

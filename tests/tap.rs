@@ -291,6 +291,73 @@ fn tap_reflector_from_uci_answers_echo_directly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `prog args` in `ns` and returns its stdout.
+fn output(ns: &Netns, prog: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&ns.run(5, prog, args).stdout).into_owned()
+}
+
+#[test]
+fn neighbour_solicitations_reach_the_reflector_under_mld_snooping() {
+    if !need_root() {
+        return;
+    }
+    let mut lan = lan();
+    // An MLD querier on the bridge makes its snooping effective: multicast to groups
+    // nobody on a port joined is no longer flooded to that port.
+    lan.pi.ip(
+        "link set br-tunbox type bridge mcast_snooping 1 mcast_querier 1 \
+         mcast_startup_query_interval 100 mcast_query_interval 200",
+    );
+    let r = start(
+        &mut lan,
+        &[
+            "reflect", "--mode", "tap", "--dev", "tap0", "--range", RANGE6,
+        ],
+        &[],
+    );
+    assert_eq!(
+        output(
+            &lan.pi,
+            "cat",
+            &["/sys/class/net/tap0/brport/multicast_router"]
+        )
+        .trim(),
+        "2",
+        "the reflector made its bridge port a multicast router port: {}",
+        r.log()
+    );
+    // Control: as an ordinary port, the tap stops seeing solicitations once the
+    // bridge has heard the laptop's reports and its querier is established (bounded wait,
+    // a fresh address each try so no neighbour entry is reused).
+    lan.pi.run(
+        5,
+        "bridge",
+        &["link", "set", "dev", "tap0", "mcast_router", "1"],
+    );
+    let t0 = std::time::Instant::now();
+    for n in 1.. {
+        let (got, _) = ping(&lan.laptop, &format!("2001:2:0:1::1:{n}"), 1);
+        if got == 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "snooping never became effective, the test proves nothing: {}",
+            output(&lan.pi, "bridge", &["mdb", "show"])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // ... as a multicast router port it does.
+    lan.pi.run(
+        5,
+        "bridge",
+        &["link", "set", "dev", "tap0", "mcast_router", "2"],
+    );
+    let (got, out) = ping(&lan.laptop, "2001:2:0:1::b", 2);
+    assert_eq!(got, 2, "{out}\n{}", r.log());
+    assert_eq!(lan.pi.stop(r.pid), Some(0));
+}
+
 // ------------------------------------------------------------ configuration (no root)
 
 fn check(tag: &str, text: &str) -> (i32, String, std::path::PathBuf) {

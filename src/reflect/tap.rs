@@ -104,6 +104,35 @@ impl Reflector for TapReflector {
     }
 }
 
+/// What [`forward_multicast`] found.
+#[derive(Debug)]
+pub enum BridgePort {
+    /// The tap is not a bridge port (yet): only this host reaches the ranges.
+    NotBridged,
+    /// The port already was, or now is, a permanent multicast router port.
+    Forwarding,
+    /// The setting could not be written.
+    Failed(std::io::Error),
+}
+
+/// Makes the tap's bridge port a permanent multicast router port (`multicast_router` 2),
+/// so the bridge hands it every multicast frame. Without this, once an MLD querier is
+/// on the LAN the bridge's snooping forwards a neighbour solicitation (sent to the
+/// target's solicited-node group) only to ports that joined that group, and the
+/// reflector, which joins none, never sees it: IPv6 addresses in the ranges stop
+/// resolving. Needs CAP_NET_ADMIN (call before dropping privileges).
+pub fn forward_multicast(dev: &str) -> BridgePort {
+    let path = format!("/sys/class/net/{dev}/brport/multicast_router");
+    match std::fs::read_to_string(&path) {
+        Err(_) => BridgePort::NotBridged,
+        Ok(v) if v.trim() == "2" => BridgePort::Forwarding,
+        Ok(_) => match std::fs::write(&path, "2") {
+            Ok(()) => BridgePort::Forwarding,
+            Err(e) => BridgePort::Failed(e),
+        },
+    }
+}
+
 /// The reflector's MAC when none is configured: derived from /etc/machine-id (where
 /// there is one), the host name and the device name, so it is the same after every
 /// restart and differs between boxes and between reflectors on one box.
