@@ -307,9 +307,14 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
                 tun.name()
             ),
         }
+        let mut ranges: crate::wire::cidr::Ranges = o.ranges.iter().copied().collect();
+        for (ifname, ip) in tap::own_addresses_in(&ranges) {
+            warn!("{ip} on {ifname} is inside a range: not answered for (this host owns it)");
+            ranges.exclude(ip);
+        }
         tap::TapReflector::new(crate::wire::tap::TapConfig {
             mac,
-            ranges: o.ranges.iter().copied().collect(),
+            ranges,
             icmp_echo: o.icmp_echo,
         })
     });

@@ -291,6 +291,54 @@ fn tap_reflector_from_uci_answers_echo_directly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
+    if !need_root() {
+        return;
+    }
+    let mut lan = lan();
+    // 198.18.0.0/24 and 2001:2::/64 hold the Pi's 198.18.0.1 and 2001:2::1.
+    let r = start(
+        &mut lan,
+        &[
+            "reflect",
+            "--mode",
+            "tap",
+            "--dev",
+            "tap0",
+            "--range",
+            "198.18.0.0/24",
+            "--range",
+            "2001:2::/64",
+            "--mac",
+            "02:00:5e:00:00:42",
+        ],
+        &[],
+    );
+    let log = r.log();
+    assert!(
+        log.contains("198.18.0.1 on br-tunbox is inside a range: not answered for")
+            && log.contains("2001:2::1 on br-tunbox is inside a range"),
+        "{log}"
+    );
+    for (own, other) in [("198.18.0.1", "198.18.0.77"), ("2001:2::1", "2001:2::77")] {
+        let (got, out) = ping(&lan.laptop, own, 2);
+        assert_eq!(got, 2, "{out}");
+        assert_ne!(
+            neighbour(&lan.laptop, own).as_deref(),
+            Some("02:00:5e:00:00:42"),
+            "the Pi's own {own} stays the Pi's"
+        );
+        let (got, out) = ping(&lan.laptop, other, 2);
+        assert_eq!(got, 2, "{other} in the range is answered: {out}");
+        assert_eq!(
+            neighbour(&lan.laptop, other).as_deref(),
+            Some("02:00:5e:00:00:42")
+        );
+    }
+    assert_eq!(lan.pi.stop(r.pid), Some(0));
+}
+
 /// Runs `prog args` in `ns` and returns its stdout.
 fn output(ns: &Netns, prog: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&ns.run(5, prog, args).stdout).into_owned()

@@ -133,6 +133,29 @@ pub fn forward_multicast(dev: &str) -> BridgePort {
     }
 }
 
+/// The host's own addresses (every interface in this namespace) that the ranges cover:
+/// the reflector must not answer for them, or it would take them over on the LAN.
+pub fn own_addresses_in(ranges: &crate::wire::cidr::Ranges) -> Vec<(String, IpAddr)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for a in addrs {
+        let Some(sa) = a.address else { continue };
+        let ip = if let Some(v4) = sa.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        if ranges.covers(ip) {
+            out.push((a.interface_name, ip));
+        }
+    }
+    out
+}
+
 /// The reflector's MAC when none is configured: derived from /etc/machine-id (where
 /// there is one), the host name and the device name, so it is the same after every
 /// restart and differs between boxes and between reflectors on one box.

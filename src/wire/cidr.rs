@@ -2,7 +2,7 @@
 //! TAP reflector answers for.
 use core::fmt;
 use core::str::FromStr;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An IPv4 prefix with the host bits zero.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -167,12 +167,15 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// The ranges a reflector answers for, split by family. Built once at start (it owns two
-/// small `Vec`s); the lookups allocate nothing.
+/// The ranges a reflector answers for, split by family, less single addresses excluded
+/// from them (the host's own). Built once at start (it owns small `Vec`s); the lookups
+/// allocate nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ranges {
     v4: Vec<Ipv4Cidr>,
     v6: Vec<Ipv6Cidr>,
+    except_v4: Vec<[u8; 4]>,
+    except_v6: Vec<[u8; 16]>,
 }
 
 /// What the ranges say about an IPv4 destination.
@@ -198,6 +201,22 @@ impl Ranges {
         }
     }
 
+    /// Never answer for `ip`, although a range contains it.
+    pub fn exclude(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(a) => self.except_v4.push(a.octets()),
+            IpAddr::V6(a) => self.except_v6.push(a.octets()),
+        }
+    }
+
+    /// Whether a range contains `ip` (exclusions aside).
+    pub fn covers(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.v4.iter().any(|c| c.contains(a.octets())),
+            IpAddr::V6(a) => self.v6.iter().any(|c| c.contains(&a.octets())),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
@@ -214,6 +233,9 @@ impl Ranges {
     /// over membership of a wider range: answering it would make LAN hosts treat a
     /// broadcast address as a station.
     pub fn match_v4(&self, ip: [u8; 4]) -> V4Match {
+        if self.except_v4.contains(&ip) {
+            return V4Match::Outside;
+        }
         let mut inside = false;
         for c in &self.v4 {
             if c.contains(ip) {
@@ -231,7 +253,7 @@ impl Ranges {
     }
 
     pub fn contains_v6(&self, ip: &[u8; 16]) -> bool {
-        self.v6.iter().any(|c| c.contains(ip))
+        !self.except_v6.contains(ip) && self.v6.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -332,6 +354,15 @@ mod tests {
         assert!(r.contains_v6(&"2001:2::99".parse::<Ipv6Addr>().unwrap().octets()));
         assert!(!r.contains_v6(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets()));
         assert!(!r.is_empty() && Ranges::new().is_empty());
+        let mut r = r;
+        r.exclude("198.18.0.9".parse().unwrap());
+        r.exclude("2001:2::99".parse().unwrap());
+        assert_eq!(r.match_v4([198, 18, 0, 9]), V4Match::Outside);
+        assert_eq!(r.match_v4([198, 18, 0, 8]), V4Match::Host);
+        assert!(!r.contains_v6(&"2001:2::99".parse::<Ipv6Addr>().unwrap().octets()));
+        assert!(r.contains_v6(&"2001:2::98".parse::<Ipv6Addr>().unwrap().octets()));
+        assert!(r.covers("198.18.0.9".parse().unwrap()));
+        assert!(!r.covers("10.0.0.1".parse().unwrap()));
         assert_eq!((r.v4().len(), r.v6().len()), (2, 1));
     }
 }
