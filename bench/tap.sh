@@ -35,19 +35,9 @@ ip -n "$L" link set lap0 up
 ip -n "$P" addr add 198.18.0.1/15 dev eth0
 ip -n "$P" addr add 2001:2::1/48 dev eth0 nodad
 ip -n "$P" link set eth0 up
-# The bridge: `tunbox bridge up` where this build has it, else the same by hand.
-if ! ip netns exec "$P" "$TUNBOX" bridge up --ifname eth0 --tap tap0 --bridge br-tunbox \
-     --state-file "/tmp/$P.state" >/dev/null 2>&1; then
-  ip -n "$P" link add br-tunbox type bridge
-  ip -n "$P" tuntap add dev tap0 mode tap
-  ip -n "$P" addr flush dev eth0
-  ip -n "$P" link set eth0 master br-tunbox
-  ip -n "$P" link set tap0 master br-tunbox
-  ip -n "$P" link set tap0 up
-  ip -n "$P" addr add 198.18.0.1/15 dev br-tunbox
-  ip -n "$P" addr add 2001:2::1/48 dev br-tunbox nodad
-  ip -n "$P" link set br-tunbox up
-fi
+ip netns exec "$P" "$TUNBOX" bridge up --ifname eth0 --tap tap0 --bridge br-tunbox \
+  --state-file "/tmp/$P.state" >/dev/null
+rm -f "/tmp/$P.state"
 
 start() { # extra reflector options...
   ip netns exec "$P" "$TUNBOX" reflect --mode tap --dev tap0 --range 198.19.0.0/16 \
