@@ -275,49 +275,7 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
         if desc.is_empty() { "" } else { ", addresses" },
         desc
     );
-    let mut tap_refl = (o.mode == Mode::Tap).then(|| {
-        let mac = o.mac.unwrap_or_else(|| tap::default_mac(tun.name()));
-        let mut ranges = String::new();
-        for r in &o.ranges {
-            let _ = write!(ranges, " {r}");
-        }
-        info!(
-            "answering for{ranges} as {mac}{}{}",
-            if o.mac.is_none() {
-                " (derived from host and device; --mac to choose)"
-            } else {
-                ""
-            },
-            if o.icmp_echo {
-                ", echo requests answered directly"
-            } else {
-                ""
-            }
-        );
-        match tap::forward_multicast(tun.name()) {
-            tap::BridgePort::Forwarding => {}
-            tap::BridgePort::NotBridged => info!(
-                "{} is in no bridge: the ranges are reachable from this host only \
-                 (`tunbox bridge up` joins it to eth0)",
-                tun.name()
-            ),
-            tap::BridgePort::Failed(e) => warn!(
-                "{}: could not make the bridge port forward all multicast ({e}): \
-                 IPv6 neighbour solicitations may not reach the reflector where MLD snooping is active",
-                tun.name()
-            ),
-        }
-        let mut ranges: crate::wire::cidr::Ranges = o.ranges.iter().copied().collect();
-        for (ifname, ip) in tap::own_addresses_in(&ranges) {
-            warn!("{ip} on {ifname} is inside a range: not answered for (this host owns it)");
-            ranges.exclude(ip);
-        }
-        tap::TapReflector::new(crate::wire::tap::TapConfig {
-            mac,
-            ranges,
-            icmp_echo: o.icmp_echo,
-        })
-    });
+    let mut tap_refl = (o.mode == Mode::Tap).then(|| tap::setup(o, tun.name()));
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
     let mut buf = vec![0u8; BUF_SIZE];

@@ -1,10 +1,11 @@
 //! The TAP reflector: [`wire::tap::transform`] in the reflector loop, with counters per
 //! reply kind and per drop reason, and the default MAC address.
-use super::Reflector;
-use crate::info;
+use super::{ReflectOptions, Reflector};
+use crate::wire::cidr::Ranges;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip;
 use crate::wire::tap::{self, Action, DropReason, Reply, TapConfig};
+use crate::{info, warn};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -135,7 +136,7 @@ pub fn forward_multicast(dev: &str) -> BridgePort {
 
 /// The host's own addresses (every interface in this namespace) that the ranges cover:
 /// the reflector must not answer for them, or it would take them over on the LAN.
-pub fn own_addresses_in(ranges: &crate::wire::cidr::Ranges) -> Vec<(String, IpAddr)> {
+pub fn own_addresses_in(ranges: &Ranges) -> Vec<(String, IpAddr)> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
@@ -154,6 +155,51 @@ pub fn own_addresses_in(ranges: &crate::wire::cidr::Ranges) -> Vec<(String, IpAd
         }
     }
     out
+}
+
+/// Everything a TAP reflector does before the loop, while it still has CAP_NET_ADMIN:
+/// picks the MAC, logs what it answers for, makes its bridge port forward multicast and
+/// excludes the host's own addresses from the ranges.
+pub fn setup(o: &ReflectOptions, dev: &str) -> TapReflector {
+    let mac = o.mac.unwrap_or_else(|| default_mac(dev));
+    let mut desc = String::new();
+    for r in &o.ranges {
+        let _ = write!(desc, " {r}");
+    }
+    info!(
+        "answering for{desc} as {mac}{}{}",
+        if o.mac.is_none() {
+            " (derived from host and device; --mac to choose)"
+        } else {
+            ""
+        },
+        if o.icmp_echo {
+            ", echo requests answered directly"
+        } else {
+            ""
+        }
+    );
+    match forward_multicast(dev) {
+        BridgePort::Forwarding => {}
+        BridgePort::NotBridged => info!(
+            "{dev} is in no bridge: the ranges are reachable from this host only \
+             (`tunbox bridge up` joins it to eth0)"
+        ),
+        BridgePort::Failed(e) => warn!(
+            "{dev}: could not make the bridge port forward all multicast ({e}): \
+             IPv6 neighbour solicitations may not reach the reflector where MLD snooping is active"
+        ),
+    }
+    let mut ranges: Ranges = o.ranges.iter().copied().collect();
+    for (ifname, ip) in own_addresses_in(&ranges) {
+        warn!("{ip} on {ifname} is inside a range: not answered for (this host owns it)");
+        ranges.exclude(ip);
+    }
+    TapReflector::new(TapConfig {
+        mac,
+        ranges,
+        icmp_echo: o.icmp_echo,
+    })
 }
 
 /// The reflector's MAC when none is configured: derived from /etc/machine-id (where
