@@ -4,7 +4,7 @@
 # --mode tap` on tap0 answering for 198.19.0.0/16 and 2001:2:0:1::/64. From the laptop:
 # UDP packets/s (64-byte payloads) and TCP throughput with iperf3 (client and server both
 # on the laptop: the reflector turns the client's packets back to the server), and ping
-# round trips with and without --icmp-echo. Everything lives in namespaces this script
+# round trips (min/avg, 500 pings 2 ms apart) with and without --icmp-echo. Everything lives in namespaces this script
 # makes and removes; each iperf3 run is bounded by SECS (default 5), pings by count.
 # Usage (root): bash bench/tap.sh [SECS]
 set -euo pipefail
@@ -67,12 +67,11 @@ print(f'{got / u["seconds"]:.0f} {t["bits_per_second"] / 1e6:.0f}')
 PY
 }
 
-rtt() { # $1 = address; prints the average RTT in microseconds over 200 pings
-  lx ping -q -c 200 -i 0.005 -W 1 "$1" | python3 -c '
+rtt() { # $1 = address; prints "min/avg" RTT in microseconds over 500 pings 2 ms apart
+  lx ping -q -c 500 -i 0.002 -W 1 "$1" | python3 -c '
 import sys, re
-t = sys.stdin.read()
-m = re.search(r"= [\d.]+/([\d.]+)/", t)
-print(f"{float(m.group(1)) * 1000:.0f}" if m else "-")'
+m = re.search(r"= ([\d.]+)/([\d.]+)/", sys.stdin.read())
+print(f"{float(m.group(1)) * 1000:.0f}/{float(m.group(2)) * 1000:.0f}" if m else "-")'
 }
 
 start
@@ -91,7 +90,7 @@ k4=$(rtt 198.18.0.1)
 printf '\n%-36s %12s %12s\n' "TAP reflector (${SECS}s each)" "UDP pkts/s" "TCP Mbit/s"
 printf '%-36s %12s %12s\n' "IPv4 via 198.19.7.7" "$p4" "$t4"
 printf '%-36s %12s %12s\n' "IPv6 via 2001:2:0:1::7" "$p6" "$t6"
-printf '\n%-36s %12s %12s\n' "ping RTT, average of 200 (us)" "IPv4" "IPv6"
+printf '\n%-36s %12s %12s\n' "ping RTT min/avg of 500 (us)" "IPv4" "IPv6"
 printf '%-36s %12s %12s\n' "reflected (two trips)" "$r4" "$r6"
 printf '%-36s %12s %12s\n' "--icmp-echo (one trip)" "$e4" "$e6"
 printf '%-36s %12s %12s\n' "the Pi's kernel (bridge only)" "$k4" "-"
