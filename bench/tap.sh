@@ -4,8 +4,9 @@
 # --mode tap` on tap0 answering for 198.19.0.0/16 and 2001:2:0:1::/64. From the laptop:
 # UDP packets/s (64-byte payloads) and TCP throughput with iperf3 (client and server both
 # on the laptop: the reflector turns the client's packets back to the server), and ping
-# round trips (min/avg, 500 pings 2 ms apart) with and without --icmp-echo. Everything lives in namespaces this script
-# makes and removes; each iperf3 run is bounded by SECS (default 5), pings by count.
+# round trips (min/avg of 500 pings 2 ms apart) with and without --icmp-echo. Everything
+# lives in namespaces this script makes and removes; each iperf3 run is bounded by SECS
+# (default 5), pings by count. The bridge is made by `tunbox bridge up`.
 # Usage (root): bash bench/tap.sh [SECS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
