@@ -5,4 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod sys;
+pub mod tunnel;
+pub mod tunnel_run;
 pub mod wire;
