@@ -1,0 +1,58 @@
+//! The only module that talks to the kernel: ioctls, netlink, capabilities, syslog,
+//! signals. Everything here is thin; decisions live in the pure core.
+pub mod caps;
+pub mod log;
+pub mod netlink;
+pub mod signals;
+pub mod tun;
+
+use std::fmt;
+
+/// An error from the OS layer, with a message a field technician can act on.
+#[derive(Debug)]
+pub struct SysError {
+    pub msg: String,
+}
+
+impl SysError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        SysError { msg: msg.into() }
+    }
+    /// `what` failed with an OS error; adds a hint for the errors people meet in the field.
+    pub fn os(what: impl fmt::Display, err: impl Into<std::io::Error>) -> Self {
+        let err: std::io::Error = err.into();
+        let hint = match err.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                " (tunbox needs CAP_NET_ADMIN for this: run as root or \
+                 `setcap cap_net_admin+ep /usr/bin/tunbox`)"
+            }
+            Some(libc::ENOENT) if what.to_string().contains("/dev/net/tun") => {
+                " (the kernel has no TUN support loaded: `modprobe tun`, on OpenWrt \
+                 `opkg install kmod-tun`)"
+            }
+            _ => "",
+        };
+        SysError {
+            msg: format!("{what}: {err}{hint}"),
+        }
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for SysError {}
+
+/// Waits up to `timeout_ms` for `fd` to become readable. EINTR counts as "not yet".
+pub fn poll_in(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: u16) -> std::io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,174 @@
+//! TUN/TAP devices through /dev/net/tun. Ioctl numbers come from nix's macros, which
+//! encode direction and size per architecture (they differ on mips).
+use super::SysError;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+/// What the device carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// IP packets (IFF_TUN).
+    #[default]
+    Tun,
+    /// Ethernet frames (IFF_TAP).
+    Tap,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode, String> {
+        match s {
+            "tun" => Ok(Mode::Tun),
+            "tap" => Ok(Mode::Tap),
+            _ => Err(format!("'{s}' is not a device mode: use tun or tap")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Tun => "tun",
+            Mode::Tap => "tap",
+        }
+    }
+}
+
+const TUN_IOC_MAGIC: u8 = b'T';
+nix::ioctl_write_ptr_bad!(
+    tunsetiff,
+    nix::request_code_write!(TUN_IOC_MAGIC, 202, std::mem::size_of::<libc::c_int>()),
+    libc::ifreq
+);
+nix::ioctl_write_int!(tunsetpersist, TUN_IOC_MAGIC, 203);
+nix::ioctl_write_int!(tunsetowner, TUN_IOC_MAGIC, 204);
+nix::ioctl_write_int!(tunsetgroup, TUN_IOC_MAGIC, 206);
+
+/// An open TUN/TAP device. Closing it removes a non-persistent device.
+#[derive(Debug)]
+pub struct Tun {
+    file: File,
+    name: String,
+    mode: Mode,
+}
+
+fn ifreq_for(name: &str, flags: libc::c_int) -> Result<libc::ifreq, SysError> {
+    if name.len() >= libc::IFNAMSIZ || name.contains('/') || name.contains(char::is_whitespace) {
+        return Err(SysError::new(format!(
+            "'{name}' is not a valid interface name (at most {} characters, no '/' or spaces)",
+            libc::IFNAMSIZ - 1
+        )));
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = flags as libc::c_short;
+    Ok(req)
+}
+
+fn name_of(req: &libc::ifreq) -> String {
+    let bytes: Vec<u8> = req
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl Tun {
+    /// Creates the device, or attaches to an existing persistent one. `name` may be
+    /// empty or contain `%d` to let the kernel choose; [`Tun::name`] tells the result.
+    pub fn open(name: &str, mode: Mode) -> Result<Tun, SysError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(|e| SysError::os("cannot open /dev/net/tun", e))?;
+        let kind = match mode {
+            Mode::Tun => libc::IFF_TUN,
+            Mode::Tap => libc::IFF_TAP,
+        };
+        let mut req = ifreq_for(name, kind | libc::IFF_NO_PI)?;
+        // SAFETY: the fd is open and req is a valid ifreq the kernel may write back into.
+        unsafe { tunsetiff(file.as_raw_fd(), &mut req) }.map_err(|e| {
+            let what = format!("cannot create or attach {} device '{name}'", mode.as_str());
+            if e == nix::errno::Errno::EINVAL || e == nix::errno::Errno::EBUSY {
+                SysError::new(format!(
+                    "{what}: {e} (a device of that name exists with another mode or is in use)"
+                ))
+            } else {
+                SysError::os(what, io::Error::from(e))
+            }
+        })?;
+        Ok(Tun {
+            name: name_of(&req),
+            file,
+            mode,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Keeps the device after the last process closes it (TUNSETPERSIST).
+    pub fn set_persist(&self, on: bool) -> Result<(), SysError> {
+        // SAFETY: plain int ioctl on an open tun fd.
+        unsafe { tunsetpersist(self.file.as_raw_fd(), on as _) }
+            .map(drop)
+            .map_err(|e| SysError::os(format!("TUNSETPERSIST on {}", self.name), e))
+    }
+
+    /// Lets this uid attach without CAP_NET_ADMIN (TUNSETOWNER).
+    pub fn set_owner(&self, uid: u32) -> Result<(), SysError> {
+        // SAFETY: plain int ioctl on an open tun fd.
+        unsafe { tunsetowner(self.file.as_raw_fd(), uid as _) }
+            .map(drop)
+            .map_err(|e| SysError::os(format!("TUNSETOWNER on {}", self.name), e))
+    }
+
+    /// Lets members of this gid attach without CAP_NET_ADMIN (TUNSETGROUP).
+    pub fn set_group(&self, gid: u32) -> Result<(), SysError> {
+        // SAFETY: plain int ioctl on an open tun fd.
+        unsafe { tunsetgroup(self.file.as_raw_fd(), gid as _) }
+            .map(drop)
+            .map_err(|e| SysError::os(format!("TUNSETGROUP on {}", self.name), e))
+    }
+
+    pub fn set_nonblocking(&self, on: bool) -> Result<(), SysError> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let flags =
+            fcntl(&self.file, FcntlArg::F_GETFL).map_err(|e| SysError::os("fcntl F_GETFL", e))?;
+        let mut flags = OFlag::from_bits_truncate(flags);
+        flags.set(OFlag::O_NONBLOCK, on);
+        fcntl(&self.file, FcntlArg::F_SETFL(flags))
+            .map(drop)
+            .map_err(|e| SysError::os("fcntl F_SETFL", e))
+    }
+
+    /// One packet (TUN) or frame (TAP) per call.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.file).read(buf)
+    }
+
+    /// One packet (TUN) or frame (TAP) per call.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.file).write(buf)
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl AsFd for Tun {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
