@@ -20,7 +20,9 @@ fn main() -> ExitCode {
             ConfigAction::Show(a) => exit_with(app::cmd_config_show(&a)),
         },
         Cmd::Selftest(_) => tunbox::selftest::main(),
-        Cmd::Tunnel(_) | Cmd::Genkey(_) | Cmd::Bridge(_) | Cmd::Mktun(_) | Cmd::Rmtun(_) => {
+        Cmd::Tunnel(a) => exit_with(tunbox::tunnel_run::cmd_tunnel(&a)),
+        Cmd::Genkey(a) => exit_with(tunbox::tunnel_run::cmd_genkey(&a)),
+        Cmd::Bridge(_) | Cmd::Mktun(_) | Cmd::Rmtun(_) => {
             eprintln!("tunbox: this command is not in this build yet");
             ExitCode::from(2)
         }

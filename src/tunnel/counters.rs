@@ -37,10 +37,12 @@ pub enum DropReason {
     BadInner,
     /// The device or socket refused the packet (write error).
     WriteError,
+    /// Client: a datagram from an address other than the server's.
+    WrongSource,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::Short,
         Self::BadHeader,
@@ -58,6 +60,7 @@ impl DropReason {
         Self::TxFull,
         Self::BadInner,
         Self::WriteError,
+        Self::WrongSource,
     ];
 
     /// Short name used in logs and the counter dump.
@@ -79,6 +82,7 @@ impl DropReason {
             Self::TxFull => "tx_full",
             Self::BadInner => "bad_inner",
             Self::WriteError => "write_error",
+            Self::WrongSource => "wrong_source",
         }
     }
 
@@ -94,6 +98,7 @@ impl DropReason {
                 | Self::Replay
                 | Self::HandshakeAuth
                 | Self::HandshakeUnexpected
+                | Self::WrongSource
         )
     }
 }

@@ -184,6 +184,7 @@ pub struct Tunnel {
     counters: Counters,
     events: Deque<Event, 8>,
     rx_current: bool,
+    peer_dead: bool,
 }
 
 impl Tunnel {
@@ -211,6 +212,7 @@ impl Tunnel {
             counters: Counters::default(),
             events: Deque::new(),
             rx_current: false,
+            peer_dead: false,
         }
     }
 
@@ -223,6 +225,7 @@ impl Tunnel {
             counters: Counters::default(),
             events: Deque::new(),
             rx_current: false,
+            peer_dead: false,
         }
     }
 
@@ -264,6 +267,12 @@ impl Tunnel {
     /// address or TCP connection.
     pub fn authenticated_current(&self) -> bool {
         self.rx_current
+    }
+
+    /// True once after the peer was declared dead (a TCP client then makes a new
+    /// connection, the old one may be stuck).
+    pub fn take_peer_dead_flag(&mut self) -> bool {
+        std::mem::take(&mut self.peer_dead)
     }
 
     fn event(&mut self, e: Event) {
@@ -584,6 +593,9 @@ impl Tunnel {
             c.next_attempt = Some(now);
         }
         for e in events.into_iter().flatten() {
+            if e == Event::PeerDead {
+                self.peer_dead = true;
+            }
             if self.events.is_full() {
                 self.events.pop_front();
             }
