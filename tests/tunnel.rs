@@ -741,3 +741,231 @@ fn plaintext_udp_talks_to_socat() {
     assert_eq!(got, 5, "{text}\n{}", srv.log());
     drop(socat);
 }
+
+/// CPU time (user + system, in clock ticks) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // fields 14 and 15 of stat; `after` starts at field 3
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn clients_without_a_server_wait_quietly_and_drop_privileges() {
+    if !need_root() {
+        return;
+    }
+    let mut b = Netns::new("idle");
+    b.ip("addr add 198.18.0.2/24 dev lo");
+    let key = genkey("idle.key");
+    let k = key.to_str().unwrap();
+    let mut kids = Vec::new();
+    for (t, dev) in [("udp", "t0"), ("tcp", "t1")] {
+        let c = b.spawn_tunbox(
+            &[
+                "tunnel",
+                "--remote",
+                "198.18.0.9:5555",
+                "--transport",
+                t,
+                "--dev",
+                dev,
+                "--key-file",
+                k,
+            ],
+            &[],
+        );
+        assert!(c.wait_log(&format!("tunnel on {dev}"), 5), "{}", c.log());
+        kids.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for c in &kids {
+        let ticks = cpu_ticks(c.pid);
+        assert!(
+            ticks < 50,
+            "a waiting client used {ticks} ticks of CPU in 4 s: {}",
+            c.log()
+        );
+        assert_eq!(
+            c.status_field("CapEff").as_deref(),
+            Some("0000000000000000"),
+            "capabilities dropped"
+        );
+    }
+    assert!(
+        kids[0].log().contains("handshake sent"),
+        "{}",
+        kids[0].log()
+    );
+    assert!(
+        kids[1].log().contains("cannot connect") || kids[1].log().contains("no tcp connection"),
+        "{}",
+        kids[1].log()
+    );
+}
+
+#[test]
+fn server_from_uci_section_client_from_env() {
+    if !need_root() {
+        return;
+    }
+    let mut a = Netns::new("ucia");
+    let mut b = Netns::new("ucib");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add 198.18.0.1/24 dev va");
+    b.ip("addr add 198.18.0.2/24 dev vb");
+    let key = genkey("uci.key");
+    let conf = key_dir().join("tunbox.uci");
+    std::fs::write(
+        &conf,
+        format!(
+            "config tunnel 'site'\n\toption listen '5555'\n\toption key_file '{}'\n\toption dev 't0'\n\tlist address '{SRV_TUN}/24'\n\toption keepalive '1'\n\toption timeout '3'\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(TUNBOX)
+        .args(["config", "check"])
+        .env("TUNBOX_CONFIG", &conf)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let conf_s = conf.to_str().unwrap();
+    let srv = a.spawn_tunbox(&["run", "site"], &[("TUNBOX_CONFIG", conf_s)]);
+    assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+    let cli = b.spawn_tunbox(
+        &["tunnel"],
+        &[
+            ("TUNBOX_REMOTE", "198.18.0.1:5555"),
+            ("TUNBOX_KEY_FILE", key.to_str().unwrap()),
+            ("TUNBOX_DEV", "t0"),
+            ("TUNBOX_ADDRESS", &format!("{CLI_TUN}/24")),
+        ],
+    );
+    assert!(
+        cli.wait_log("session up", 10),
+        "{}\n{}",
+        cli.log(),
+        srv.log()
+    );
+    assert_eq!(ping(&b, SRV_TUN, 3).0, 3);
+    // A bad value in the section is reported with file and line.
+    std::fs::write(&conf, "config tunnel 'site'\n\toption listen '5555'\n\toption keepalive '40'\n\toption plaintext '1'\n").unwrap();
+    let check = Command::new(TUNBOX)
+        .args(["config", "check"])
+        .env("TUNBOX_CONFIG", &conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        !check.status.success()
+            && err.contains(&format!("{conf_s}:1:"))
+            && err.contains("longer than keepalive"),
+        "{err}"
+    );
+}
+
+/// IPv4 header checksum / ICMP checksum.
+fn csum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn echo_request(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + 8 + 32];
+    let len = p.len() as u16;
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p[8] = 64;
+    p[9] = 1;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let c = csum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20] = 8;
+    p[24..26].copy_from_slice(&0x7462u16.to_be_bytes());
+    p[26..28].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in p[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let c = csum(&p[20..]);
+    p[22..24].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// `--plaintext --transport tcp` speaks simpletun's framing: the test is the simpletun
+/// client, sending length-prefixed ICMP echo requests and reading the framed replies.
+#[test]
+fn plaintext_tcp_speaks_simpletun_framing() {
+    if !need_root() {
+        return;
+    }
+    let mut a = Netns::new("stna");
+    let b = Netns::new("stnb");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add 198.18.0.1/24 dev va");
+    b.ip("addr add 198.18.0.2/24 dev vb");
+    let srv = a.spawn_tunbox(
+        &[
+            "tunnel",
+            "--listen",
+            "5555",
+            "--transport",
+            "tcp",
+            "--plaintext",
+            "--dev",
+            "t0",
+            "--address",
+            "198.19.0.1/24",
+        ],
+        &[],
+    );
+    assert!(
+        srv.wait_log("tunnel on t0", 5) && a.wait_dev("t0", 5),
+        "{}",
+        srv.log()
+    );
+    let replies = b.within(|| {
+        let mut c = TcpStream::connect("198.18.0.1:5555").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Written one byte at a time for the first packet: partial reads at the server.
+        let first = echo_request([198, 19, 0, 2], [198, 19, 0, 1], 1);
+        let mut framed = (first.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&first);
+        for byte in &framed {
+            c.write_all(&[*byte]).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for seq in 2..=3 {
+            let p = echo_request([198, 19, 0, 2], [198, 19, 0, 1], seq);
+            c.write_all(&(p.len() as u16).to_be_bytes()).unwrap();
+            c.write_all(&p).unwrap();
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 3 {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                break;
+            }
+            let mut p = vec![0u8; u16::from_be_bytes(len) as usize];
+            c.read_exact(&mut p).unwrap();
+            // IPv4 ICMP echo reply from 198.19.0.1
+            if p[0] == 0x45 && p[9] == 1 && p[20] == 0 && p[12..16] == [198, 19, 0, 1] {
+                seqs.push(u16::from_be_bytes([p[26], p[27]]));
+            }
+        }
+        seqs
+    });
+    assert_eq!(replies, vec![1, 2, 3], "{}", srv.log());
+}

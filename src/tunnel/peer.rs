@@ -607,7 +607,10 @@ impl Tunnel {
         if client && c.next_attempt.is_some_and(|t| now >= t) {
             let local = match Self::fresh_index(c) {
                 Ok(i) => i,
-                Err(_) => return Output::Nothing,
+                Err(_) => {
+                    c.next_attempt = Some(now + c.backoff.next_delay());
+                    return Output::Nothing;
+                }
             };
             let mode = if self.cfg.tap {
                 noise::MODE_TAP

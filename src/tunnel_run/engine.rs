@@ -424,7 +424,11 @@ impl<D: Device> Engine<D> {
     }
 
     fn poll_timeout(&self, now: Instant) -> libc::c_int {
-        let mut deadline = self.core.tunnel.next_deadline();
+        // The tunnel's timers only run while it can send (a TCP client: connected).
+        let mut deadline = match &self.net {
+            Net::TcpClient { dial, .. } if !matches!(dial, Dial::Up) => None,
+            _ => self.core.tunnel.next_deadline(),
+        };
         let mut at = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
         match &self.net {
             Net::TcpClient { dial, .. } => match dial {

@@ -246,6 +246,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     let mtu = o.mtu.unwrap_or_else(|| {
         let (underlay, v6) = net.underlay();
         tunnel::default_mtu(underlay, v6, o.transport, o.plaintext, o.mode == Mode::Tap)
+            .min(MAX_MTU)
     });
     let tun = open_device(o, mtu)?;
     let mut desc = String::new();
@@ -258,10 +259,12 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     };
     let peer = match (&o.listen, &o.remote) {
         (Some(l), _) => format!("listening on {transport} {l}"),
-        (_, Some((h, p))) => format!(
-            "connecting to {transport} {h}:{p} ({})",
-            remote.map(|r| r.to_string()).unwrap_or_default()
-        ),
+        (_, Some((h, p))) => match remote {
+            Some(r) if r.ip().to_string() != *h => {
+                format!("connecting to {transport} {h}:{p} ({r})")
+            }
+            _ => format!("connecting to {transport} {h}:{p}"),
+        },
         _ => String::new(),
     };
     info!(
