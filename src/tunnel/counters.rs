@@ -37,7 +37,7 @@ pub enum DropReason {
     BadInner,
     /// The device or socket refused the packet (write error).
     WriteError,
-    /// Client: a datagram from an address other than the server's.
+    /// Plaintext client: a datagram from an address other than the server's.
     WrongSource,
 }
 

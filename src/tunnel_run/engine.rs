@@ -628,7 +628,10 @@ impl<D: Device> Engine<D> {
                         Err(_) => continue,
                     };
                     let from = From::Udp(src);
-                    if remote.is_some_and(|r| r != src) {
+                    // Plaintext: only the configured server may talk to a client.
+                    // Encrypted: authentication decides (a multihomed server may
+                    // answer from another of its addresses).
+                    if core.tunnel.is_plaintext() && remote.is_some_and(|r| r != src) {
                         core.count(DropReason::WrongSource);
                         core.log_drop("datagram", n, Some(from), DropReason::WrongSource);
                         continue;
