@@ -3,6 +3,7 @@
 //! The core (`wire`, `tunnel`, `config`, the bridge plan) does no I/O; `sys` is the
 //! only module that talks to the kernel.
 pub mod app;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod reflect;

@@ -22,9 +22,8 @@ fn main() -> ExitCode {
         Cmd::Selftest(_) => tunbox::selftest::main(),
         Cmd::Tunnel(a) => exit_with(tunbox::tunnel_run::cmd_tunnel(&a)),
         Cmd::Genkey(a) => exit_with(tunbox::tunnel_run::cmd_genkey(&a)),
-        Cmd::Bridge(_) | Cmd::Mktun(_) | Cmd::Rmtun(_) => {
-            eprintln!("tunbox: this command is not in this build yet");
-            ExitCode::from(2)
-        }
+        Cmd::Bridge(b) => tunbox::bridge::main_bridge(&b),
+        Cmd::Mktun(m) => tunbox::bridge::main_mktun(&m),
+        Cmd::Rmtun(r) => tunbox::bridge::main_rmtun(&r),
     }
 }

@@ -208,8 +208,7 @@ impl Lab {
             self.srv()
                 .log()
                 .lines()
-                .filter(|l| l.contains("t0: rx "))
-                .last()
+                .rfind(|l| l.contains("t0: rx "))
                 .unwrap(),
         )
     }
