@@ -968,3 +968,38 @@ fn plaintext_tcp_speaks_simpletun_framing() {
     });
     assert_eq!(replies, vec![1, 2, 3], "{}", srv.log());
 }
+
+/// The client's address changes (new DHCP lease, NAT rebinding): the server follows it
+/// on the next authenticated packet, no new handshake needed.
+#[test]
+fn server_follows_the_client_to_a_new_address() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::new("roam", "udp", "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    // Deleting the primary address would take the secondary with it otherwise.
+    let out = lab.b.run(
+        5,
+        "sysctl",
+        &["-qw", "net.ipv4.conf.vb.promote_secondaries=1"],
+    );
+    assert!(out.status.success());
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    lab.b.ip("addr del 198.18.0.2/24 dev vb");
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no traffic after the address change\n{}", lab.logs()));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        lab.srv().wait_log("client now at 198.18.0.3:", 3),
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3);
+    assert_eq!(
+        lab.cli().log().matches("handshake sent").count(),
+        1,
+        "no new handshake was needed"
+    );
+}

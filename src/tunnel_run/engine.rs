@@ -54,8 +54,21 @@ enum From {
 impl std::fmt::Display for From {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            From::Udp(a) | From::Tcp(Some(a)) => write!(f, "{a}"),
+            From::Udp(a) | From::Tcp(Some(a)) => Addr(*a).fmt(f),
             From::Tcp(None) => write!(f, "tcp peer"),
+        }
+    }
+}
+
+/// A socket address for log lines, IPv4-mapped IPv6 shown as IPv4 (a dual-stack
+/// server sees IPv4 clients as ::ffff:a.b.c.d).
+struct Addr(SocketAddr);
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.ip().to_canonical() {
+            std::net::IpAddr::V4(v4) => write!(f, "{v4}:{}", self.0.port()),
+            std::net::IpAddr::V6(v6) => write!(f, "[{v6}]:{}", self.0.port()),
         }
     }
 }
@@ -66,7 +79,7 @@ struct PeerName(Option<SocketAddr>);
 impl std::fmt::Display for PeerName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Some(a) => write!(f, "{a}"),
+            Some(a) => Addr(a).fmt(f),
             None => f.write_str("the peer"),
         }
     }
@@ -657,7 +670,7 @@ impl<D: Device> Engine<D> {
                         && *endpoint != Some(src)
                     {
                         if endpoint.is_some() || core.verbose {
-                            info!("{}: client now at {src}", core.name);
+                            info!("{}: client now at {}", core.name, Addr(src));
                         }
                         *endpoint = Some(src);
                     }
