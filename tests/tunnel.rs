@@ -1003,3 +1003,54 @@ fn server_follows_the_client_to_a_new_address() {
         "no new handshake was needed"
     );
 }
+
+/// `--remote` takes a host name (resolved again before every TCP connect).
+#[test]
+fn remote_by_host_name() {
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("name");
+    let key = genkey("name.key");
+    let k = key.to_str().unwrap();
+    let srv = ns.spawn_tunbox(
+        &[
+            "tunnel",
+            "--listen",
+            "5555",
+            "--transport",
+            "tcp",
+            "--dev",
+            "t0",
+            "--key-file",
+            k,
+        ],
+        &[],
+    );
+    assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+    let cli = ns.spawn_tunbox(
+        &[
+            "tunnel",
+            "--remote",
+            "localhost:5555",
+            "--transport",
+            "tcp",
+            "--dev",
+            "t1",
+            "--key-file",
+            k,
+        ],
+        &[],
+    );
+    assert!(
+        cli.wait_log("session up", 10),
+        "{}\n{}",
+        cli.log(),
+        srv.log()
+    );
+    assert!(
+        cli.log().contains("connecting to tcp localhost:5555 ("),
+        "{}",
+        cli.log()
+    );
+}

@@ -275,6 +275,28 @@ pub struct Engine<D: Device> {
     core: Core<D>,
     net: Net,
     net_buf: Box<[u8]>,
+    /// Client with a host name: resolved again before each TCP connect and after the
+    /// peer went silent (UDP), so a server behind dynamic DNS is found again.
+    resolve: Option<(String, u16)>,
+}
+
+/// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
+/// its address family).
+fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, any_family: bool) {
+    let Some((h, p)) = host else { return };
+    match super::resolve_remote(h, *p) {
+        Ok(a) if a == *cur => {}
+        Ok(a) if any_family || a.is_ipv6() == cur.is_ipv6() => {
+            info!("{name}: {h} now resolves to {}", Addr(a));
+            *cur = a;
+        }
+        Ok(a) => warn!(
+            "{name}: {h} now resolves to {}, another address family than {}: restart tunbox to use it",
+            Addr(a),
+            Addr(*cur)
+        ),
+        Err(e) => warn!("{name}: {e}; still using {}", Addr(*cur)),
+    }
 }
 
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
@@ -310,6 +332,14 @@ impl<D: Device> Engine<D> {
             },
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            resolve: None,
+        }
+    }
+
+    /// The client's server was given as a host name: look it up again when reconnecting.
+    pub fn resolve_again(&mut self, host: &str, port: u16) {
+        if host.parse::<std::net::IpAddr>().is_err() {
+            self.resolve = Some((host.to_string(), port));
         }
     }
 
@@ -470,6 +500,9 @@ impl<D: Device> Engine<D> {
                 dial,
                 backoff,
             } => {
+                if matches!(dial, Dial::Idle { next_try } if now >= *next_try) {
+                    re_resolve(&core.name, &self.resolve, remote, true);
+                }
                 match dial {
                     Dial::Idle { next_try } if now >= *next_try => match start_connect(*remote) {
                         Ok(sock) => {
@@ -556,7 +589,11 @@ impl<D: Device> Engine<D> {
                         }
                     }
                 }
-                let _ = core.tunnel.take_peer_dead_flag();
+                if core.tunnel.take_peer_dead_flag() {
+                    if let Some(r) = remote.as_mut() {
+                        re_resolve(&core.name, &self.resolve, r, false);
+                    }
+                }
             }
         }
     }

@@ -283,6 +283,9 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     signals::install();
     let name = tun.name().to_string();
     let mut eng = engine::Engine::new(tun, net, tunnel, &name, o.mode == Mode::Tap, o.verbose);
+    if let Some((h, p)) = &o.remote {
+        eng.resolve_again(h, *p);
+    }
     let res = eng.run(&signals::exit_requested);
     eng.log_counters();
     res.map_err(|e| SysError::os(format!("{name}: tunnel loop"), e))
