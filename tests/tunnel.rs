@@ -1054,3 +1054,79 @@ fn remote_by_host_name() {
         cli.log()
     );
 }
+
+/// A restarted client (new process, new keys, new source port) replaces the session at
+/// once: the server does not wait for its timeout.
+fn client_restart(transport: &'static str) {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new(&format!("cr{}", &transport[..1]), transport, "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let t0 = Instant::now();
+    lab.start_client();
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no traffic after the client restart\n{}", lab.logs()));
+    eprintln!(
+        "{transport}: client restart -> traffic again after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "{took:?}\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.srv().log().matches("session up").count(),
+        1,
+        "the second session replaced the first: {}",
+        lab.logs()
+    );
+}
+
+#[test]
+fn udp_client_restart_replaces_the_session() {
+    client_restart("udp");
+}
+#[test]
+fn tcp_client_restart_replaces_the_session() {
+    client_restart("tcp");
+}
+
+#[test]
+fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("tcwk", "tcp", "tun", false);
+    let wrong = genkey("tcp-wrong.key");
+    let w = lab.b.spawn_tunbox(
+        &[
+            "tunnel",
+            "--remote",
+            "198.18.0.1:5555",
+            "--transport",
+            "tcp",
+            "--dev",
+            "t1",
+            "--key-file",
+            wrong.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        w.wait_log("tcp connection to 198.18.0.1:5555 lost", 5),
+        "{}\n{}",
+        w.log(),
+        lab.logs()
+    );
+    assert!(!w.log().contains("session up"));
+    assert!(lab.srv().wait_log("handshake_auth", 3), "{}", lab.logs());
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
+    let c = lab.server_counters();
+    assert!(c.drop("handshake_auth") >= 1, "{c:?}");
+    lab.b.stop(w.pid);
+}
