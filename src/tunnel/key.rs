@@ -46,25 +46,26 @@ impl Key {
     /// Parse the contents of a key file.
     pub fn parse(text: &[u8]) -> Result<Self, KeyError> {
         let text = core::str::from_utf8(text).map_err(|_| KeyError::NotText)?;
-        let mut found: Option<(usize, &str)> = None;
+        let mut found: Option<[u8; KEY_LEN]> = None;
         for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+            let (line_no, k) = (i + 1, line.trim());
+            if k.is_empty() || k.starts_with('#') {
                 continue;
             }
             if found.is_some() {
-                return Err(KeyError::ExtraLine { line: i + 1 });
+                return Err(KeyError::ExtraLine { line: line_no });
             }
-            found = Some((i + 1, line));
+            let bad = KeyError::BadFormat {
+                line: line_no,
+                len: k.chars().count(),
+            };
+            found = Some(match k.len() {
+                64 => decode_hex(k).ok_or(bad)?,
+                44 => decode_base64(k).ok_or(bad)?,
+                _ => return Err(bad),
+            });
         }
-        let (line, k) = found.ok_or(KeyError::Empty)?;
-        let bytes = if k.len() == 2 * KEY_LEN {
-            decode_hex(k).ok_or(KeyError::BadFormat { line, len: k.len() })?
-        } else if k.len() == 44 {
-            decode_base64(k).ok_or(KeyError::BadFormat { line, len: k.len() })?
-        } else {
-            return Err(KeyError::BadFormat { line, len: k.len() });
-        };
+        let bytes = found.ok_or(KeyError::Empty)?;
         if bytes.iter().all(|b| *b == 0) {
             return Err(KeyError::AllZero);
         }
