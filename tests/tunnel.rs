@@ -26,7 +26,9 @@ struct Lab {
 }
 
 fn key_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tbx-tunnel-keys-{}", std::process::id()));
+    // Under target/ (cargo's scratch directory for integration tests), not /tmp.
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tunnel-keys-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
