@@ -1132,3 +1132,66 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
     assert!(c.drop("handshake_auth") >= 1, "{c:?}");
     lab.b.stop(w.pid);
 }
+
+/// IPv6 underlay (fd00::/64 on the veth) and IPv6 inside the tunnel (fd00:1::/64), TCP
+/// transport; the default MTU accounts for the 40-byte IPv6 header.
+#[test]
+fn ipv6_underlay_and_ipv6_inside() {
+    if !need_root() {
+        return;
+    }
+    let mut a = Netns::new("v6a");
+    let mut b = Netns::new("v6b");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add fd00::1/64 dev va nodad");
+    b.ip("addr add fd00::2/64 dev vb nodad");
+    let key = genkey("v6.key");
+    let k = key.to_str().unwrap();
+    for t in ["udp", "tcp"] {
+        let srv = a.spawn_tunbox(
+            &[
+                "tunnel",
+                "--listen",
+                "[fd00::1]:5555",
+                "--transport",
+                t,
+                "--dev",
+                "t0",
+                "--key-file",
+                k,
+                "--address",
+                "fd00:1::1/64",
+            ],
+            &[],
+        );
+        assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+        let cli = b.spawn_tunbox(
+            &[
+                "tunnel",
+                "--remote",
+                "[fd00::1]:5555",
+                "--transport",
+                t,
+                "--dev",
+                "t0",
+                "--key-file",
+                k,
+                "--address",
+                "fd00:1::2/64",
+            ],
+            &[],
+        );
+        assert!(
+            cli.wait_log("session up", 10),
+            "{}\n{}",
+            cli.log(),
+            srv.log()
+        );
+        let want = if t == "udp" { "mtu 1420" } else { "mtu 1406" };
+        assert!(cli.log().contains(want), "{t}: {}", cli.log());
+        let (got, text) = ping(&b, "fd00:1::1", 3);
+        assert_eq!(got, 3, "{t}: {text}\n{}\n{}", cli.log(), srv.log());
+        b.stop(cli.pid);
+        a.stop(srv.pid);
+    }
+}
