@@ -172,6 +172,7 @@ pub fn cmd_reflect(a: &cli::Reflect) -> Result<(), AppError> {
 pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
     match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
+        "tunnel" => crate::tunnel_run::check_resolved(r),
         _ => Ok(()),
     }
 }
@@ -180,6 +181,9 @@ pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
 pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
+        "tunnel" => Ok(crate::tunnel_run::run(
+            &crate::tunnel_run::TunnelOptions::from_resolved(r)?,
+        )?),
         "bridge" => Err(r
             .error(format!(
                 "bridge sections are not run as a service: use `tunbox bridge up --section {}`",

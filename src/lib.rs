@@ -9,4 +9,6 @@ pub mod config;
 pub mod reflect;
 pub mod selftest;
 pub mod sys;
+pub mod tunnel;
+pub mod tunnel_run;
 pub mod wire;
