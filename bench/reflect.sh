@@ -36,7 +36,7 @@ start() { # $1 = tunbox|ref ; leaves the reflector's pid in pids[-1]
   echo "reflector $1 did not come up" >&2; exit 1
 }
 
-stop() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; sleep 0.3; }
+stop() { kill "${pids[-1]}" 2>/dev/null || true; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; sleep 0.3; }
 
 measure() { # prints "pps mbit_s"
   nsx iperf3 -s -1 -p 5201 >/dev/null 2>&1 & local s=$!
