@@ -13,14 +13,15 @@
 //!
 //! Plaintext mode: no handshake, no keepalive (neither simpletun nor socat would
 //! understand one); packets pass through unchanged.
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::Deque;
 use snow::StatelessTransportState;
 
 use super::counters::{Counters, DropReason};
 use super::key::Key;
-use super::noise::{self, HandshakeError, Initiator};
+use super::noise::{self, HandshakeError, Initiator, Responder};
 use super::replay::{ReplayWindow, REJECT_AFTER_MESSAGES};
 
 /// Which end of the tunnel this is.
@@ -155,9 +156,55 @@ enum Slot {
     Pending,
 }
 
-/// Server: initiations accepted per second at most (each costs an X25519 operation).
+/// Server: fresh (non-replayed) initiations answered per second at most, over all
+/// sources (each answer costs an X25519 key generation and DH).
 const HANDSHAKE_BURST: u32 = 20;
 const HANDSHAKE_REFILL: Duration = Duration::from_millis(50);
+/// Server: the same per source address (a small fixed table, least recently used
+/// entry reused; an evicted source starts with a full bucket again).
+const SOURCE_SLOTS: usize = 8;
+const SOURCE_BURST: u32 = 5;
+const SOURCE_REFILL: Duration = Duration::from_millis(250);
+
+/// A token bucket without allocation.
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: u32,
+    refill_at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: u32, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            refill_at: now,
+        }
+    }
+
+    fn refill(&mut self, burst: u32, every: Duration, now: Instant) {
+        let refills = now.saturating_duration_since(self.refill_at).as_millis() / every.as_millis();
+        if refills > 0 {
+            let refills = u32::try_from(refills).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(refills).min(burst);
+            self.refill_at = now;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SourceSlot {
+    addr: Option<IpAddr>,
+    bucket: Bucket,
+    used: Instant,
+}
+
+/// Wall clock in nanoseconds since the Unix epoch (0 if before it).
+fn wall_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 /// Server: how long an answered handshake waits for the client's confirmation.
 const PENDING_LIFETIME: Duration = Duration::from_secs(20);
 
@@ -173,8 +220,14 @@ struct Crypto {
     attempts: u32,
     last_rx: Instant,
     last_tx: Instant,
-    tokens: u32,
-    refill_at: Instant,
+    /// Server: global bucket for answered initiations.
+    global: Bucket,
+    /// Server: per source address buckets (`None` source: the TCP/unknown slot).
+    sources: [SourceSlot; SOURCE_SLOTS],
+    /// Server: timestamp of the last answered INIT; older or equal ones are replays.
+    last_init_ts: u64,
+    /// Client: timestamp of the last sent INIT (kept strictly increasing).
+    sent_init_ts: u64,
 }
 
 /// One tunnel peer. See the module documentation.
@@ -203,8 +256,14 @@ impl Tunnel {
             attempts: 0,
             last_rx: now,
             last_tx: now,
-            tokens: HANDSHAKE_BURST,
-            refill_at: now,
+            global: Bucket::full(HANDSHAKE_BURST, now),
+            sources: [SourceSlot {
+                addr: None,
+                bucket: Bucket::full(SOURCE_BURST, now),
+                used: now,
+            }; SOURCE_SLOTS],
+            last_init_ts: 0,
+            sent_init_ts: 0,
         };
         Self {
             cfg,
@@ -343,7 +402,20 @@ impl Tunnel {
     }
 
     /// A datagram (UDP) or frame (TCP) from the network: authenticate and decrypt it.
+    /// Same as [`Tunnel::decapsulate_from`] with an unknown source.
     pub fn decapsulate(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Output {
+        self.decapsulate_from(msg, out, now, None)
+    }
+
+    /// [`Tunnel::decapsulate`] with the source address of the message (handshake
+    /// initiations are rate limited per source).
+    pub fn decapsulate_from(
+        &mut self,
+        msg: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        src: Option<IpAddr>,
+    ) -> Output {
         self.rx_current = false;
         let r = if self.crypto.is_none() {
             self.decap_plain(msg, out)
@@ -351,7 +423,7 @@ impl Tunnel {
             match noise::message_type(msg) {
                 None if msg.len() < 4 => Err(DropReason::Short),
                 None => Err(DropReason::BadHeader),
-                Some(noise::TYPE_INIT) => self.on_init(msg, out, now),
+                Some(noise::TYPE_INIT) => self.on_init(msg, out, now, src),
                 Some(noise::TYPE_RESP) => self.on_resp(msg, out, now),
                 Some(noise::TYPE_DATA) => self.on_data(msg, out, now),
                 Some(_) => Err(DropReason::BadHeader),
@@ -380,7 +452,7 @@ impl Tunnel {
     fn fresh_index(c: &Crypto) -> Result<u32, DropReason> {
         for _ in 0..8 {
             let mut b = [0u8; 4];
-            getrandom::fill(&mut b).map_err(|_| DropReason::HandshakeAuth)?;
+            getrandom::fill(&mut b).map_err(|_| DropReason::Internal)?;
             let i = u32::from_le_bytes(b);
             let used = |s: &Option<Session>| s.as_ref().is_some_and(|s| s.local == i);
             let hs = c.handshake.as_ref().is_some_and(|h| h.local_index == i);
@@ -388,10 +460,48 @@ impl Tunnel {
                 return Ok(i);
             }
         }
-        Err(DropReason::HandshakeAuth)
+        Err(DropReason::Internal)
     }
 
-    fn on_init(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Result<Output, DropReason> {
+    /// Take a token from the bucket of `src` (slot found or least recently used reused).
+    fn source_allows(c: &mut Crypto, src: Option<IpAddr>, now: Instant) -> bool {
+        let i = match c.sources.iter().position(|s| s.addr == src) {
+            Some(i) => i,
+            None => {
+                let mut lru = 0;
+                for (i, s) in c.sources.iter().enumerate() {
+                    if s.used < c.sources[lru].used {
+                        lru = i;
+                    }
+                }
+                c.sources[lru] = SourceSlot {
+                    addr: src,
+                    bucket: Bucket::full(SOURCE_BURST, now),
+                    used: now,
+                };
+                lru
+            }
+        };
+        let slot = &mut c.sources[i];
+        slot.used = now;
+        slot.bucket.refill(SOURCE_BURST, SOURCE_REFILL, now);
+        if slot.bucket.tokens == 0 {
+            return false;
+        }
+        slot.bucket.tokens -= 1;
+        true
+    }
+
+    /// Order matters: verify (cheap, no DH) -> replay check -> rate limits -> answer
+    /// (X25519 keygen + DH). Replays get no answer, use no tokens and never replace
+    /// `pending`.
+    fn on_init(
+        &mut self,
+        msg: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        src: Option<IpAddr>,
+    ) -> Result<Output, DropReason> {
         if self.cfg.role != Role::Server {
             return Err(DropReason::HandshakeUnexpected);
         }
@@ -403,8 +513,7 @@ impl Tunnel {
         }
         let mode = self.mode();
         let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
-        let local = Self::fresh_index(c)?;
-        let (remote, n, transport) = match noise::respond(&c.psk, mode, msg, local, out) {
+        let r = match Responder::read(&c.psk, mode, msg) {
             Ok(r) => r,
             Err(HandshakeError::Auth) => return Err(DropReason::HandshakeAuth),
             Err(HandshakeError::ModeMismatch { peer }) => {
@@ -413,22 +522,25 @@ impl Tunnel {
                 });
                 return Err(DropReason::HandshakeMismatch);
             }
-            Err(HandshakeError::Malformed | HandshakeError::Internal) => {
-                return Err(DropReason::BadHeader)
-            }
+            Err(HandshakeError::Malformed) => return Err(DropReason::BadHeader),
+            Err(HandshakeError::Internal) => return Err(DropReason::Internal),
         };
-        // Rate limit after authentication: only key holders (or replays) get here, and
-        // every answer costs an X25519 operation.
-        let refills = (now.saturating_duration_since(c.refill_at).as_millis()
-            / HANDSHAKE_REFILL.as_millis()) as u32;
-        if refills > 0 {
-            c.tokens = (c.tokens.saturating_add(refills)).min(HANDSHAKE_BURST);
-            c.refill_at = now;
+        if r.timestamp <= c.last_init_ts {
+            return Err(DropReason::HandshakeReplay);
         }
-        if c.tokens == 0 {
+        if !Self::source_allows(c, src, now) {
             return Err(DropReason::HandshakeRate);
         }
-        c.tokens -= 1;
+        c.global.refill(HANDSHAKE_BURST, HANDSHAKE_REFILL, now);
+        if c.global.tokens == 0 {
+            return Err(DropReason::HandshakeRate);
+        }
+        c.global.tokens -= 1;
+        let local = Self::fresh_index(c)?;
+        let remote = r.peer_index;
+        let ts = r.timestamp;
+        let (n, transport) = r.answer(local, out).map_err(|_| DropReason::Internal)?;
+        c.last_init_ts = ts;
         c.pending = Some(Session::new(local, remote, transport, now));
         self.counters.handshakes_answered += 1;
         Ok(Output::ToNetwork(n))
@@ -617,8 +729,10 @@ impl Tunnel {
             } else {
                 noise::MODE_TUN
             };
-            match Initiator::start(&c.psk, local, mode, out) {
+            let ts = wall_nanos().max(c.sent_init_ts.saturating_add(1));
+            match Initiator::start(&c.psk, local, mode, ts, out) {
                 Ok((hs, n)) => {
+                    c.sent_init_ts = ts;
                     let retry_in = c.backoff.next_delay();
                     c.handshake = Some(hs);
                     c.next_attempt = Some(now + retry_in);
@@ -974,12 +1088,12 @@ mod tests {
             p.srv.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
             Output::Keepalive
         );
-        // Attacker replays the INIT: the server answers (it cannot tell) but keeps the
-        // working session, because nobody can confirm the answered one.
-        assert!(matches!(
+        // Attacker replays the INIT: its timestamp is not newer than the last answered
+        // one, so no answer, and the working session stays.
+        assert_eq!(
             p.srv.decapsulate(&init, &mut p.buf2, p.t),
-            Output::ToNetwork(_)
-        ));
+            Output::Drop(DropReason::HandshakeReplay)
+        );
         assert_eq!(p.send(true, b"still here"), Output::ToDevice(10));
         assert_eq!(p.send(false, b"both ways"), Output::ToDevice(9));
     }
@@ -1231,32 +1345,122 @@ mod tests {
         assert!(!p.srv.is_up());
     }
 
+    /// A fresh INIT from `cli` (restart makes it initiate again at once).
+    fn fresh_init(cli: &mut Tunnel, buf: &mut [u8], t: Instant) -> usize {
+        cli.restart(t);
+        let Output::ToNetwork(n) = cli.tick(buf, t) else {
+            panic!("no INIT")
+        };
+        n
+    }
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([198, 18, 0, last]))
+    }
+
     #[test]
-    fn handshake_rate_limit() {
+    fn handshake_rate_limit_per_source_and_global() {
         let t = Instant::now();
         let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
         let mut cli = Tunnel::new(cfg(Role::Client), key(), t);
         let mut a = [0u8; 256];
         let mut b = [0u8; 256];
-        let Output::ToNetwork(n) = cli.tick(&mut a, t) else {
-            panic!()
-        };
+        // One source: SOURCE_BURST fresh INITs answered, the rest rate limited.
         let mut answered = 0;
-        for _ in 0..100 {
-            if let Output::ToNetwork(_) = srv.decapsulate(&a[..n], &mut b, t) {
+        for _ in 0..20 {
+            let n = fresh_init(&mut cli, &mut a, t);
+            if let Output::ToNetwork(_) = srv.decapsulate_from(&a[..n], &mut b, t, ip(1)) {
                 answered += 1;
             }
         }
-        assert_eq!(answered, HANDSHAKE_BURST);
+        assert_eq!(answered, SOURCE_BURST);
         assert_eq!(
             srv.counters().dropped(DropReason::HandshakeRate),
-            100 - HANDSHAKE_BURST as u64
+            20 - SOURCE_BURST as u64
         );
-        // Refills with time.
+        // Another source is not affected.
+        let n = fresh_init(&mut cli, &mut a, t);
         assert!(matches!(
-            srv.decapsulate(&a[..n], &mut b, t + Duration::from_millis(60)),
+            srv.decapsulate_from(&a[..n], &mut b, t, ip(2)),
             Output::ToNetwork(_)
         ));
+        // Refills with time.
+        let n = fresh_init(&mut cli, &mut a, t);
+        assert!(matches!(
+            srv.decapsulate_from(&a[..n], &mut b, t + SOURCE_REFILL, ip(1)),
+            Output::ToNetwork(_)
+        ));
+        // Global cap over many sources (fixed table, least recently used reused).
+        let mut answered = 0;
+        for i in 0..100u8 {
+            let n = fresh_init(&mut cli, &mut a, t);
+            if let Output::ToNetwork(_) =
+                srv.decapsulate_from(&a[..n], &mut b, t + SOURCE_REFILL, ip(10 + i))
+            {
+                answered += 1;
+            }
+        }
+        assert!(answered < HANDSHAKE_BURST, "{answered}");
+    }
+
+    #[test]
+    fn replayed_init_gets_no_answer_and_does_not_replace_pending() {
+        let t = Instant::now();
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
+        let mut cli = Tunnel::new(cfg(Role::Client), key(), t);
+        let mut init = [0u8; 256];
+        let mut resp = [0u8; 256];
+        let mut conf = [0u8; 256];
+        let mut b = [0u8; 256];
+        // The attacker recorded an earlier INIT of the real client.
+        let old = fresh_init(&mut cli, &mut init, t);
+        let recorded = init;
+        assert!(matches!(
+            srv.decapsulate_from(&recorded[..old], &mut b, t, ip(1)),
+            Output::ToNetwork(_)
+        ));
+        // Real client's new handshake is answered...
+        let n = fresh_init(&mut cli, &mut init, t);
+        let Output::ToNetwork(m) = srv.decapsulate_from(&init[..n], &mut resp, t, ip(1)) else {
+            panic!("real INIT not answered")
+        };
+        // ... then the attacker floods replays of both INITs from many addresses.
+        for i in 0..200u8 {
+            for msg in [&recorded[..old], &init[..n]] {
+                assert_eq!(
+                    srv.decapsulate_from(msg, &mut b, t, ip(i)),
+                    Output::Drop(DropReason::HandshakeReplay)
+                );
+            }
+        }
+        assert_eq!(srv.counters().dropped(DropReason::HandshakeRate), 0);
+        assert_eq!(srv.counters().handshakes_answered, 2);
+        // The real client's confirmation still reaches the pending session.
+        let Output::ToNetwork(k) = cli.decapsulate(&resp[..m], &mut conf, t) else {
+            panic!("no confirmation")
+        };
+        assert_eq!(srv.decapsulate(&conf[..k], &mut b, t), Output::Keepalive);
+        assert!(srv.is_up());
+        // And the client can still rekey (fresh INITs are answered).
+        let n = fresh_init(&mut cli, &mut init, t + S);
+        assert!(matches!(
+            srv.decapsulate_from(&init[..n], &mut resp, t + S, ip(1)),
+            Output::ToNetwork(_)
+        ));
+    }
+
+    #[test]
+    fn init_costs_more_than_resp() {
+        // No amplification: the answer is smaller than the question.
+        assert!(RESP_LEN < INIT_LEN);
+    }
+
+    #[test]
+    fn internal_reason_is_separate_from_auth() {
+        assert_eq!(DropReason::Internal.name(), "internal");
+        assert!(!DropReason::Internal.is_unauthenticated());
+        assert!(DropReason::ALL.contains(&DropReason::Internal));
+        assert!(DropReason::ALL.contains(&DropReason::HandshakeReplay));
     }
 
     #[test]
