@@ -2,7 +2,8 @@
 //! [`Tunnel`] state machine doing the protocol. Buffers are made in [`Engine::new`];
 //! nothing is allocated per packet.
 use super::net::{
-    finish_connect, start_connect, Conn, Dial, Fill, Net, TCP_AUTH_TIME, TCP_CONNECT_TIME,
+    finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
+    TCP_CONNECT_TIME,
 };
 use crate::sys::log::RateLimit;
 use crate::sys::signals;
@@ -234,7 +235,11 @@ impl<D: Device> Core<D> {
                 }
             };
             let len = frame.len();
-            match self.tunnel.decapsulate(frame, &mut self.out_buf, now) {
+            let src = conn.peer.map(|p| p.ip().to_canonical());
+            match self
+                .tunnel
+                .decapsulate_from(frame, &mut self.out_buf, now, src)
+            {
                 Output::ToDevice(n) => self.deliver(n, from),
                 Output::ToNetwork(n) => {
                     if !conn.tx.push(&self.out_buf[..n]) {
@@ -297,6 +302,12 @@ fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, an
         ),
         Err(e) => warn!("{name}: {e}; still using {}", Addr(*cur)),
     }
+}
+
+/// Whether a device packet of `n` bytes fits into one TCP frame the peer accepts.
+fn tcp_frame_fits(n: usize, plaintext: bool) -> bool {
+    let overhead = if plaintext { 0 } else { DATA_OVERHEAD };
+    n + overhead <= MAX_FRAME
 }
 
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
@@ -643,6 +654,13 @@ impl<D: Device> Engine<D> {
                         core.tunnel.counters_mut().drop(DropReason::NoSession);
                         continue;
                     }
+                    // The peer closes the connection on a frame above MAX_FRAME (the
+                    // device MTU may have been raised after start): drop the packet.
+                    if !tcp_frame_fits(n, core.tunnel.is_plaintext()) {
+                        core.tunnel.counters_mut().drop(DropReason::TooBig);
+                        core.log_drop("packet from the device", n, None, DropReason::TooBig);
+                        continue;
+                    }
                     let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
                         core.tunnel.counters_mut().drop(DropReason::TxFull);
                         continue;
@@ -686,10 +704,12 @@ impl<D: Device> Engine<D> {
                         core.log_drop("datagram", n, Some(from), DropReason::WrongSource);
                         continue;
                     }
-                    match core
-                        .tunnel
-                        .decapsulate(&self.net_buf[..n], &mut core.out_buf, now)
-                    {
+                    match core.tunnel.decapsulate_from(
+                        &self.net_buf[..n],
+                        &mut core.out_buf,
+                        now,
+                        Some(src.ip().to_canonical()),
+                    ) {
                         Output::ToDevice(m) => core.deliver(m, from),
                         Output::ToNetwork(m) => {
                             if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
@@ -901,5 +921,18 @@ impl<D: Device> Engine<D> {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_frames_above_the_peers_maximum_are_refused() {
+        assert!(tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD, false));
+        assert!(!tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD + 1, false));
+        assert!(tcp_frame_fits(MAX_FRAME, true));
+        assert!(!tcp_frame_fits(MAX_FRAME + 1, true));
     }
 }
