@@ -3,7 +3,7 @@
 //! nothing is allocated per packet.
 use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
-    TCP_CONNECT_TIME,
+    TCP_CONNECT_TIME, TCP_PENDING,
 };
 use crate::sys::log::RateLimit;
 use crate::sys::signals;
@@ -304,6 +304,20 @@ fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, an
     }
 }
 
+/// The slot for a new unauthenticated TCP connection: a free one, else the oldest.
+fn pending_slot(incoming: &[Conn]) -> usize {
+    if let Some(i) = incoming.iter().position(|c| !c.is_open()) {
+        return i;
+    }
+    let mut oldest = 0;
+    for (i, c) in incoming.iter().enumerate() {
+        if c.since < incoming[oldest].since {
+            oldest = i;
+        }
+    }
+    oldest
+}
+
 /// Whether a device packet of `n` bytes fits into one TCP frame the peer accepts.
 fn tcp_frame_fits(n: usize, plaintext: bool) -> bool {
     let overhead = if plaintext { 0 } else { DATA_OVERHEAD };
@@ -369,14 +383,14 @@ impl<D: Device> Engine<D> {
             } => remote.or(*endpoint),
             Net::TcpServer {
                 active, incoming, ..
-            } => active.peer.or(incoming.peer),
+            } => active.peer.or_else(|| incoming.iter().find_map(|c| c.peer)),
             Net::TcpClient { remote, .. } => Some(*remote),
         }
     }
 
     /// Runs until `stop()` says so.
     pub fn run(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
-        let mut fds = [pollfd(-1, 0); 4];
+        let mut fds = [pollfd(-1, 0); 3 + TCP_PENDING];
         while !stop() {
             if signals::take_usr1() {
                 self.log_counters();
@@ -403,6 +417,7 @@ impl<D: Device> Engine<D> {
                 n += 1;
             }
             let (mut a_i, mut b_i, mut l_i) = (None, None, None);
+            let mut inc_i: [Option<usize>; TCP_PENDING] = [None; TCP_PENDING];
             match &self.net {
                 Net::Udp { sock, .. } => {
                     fds[n] = pollfd(sock.as_raw_fd(), libc::POLLIN);
@@ -417,7 +432,8 @@ impl<D: Device> Engine<D> {
                     fds[n] = pollfd(listener.as_raw_fd(), libc::POLLIN);
                     l_i = Some(n);
                     n += 1;
-                    for (conn, slot) in [(active, &mut a_i), (incoming, &mut b_i)] {
+                    let slots = std::iter::once(&mut a_i).chain(inc_i.iter_mut());
+                    for (conn, slot) in std::iter::once(active).chain(incoming.iter()).zip(slots) {
                         if let Some(fd) = conn.fd() {
                             let ev = if conn.tx.is_empty() {
                                 libc::POLLIN
@@ -466,8 +482,9 @@ impl<D: Device> Engine<D> {
             }
             let now = Instant::now();
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
-            if ready(a_i) || ready(b_i) || ready(l_i) {
-                self.on_network(now, ready(a_i), ready(b_i), ready(l_i));
+            let inc = inc_i.map(ready);
+            if ready(a_i) || ready(b_i) || ready(l_i) || inc.contains(&true) {
+                self.on_network(now, ready(a_i), ready(b_i), ready(l_i), inc);
             }
             if ready(dev_i) {
                 self.on_device(now)?;
@@ -490,8 +507,10 @@ impl<D: Device> Engine<D> {
                 Dial::Connecting { deadline, .. } => at(*deadline),
                 Dial::Up => {}
             },
-            Net::TcpServer { incoming, .. } if incoming.is_open() => {
-                at(incoming.since + TCP_AUTH_TIME)
+            Net::TcpServer { incoming, .. } => {
+                for c in incoming.iter().filter(|c| c.is_open()) {
+                    at(c.since + TCP_AUTH_TIME)
+                }
             }
             _ => {}
         }
@@ -566,16 +585,18 @@ impl<D: Device> Engine<D> {
             Net::TcpServer {
                 active, incoming, ..
             } => {
-                if incoming.is_open() && now >= incoming.since + TCP_AUTH_TIME {
-                    if core.drop_log.allow(now) {
-                        warn!(
-                            "{}: closing tcp connection from {}: not authenticated within {} s",
-                            core.name,
-                            From::Tcp(incoming.peer),
-                            TCP_AUTH_TIME.as_secs()
-                        );
+                for incoming in incoming.iter_mut() {
+                    if incoming.is_open() && now >= incoming.since + TCP_AUTH_TIME {
+                        if core.drop_log.allow(now) {
+                            warn!(
+                                "{}: closing tcp connection from {}: not authenticated within {} s",
+                                core.name,
+                                From::Tcp(incoming.peer),
+                                TCP_AUTH_TIME.as_secs()
+                            );
+                        }
+                        incoming.close();
                     }
-                    incoming.close();
                 }
                 while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
                     if active.is_open() && !active.tx.push(&core.out_buf[..n]) {
@@ -678,7 +699,7 @@ impl<D: Device> Engine<D> {
         Ok(())
     }
 
-    fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool) {
+    fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool, inc: [bool; TCP_PENDING]) {
         let core = &mut self.core;
         match &mut self.net {
             Net::Udp {
@@ -743,7 +764,19 @@ impl<D: Device> Engine<D> {
                         match listener.accept() {
                             Ok((s, peer)) => {
                                 let plain = core.tunnel.is_plaintext();
-                                let target = if plain { &mut *active } else { &mut *incoming };
+                                let target = if plain {
+                                    &mut *active
+                                } else {
+                                    let i = pending_slot(incoming);
+                                    if incoming[i].is_open() && core.drop_log.allow(now) {
+                                        warn!(
+                                            "{}: {TCP_PENDING} tcp connections authenticating: closing the oldest, from {}",
+                                            core.name,
+                                            From::Tcp(incoming[i].peer)
+                                        );
+                                    }
+                                    &mut incoming[i]
+                                };
                                 if plain && target.is_open() {
                                     info!(
                                         "{}: new tcp client {peer} replaces {}",
@@ -769,40 +802,29 @@ impl<D: Device> Engine<D> {
                         }
                     }
                 }
-                for (which, ready) in [(0, a), (1, b)] {
-                    if !ready {
-                        continue;
-                    }
-                    let conn = if which == 0 {
-                        &mut *active
-                    } else {
-                        &mut *incoming
-                    };
-                    let v = Self::read_conn(core, conn, now);
-                    match v {
-                        Verdict::Close => {
-                            if which == 0 {
-                                info!(
-                                    "{}: tcp client {} disconnected",
-                                    core.name,
-                                    From::Tcp(conn.peer)
-                                );
-                            }
-                            conn.close();
-                        }
-                        Verdict::Promote if which == 1 => {
-                            std::mem::swap(active, incoming);
-                            if incoming.is_open() {
+                if a && Self::read_conn(core, active, now) == Verdict::Close {
+                    info!(
+                        "{}: tcp client {} disconnected",
+                        core.name,
+                        From::Tcp(active.peer)
+                    );
+                    active.close();
+                }
+                for (conn, _) in incoming.iter_mut().zip(inc).filter(|(_, r)| *r) {
+                    match Self::read_conn(core, conn, now) {
+                        Verdict::Close => conn.close(),
+                        Verdict::Promote => {
+                            if active.is_open() {
                                 info!(
                                     "{}: tcp client now at {} (replaces {})",
                                     core.name,
-                                    From::Tcp(active.peer),
-                                    From::Tcp(incoming.peer)
+                                    From::Tcp(conn.peer),
+                                    From::Tcp(active.peer)
                                 );
                             }
-                            incoming.close();
+                            active.take_over(conn);
                         }
-                        _ => {}
+                        Verdict::Keep => {}
                     }
                 }
             }
@@ -893,15 +915,15 @@ impl<D: Device> Engine<D> {
     /// Writes queued TCP data.
     fn flush(&mut self, now: Instant) {
         let core = &mut self.core;
-        let conns: [Option<&mut Conn>; 2] = match &mut self.net {
+        let (first, rest): (Option<&mut Conn>, &mut [Conn]) = match &mut self.net {
             Net::TcpServer {
                 active, incoming, ..
-            } => [Some(active), Some(incoming)],
-            Net::TcpClient { conn, .. } => [Some(conn), None],
-            Net::Udp { .. } => [None, None],
+            } => (Some(active), &mut incoming[..]),
+            Net::TcpClient { conn, .. } => (Some(conn), &mut []),
+            Net::Udp { .. } => (None, &mut []),
         };
         let mut lost = false;
-        for c in conns.into_iter().flatten() {
+        for c in first.into_iter().chain(rest.iter_mut()) {
             if let Err(e) = c.flush() {
                 if core.drop_log.allow(now) {
                     warn!(
