@@ -242,6 +242,7 @@ impl<D: Device> Core<D> {
             {
                 Output::ToDevice(n) => self.deliver(n, from),
                 Output::ToNetwork(n) => {
+                    conn.vouched = true;
                     if !conn.tx.push(&self.out_buf[..n]) {
                         self.count(DropReason::TxFull);
                     }
@@ -304,18 +305,32 @@ fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, an
     }
 }
 
-/// The slot for a new unauthenticated TCP connection: a free one, else the oldest.
-fn pending_slot(incoming: &[Conn]) -> usize {
+/// The slot for a new unauthenticated TCP connection from `peer`: a free one, else the
+/// oldest one from the same address that has not sent an answered handshake (so one
+/// source reconnecting in a loop only displaces itself), else the oldest without an
+/// answered handshake, else the oldest.
+fn pending_slot(incoming: &[Conn], peer: SocketAddr) -> usize {
     if let Some(i) = incoming.iter().position(|c| !c.is_open()) {
         return i;
     }
-    let mut oldest = 0;
-    for (i, c) in incoming.iter().enumerate() {
-        if c.since < incoming[oldest].since {
-            oldest = i;
+    let ip = peer.ip().to_canonical();
+    let same = |c: &Conn| c.peer.is_some_and(|p| p.ip().to_canonical() == ip);
+    let oldest = |vouched: Option<bool>, same_source: bool| {
+        let mut best: Option<usize> = None;
+        for (i, c) in incoming.iter().enumerate() {
+            if vouched.is_some_and(|v| c.vouched != v) || (same_source && !same(c)) {
+                continue;
+            }
+            if best.is_none_or(|b| c.since < incoming[b].since) {
+                best = Some(i);
+            }
         }
-    }
-    oldest
+        best
+    };
+    oldest(Some(false), true)
+        .or(oldest(Some(false), false))
+        .or(oldest(None, false))
+        .unwrap_or(0)
 }
 
 /// Whether a device packet of `n` bytes fits into one TCP frame the peer accepts.
@@ -759,6 +774,33 @@ impl<D: Device> Engine<D> {
                 active,
                 incoming,
             } => {
+                // Read first: a connection's handshake is handled before new
+                // connections may displace it.
+                if a && Self::read_conn(core, active, now) == Verdict::Close {
+                    info!(
+                        "{}: tcp client {} disconnected",
+                        core.name,
+                        From::Tcp(active.peer)
+                    );
+                    active.close();
+                }
+                for (conn, _) in incoming.iter_mut().zip(inc).filter(|(_, r)| *r) {
+                    match Self::read_conn(core, conn, now) {
+                        Verdict::Close => conn.close(),
+                        Verdict::Promote => {
+                            if active.is_open() {
+                                info!(
+                                    "{}: tcp client now at {} (replaces {})",
+                                    core.name,
+                                    From::Tcp(conn.peer),
+                                    From::Tcp(active.peer)
+                                );
+                            }
+                            active.take_over(conn);
+                        }
+                        Verdict::Keep => {}
+                    }
+                }
                 if l {
                     for _ in 0..4 {
                         match listener.accept() {
@@ -767,10 +809,10 @@ impl<D: Device> Engine<D> {
                                 let target = if plain {
                                     &mut *active
                                 } else {
-                                    let i = pending_slot(incoming);
+                                    let i = pending_slot(incoming, peer);
                                     if incoming[i].is_open() && core.drop_log.allow(now) {
                                         warn!(
-                                            "{}: {TCP_PENDING} tcp connections authenticating: closing the oldest, from {}",
+                                            "{}: {TCP_PENDING} tcp connections authenticating: closing one from {}",
                                             core.name,
                                             From::Tcp(incoming[i].peer)
                                         );
@@ -800,31 +842,6 @@ impl<D: Device> Engine<D> {
                                 break;
                             }
                         }
-                    }
-                }
-                if a && Self::read_conn(core, active, now) == Verdict::Close {
-                    info!(
-                        "{}: tcp client {} disconnected",
-                        core.name,
-                        From::Tcp(active.peer)
-                    );
-                    active.close();
-                }
-                for (conn, _) in incoming.iter_mut().zip(inc).filter(|(_, r)| *r) {
-                    match Self::read_conn(core, conn, now) {
-                        Verdict::Close => conn.close(),
-                        Verdict::Promote => {
-                            if active.is_open() {
-                                info!(
-                                    "{}: tcp client now at {} (replaces {})",
-                                    core.name,
-                                    From::Tcp(conn.peer),
-                                    From::Tcp(active.peer)
-                                );
-                            }
-                            active.take_over(conn);
-                        }
-                        Verdict::Keep => {}
                     }
                 }
             }

@@ -32,6 +32,9 @@ pub struct Conn {
     pub dec: FrameDecoder,
     pub tx: StreamTx,
     pub since: Instant,
+    /// Server: this connection sent a handshake initiation that was answered (it has
+    /// the key); evicted from the pending pool only after the ones that did not.
+    pub vouched: bool,
 }
 
 impl Conn {
@@ -46,6 +49,7 @@ impl Conn {
             dec: FrameDecoder::new(MAX_FRAME),
             tx: StreamTx::new(tx),
             since: now,
+            vouched: false,
         }
     }
 
@@ -62,6 +66,7 @@ impl Conn {
         std::mem::swap(&mut self.peer, &mut from.peer);
         std::mem::swap(&mut self.dec, &mut from.dec);
         self.since = from.since;
+        self.vouched = from.vouched;
         self.tx.replace_with(&from.tx);
         from.close();
     }
@@ -78,6 +83,7 @@ impl Conn {
         self.dec.reset();
         self.tx.reset();
         self.since = now;
+        self.vouched = false;
         Ok(())
     }
 
@@ -86,6 +92,7 @@ impl Conn {
         self.peer = None;
         self.dec.reset();
         self.tx.reset();
+        self.vouched = false;
     }
 
     pub fn fd(&self) -> Option<RawFd> {
