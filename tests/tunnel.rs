@@ -601,7 +601,7 @@ fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
             }
             send(&g);
         }
-        let mut init = vec![0u8; 57];
+        let mut init = vec![0u8; 65]; // INIT_LEN
         init[0] = 1;
         send(&init);
         n
@@ -1131,6 +1131,71 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
     let c = lab.server_counters();
     assert!(c.drop("handshake_auth") >= 1, "{c:?}");
     lab.b.stop(w.pid);
+}
+
+/// Opens a TCP connection from `from` to `to` (blocking, 1 s limit via SO_SNDTIMEO).
+fn connect_from(from: SocketAddr, to: SocketAddr) -> Option<TcpStream> {
+    use nix::sys::socket::{
+        bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+        SockaddrIn,
+    };
+    let (SocketAddr::V4(f), SocketAddr::V4(t)) = (from, to) else {
+        return None;
+    };
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).ok()?;
+    let tv = nix::sys::time::TimeVal::new(1, 0);
+    setsockopt(&fd, sockopt::SendTimeout, &tv).ok()?;
+    use std::os::fd::AsRawFd;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(f)).ok()?;
+    connect(fd.as_raw_fd(), &SockaddrIn::from(t)).ok()?;
+    Some(TcpStream::from(fd))
+}
+
+/// A keyless peer reconnecting to the TCP server in a loop (and holding the
+/// connections open, never sending) must not keep the real client from authenticating.
+#[test]
+fn tcp_reconnect_flood_does_not_lock_out_the_client() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("tcfl", "tcp", "tun", false);
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let flood = spawn_in(&lab.b, move || {
+        let from: SocketAddr = "198.18.0.3:0".parse().unwrap();
+        let to: SocketAddr = "198.18.0.1:5555".parse().unwrap();
+        let mut held = std::collections::VecDeque::new();
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+            && t0.elapsed() < Duration::from_secs(12)
+            && n < 20_000
+        {
+            if let Some(c) = connect_from(from, to) {
+                held.push_back(c);
+                if held.len() > 16 {
+                    held.pop_front();
+                }
+                n += 1;
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    lab.start_client();
+    let up = lab.cli().wait_log("session up", 8);
+    // Traffic flows while the flood goes on.
+    let pinged = up && ping(&lab.b, SRV_TUN, 2).0 == 2;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = flood.join().unwrap();
+    eprintln!("flood: {n} tcp connections");
+    assert!(n > 100, "the flood did not run: {n}");
+    assert!(up, "client locked out by the reconnect flood\n{}", lab.logs());
+    assert!(pinged, "no traffic during the flood\n{}", lab.logs());
 }
 
 /// IPv6 underlay (fd00::/64 on the veth) and IPv6 inside the tunnel (fd00:1::/64), TCP
