@@ -1136,13 +1136,18 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
 /// Opens a TCP connection from `from` to `to` (blocking, 1 s limit via SO_SNDTIMEO).
 fn connect_from(from: SocketAddr, to: SocketAddr) -> Option<TcpStream> {
     use nix::sys::socket::{
-        bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
-        SockaddrIn,
+        bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
     };
     let (SocketAddr::V4(f), SocketAddr::V4(t)) = (from, to) else {
         return None;
     };
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).ok()?;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .ok()?;
     let tv = nix::sys::time::TimeVal::new(1, 0);
     setsockopt(&fd, sockopt::SendTimeout, &tv).ok()?;
     use std::os::fd::AsRawFd;
@@ -1194,7 +1199,11 @@ fn tcp_reconnect_flood_does_not_lock_out_the_client() {
     let n = flood.join().unwrap();
     eprintln!("flood: {n} tcp connections");
     assert!(n > 100, "the flood did not run: {n}");
-    assert!(up, "client locked out by the reconnect flood\n{}", lab.logs());
+    assert!(
+        up,
+        "client locked out by the reconnect flood\n{}",
+        lab.logs()
+    );
     assert!(pinged, "no traffic during the flood\n{}", lab.logs());
 }
 
