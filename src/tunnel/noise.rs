@@ -47,6 +47,8 @@ pub const INIT_PAYLOAD_LEN: usize = 13;
 pub const RESP_PAYLOAD_LEN: usize = 4;
 pub const INIT_LEN: usize = 4 + DH_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
 pub const RESP_LEN: usize = 8 + DH_LEN + RESP_PAYLOAD_LEN + TAG_LEN;
+// No amplification: a handshake answer is smaller than the initiation.
+const _: () = assert!(RESP_LEN < INIT_LEN);
 pub const DATA_HEADER_LEN: usize = 16;
 /// Bytes a DATA message adds to the packet it carries.
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;

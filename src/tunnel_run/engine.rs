@@ -809,7 +809,7 @@ impl<D: Device> Engine<D> {
                                 let target = if plain {
                                     &mut *active
                                 } else {
-                                    let i = pending_slot(incoming, peer);
+                                    let i = pending_slot(&incoming[..], peer);
                                     if incoming[i].is_open() && core.drop_log.allow(now) {
                                         warn!(
                                             "{}: {TCP_PENDING} tcp connections authenticating: closing one from {}",

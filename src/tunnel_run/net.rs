@@ -167,7 +167,7 @@ pub enum Net {
         listener: TcpListener,
         active: Conn,
         /// Connections not yet authenticated (see [`TCP_PENDING`]).
-        incoming: [Conn; TCP_PENDING],
+        incoming: Box<[Conn; TCP_PENDING]>,
     },
     TcpClient {
         remote: SocketAddr,
@@ -284,7 +284,7 @@ impl Net {
         Ok(Net::TcpServer {
             listener,
             active: Conn::new(now),
-            incoming: std::array::from_fn(|_| Conn::pending(now)),
+            incoming: Box::new(std::array::from_fn(|_| Conn::pending(now))),
         })
     }
 
