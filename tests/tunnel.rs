@@ -276,7 +276,15 @@ fn spawn_in<T: Send + 'static>(
     ns: &Netns,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {
-    let path = format!("/var/run/netns/{}", ns.name);
+    spawn_in_name(&ns.name, f)
+}
+
+/// [`spawn_in`] by namespace name.
+fn spawn_in_name<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{name}");
     std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).expect("open netns");
         nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
@@ -479,8 +487,13 @@ fn tcp_link_outage_recovers() {
 
 /// Captures UDP payloads sent to port 5555 on this namespace's links (AF_PACKET).
 fn capture_tunnel_datagrams(ns: &Netns, while_doing: impl FnOnce()) -> Vec<Vec<u8>> {
+    capture_tunnel_datagrams_in(&ns.name.clone(), while_doing)
+}
+
+/// [`capture_tunnel_datagrams`] by namespace name.
+fn capture_tunnel_datagrams_in(ns: &str, while_doing: impl FnOnce()) -> Vec<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let cap = spawn_in(ns, move || {
+    let cap = spawn_in_name(ns, move || {
         // ETH_P_ALL: outgoing packets are only seen with it.
         // SAFETY: plain socket call; the fd is owned below.
         let fd = unsafe {
@@ -1131,6 +1144,71 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
     let c = lab.server_counters();
     assert!(c.drop("handshake_auth") >= 1, "{c:?}");
     lab.b.stop(w.pid);
+}
+
+/// A recorded handshake initiation replayed hundreds of times a second (from another
+/// address) gets no answer and does not keep the real client from handshaking.
+#[test]
+fn udp_replayed_init_flood_does_not_starve_the_client() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("ifl", "udp", "tun", false);
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    // Record the client's INIT: restart it while capturing.
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let mut restarted = false;
+    let ns_b = lab.b.name.clone();
+    let captured = capture_tunnel_datagrams_in(&ns_b, || {
+        lab.start_client();
+        restarted = lab.cli().wait_log("session up", 5);
+    });
+    assert!(restarted, "{}", lab.logs());
+    let init = captured
+        .iter()
+        .find(|d| d.len() == 65 && d[0] == 1)
+        .cloned()
+        .unwrap_or_else(|| panic!("no INIT captured: {captured:?}"));
+    let before = lab.server_counters();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let flood = spawn_in(&lab.b, move || {
+        let s = UdpSocket::bind("198.18.0.3:0").unwrap();
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+            && t0.elapsed() < Duration::from_secs(10)
+            && n < 10_000
+        {
+            if s.send_to(&init, "198.18.0.1:5555").is_ok() {
+                n += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The client restarts during the flood and must get a session at once.
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let t0 = Instant::now();
+    lab.start_client();
+    let took = lab.time_to_first_reply(Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = flood.join().unwrap();
+    let after = lab.server_counters();
+    eprintln!("replayed INIT {n} times; client back after {took:?} (restart at {t0:?})");
+    assert!(n > 100, "the flood did not run: {n}");
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(3)),
+        "client starved by replayed INITs ({took:?})\n{}",
+        lab.logs()
+    );
+    assert!(
+        after.drop("handshake_replay") >= before.drop("handshake_replay") + u64::from(n) / 2,
+        "{after:?}"
+    );
 }
 
 /// Opens a TCP connection from `from` to `to` (blocking, 1 s limit via SO_SNDTIMEO).
