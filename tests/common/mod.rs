@@ -75,6 +75,33 @@ impl Netns {
         );
     }
 
+    /// `ip -n NAME ARGS`; panics with ip's message on failure, returns its stdout.
+    pub fn ip_out(&self, args: &[&str]) -> String {
+        let out = Command::new("timeout")
+            .args(["30", "ip", "-n", &self.name])
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Like [`Netns::run`], with extra environment variables.
+    pub fn run_env(&self, secs: u32, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new("timeout");
+        c.args([&secs.to_string(), "ip", "netns", "exec", &self.name, prog]);
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run command in namespace")
+    }
+
     /// Runs a command to completion inside the namespace, bounded by `secs`.
     pub fn run(&self, secs: u32, prog: &str, args: &[&str]) -> Output {
         let mut c = Command::new("timeout");
