@@ -109,7 +109,7 @@ setup() {
     local src
     src="$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library"
     [ -f "$src/Cargo.lock" ] || die "std sources not found at $src (rust-web-src)"
-    command -v "$QEMU" >/dev/null || die "$QEMU not found (qemu-user)"
+    [ -z "$QEMU" ] || command -v "$QEMU" >/dev/null || die "$QEMU not found (qemu-user)"
 }
 
 # ---------------------------------------------------------------- environment
@@ -145,8 +145,14 @@ set_env() {
     export "CARGO_TARGET_${up}_LINKER=$CC_WRAPPER"
     # link-self-contained=no: use zig's crt1.o/libc.a (Debian ships no self-contained musl objects).
     export "CARGO_TARGET_${up}_RUSTFLAGS=-C link-self-contained=no${TARGET_RUSTFLAGS:+ $TARGET_RUSTFLAGS}"
-    local runner="$QEMU${QEMU_CPU:+ -cpu $QEMU_CPU}"
-    export "CARGO_TARGET_${up}_RUNNER=$runner"
+    # No qemu in the table: the target runs natively here (x86_64 musl on an x86_64 host).
+    local runner=""
+    [ -n "$QEMU" ] && runner="$QEMU${QEMU_CPU:+ -cpu $QEMU_CPU}"
+    if [ -n "$runner" ]; then
+        export "CARGO_TARGET_${up}_RUNNER=$runner"
+    else
+        unset "CARGO_TARGET_${up}_RUNNER"
+    fi
     export TUNBOX_TEST_RUNNER="$runner"
     local lo="${T//-/_}"
     export "CC_${lo}=$CC_WRAPPER" "AR_${lo}=$AR_WRAPPER"
