@@ -2,7 +2,10 @@
 //!
 //! The core (`wire`, `tunnel`, `config`, the bridge plan) does no I/O; `sys` is the
 //! only module that talks to the kernel.
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod reflect;
+pub mod selftest;
 pub mod sys;
 pub mod wire;

@@ -1,1 +1,338 @@
+//! Configuration: defaults < UCI file < TUNBOX_* environment < command line, merged
+//! into plain values that remember where each came from (for `config show` and for
+//! error messages that name file and line). Pure: the caller reads the file and the
+//! environment and hands them in.
+pub mod schema;
+pub mod uci;
 
+use schema::{OptSpec, SectionSpec};
+use std::fmt;
+
+/// The UCI file read when TUNBOX_CONFIG is not set.
+pub const DEFAULT_PATH: &str = "/etc/config/tunbox";
+
+/// A configuration error, located as precisely as its source allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub msg: String,
+}
+
+impl ConfigError {
+    pub fn at(file: &str, line: usize, msg: impl Into<String>) -> Self {
+        ConfigError {
+            file: Some(file.to_string()),
+            line: Some(line),
+            msg: msg.into(),
+        }
+    }
+    pub fn plain(msg: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            line: None,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{file}:{line}: {}", self.msg),
+            (Some(file), None) => write!(f, "{file}: {}", self.msg),
+            _ => f.write_str(&self.msg),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    Uci { file: String, line: usize },
+    Env(String),
+    Cli,
+}
+
+impl Source {
+    /// Locates an error about this value: `FILE:LINE: option 'x' ...`,
+    /// `environment TUNBOX_X: ...`, `--x: ...`.
+    pub fn error(&self, opt: &str, msg: impl fmt::Display) -> ConfigError {
+        match self {
+            Source::Uci { file, line } => {
+                ConfigError::at(file, *line, format!("option '{opt}': {msg}"))
+            }
+            Source::Env(var) => ConfigError::plain(format!("environment {var}: {msg}")),
+            Source::Cli => ConfigError::plain(format!("--{}: {msg}", opt.replace('_', "-"))),
+            Source::Default => ConfigError::plain(format!("default of '{opt}': {msg}")),
+        }
+    }
+}
+
+/// One option's merged value(s).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub spec: &'static OptSpec,
+    pub values: Vec<String>,
+    pub source: Source,
+}
+
+/// A section (or a command line) with every layer merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub spec: &'static SectionSpec,
+    /// The UCI section name, when a section was used.
+    pub section: Option<String>,
+    /// Location of the `config` line, for errors about the section as a whole.
+    pub origin: Option<(String, usize)>,
+    pub settings: Vec<Setting>,
+}
+
+/// The environment variable for an option: TUNBOX_ + upper case, `-` as `_`.
+pub fn env_name(opt: &str) -> String {
+    format!("TUNBOX_{}", opt.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Variables that are not options.
+const ENV_NOT_OPTIONS: &[&str] = &["TUNBOX_CONFIG"];
+
+/// TUNBOX_* variables that name no option of any section type (to warn about typos).
+pub fn unknown_env_vars(env: &[(String, String)]) -> Vec<String> {
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.contains(&k.as_str()))
+        .filter(|k| !k.starts_with("TUNBOX_TEST_"))
+        .filter(|k| {
+            !schema::SECTION_TYPES
+                .iter()
+                .any(|s| s.options.iter().any(|o| env_name(o.name) == **k))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Splits a list value given in one environment variable: spaces or commas.
+fn split_env_list(v: &str) -> Vec<String> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Merges the layers for one section type. `section` is the UCI section to read (its
+/// type must match), `env` the process environment, `cli` the options given on the
+/// command line as (name, values). Every value is checked against the schema.
+pub fn resolve(
+    spec: &'static SectionSpec,
+    file: Option<(&str, &uci::Section)>,
+    env: &[(String, String)],
+    cli: &[(&'static str, Vec<String>)],
+) -> Result<Resolved, ConfigError> {
+    let mut origin = None;
+    let mut section_name = None;
+    if let Some((path, s)) = file {
+        if s.kind != spec.kind {
+            return Err(ConfigError::at(
+                path,
+                s.line,
+                format!(
+                    "section '{}' is a '{}' section, not '{}'",
+                    s.name, s.kind, spec.kind
+                ),
+            ));
+        }
+        for o in &s.options {
+            let Some(os) = spec.option(&o.name) else {
+                return Err(ConfigError::at(
+                    path,
+                    o.line,
+                    format!(
+                        "unknown option '{}' in section '{}' (config {}); known options: {}",
+                        o.name,
+                        s.name,
+                        spec.kind,
+                        spec.option_names()
+                    ),
+                ));
+            };
+            if o.is_list && !os.list {
+                return Err(ConfigError::at(
+                    path,
+                    o.line,
+                    format!("'{}' takes one value: use `option`, not `list`", o.name),
+                ));
+            }
+        }
+        origin = Some((path.to_string(), s.line));
+        section_name = Some(s.name.clone());
+    }
+    let mut settings = Vec::new();
+    for os in spec.options {
+        let mut chosen: Option<(Vec<String>, Source)> =
+            os.default.map(|d| (vec![d.to_string()], Source::Default));
+        if let Some((path, s)) = file {
+            if let Some(o) = s.option(os.name) {
+                chosen = Some((
+                    o.values.clone(),
+                    Source::Uci {
+                        file: path.to_string(),
+                        line: o.line,
+                    },
+                ));
+            }
+        }
+        let var = env_name(os.name);
+        if let Some((_, v)) = env.iter().find(|(k, _)| *k == var) {
+            let values = if os.list {
+                split_env_list(v)
+            } else {
+                vec![v.clone()]
+            };
+            chosen = Some((values, Source::Env(var)));
+        }
+        if let Some((_, v)) = cli.iter().find(|(k, _)| *k == os.name) {
+            if !v.is_empty() {
+                chosen = Some((v.clone(), Source::Cli));
+            }
+        }
+        if let Some((values, source)) = chosen {
+            for v in &values {
+                os.kind.check(v).map_err(|m| source.error(os.name, m))?;
+            }
+            settings.push(Setting {
+                spec: os,
+                values,
+                source,
+            });
+        }
+    }
+    Ok(Resolved {
+        spec,
+        section: section_name,
+        origin,
+        settings,
+    })
+}
+
+impl Resolved {
+    pub fn setting(&self, name: &str) -> Option<&Setting> {
+        self.settings.iter().find(|s| s.spec.name == name)
+    }
+
+    /// The single value of an option, if set (or defaulted).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.setting(name)
+            .and_then(|s| s.values.last())
+            .map(String::as_str)
+    }
+
+    /// Every value of a list option (empty when unset).
+    pub fn list(&self, name: &str) -> &[String] {
+        self.setting(name).map(|s| &s.values[..]).unwrap_or(&[])
+    }
+
+    /// A boolean option; unset counts as false. Values were checked at resolve time.
+    pub fn flag(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| schema::parse_bool(v) == Some(true))
+    }
+
+    /// Parses an option's value with `f`, turning a failure into an error that names
+    /// where the value came from.
+    pub fn parse<T>(
+        &self,
+        name: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.setting(name) {
+            None => Ok(None),
+            Some(s) => match s.values.last() {
+                None => Ok(None),
+                Some(v) => f(v).map(Some).map_err(|m| s.source.error(name, m)),
+            },
+        }
+    }
+
+    /// Parses every value of a list option.
+    pub fn parse_list<T>(
+        &self,
+        name: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        match self.setting(name) {
+            None => Ok(Vec::new()),
+            Some(s) => s
+                .values
+                .iter()
+                .map(|v| f(v).map_err(|m| s.source.error(name, m)))
+                .collect(),
+        }
+    }
+
+    /// An error about the section as a whole (e.g. two options that exclude each other),
+    /// located at the `config` line or, without a file, plain.
+    pub fn error(&self, msg: impl Into<String>) -> ConfigError {
+        match &self.origin {
+            Some((file, line)) => ConfigError::at(
+                file,
+                *line,
+                format!(
+                    "section '{}': {}",
+                    self.section.as_deref().unwrap_or("?"),
+                    msg.into()
+                ),
+            ),
+            None => ConfigError::plain(msg),
+        }
+    }
+
+    /// Lines in the `uci show` form, values from env or defaults marked:
+    /// `tunbox.lab.dev='tun0'  # from TUNBOX_DEV`.
+    pub fn show(&self) -> String {
+        let name = self.section.as_deref().unwrap_or("cli");
+        let mut out = format!("tunbox.{name}={}\n", self.spec.kind);
+        for s in &self.settings {
+            let quoted: Vec<String> = s
+                .values
+                .iter()
+                .map(|v| format!("'{}'", v.replace('\'', "'\\''")))
+                .collect();
+            let mark = match &s.source {
+                Source::Default => "  # default".to_string(),
+                Source::Env(var) => format!("  # from environment {var}"),
+                Source::Cli => "  # from command line".to_string(),
+                Source::Uci { .. } => String::new(),
+            };
+            out.push_str(&format!(
+                "tunbox.{name}.{}={}{mark}\n",
+                s.spec.name,
+                quoted.join(" ")
+            ));
+        }
+        out
+    }
+}
+
+/// Where the UCI file is: $TUNBOX_CONFIG or /etc/config/tunbox.
+pub fn config_path(env: &[(String, String)]) -> String {
+    env.iter()
+        .find(|(k, _)| k == "TUNBOX_CONFIG")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.to_string())
+}
+
+/// Reads and parses the UCI file.
+pub fn load(path: &str) -> Result<uci::UciFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::plain(format!(
+            "cannot read config file {path}: {e} (set TUNBOX_CONFIG to use another file)"
+        ))
+    })?;
+    uci::parse(path, &text)
+}
+
+#[cfg(test)]
+mod tests;

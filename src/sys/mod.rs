@@ -45,3 +45,14 @@ impl fmt::Display for SysError {
 }
 
 impl std::error::Error for SysError {}
+
+/// Waits up to `timeout_ms` for `fd` to become readable. EINTR counts as "not yet".
+pub fn poll_in(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: u16) -> std::io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,217 @@
+use super::schema::{self, Kind};
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const FILE: &str = "config reflect 'lab'\n\
+    \toption dev 'tun7'\n\
+    \toption mtu '1400'\n\
+    \tlist address '198.18.0.1/15'\n\
+    \tlist address '2001:2::1/48'\n\
+    config reflect 'bad'\n\
+    \toption mtu 'big'\n\
+    config reflect 'typo'\n\
+    \toption devv 'x'\n";
+
+fn lab() -> uci::UciFile {
+    uci::parse("/etc/config/tunbox", FILE).unwrap()
+}
+
+#[test]
+fn layers_in_order() {
+    let f = lab();
+    let s = f.section("lab").unwrap();
+    // file only
+    let r = resolve(&schema::REFLECT, Some((&f.path, s)), &[], &[]).unwrap();
+    assert_eq!(r.get("dev"), Some("tun7"));
+    assert_eq!(r.get("mode"), Some("tun"));
+    assert_eq!(r.setting("mode").unwrap().source, Source::Default);
+    assert_eq!(r.list("address"), ["198.18.0.1/15", "2001:2::1/48"]);
+    assert_eq!(
+        r.setting("mtu").unwrap().source,
+        Source::Uci {
+            file: "/etc/config/tunbox".into(),
+            line: 3
+        }
+    );
+    // env beats the file; a list from env splits on spaces and commas
+    let e = env(&[
+        ("TUNBOX_DEV", "tun8"),
+        ("TUNBOX_ADDRESS", "198.18.9.1/24, 2001:2::9/64"),
+    ]);
+    let r = resolve(&schema::REFLECT, Some((&f.path, s)), &e, &[]).unwrap();
+    assert_eq!(r.get("dev"), Some("tun8"));
+    assert_eq!(
+        r.setting("dev").unwrap().source,
+        Source::Env("TUNBOX_DEV".into())
+    );
+    assert_eq!(r.list("address"), ["198.18.9.1/24", "2001:2::9/64"]);
+    // the command line beats both
+    let cli = vec![("dev", vec!["tun9".to_string()]), ("address", vec![])];
+    let r = resolve(&schema::REFLECT, Some((&f.path, s)), &e, &cli).unwrap();
+    assert_eq!(r.get("dev"), Some("tun9"));
+    assert_eq!(r.setting("dev").unwrap().source, Source::Cli);
+    assert_eq!(
+        r.list("address").len(),
+        2,
+        "an empty CLI list does not override"
+    );
+}
+
+#[test]
+fn bad_value_names_file_line_option() {
+    let f = lab();
+    let e = resolve(
+        &schema::REFLECT,
+        Some((&f.path, f.section("bad").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/etc/config/tunbox:7: option 'mtu': 'big' is not a whole number from 68 to 65535"
+    );
+}
+
+#[test]
+fn unknown_option_names_file_line() {
+    let f = lab();
+    let e = resolve(
+        &schema::REFLECT,
+        Some((&f.path, f.section("typo").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.starts_with("/etc/config/tunbox:9: unknown option 'devv' in section 'typo'"),
+        "{s}"
+    );
+    assert!(s.contains("known options: enabled, mode, dev"), "{s}");
+}
+
+#[test]
+fn bad_env_and_cli_values_name_their_source() {
+    let e = resolve(&schema::REFLECT, None, &env(&[("TUNBOX_MTU", "9")]), &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "environment TUNBOX_MTU: '9' is not a whole number from 68 to 65535"
+    );
+    let cli = vec![("address", vec!["198.18.0.1".to_string()])];
+    let e = resolve(&schema::REFLECT, None, &[], &cli).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("--address: '198.18.0.1' is not ADDRESS/PREFIX"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_section_type() {
+    let f = lab();
+    let e = resolve(
+        &schema::TUNNEL,
+        Some((&f.path, f.section("lab").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/etc/config/tunbox:1: section 'lab' is a 'reflect' section, not 'tunnel'"
+    );
+}
+
+#[test]
+fn list_given_for_single_option() {
+    let f = uci::parse("f", "config reflect x\nlist dev a\n").unwrap();
+    let e = resolve(&schema::REFLECT, Some(("f", &f.sections[0])), &[], &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "f:2: 'dev' takes one value: use `option`, not `list`"
+    );
+}
+
+#[test]
+fn show_marks_sources() {
+    let f = lab();
+    let cli = vec![("verbose", vec!["1".to_string()])];
+    let r = resolve(
+        &schema::REFLECT,
+        Some((&f.path, f.section("lab").unwrap())),
+        &env(&[("TUNBOX_USER", "nobody")]),
+        &cli,
+    )
+    .unwrap();
+    let out = r.show();
+    assert!(out.starts_with("tunbox.lab=reflect\n"), "{out}");
+    assert!(out.contains("tunbox.lab.dev='tun7'\n"), "{out}");
+    assert!(
+        out.contains("tunbox.lab.address='198.18.0.1/15' '2001:2::1/48'\n"),
+        "{out}"
+    );
+    assert!(out.contains("tunbox.lab.mode='tun'  # default\n"), "{out}");
+    assert!(
+        out.contains("tunbox.lab.user='nobody'  # from environment TUNBOX_USER\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tunbox.lab.verbose='1'  # from command line\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_env_vars_are_reported() {
+    let e = env(&[
+        ("TUNBOX_DEV", "x"),
+        ("TUNBOX_KEY_FILE", "/k"),
+        ("TUNBOX_CONFIG", "/c"),
+        ("TUNBOX_DEVV", "x"),
+        ("PATH", "/bin"),
+    ]);
+    assert_eq!(unknown_env_vars(&e), ["TUNBOX_DEVV"]);
+}
+
+#[test]
+fn value_kinds() {
+    let ok: &[(Kind, &str)] = &[
+        (Kind::Bool, "yes"),
+        (Kind::Cidr, "2001:2::1/48"),
+        (Kind::Mac, "02:00:5e:10:00:01"),
+        (Kind::Listen, "5555"),
+        (Kind::Listen, "0.0.0.0:5555"),
+        (Kind::Listen, "[::]:5555"),
+        (Kind::HostPort, "peer.example:5555"),
+        (Kind::HostPort, "[2001:2::1]:5555"),
+        (Kind::IfName, "tbx%d"),
+        (Kind::Path, "/etc/tunbox/key"),
+    ];
+    for (k, v) in ok {
+        assert_eq!(k.check(v), Ok(()), "{k:?} {v}");
+    }
+    let bad: &[(Kind, &str)] = &[
+        (Kind::Bool, "maybe"),
+        (Kind::Cidr, "198.18.0.1/33"),
+        (Kind::Cidr, "x/8"),
+        (Kind::Mac, "01:00:5e:00:00:01"),
+        (Kind::Mac, "02:00:5e:00:00"),
+        (Kind::Listen, "0"),
+        (Kind::HostPort, "peer"),
+        (Kind::HostPort, ":5555"),
+        (Kind::IfName, "a-very-long-interface-name"),
+        (Kind::Path, "relative/key"),
+        (Kind::Transport, "sctp"),
+        (Kind::Mode, "tan"),
+    ];
+    for (k, v) in bad {
+        assert!(k.check(v).is_err(), "{k:?} {v} should be rejected");
+    }
+}

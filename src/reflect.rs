@@ -1,0 +1,280 @@
+//! The reflector: reads a packet from the device, transforms it in place, writes it
+//! back. The loop is generic over [`PacketIo`] so tests can drive it without a kernel.
+use crate::sys::log::{self, RateLimit};
+use crate::sys::tun::{Mode, Tun};
+use crate::sys::{caps, netlink::Rtnl, signals, SysError};
+use crate::wire::ip::{self, DropReason, IpPacket};
+use crate::{error, info, warn};
+use std::fmt::Write as _;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+/// Buffers hold the largest packet a TUN device can hand over (64 KiB), so segmentation
+/// offloads can come later without a redesign.
+pub const BUF_SIZE: usize = 65536;
+
+/// The resolved settings of one reflector.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReflectOptions {
+    pub dev: String,
+    pub mode: Mode,
+    pub addresses: Vec<(IpAddr, u8)>,
+    pub mtu: Option<u32>,
+    pub user: Option<String>,
+    pub verbose: bool,
+    pub syslog: bool,
+}
+
+/// Packet and drop counters. Plain integers: only the loop's thread touches them, so
+/// no 64-bit atomics are needed (32-bit mips and ARMv6 have none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_errors: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Stats {
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r.index()]
+    }
+
+    /// One line: `rx N packets (B bytes), tx N packets (B bytes), tx errors N, dropped N (reason N ...)`.
+    pub fn summary(&self) -> heapless::String<400> {
+        let mut s = heapless::String::new();
+        let _ = write!(
+            s,
+            "rx {} packets ({} bytes), tx {} packets ({} bytes), tx errors {}, dropped {}",
+            self.rx_packets,
+            self.rx_bytes,
+            self.tx_packets,
+            self.tx_bytes,
+            self.tx_errors,
+            self.dropped()
+        );
+        let mut first = true;
+        for r in DropReason::ALL {
+            let n = self.drop_count(r);
+            if n > 0 {
+                let _ = write!(s, "{}{} {}", if first { " (" } else { ", " }, r, n);
+                first = false;
+            }
+        }
+        if !first {
+            let _ = s.push(')');
+        }
+        s
+    }
+}
+
+/// A source and sink of packets: the TUN/TAP device, or a fake in tests.
+pub trait PacketIo {
+    /// Reads one packet; `WouldBlock` when none is waiting.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes one packet.
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Waits (bounded) until a packet may be there.
+    fn wait(&mut self) -> io::Result<()>;
+}
+
+/// What to do with each packet: transform it in place and say how many bytes to send
+/// back, or why it is dropped.
+pub trait Reflector {
+    fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason>;
+    /// Source and destination of a packet as read, for verbose logging.
+    fn addrs(&self, buf: &mut [u8]) -> Option<(IpAddr, IpAddr)>;
+}
+
+/// The TUN (IP) reflector.
+#[derive(Default)]
+pub struct TunReflector;
+
+impl Reflector for TunReflector {
+    fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
+        ip::reflect(&mut buf[..len]).map(|()| len)
+    }
+    fn addrs(&self, buf: &mut [u8]) -> Option<(IpAddr, IpAddr)> {
+        IpPacket::new_checked(buf).ok().map(|p| (p.src(), p.dst()))
+    }
+}
+
+/// The loop's mutable state besides the buffer.
+pub struct LoopState {
+    pub stats: Stats,
+    pub verbose: bool,
+    pub dev: String,
+    verbose_limit: RateLimit,
+    drop_limit: RateLimit,
+}
+
+impl LoopState {
+    pub fn new(dev: &str, verbose: bool) -> LoopState {
+        LoopState {
+            stats: Stats::default(),
+            verbose,
+            dev: dev.to_string(),
+            // a flood cannot fill a router's log: 20 lines at once, then 10 a second
+            verbose_limit: RateLimit::new(20, 10),
+            drop_limit: RateLimit::new(5, 1),
+        }
+    }
+
+    pub fn log_stats(&self) {
+        info!("{}: {}", self.dev, self.stats.summary());
+    }
+}
+
+/// Runs until `stop()` says so. Allocates nothing per packet.
+pub fn run_loop<I: PacketIo, R: Reflector>(
+    io: &mut I,
+    refl: &mut R,
+    buf: &mut [u8],
+    st: &mut LoopState,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<()> {
+    while !stop() {
+        if signals::take_usr1() {
+            st.log_stats();
+        }
+        let n = match io.recv(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                io.wait()?;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        st.stats.rx_packets += 1;
+        st.stats.rx_bytes += n as u64;
+        if st.verbose && st.verbose_limit.allow(Instant::now()) {
+            if let Some((src, dst)) = refl.addrs(&mut buf[..n]) {
+                info!("{n}: {src}->{dst}");
+            } else {
+                info!("{n}: not IP");
+            }
+        }
+        match refl.process(buf, n) {
+            Ok(out) => match io.send(&buf[..out]) {
+                Ok(_) => {
+                    st.stats.tx_packets += 1;
+                    st.stats.tx_bytes += out as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    st.stats.tx_errors += 1;
+                }
+                Err(e) => {
+                    st.stats.tx_errors += 1;
+                    if st.drop_limit.allow(Instant::now()) {
+                        warn!("{}: write failed: {e}", st.dev);
+                    }
+                }
+            },
+            Err(reason) => {
+                st.stats.drops[reason.index()] += 1;
+                if st.drop_limit.allow(Instant::now()) {
+                    let skipped = st.drop_limit.take_suppressed();
+                    warn!(
+                        "{}: dropped a {n}-byte packet: {reason} ({} dropped so far, {skipped} messages suppressed)",
+                        st.dev,
+                        st.stats.dropped()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kernel device as a [`PacketIo`]: non-blocking reads, a bounded poll between
+/// bursts so signals and stop requests are seen within a quarter second.
+pub struct TunIo<'a>(pub &'a Tun);
+
+impl PacketIo for TunIo<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn wait(&mut self) -> io::Result<()> {
+        crate::sys::poll_in(self.0.as_fd(), 250).map(drop)
+    }
+}
+
+/// Whether a network device of this name exists (in this namespace).
+pub fn device_exists(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('%')
+        && std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Opens and configures the device as the options say. Needs CAP_NET_ADMIN unless it
+/// attaches to an existing persistent device it owns and configures nothing.
+pub fn open_device(o: &ReflectOptions) -> Result<Tun, SysError> {
+    let configures = !o.addresses.is_empty() || o.mtu.is_some();
+    if configures || !device_exists(&o.dev) {
+        let what = if device_exists(&o.dev) {
+            format!("configuring {}", o.dev)
+        } else {
+            format!("creating {} device '{}'", o.mode.as_str(), o.dev)
+        };
+        caps::require_net_admin(&what)?;
+    }
+    let tun = Tun::open(&o.dev, o.mode)?;
+    if caps::has_net_admin() {
+        let mut nl = Rtnl::new()?;
+        let idx = nl.link_index(tun.name())?;
+        if let Some(mtu) = o.mtu {
+            nl.set_mtu(idx, mtu)?;
+        }
+        for &(addr, len) in &o.addresses {
+            nl.add_address(idx, addr, len)?;
+        }
+        nl.set_up(idx, true)?;
+    }
+    tun.set_nonblocking(true)?;
+    Ok(tun)
+}
+
+/// `tunbox reflect`: open, configure, drop privileges, loop until SIGTERM/SIGINT.
+pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
+    log::init(o.syslog);
+    let tun = open_device(o)?;
+    let mut desc = String::new();
+    for (a, l) in &o.addresses {
+        let _ = write!(desc, " {a}/{l}");
+    }
+    info!(
+        "reflecting on {} ({}){}{}",
+        tun.name(),
+        o.mode.as_str(),
+        if desc.is_empty() { "" } else { ", addresses" },
+        desc
+    );
+    caps::drop_privileges(o.user.as_deref())?;
+    signals::install();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut st = LoopState::new(tun.name(), o.verbose);
+    let res = run_loop(
+        &mut TunIo(&tun),
+        &mut TunReflector,
+        &mut buf,
+        &mut st,
+        &signals::exit_requested,
+    );
+    st.log_stats();
+    res.map_err(|e| {
+        error!("{}: read failed: {e}", tun.name());
+        SysError::os(format!("reading {}", tun.name()), e)
+    })
+}

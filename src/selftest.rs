@@ -1,0 +1,306 @@
+//! `tunbox selftest`: checks the prerequisites, then runs a reflector in a throwaway
+//! network namespace (made with unshare, so it vanishes with the process) and pings
+//! and connects through it. For a technician with a new router.
+use crate::reflect::{self, LoopState, ReflectOptions, TunIo, TunReflector, BUF_SIZE};
+use crate::sys::{caps, netlink::Rtnl, tun::Mode};
+use crate::wire::ip::checksum;
+use nix::sys::socket::{
+    recvfrom, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
+    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage,
+};
+use nix::sys::time::TimeVal;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+struct Outcome {
+    name: String,
+    result: Result<String, String>,
+}
+
+fn prerequisites() -> Vec<(String, Result<(), String>)> {
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map(drop)
+        .map_err(|e| {
+            format!("{e}: load the tun module (`modprobe tun`; OpenWrt: `opkg install kmod-tun`)")
+        });
+    let admin = caps::require_net_admin("the self-test's namespace and device").map_err(|e| e.msg);
+    let netns = if std::path::Path::new("/proc/self/ns/net").exists() {
+        Ok(())
+    } else {
+        Err("the kernel has no network namespaces (CONFIG_NET_NS)".to_string())
+    };
+    vec![
+        ("/dev/net/tun".into(), tun),
+        ("CAP_NET_ADMIN".into(), admin),
+        ("network namespaces".into(), netns),
+    ]
+}
+
+fn icmp_socket(v6: bool) -> Result<OwnedFd, String> {
+    let (fam, proto) = if v6 {
+        (AddressFamily::Inet6, SockProtocol::IcmpV6)
+    } else {
+        (AddressFamily::Inet, SockProtocol::Icmp)
+    };
+    let fd = socket(fam, SockType::Raw, SockFlag::empty(), proto)
+        .map_err(|e| format!("raw ICMP socket: {e}"))?;
+    setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 200_000))
+        .map_err(|e| format!("socket timeout: {e}"))?;
+    Ok(fd)
+}
+
+/// Pings `dst` `count` times with a raw socket; returns the round-trip times.
+fn ping(dst: IpAddr, count: u16) -> Result<Vec<Duration>, String> {
+    let v6 = dst.is_ipv6();
+    let fd = icmp_socket(v6)?;
+    let id = (std::process::id() & 0xffff) as u16;
+    let (req, reply) = if v6 { (128u8, 129u8) } else { (8u8, 0u8) };
+    let mut rtts = Vec::new();
+    let mut buf = [0u8; 2048];
+    for seq in 1..=count {
+        let mut pkt = [0u8; 64];
+        pkt[0] = req;
+        pkt[4..6].copy_from_slice(&id.to_be_bytes());
+        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+        pkt[8..16].copy_from_slice(b"tunbox!!");
+        if !v6 {
+            let c = checksum(&pkt);
+            pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        let t0 = Instant::now();
+        let sent = match dst {
+            IpAddr::V4(a) => sendto(
+                fd.as_raw_fd(),
+                &pkt,
+                &SockaddrIn::from(SocketAddrV4::new(a, 0)),
+                MsgFlags::empty(),
+            ),
+            IpAddr::V6(a) => sendto(
+                fd.as_raw_fd(),
+                &pkt,
+                &SockaddrIn6::from(SocketAddrV6::new(a, 0, 0, 0)),
+                MsgFlags::empty(),
+            ),
+        };
+        sent.map_err(|e| format!("send to {dst}: {e}"))?;
+        loop {
+            if t0.elapsed() > Duration::from_secs(2) {
+                return Err(format!("no echo reply from {dst} (seq {seq}) within 2 s"));
+            }
+            let n = match recvfrom::<SockaddrStorage>(fd.as_raw_fd(), &mut buf) {
+                Ok((n, _)) => n,
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(format!("receive: {e}")),
+            };
+            // IPv4 raw sockets hand over the IP header too; IPv6 ones do not.
+            let off = if v6 {
+                0
+            } else {
+                usize::from(buf[0] & 0x0f) * 4
+            };
+            let icmp = &buf[off.min(n)..n];
+            if icmp.len() >= 8
+                && icmp[0] == reply
+                && icmp[4..6] == id.to_be_bytes()
+                && icmp[6..8] == seq.to_be_bytes()
+            {
+                rtts.push(t0.elapsed());
+                break;
+            }
+        }
+    }
+    Ok(rtts)
+}
+
+/// Connects to `target` (which the reflector turns back to a listener on the same
+/// port here), sends 256 KiB through an echo server, checks it; returns connect time.
+fn tcp(listen: SocketAddr, target: SocketAddr) -> Result<Duration, String> {
+    let l = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut s, _) = l.accept()?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut buf = vec![0u8; 16384];
+        loop {
+            match s.read(&mut buf)? {
+                0 => return Ok(()),
+                n => s.write_all(&buf[..n])?,
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let mut c = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+        .map_err(|e| format!("connect to {target}: {e}"))?;
+    let connect = t0.elapsed();
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut w = c.try_clone().map_err(|e| e.to_string())?;
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        let r = w.write_all(&sent);
+        let _ = w.shutdown(std::net::Shutdown::Write);
+        r
+    });
+    let mut back = Vec::new();
+    c.read_to_end(&mut back)
+        .map_err(|e| format!("read echo from {target}: {e}"))?;
+    writer
+        .join()
+        .map_err(|_| "writer panicked".to_string())?
+        .map_err(|e| format!("send to {target}: {e}"))?;
+    let _ = server.join();
+    if back != data {
+        return Err(format!(
+            "echo came back wrong: {} of {} bytes",
+            back.len(),
+            data.len()
+        ));
+    }
+    Ok(connect)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn run_checks() -> Vec<Outcome> {
+    let mut out = Vec::new();
+    let targets: [(&str, IpAddr); 2] = [
+        ("ping IPv4 198.18.0.41", "198.18.0.41".parse().unwrap()),
+        ("ping IPv6 2001:2::41", "2001:2::41".parse().unwrap()),
+    ];
+    for (name, addr) in targets {
+        let result = ping(addr, 3).map(|r| {
+            let min = r.iter().min().copied().unwrap_or_default();
+            let avg = r.iter().sum::<Duration>() / r.len().max(1) as u32;
+            format!(
+                "3/3 replies, rtt min {:.3} ms avg {:.3} ms",
+                ms(min),
+                ms(avg)
+            )
+        });
+        out.push(Outcome {
+            name: name.into(),
+            result,
+        });
+    }
+    let tcps: [(&str, &str, &str); 2] = [
+        (
+            "TCP IPv4 198.18.7.7:7777",
+            "0.0.0.0:7777",
+            "198.18.7.7:7777",
+        ),
+        ("TCP IPv6 [2001:2::7]:7778", "[::]:7778", "[2001:2::7]:7778"),
+    ];
+    for (name, l, t) in tcps {
+        let result = tcp(l.parse().unwrap(), t.parse().unwrap())
+            .map(|c| format!("256 KiB echoed intact, connect {:.3} ms", ms(c)));
+        out.push(Outcome {
+            name: name.into(),
+            result,
+        });
+    }
+    out
+}
+
+/// Runs the self-test; the exit status is 0 only if everything passed.
+pub fn main() -> ExitCode {
+    println!("tunbox {} self-test", env!("CARGO_PKG_VERSION"));
+    let mut missing = false;
+    for (what, res) in prerequisites() {
+        match res {
+            Ok(()) => println!("  ok       {what}"),
+            Err(e) => {
+                println!("  MISSING  {what}: {e}");
+                missing = true;
+            }
+        }
+    }
+    if missing {
+        println!("FAILED: prerequisites missing (see above); nothing else was tried");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+        println!("FAILED: cannot create a network namespace: {e}");
+        return ExitCode::from(1);
+    }
+    let setup = (|| -> Result<_, String> {
+        let mut nl = Rtnl::new().map_err(|e| e.msg)?;
+        let lo = nl.link_index("lo").map_err(|e| e.msg)?;
+        nl.set_up(lo, true).map_err(|e| e.msg)?;
+        let opts = ReflectOptions {
+            dev: "tbxself0".into(),
+            mode: Mode::Tun,
+            addresses: vec![
+                ("198.18.0.1".parse().unwrap(), 15),
+                ("2001:2::1".parse().unwrap(), 48),
+            ],
+            ..Default::default()
+        };
+        reflect::open_device(&opts).map_err(|e| e.msg)
+    })();
+    let tun = match setup {
+        Ok(t) => t,
+        Err(e) => {
+            println!("FAILED: setting up the reflector in the namespace: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "  ok       reflector on {} in a throwaway namespace",
+        tun.name()
+    );
+    let worker = std::thread::spawn(move || {
+        let mut buf = vec![0u8; BUF_SIZE];
+        let mut st = LoopState::new(tun.name(), false);
+        let res = reflect::run_loop(
+            &mut TunIo(&tun),
+            &mut TunReflector,
+            &mut buf,
+            &mut st,
+            &|| STOP.load(Ordering::Relaxed),
+        );
+        (res, st)
+    });
+    let outcomes = run_checks();
+    STOP.store(true, Ordering::Relaxed);
+    let (loop_res, st) = worker.join().unwrap_or_else(|_| {
+        (
+            Err(std::io::Error::other("reflector thread panicked")),
+            LoopState::new("?", false),
+        )
+    });
+    println!();
+    println!("  {:<28} {:<6} detail", "check", "result");
+    let mut failed = 0;
+    for o in &outcomes {
+        match &o.result {
+            Ok(d) => println!("  {:<28} {:<6} {d}", o.name, "pass"),
+            Err(e) => {
+                failed += 1;
+                println!("  {:<28} {:<6} {e}", o.name, "FAIL");
+            }
+        }
+    }
+    if let Err(e) = loop_res {
+        failed += 1;
+        println!("  reflector loop failed: {e}");
+    }
+    println!("  reflector: {}", st.stats.summary());
+    if failed == 0 {
+        println!("PASSED: {} of {} checks", outcomes.len(), outcomes.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("FAILED: {failed} check(s) failed");
+        ExitCode::from(1)
+    }
+}

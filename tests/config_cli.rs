@@ -1,0 +1,159 @@
+//! The configuration commands, as a user runs them (no root needed).
+mod common;
+use common::TUNBOX;
+use std::process::Command;
+
+fn write_conf(tag: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("tbx-conf-{tag}-{}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn tunbox(args: &[&str], conf: &std::path::Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(TUNBOX);
+    c.args(args).env("TUNBOX_CONFIG", conf);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = "config reflect 'lab'\n\toption dev 'tun5'\n\tlist address '198.18.0.1/15'\n\n\
+config reflect 'off'\n\toption enabled '0'\n";
+
+#[test]
+fn check_accepts_a_good_file() {
+    let p = write_conf("good", GOOD);
+    let (code, out, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ok, 2 section(s): reflect lab; reflect off, disabled"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn check_rejects_with_file_line_and_option() {
+    let p = write_conf(
+        "bad",
+        "config reflect 'lab'\n\toption mtu 'huge'\nconfig reflect 'b'\n\toption colour 'red'\nconfig frob 'c'\n",
+    );
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
+    let f = p.display();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{f}:2: option 'mtu': 'huge' is not a whole number"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:4: unknown option 'colour' in section 'b'")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:5: unknown section type 'frob'")),
+        "{err}"
+    );
+    assert!(err.contains("3 error(s); nothing was started"), "{err}");
+    // run refuses to start the bad section, with the same location
+    let (code, _, err) = tunbox(&["run", "lab"], &p, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("{f}:2: option 'mtu'")), "{err}");
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn check_reports_parse_errors_and_bad_env() {
+    let p = write_conf("parse", "config reflect 'lab'\n\toption dev 'tun0\n");
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:2: unterminated single quote", p.display())),
+        "{err}"
+    );
+    let g = write_conf("env", GOOD);
+    let (code, _, err) = tunbox(&["config", "check"], &g, &[("TUNBOX_MTU", "12")]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("environment TUNBOX_MTU: '12' is not a whole number"),
+        "{err}"
+    );
+    let (code, _, err) = tunbox(&["config", "check"], &g, &[("TUNBOX_DEVV", "x")]);
+    assert_eq!(code, 0);
+    assert!(err.contains("TUNBOX_DEVV is not a tunbox option"), "{err}");
+    let _ = std::fs::remove_file(p);
+    let _ = std::fs::remove_file(g);
+}
+
+#[test]
+fn missing_file_is_named() {
+    let p = std::path::Path::new("/nonexistent/tunbox.conf");
+    let (code, _, err) = tunbox(&["config", "check"], p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read config file /nonexistent/tunbox.conf"),
+        "{err}"
+    );
+}
+
+#[test]
+fn show_marks_env_and_defaults() {
+    let p = write_conf("show", GOOD);
+    let (code, out, err) = tunbox(&["config", "show", "lab"], &p, &[("TUNBOX_USER", "nobody")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("tunbox.lab=reflect\n"), "{out}");
+    assert!(out.contains("tunbox.lab.dev='tun5'\n"), "{out}");
+    assert!(
+        out.contains("tunbox.lab.address='198.18.0.1/15'\n"),
+        "{out}"
+    );
+    assert!(out.contains("tunbox.lab.mode='tun'  # default"), "{out}");
+    assert!(
+        out.contains("tunbox.lab.user='nobody'  # from environment TUNBOX_USER"),
+        "{out}"
+    );
+    assert!(!out.contains("tunbox.off"), "only the asked section: {out}");
+    let (code, out, _) = tunbox(&["config", "show"], &p, &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("tunbox.off.enabled='0'"), "{out}");
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn reflect_rejects_bad_cli_values_before_touching_anything() {
+    let p = std::path::Path::new("/nonexistent");
+    let (code, _, err) = tunbox(&["reflect", "--address", "198.18.0.1"], p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--address: '198.18.0.1' is not ADDRESS/PREFIX"),
+        "{err}"
+    );
+    let (code, _, err) = tunbox(&["reflect", "--dev", "x/y"], p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--dev: 'x/y' is not an interface name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(TUNBOX).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("tunbox 0."));
+    let out = Command::new(TUNBOX)
+        .args(["reflect", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("--address") && help.contains("198.18.0.1/15"),
+        "{help}"
+    );
+}
