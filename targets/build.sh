@@ -6,8 +6,8 @@
 #   build  (default) release build: static musl binary at target/cross/TARGET/release/tunbox,
 #          then checks with `file` that it is statically linked for the right architecture
 #   test   `cargo test --target TARGET`: the test binaries run under qemu-user (runner from the table);
-#          integration tests get TUNBOX_TEST_RUNNER so they can start the target's tunbox binary under
-#          qemu too (a foreign ELF can't be exec'd directly without binfmt_misc)
+#          for the integration tests, which exec the target's tunbox binary, a binfmt_misc entry
+#          runs it through the same qemu for the duration of the run (needs root)
 #   setup  only install/check the toolchain (apt: rustc-web cargo-web rust-web-src qemu-user file;
 #          PyPI: ziglang), idempotent
 #   env    print the environment the cargo commands run with (for copy-paste debugging)
@@ -153,11 +153,10 @@ set_env() {
     else
         unset "CARGO_TARGET_${up}_RUNNER"
     fi
-    export TUNBOX_TEST_RUNNER="$runner"
     local lo="${T//-/_}"
     export "CC_${lo}=$CC_WRAPPER" "AR_${lo}=$AR_WRAPPER"
     ENV_VARS=(PATH CARGO RUSTC RUSTDOC RUSTC_BOOTSTRAP CARGO_TARGET_DIR "CARGO_TARGET_${up}_LINKER"
-        "CARGO_TARGET_${up}_RUSTFLAGS" "CARGO_TARGET_${up}_RUNNER" TUNBOX_TEST_RUNNER "CC_${lo}" "AR_${lo}")
+        "CARGO_TARGET_${up}_RUSTFLAGS" "CARGO_TARGET_${up}_RUNNER" "CC_${lo}" "AR_${lo}")
 }
 
 BUILD_STD_FEATURES="${TUNBOX_BUILD_STD_FEATURES-$DEFAULT_BUILD_STD_FEATURES}"
@@ -189,6 +188,46 @@ size_line() {
     printf '%-32s %9d bytes %7.1f KiB\n' "$T" "$bytes" "$(echo "$bytes / 1024" | bc -l 2>/dev/null || awk -v b="$bytes" 'BEGIN{print b/1024}')"
 }
 
+# Register a binfmt_misc handler "tunbox-TARGET-PID" that runs ELF files with this target's
+# header (built from the header of BIN itself: class, byte order, e_machine) through qemu; removed
+# again when this script exits. Set TUNBOX_CROSS_BINFMT=0 to skip (tests that exec the binary then
+# fail with "Exec format error").
+BINFMT_ENTRY=""
+unregister_binfmt() {
+    [ -n "$BINFMT_ENTRY" ] && [ -e "$BINFMT_ENTRY" ] && echo -1 >"$BINFMT_ENTRY" 2>/dev/null
+    BINFMT_ENTRY=""
+}
+register_binfmt() {
+    local bin="$1" bm=/proc/sys/fs/binfmt_misc
+    [ -n "$QEMU" ] || return 0
+    [ "${TUNBOX_CROSS_BINFMT:-1}" = 1 ] || { log "binfmt: skipped (TUNBOX_CROSS_BINFMT=0)"; return 0; }
+    [ -f "$bin" ] || { log "binfmt: $bin not built"; return 0; }
+    if [ ! -e "$bm/register" ]; then
+        mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null ||
+            { log "binfmt: binfmt_misc not available; tests that exec $bin will fail"; return 0; }
+    fi
+    local -a b
+    read -r -a b <<<"$(od -An -tx1 -N20 "$bin")"
+    [ "${b[0]}${b[1]}${b[2]}${b[3]}" = 7f454c46 ] || die "binfmt: $bin is not ELF"
+    # Compare e_ident[0..7) (magic, class, data, version, OS ABI) and e_machine; ignore the padding
+    # and let e_type be EXEC (2) or DYN (3).
+    local mask=(ff ff ff ff ff ff ff 00 00 00 00 00 00 00 00 00 fe ff ff ff)
+    [ "${b[5]}" = 02 ] && mask[16]=ff mask[17]=fe
+    local i magic="" m=""
+    for i in $(seq 0 19); do
+        magic+="\\x$(printf '%02x' $((0x${b[$i]} & 0x${mask[$i]})))"
+        m+="\\x${mask[$i]}"
+    done
+    local name="tunbox-$T-$$"
+    printf ':%s:M:0:%s:%s:%s:\n' "$name" "$magic" "$m" "$(command -v "$QEMU")" >"$bm/register" ||
+        { log "binfmt: registering $name failed; tests that exec $bin will fail"; return 0; }
+    BINFMT_ENTRY="$bm/$name"
+    trap unregister_binfmt EXIT
+    # qemu started by the kernel gets no -cpu argument; qemu-user reads QEMU_CPU instead.
+    [ -n "$QEMU_CPU" ] && export QEMU_CPU
+    log "binfmt: $name -> $(command -v "$QEMU")${QEMU_CPU:+ (QEMU_CPU=$QEMU_CPU)}"
+}
+
 case "$ACTION" in
 setup) setup ;;
 env)
@@ -216,6 +255,11 @@ test)
     setup
     set_env
     # Tests run in the dev profile (unwinding panics, so #[should_panic] and the harness work).
+    # Build first, then let the kernel run the target's tunbox binary through qemu (binfmt_misc),
+    # because the integration tests exec it (also via `ip netns exec`, setpriv), and qemu-user
+    # does not follow execve into a foreign binary by itself.
+    (cd "$root" && cargo test --locked --target "$T" -Zbuild-std --no-run "${EXTRA_CARGO_ARGS[@]}")
+    register_binfmt "$TARGET_DIR/$T/debug/tunbox"
     (cd "$root" && cargo test --locked --target "$T" -Zbuild-std "${EXTRA_CARGO_ARGS[@]}")
     ;;
 size)
