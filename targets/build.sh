@@ -207,7 +207,7 @@ register_binfmt() {
             { log "binfmt: binfmt_misc not available; tests that exec $bin will fail"; return 0; }
     fi
     local -a b
-    read -r -a b <<<"$(od -An -tx1 -N20 "$bin")"
+    read -r -a b <<<"$(od -An -tx1 -w20 -N20 "$bin")"
     [ "${b[0]}${b[1]}${b[2]}${b[3]}" = 7f454c46 ] || die "binfmt: $bin is not ELF"
     # Compare e_ident[0..7) (magic, class, data, version, OS ABI) and e_machine; ignore the padding
     # and let e_type be EXEC (2) or DYN (3).
