@@ -7,7 +7,7 @@
 #   TUNBOX_CROSS_TARGETS="a b" bash .ci/cross.sh   an explicit list
 #   TUNBOX_CROSS_SKIP_TESTS=1              release builds + `file` checks only
 #
-# Installs what it needs (apt: rustc-web cargo-web rust-web-src qemu-user file; PyPI: ziglang),
+# Installs what it needs (apt: rustc-web cargo-web rust-web-src qemu-user file llvm; PyPI: ziglang),
 # idempotently, through targets/build.sh. For each target: release build, `file` check (statically
 # linked, right architecture), `cargo test` under qemu-user. Ends with a stripped-size table and
 # per-step timings. Exit status: non-zero if any step failed (all targets are still attempted).

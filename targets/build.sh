@@ -8,7 +8,7 @@
 #   test   `cargo test --target TARGET`: the test binaries run under qemu-user (runner from the table);
 #          for the integration tests, which exec the target's tunbox binary, a binfmt_misc entry
 #          runs it through the same qemu for the duration of the run (needs root)
-#   setup  only install/check the toolchain (apt: rustc-web cargo-web rust-web-src qemu-user file;
+#   setup  only install/check the toolchain (apt: rustc-web cargo-web rust-web-src qemu-user file llvm;
 #          PyPI: ziglang), idempotent
 #   env    print the environment the cargo commands run with (for copy-paste debugging)
 #   size   print the stripped size of an already built release binary
@@ -29,11 +29,11 @@ root="$(dirname "$here")"
 list="$here/list.sh"
 
 ZIGLANG_PIP_SPEC="${ZIGLANG_PIP_SPEC:-ziglang==0.17.1}"
-APT_PKGS=(rustc-web cargo-web rust-web-src qemu-user file)
+APT_PKGS=(rustc-web cargo-web rust-web-src qemu-user file llvm)
 # std features for the release build; see targets/README.md for what each saves.
 DEFAULT_BUILD_STD_FEATURES="optimize_for_size"
 # extra rustflags for the release build only (tests keep unwinding panics for the harness).
-DEFAULT_RELEASE_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
+DEFAULT_RELEASE_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no"
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 die() { echo "targets/build.sh: $*" >&2; exit 1; }
@@ -248,7 +248,17 @@ build)
     [ -n "$BUILD_STD_FEATURES" ] && feats=("-Zbuild-std-features=$BUILD_STD_FEATURES")
     (cd "$root" && cargo build --release --locked --target "$T" -Zbuild-std=std,panic_abort "${feats[@]}" \
         --bin tunbox "${EXTRA_CARGO_ARGS[@]}")
+    # The linker's --strip-all keeps non-allocated sections such as MIPS .pdr (procedure
+    # descriptors LLVM emits for non-PIC code: ~90 KiB on mips); llvm-strip drops them.
+    if [ "${TUNBOX_CROSS_LLVM_STRIP:-1}" = 1 ]; then
+        llvm-strip --strip-all "$(artifact)"
+    fi
     check_file "$(artifact)"
+    # Smoke test of the release binary itself on the target's instruction set.
+    runner=()
+    [ -n "$QEMU" ] && runner=("$QEMU" ${QEMU_CPU:+-cpu "$QEMU_CPU"})
+    out="$("${runner[@]}" "$(artifact)" --version)" || die "release binary failed to run: ${runner[*]} $(artifact) --version"
+    log "runs: ${runner[*]:+${runner[*]} }tunbox --version -> $out"
     size_line "$(artifact)"
     ;;
 test)
