@@ -3,6 +3,7 @@ use crate::cli;
 use crate::config::{self, schema, ConfigError, Resolved};
 use crate::reflect::{self, ReflectOptions};
 use crate::sys::{tun::Mode, SysError};
+use crate::wire::{cidr::Cidr, ethernet::MacAddr};
 use std::fmt;
 use std::process::ExitCode;
 
@@ -111,6 +112,7 @@ impl ReflectOptions {
             .map(str::to_string)
             .unwrap_or_else(|| format!("{}0", mode.as_str()));
         let mtu = r.parse("mtu", |v| v.parse::<u32>().map_err(|e| e.to_string()))?;
+        let (mut ranges, mut mac) = (Vec::new(), None);
         if mode == Mode::Tun {
             for tap_only in ["range", "mac"] {
                 if r.setting(tap_only).is_some() {
@@ -121,7 +123,14 @@ impl ReflectOptions {
                 return Err(r.error("'icmp_echo' only applies to mode tap"));
             }
         } else {
-            return Err(r.error("mode tap is not available in this build yet; use mode tun"));
+            ranges = r.parse_list("range", |v| v.parse::<Cidr>().map_err(|e| e.to_string()))?;
+            if ranges.is_empty() {
+                return Err(r.error(
+                    "mode tap needs at least one 'range' to answer for, \
+                     e.g. --range 198.18.0.0/15 --range 2001:2::/48",
+                ));
+            }
+            mac = r.parse("mac", |v| v.parse::<MacAddr>().map_err(|e| e.to_string()))?;
         }
         Ok(ReflectOptions {
             dev,
@@ -131,6 +140,9 @@ impl ReflectOptions {
             user: r.get("user").map(str::to_string),
             verbose: r.flag("verbose"),
             syslog: r.flag("syslog"),
+            ranges,
+            mac,
+            icmp_echo: r.flag("icmp_echo"),
         })
     }
 }
@@ -160,6 +172,7 @@ pub fn cmd_reflect(a: &cli::Reflect) -> Result<(), AppError> {
 pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
     match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
+        "tunnel" => crate::tunnel_run::check_resolved(r),
         _ => Ok(()),
     }
 }
@@ -168,6 +181,9 @@ pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
 pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
+        "tunnel" => Ok(crate::tunnel_run::run(
+            &crate::tunnel_run::TunnelOptions::from_resolved(r)?,
+        )?),
         "bridge" => Err(r
             .error(format!(
                 "bridge sections are not run as a service: use `tunbox bridge up --section {}`",

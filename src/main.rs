@@ -20,9 +20,10 @@ fn main() -> ExitCode {
             ConfigAction::Show(a) => exit_with(app::cmd_config_show(&a)),
         },
         Cmd::Selftest(_) => tunbox::selftest::main(),
-        Cmd::Tunnel(_) | Cmd::Genkey(_) | Cmd::Bridge(_) | Cmd::Mktun(_) | Cmd::Rmtun(_) => {
-            eprintln!("tunbox: this command is not in this build yet");
-            ExitCode::from(2)
-        }
+        Cmd::Tunnel(a) => exit_with(tunbox::tunnel_run::cmd_tunnel(&a)),
+        Cmd::Genkey(a) => exit_with(tunbox::tunnel_run::cmd_genkey(&a)),
+        Cmd::Bridge(b) => tunbox::bridge::main_bridge(&b),
+        Cmd::Mktun(m) => tunbox::bridge::main_mktun(&m),
+        Cmd::Rmtun(r) => tunbox::bridge::main_rmtun(&r),
     }
 }

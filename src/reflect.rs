@@ -3,6 +3,8 @@
 use crate::sys::log::{self, RateLimit};
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, netlink::Rtnl, signals, SysError};
+use crate::wire::cidr::Cidr;
+use crate::wire::ethernet::MacAddr;
 use crate::wire::ip::{self, DropReason, IpPacket};
 use crate::{error, info, warn};
 use std::fmt::Write as _;
@@ -10,6 +12,8 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::time::Instant;
+
+pub mod tap;
 
 /// Buffers hold the largest packet a TUN device can hand over (64 KiB), so segmentation
 /// offloads can come later without a redesign.
@@ -25,6 +29,12 @@ pub struct ReflectOptions {
     pub user: Option<String>,
     pub verbose: bool,
     pub syslog: bool,
+    /// TAP: the ranges answered (at least one).
+    pub ranges: Vec<Cidr>,
+    /// TAP: the MAC that answers; default [`tap::default_mac`].
+    pub mac: Option<MacAddr>,
+    /// TAP: answer echo requests with echo replies.
+    pub icmp_echo: bool,
 }
 
 /// Packet and drop counters. Plain integers: only the loop's thread touches them, so
@@ -92,6 +102,8 @@ pub trait Reflector {
     fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason>;
     /// Source and destination of a packet as read, for verbose logging.
     fn addrs(&self, buf: &mut [u8]) -> Option<(IpAddr, IpAddr)>;
+    /// Logs counters of its own (after the loop's summary, on SIGUSR1 and at exit).
+    fn log_detail(&self, _dev: &str) {}
 }
 
 /// The TUN (IP) reflector.
@@ -144,6 +156,7 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
     while !stop() {
         if signals::take_usr1() {
             st.log_stats();
+            refl.log_detail(&st.dev);
         }
         let n = match io.recv(buf) {
             Ok(n) => n,
@@ -181,7 +194,8 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
             },
             Err(reason) => {
                 st.stats.drops[reason.index()] += 1;
-                if st.drop_limit.allow(Instant::now()) {
+                // NotForUs is a TAP reflector ignoring ordinary LAN traffic: counted only.
+                if reason != DropReason::NotForUs && st.drop_limit.allow(Instant::now()) {
                     let skipped = st.drop_limit.take_suppressed();
                     warn!(
                         "{}: dropped a {n}-byte packet: {reason} ({} dropped so far, {skipped} messages suppressed)",
@@ -261,18 +275,21 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
         if desc.is_empty() { "" } else { ", addresses" },
         desc
     );
+    let mut tap_refl = (o.mode == Mode::Tap).then(|| tap::setup(o, tun.name()));
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut st = LoopState::new(tun.name(), o.verbose);
-    let res = run_loop(
-        &mut TunIo(&tun),
-        &mut TunReflector,
-        &mut buf,
-        &mut st,
-        &signals::exit_requested,
-    );
+    let mut io = TunIo(&tun);
+    let stop = &signals::exit_requested;
+    let res = match &mut tap_refl {
+        Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
+        None => run_loop(&mut io, &mut TunReflector, &mut buf, &mut st, stop),
+    };
     st.log_stats();
+    if let Some(t) = &tap_refl {
+        t.log_detail(tun.name());
+    }
     res.map_err(|e| {
         error!("{}: read failed: {e}", tun.name());
         SysError::os(format!("reading {}", tun.name()), e)

@@ -96,15 +96,25 @@ pub fn env_name(opt: &str) -> String {
     format!("TUNBOX_{}", opt.to_ascii_uppercase().replace('-', "_"))
 }
 
-/// Variables that are not options.
-const ENV_NOT_OPTIONS: &[&str] = &["TUNBOX_CONFIG"];
+/// Variables that are not options: the config path, and the build and test scripts'
+/// own settings (prefixes).
+const ENV_NOT_OPTIONS: &[&str] = &[
+    "TUNBOX_CONFIG",
+    "TUNBOX_TEST_",
+    "TUNBOX_CROSS_",
+    "TUNBOX_ALL_TARGETS",
+    "TUNBOX_SKIP_NETNS",
+    "TUNBOX_BUILD_STD_FEATURES",
+    "TUNBOX_RELEASE_RUSTFLAGS",
+    "TUNBOX_SRC_DIR",
+];
 
 /// TUNBOX_* variables that name no option of any section type (to warn about typos).
 pub fn unknown_env_vars(env: &[(String, String)]) -> Vec<String> {
     env.iter()
         .map(|(k, _)| k)
-        .filter(|k| k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.contains(&k.as_str()))
-        .filter(|k| !k.starts_with("TUNBOX_TEST_"))
+        .filter(|k| k.starts_with("TUNBOX_"))
+        .filter(|k| !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
         .filter(|k| {
             !schema::SECTION_TYPES
                 .iter()

@@ -175,6 +175,8 @@ fn unknown_env_vars_are_reported() {
         ("TUNBOX_KEY_FILE", "/k"),
         ("TUNBOX_CONFIG", "/c"),
         ("TUNBOX_DEVV", "x"),
+        ("TUNBOX_CROSS_TARGETS", "mips-unknown-linux-musl"),
+        ("TUNBOX_TEST_STOP_AFTER_STEP", "3"),
         ("PATH", "/bin"),
     ]);
     assert_eq!(unknown_env_vars(&e), ["TUNBOX_DEVV"]);

@@ -115,7 +115,7 @@ pub fn parse(path: &str, text: &str) -> Result<UciFile, ConfigError> {
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let err = |msg: String| ConfigError::at(path, line, msg);
-        let w = words(raw).map_err(|m| err(m))?;
+        let w = words(raw).map_err(&err)?;
         let Some(keyword) = w.first() else { continue };
         match keyword.as_str() {
             "package" => {

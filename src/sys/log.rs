@@ -60,7 +60,7 @@ pub fn emit(level: Level, args: fmt::Arguments<'_>) {
         Level::Info => "",
     };
     let mut out: heapless::String<600> = heapless::String::new();
-    let _ = write!(out, "tunbox: {tag}{line}\n");
+    let _ = writeln!(out, "tunbox: {tag}{line}");
     let _ = std::io::stderr().write_all(out.as_bytes());
 }
 

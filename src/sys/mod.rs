@@ -4,6 +4,7 @@ pub mod caps;
 pub mod log;
 pub mod netlink;
 pub mod signals;
+pub mod sysctl;
 pub mod tun;
 
 use std::fmt;

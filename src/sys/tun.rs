@@ -32,7 +32,9 @@ impl Mode {
 }
 
 const TUN_IOC_MAGIC: u8 = b'T';
-nix::ioctl_write_ptr_bad!(
+// TUNSETIFF is declared _IOW, but the kernel writes the chosen name back into the
+// ifreq, so the binding takes a mutable pointer.
+nix::ioctl_readwrite_bad!(
     tunsetiff,
     nix::request_code_write!(TUN_IOC_MAGIC, 202, std::mem::size_of::<libc::c_int>()),
     libc::ifreq

@@ -1,2 +1,8 @@
 //! Zero-copy packet views and in-place transforms. No I/O, no allocation.
+pub mod arp;
+pub mod cidr;
+pub mod ethernet;
+pub mod icmp;
 pub mod ip;
+pub mod ndp;
+pub mod tap;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what the host tests need on a fresh Debian 12 machine (idempotent).
+set -euo pipefail
+need=()
+for pair in ip:iproute2 ping:iputils-ping setpriv:util-linux file:file gcc:gcc iperf3:iperf3; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "ci: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "ci: cargo is missing (install Rust with rustup)"; exit 1; }

@@ -1,0 +1,135 @@
+//! The OS side of `tunbox bridge`: read the kernel's state into a [`Snapshot`], carry
+//! out planned steps in order, and undo the done ones when a step fails.
+//!
+//! Test hooks (for the crash and rollback tests; harmless in the field, where nobody
+//! sets them): `TUNBOX_TEST_STOP_AFTER_STEP=N` makes the process exit with status 99
+//! right after step N (1-based) of a plan, without any cleanup, as if killed;
+//! `TUNBOX_TEST_FAIL_AT_STEP=N` makes step N fail, which exercises the rollback.
+use super::plan::{inverse, Snapshot, Step};
+use crate::sys::netlink::Rtnl;
+use crate::sys::tun::{Mode, Tun};
+use crate::sys::{sysctl, SysError};
+
+/// Where the bridge netfilter switches live (only with br_netfilter loaded).
+pub const BRIDGE_NF_DIR: &str = "/proc/sys/net/bridge";
+
+pub fn snapshot(rtnl: &mut Rtnl) -> Result<Snapshot, SysError> {
+    Ok(Snapshot {
+        links: rtnl.links()?,
+        addrs: rtnl.addresses()?,
+        routes: rtnl.routes()?,
+        sysctls: sysctl::read_dir(BRIDGE_NF_DIR, |n| n.starts_with("bridge-nf-call-"))?,
+    })
+}
+
+/// Carries out one step.
+pub fn exec(rtnl: &mut Rtnl, step: &Step) -> Result<(), SysError> {
+    match step {
+        Step::CreateBridge { name } => rtnl.create_bridge(name),
+        Step::DeleteLink { name } | Step::DeleteTap { name } => {
+            let i = rtnl.link_index(name)?;
+            rtnl.delete_link(i)
+        }
+        Step::CreateTap { name, owner } => {
+            let tap = Tun::open(name, Mode::Tap)?;
+            if let Some(uid) = owner {
+                tap.set_owner(*uid)?;
+            }
+            tap.set_persist(true)
+        }
+        Step::SetMaster { dev, master, .. } => {
+            let i = rtnl.link_index(dev)?;
+            let m = match master {
+                Some(m) => Some(rtnl.link_index(m)?),
+                None => None,
+            };
+            rtnl.set_master(i, m)
+        }
+        Step::SetMac { dev, mac, .. } => {
+            let i = rtnl.link_index(dev)?;
+            rtnl.set_mac(i, *mac)
+        }
+        Step::SetMtu { dev, mtu, .. } => {
+            let i = rtnl.link_index(dev)?;
+            rtnl.set_mtu(i, *mtu)
+        }
+        Step::SetUp { dev, up } => {
+            let i = rtnl.link_index(dev)?;
+            rtnl.set_up(i, *up)
+        }
+        Step::AddAddr { dev, addr } => {
+            let mut a = addr.clone();
+            a.index = rtnl.link_index(dev)?;
+            rtnl.add_addr(&a)
+        }
+        Step::DelAddr { dev, addr } => {
+            let mut a = addr.clone();
+            a.index = rtnl.link_index(dev)?;
+            rtnl.del_addr(&a)
+        }
+        Step::AddRoute { dev, route } => {
+            let mut r = route.clone();
+            r.oif = Some(rtnl.link_index(dev)?);
+            rtnl.add_route(&r)
+        }
+        Step::DelRoute { dev, route } => {
+            let mut r = route.clone();
+            r.oif = Some(rtnl.link_index(dev)?);
+            rtnl.del_route(&r)
+        }
+        Step::SetSysctl { path, value, .. } => sysctl::write(path, value),
+    }
+}
+
+fn test_hook(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+/// How applying a plan went wrong.
+#[derive(Debug)]
+pub struct ApplyError {
+    /// The failed step (1-based) and why.
+    pub step: usize,
+    pub cause: SysError,
+    /// Undo steps that failed in turn (empty: everything was rolled back).
+    pub rollback_failures: Vec<String>,
+}
+
+/// Applies `steps` in order, printing each. On a failure the steps already done are
+/// undone in reverse order, and the error says whether that worked.
+pub fn run(rtnl: &mut Rtnl, steps: &[Step], log: &mut dyn FnMut(&str)) -> Result<(), ApplyError> {
+    let stop_after = test_hook("TUNBOX_TEST_STOP_AFTER_STEP");
+    let fail_at = test_hook("TUNBOX_TEST_FAIL_AT_STEP");
+    for (i, step) in steps.iter().enumerate() {
+        let n = i + 1;
+        log(&format!("  [{n}/{}] {step}", steps.len()));
+        let result = if fail_at == Some(n) {
+            Err(SysError::new(
+                "failure injected by TUNBOX_TEST_FAIL_AT_STEP",
+            ))
+        } else {
+            exec(rtnl, step)
+        };
+        if let Err(cause) = result {
+            let mut rollback_failures = Vec::new();
+            for done in steps[..i].iter().rev() {
+                if let Some(undo) = inverse(done) {
+                    log(&format!("  undo: {undo}"));
+                    if let Err(e) = exec(rtnl, &undo) {
+                        rollback_failures.push(format!("{undo}: {e}"));
+                    }
+                }
+            }
+            return Err(ApplyError {
+                step: n,
+                cause,
+                rollback_failures,
+            });
+        }
+        if stop_after == Some(n) {
+            log("  stopping here: TUNBOX_TEST_STOP_AFTER_STEP");
+            std::process::exit(99);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,601 @@
+//! `tunbox bridge up/down/status` and `tunbox mktun/rmtun`.
+//!
+//! `up` joins the physical port (eth0) and a tap in a Linux bridge: the bridge takes
+//! the port's MAC, every address and route of the port moves to the bridge, the
+//! bridge-nf-call-* switches go to 0. Before changing anything it records the original
+//! state in a state file, so that `down` can put the port back exactly, even after a
+//! crash half-way through `up`. The plan (what to change) is pure and lives in
+//! [`plan`]; [`apply`] talks to the kernel.
+pub mod apply;
+pub mod plan;
+pub mod state;
+
+use crate::app::{self, CliOpts};
+use crate::cli;
+use crate::config::{schema, Resolved};
+use crate::sys::netlink::Rtnl;
+use crate::sys::tun::{Mode, Tun};
+use crate::sys::{caps, SysError};
+use plan::{Options, PlanError, Record, Snapshot, Step};
+use std::fmt;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub const DEFAULT_IFNAME: &str = "eth0";
+pub const DEFAULT_TAP: &str = "tap0";
+pub const DEFAULT_BRIDGE: &str = "br-tunbox";
+
+pub fn default_state_file(bridge: &str) -> String {
+    format!("/var/run/tunbox/bridge-{bridge}.state")
+}
+
+/// An error of `tunbox bridge`, `mktun` or `rmtun`, ready to print.
+#[derive(Debug)]
+pub struct BridgeError(pub String);
+
+impl fmt::Display for BridgeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BridgeError {}
+
+impl From<SysError> for BridgeError {
+    fn from(e: SysError) -> Self {
+        BridgeError(e.msg)
+    }
+}
+
+impl From<PlanError> for BridgeError {
+    fn from(e: PlanError) -> Self {
+        BridgeError(e.0)
+    }
+}
+
+/// The settings of one bridge, resolved from the command line, TUNBOX_* variables and
+/// the UCI `config bridge` section (options enabled, ifname, tap, bridge, user,
+/// state_file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub ifname: String,
+    pub tap: String,
+    pub bridge: String,
+    /// Owner of a tap that `up` creates (user name or uid).
+    pub user: Option<String>,
+    pub state_file: String,
+}
+
+impl Settings {
+    /// Settings from explicit values, defaults filling the gaps. This is the seam where
+    /// the layered configuration plugs in: the caller passes CLI values already merged
+    /// with the environment and the UCI section.
+    pub fn resolve(
+        ifname: Option<&str>,
+        tap: Option<&str>,
+        bridge: Option<&str>,
+        user: Option<&str>,
+        state_file: Option<&str>,
+    ) -> Settings {
+        let bridge = bridge.unwrap_or(DEFAULT_BRIDGE).to_string();
+        Settings {
+            ifname: ifname.unwrap_or(DEFAULT_IFNAME).to_string(),
+            tap: tap.unwrap_or(DEFAULT_TAP).to_string(),
+            state_file: state_file
+                .map(str::to_string)
+                .unwrap_or_else(|| default_state_file(&bridge)),
+            bridge,
+            user: user.map(str::to_string),
+        }
+    }
+}
+
+/// Reads the state file; `None` when there is none.
+pub fn read_record(path: &str) -> Result<Option<Record>, BridgeError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SysError::os(format!("cannot read state file {path}"), e).into()),
+    };
+    state::from_text(&text)
+        .map(Some)
+        .map_err(|e| BridgeError(format!("state file {path}: {e}")))
+}
+
+/// Writes the state file atomically (a temporary file renamed over it, synced), so a
+/// crash leaves either the old or the new file, never half of one.
+pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
+    let p = Path::new(path);
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SysError::os(format!("cannot create {}", dir.display()), e))?;
+    }
+    let tmp = format!("{path}.tmp.{}", std::process::id());
+    let io = |what: &str, e: std::io::Error| SysError::os(format!("cannot {what} {tmp}"), e);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+    f.write_all(state::to_text(rec).as_bytes())
+        .map_err(|e| io("write", e))?;
+    f.sync_all().map_err(|e| io("sync", e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        SysError::os(format!("cannot rename {tmp} to {path}"), e)
+    })?;
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Held while `up` or `down` changes things, so two of them cannot interleave.
+struct Lock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+fn lock(state_file: &str) -> Result<Lock, BridgeError> {
+    let path = format!("{state_file}.lock");
+    if let Some(dir) = Path::new(&path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SysError::os(format!("cannot create {}", dir.display()), e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SysError::os(format!("cannot open lock file {path}"), e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map(Lock)
+        .map_err(|(_, e)| {
+            BridgeError(format!(
+                "another `tunbox bridge up/down` holds {path} ({e}): wait for it to finish"
+            ))
+        })
+}
+
+fn remove_record(path: &str) -> Result<(), BridgeError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SysError::os(format!("cannot remove state file {path}"), e).into()),
+    }
+}
+
+fn print_plan(steps: &[Step]) {
+    for (i, s) in steps.iter().enumerate() {
+        println!("  [{}/{}] {s}", i + 1, steps.len());
+    }
+}
+
+/// Applies the steps; on failure says whether everything done was undone.
+fn apply_steps(rtnl: &mut Rtnl, steps: &[Step], what: &str) -> Result<(), (BridgeError, bool)> {
+    let mut log = |line: &str| println!("{line}");
+    apply::run(rtnl, steps, &mut log).map_err(|e| {
+        let undone = e.rollback_failures.is_empty();
+        let mut msg = format!("{what}: step {} failed: {}", e.step, e.cause);
+        if e.rollback_failures.is_empty() {
+            msg.push_str("; the steps before it were undone");
+        } else {
+            msg.push_str("; undoing the steps before it failed too:");
+            for f in &e.rollback_failures {
+                msg.push_str("\n  ");
+                msg.push_str(f);
+            }
+            msg.push_str("\n`tunbox bridge down` restores the recorded state");
+        }
+        (BridgeError(msg), undone)
+    })
+}
+
+fn read_snapshot() -> Result<(Rtnl, Snapshot), BridgeError> {
+    let mut rtnl = Rtnl::new()?;
+    let snap = apply::snapshot(&mut rtnl)?;
+    Ok((rtnl, snap))
+}
+
+/// `tunbox bridge up`.
+pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
+    if !dry_run {
+        caps::require_net_admin("setting up a bridge")?;
+    }
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(lock(&s.state_file)?)
+    };
+    let owner = match &s.user {
+        Some(u) => Some(caps::lookup_user(u)?.uid.as_raw()),
+        None => None,
+    };
+    let opts = Options {
+        ifname: s.ifname.clone(),
+        tap: s.tap.clone(),
+        bridge: s.bridge.clone(),
+        owner,
+    };
+    let recorded = read_record(&s.state_file)?;
+    let (mut rtnl, snap) = read_snapshot()?;
+    let (rec, steps) = plan::plan_up(&opts, &snap, recorded.as_ref())?;
+    if steps.is_empty() {
+        println!(
+            "bridge {} is up with {} and {}: nothing to do",
+            s.bridge, s.ifname, s.tap
+        );
+        if recorded.is_none() {
+            crate::warn!(
+                "no state file {}: the original state of {} is unknown, `tunbox bridge down` cannot restore it",
+                s.state_file,
+                s.ifname
+            );
+        }
+        return Ok(());
+    }
+    if dry_run {
+        println!(
+            "would record the state of {} in {} and then:",
+            s.ifname, s.state_file
+        );
+        print_plan(&steps);
+        return Ok(());
+    }
+    for a in rec.addrs.iter().filter(|a| a.lifetimes.is_some()) {
+        crate::warn!(
+            "{}/{} on {} has a lease (a DHCP client manages it): point the client at {} \
+             or it may re-add the address to {} or let it expire on the bridge",
+            a.addr,
+            a.prefix_len,
+            s.ifname,
+            s.bridge,
+            s.ifname
+        );
+    }
+    if recorded.as_ref() != Some(&rec) {
+        write_record(&s.state_file, &rec)?;
+    }
+    println!(
+        "bridge {}: original state recorded in {}",
+        s.bridge, s.state_file
+    );
+    if let Err((e, undone)) = apply_steps(&mut rtnl, &steps, "bridge up") {
+        // Everything was undone: the file goes back to what it said before. Otherwise
+        // it stays, for `down`.
+        if undone {
+            let _ = match &recorded {
+                Some(old) => write_record(&s.state_file, old),
+                None => remove_record(&s.state_file),
+            };
+        }
+        return Err(e);
+    }
+    if rec.created_tap && s.user.is_some() {
+        warn_if_tun_node_closed(s.user.as_deref().unwrap_or_default());
+    }
+    println!(
+        "bridge {} is up: {} and {} are its ports, {} address(es) and {} route(s) moved",
+        s.bridge,
+        s.ifname,
+        s.tap,
+        rec.addrs.len(),
+        rec.routes.len()
+    );
+    Ok(())
+}
+
+/// `tunbox bridge down`.
+pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
+    if read_record(state_file)?.is_none() {
+        println!("no state file {state_file}: nothing recorded, nothing to restore");
+        return Ok(());
+    }
+    if !dry_run {
+        caps::require_net_admin("taking a bridge down")?;
+    }
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(lock(state_file)?)
+    };
+    // Read again under the lock: an `up` or `down` may have finished meanwhile.
+    let Some(rec) = read_record(state_file)? else {
+        println!("no state file {state_file}: nothing recorded, nothing to restore");
+        return Ok(());
+    };
+    let (mut rtnl, snap) = read_snapshot()?;
+    let steps = plan::plan_down(&rec, &snap)?;
+    if dry_run {
+        if steps.is_empty() {
+            println!(
+                "{} is as recorded: would only remove {state_file}",
+                rec.ifname
+            );
+        } else {
+            println!("would restore {} from {state_file}:", rec.ifname);
+            print_plan(&steps);
+        }
+        return Ok(());
+    }
+    apply_steps(&mut rtnl, &steps, "bridge down").map_err(|(e, _)| e)?;
+    remove_record(state_file)?;
+    let _ = std::fs::remove_file(format!("{state_file}.lock"));
+    println!(
+        "bridge {} is down: {} restored as recorded in {state_file}",
+        rec.bridge, rec.ifname
+    );
+    Ok(())
+}
+
+/// What `status` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Bridged and matching the record, or not bridged and nothing recorded.
+    Consistent,
+    /// Half up, or changed since: `up` would still have work to do.
+    Incomplete,
+}
+
+/// `tunbox bridge status`: what is bridged and whether it matches the record.
+pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
+    let rec = read_record(state_file)?;
+    let (_, snap) = read_snapshot()?;
+    let bridge = rec.as_ref().map_or(bridge, |r| r.bridge.as_str());
+    match snap.link(bridge) {
+        None => println!("bridge {bridge}: not there"),
+        Some(b) => {
+            let ports: Vec<&str> = snap
+                .links
+                .iter()
+                .filter(|l| l.master == Some(b.index))
+                .map(|l| l.name.as_str())
+                .collect();
+            println!(
+                "bridge {bridge}: {}, mtu {}, mac {}, ports: {}",
+                if b.up { "up" } else { "down" },
+                b.mtu,
+                b.mac.as_ref().map_or_else(|| "-".into(), plan::fmt_mac),
+                if ports.is_empty() {
+                    "none".to_string()
+                } else {
+                    ports.join(" ")
+                }
+            );
+            for a in snap
+                .addrs
+                .iter()
+                .filter(|a| a.index == b.index && plan::movable_addr(a))
+            {
+                println!("  address {}", plan::fmt_addr(a));
+            }
+            for r in snap
+                .routes
+                .iter()
+                .filter(|r| plan::movable_route(r, b.index))
+            {
+                println!("  route {}", plan::fmt_route(r));
+            }
+        }
+    }
+    let Some(rec) = rec else {
+        println!("no state file {state_file}: nothing recorded by `tunbox bridge up`");
+        return Ok(if snap.link(bridge).is_some() {
+            Health::Incomplete
+        } else {
+            Health::Consistent
+        });
+    };
+    println!(
+        "recorded in {state_file}: port {} (mtu {}, {}), {} address(es), {} route(s); created by up: {}",
+        rec.ifname,
+        rec.port.mtu,
+        if rec.port.up { "up" } else { "down" },
+        rec.addrs.len(),
+        rec.routes.len(),
+        match (rec.created_bridge, rec.created_tap) {
+            (true, true) => format!("{} and {}", rec.bridge, rec.tap),
+            (true, false) => rec.bridge.clone(),
+            (false, true) => rec.tap.clone(),
+            (false, false) => "nothing".into(),
+        }
+    );
+    let opts = Options {
+        ifname: rec.ifname.clone(),
+        tap: rec.tap.clone(),
+        bridge: rec.bridge.clone(),
+        owner: None,
+    };
+    let (moved_a, moved_r) = plan::moved_to(&snap, &rec);
+    match plan::plan_up(&opts, &snap, Some(&rec)) {
+        Ok((_, steps)) if steps.is_empty() => {
+            println!(
+                "matches the recorded state: {moved_a} address(es) and {moved_r} route(s) on {}",
+                rec.bridge
+            );
+            Ok(Health::Consistent)
+        }
+        Ok((_, steps)) => {
+            println!("does NOT match: `tunbox bridge up` would still do:");
+            print_plan(&steps);
+            println!("(`tunbox bridge down` restores {} as recorded)", rec.ifname);
+            Ok(Health::Incomplete)
+        }
+        Err(e) => {
+            println!("does NOT match: {e}");
+            Ok(Health::Incomplete)
+        }
+    }
+}
+
+/// A persistent device is of no use to its owner when /dev/net/tun is closed to them
+/// (some systems ship it 0600): say so, with the fix.
+fn warn_if_tun_node_closed(who: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata("/dev/net/tun") {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o006 != 0o006 {
+            crate::warn!(
+                "/dev/net/tun is mode {mode:04o}: {who} cannot open it to attach; \
+                 `chmod 0666 /dev/net/tun` (the device's owner check still applies)"
+            );
+        }
+    }
+}
+
+/// `tunbox mktun`: a persistent tun/tap device a given user/group may attach to.
+pub fn mktun(
+    dev: &str,
+    mode: &str,
+    user: Option<&str>,
+    group: Option<&str>,
+) -> Result<String, BridgeError> {
+    let mode = Mode::parse(mode).map_err(BridgeError)?;
+    caps::require_net_admin("creating a persistent tun/tap device")?;
+    let uid = match user {
+        Some(u) => Some(caps::lookup_user(u)?.uid.as_raw()),
+        None => None,
+    };
+    let gid = match group {
+        Some(g) => Some(caps::lookup_group(g)?.as_raw()),
+        None => None,
+    };
+    let t = Tun::open(dev, mode)?;
+    if let Some(uid) = uid {
+        t.set_owner(uid)?;
+    }
+    if let Some(gid) = gid {
+        t.set_group(gid)?;
+    }
+    t.set_persist(true)?;
+    if let Some(who) = user.or(group) {
+        warn_if_tun_node_closed(who);
+    }
+    Ok(t.name().to_string())
+}
+
+/// `tunbox rmtun`: removes a persistent tun/tap device (of that mode only).
+pub fn rmtun(dev: &str, mode: &str) -> Result<(), BridgeError> {
+    let mode = Mode::parse(mode).map_err(BridgeError)?;
+    caps::require_net_admin("removing a tun/tap device")?;
+    let mut rtnl = Rtnl::new()?;
+    let links = rtnl.links()?;
+    let Some(l) = links.iter().find(|l| l.name == dev) else {
+        return Err(BridgeError(format!("no network device called '{dev}'")));
+    };
+    let is_tap = l.ether;
+    if l.kind.as_deref() != Some("tun") || is_tap != (mode == Mode::Tap) {
+        return Err(BridgeError(format!(
+            "'{dev}' is not a {} device: rmtun removes only tun/tap devices of the given --mode",
+            mode.as_str()
+        )));
+    }
+    rtnl.delete_link(l.index)?;
+    Ok(())
+}
+
+impl Settings {
+    /// Settings from the merged configuration (command line > TUNBOX_* > UCI
+    /// `config bridge` section > defaults).
+    pub fn from_resolved(r: &Resolved) -> Settings {
+        Settings::resolve(
+            r.get("ifname"),
+            r.get("tap"),
+            r.get("bridge"),
+            r.get("user"),
+            r.get("state_file"),
+        )
+    }
+}
+
+fn settings(section: Option<&str>, cli: CliOpts) -> Result<Settings, ExitCode> {
+    let r = app::resolve_cmd(&schema::BRIDGE, section, &cli).map_err(|e| app::exit_with(Err(e)))?;
+    if section.is_some() && !r.flag("enabled") {
+        crate::warn!(
+            "section '{}' is disabled (option enabled '0'); going ahead because it was named",
+            section.unwrap_or_default()
+        );
+    }
+    Ok(Settings::from_resolved(&r))
+}
+
+fn report(r: Result<(), BridgeError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            crate::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Dispatch for `tunbox bridge ...`. Exit status: 0 done (status: consistent), 1 a
+/// failure, 2 bad configuration, 3 (status only) half up or changed since `up`.
+pub fn main_bridge(b: &cli::Bridge) -> ExitCode {
+    match &b.action {
+        cli::BridgeAction::Up(u) => {
+            let cli = CliOpts::default()
+                .opt("ifname", &u.ifname)
+                .opt("tap", &u.tap)
+                .opt("bridge", &u.bridge)
+                .opt("user", &u.user)
+                .opt("state_file", &u.state_file);
+            match settings(u.section.as_deref(), cli) {
+                Ok(s) => report(up(&s, u.dry_run)),
+                Err(code) => code,
+            }
+        }
+        cli::BridgeAction::Down(d) => {
+            let cli = CliOpts::default()
+                .opt("bridge", &d.bridge)
+                .opt("state_file", &d.state_file);
+            match settings(d.section.as_deref(), cli) {
+                Ok(s) => report(down(&s.state_file, d.dry_run)),
+                Err(code) => code,
+            }
+        }
+        cli::BridgeAction::Status(st) => {
+            let cli = CliOpts::default()
+                .opt("bridge", &st.bridge)
+                .opt("state_file", &st.state_file);
+            let s = match settings(st.section.as_deref(), cli) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match status(&s.bridge, &s.state_file) {
+                Ok(Health::Consistent) => ExitCode::SUCCESS,
+                Ok(Health::Incomplete) => ExitCode::from(3),
+                Err(e) => {
+                    crate::error!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Dispatch for `tunbox mktun`.
+pub fn main_mktun(m: &cli::Mktun) -> ExitCode {
+    report(
+        mktun(&m.dev, &m.mode, m.user.as_deref(), m.group.as_deref()).map(|name| {
+            println!(
+                "{name}: persistent {} device{}{}",
+                m.mode,
+                m.user
+                    .as_deref()
+                    .map_or(String::new(), |u| format!(", owner {u}")),
+                m.group
+                    .as_deref()
+                    .map_or(String::new(), |g| format!(", group {g}"))
+            )
+        }),
+    )
+}
+
+/// Dispatch for `tunbox rmtun`.
+pub fn main_rmtun(r: &cli::Rmtun) -> ExitCode {
+    report(rmtun(&r.dev, &r.mode).map(|()| println!("{}: removed", r.dev)))
+}
+
+#[cfg(test)]
+mod tests;

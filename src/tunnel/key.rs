@@ -1,0 +1,239 @@
+//! The shared tunnel key: 32 random bytes, the Noise pre-shared key.
+//!
+//! File format written by `tunbox genkey`: optional `#` comment lines and one line of 64
+//! hex digits. A WireGuard-style base64 key (44 characters, e.g. from `wg genkey`) is
+//! accepted too. Parsing only; reading and writing the file is done by the caller.
+use core::fmt;
+use zeroize::Zeroize;
+
+pub const KEY_LEN: usize = 32;
+
+/// The secret. Wiped from memory on drop; `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key([u8; KEY_LEN]);
+
+impl Key {
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Key(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// A fresh random key from the operating system's CSPRNG (getrandom(2)).
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut k = [0u8; KEY_LEN];
+        getrandom::fill(&mut k).map_err(|_| KeyError::Random)?;
+        if k.iter().all(|b| *b == 0) {
+            return Err(KeyError::Random);
+        }
+        Ok(Key(k))
+    }
+
+    /// The text of a key file for this key (comment line + 64 hex digits + newline).
+    pub fn to_file_text(&self) -> String {
+        let mut s =
+            String::from("# tunbox tunnel key: copy this file to both ends, keep it secret\n");
+        for b in self.0 {
+            s.push(char::from(HEX[(b >> 4) as usize]));
+            s.push(char::from(HEX[(b & 15) as usize]));
+        }
+        s.push('\n');
+        s
+    }
+
+    /// Parse the contents of a key file.
+    pub fn parse(text: &[u8]) -> Result<Self, KeyError> {
+        let text = core::str::from_utf8(text).map_err(|_| KeyError::NotText)?;
+        let mut found: Option<[u8; KEY_LEN]> = None;
+        for (i, line) in text.lines().enumerate() {
+            let (line_no, k) = (i + 1, line.trim());
+            if k.is_empty() || k.starts_with('#') {
+                continue;
+            }
+            if found.is_some() {
+                return Err(KeyError::ExtraLine { line: line_no });
+            }
+            let bad = KeyError::BadFormat {
+                line: line_no,
+                len: k.chars().count(),
+            };
+            found = Some(match k.len() {
+                64 => decode_hex(k).ok_or(bad)?,
+                44 => decode_base64(k).ok_or(bad)?,
+                _ => return Err(bad),
+            });
+        }
+        let bytes = found.ok_or(KeyError::Empty)?;
+        if bytes.iter().all(|b| *b == 0) {
+            return Err(KeyError::AllZero);
+        }
+        Ok(Key(bytes))
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn decode_hex(s: &str) -> Option<[u8; KEY_LEN]> {
+    fn nib(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    let mut out = [0u8; KEY_LEN];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(s[2 * i])? << 4) | nib(s[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn decode_base64(s: &str) -> Option<[u8; KEY_LEN]> {
+    fn val(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some((c - b'A') as u32),
+            b'a'..=b'z' => Some((c - b'a' + 26) as u32),
+            b'0'..=b'9' => Some((c - b'0' + 52) as u32),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    // 32 bytes = 43 characters of data + one '=' of padding.
+    let s = s.as_bytes();
+    if s[43] != b'=' {
+        return None;
+    }
+    let mut out = [0u8; KEY_LEN];
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    let mut n = 0;
+    for &c in &s[..43] {
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if n < KEY_LEN {
+                out[n] = (acc >> bits) as u8;
+            }
+            n += 1;
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // 43*6 = 258 bits = 32 bytes + 2 leftover bits that must be zero (canonical form).
+    if n != KEY_LEN || acc != 0 {
+        return None;
+    }
+    Some(out)
+}
+
+/// What is wrong with a key file's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    NotText,
+    Empty,
+    ExtraLine { line: usize },
+    BadFormat { line: usize, len: usize },
+    AllZero,
+    Random,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotText => write!(f, "not a text file; expected 64 hex digits (make one with `tunbox genkey PATH`)"),
+            Self::Empty => write!(f, "no key in the file; expected a line of 64 hex digits (make one with `tunbox genkey PATH`)"),
+            Self::ExtraLine { line } => write!(f, "line {line}: more than one key line; the file must hold exactly one key"),
+            Self::BadFormat { line, len } => write!(
+                f,
+                "line {line}: expected 64 hex digits (or a 44-character base64 key), found {len} characters that are not a key"
+            ),
+            Self::AllZero => write!(f, "the key is all zeros; make a real one with `tunbox genkey PATH`"),
+            Self::Random => write!(f, "the system random number generator failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_format_parse_round_trip() {
+        let k = Key::generate().unwrap();
+        let text = k.to_file_text();
+        assert!(text.starts_with('#'));
+        assert_eq!(Key::parse(text.as_bytes()).unwrap(), k);
+        assert_ne!(Key::generate().unwrap(), k);
+    }
+
+    #[test]
+    fn hex_upper_and_whitespace() {
+        let hex = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff";
+        let k = Key::parse(format!("\n  {hex}  \r\n\n").as_bytes()).unwrap();
+        assert_eq!(k.as_bytes()[1], 0x11);
+        assert_eq!(k.as_bytes()[31], 0xff);
+    }
+
+    #[test]
+    fn base64_wireguard_style() {
+        // 32 bytes 0x01..=0x20 in standard base64.
+        let b64 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+        let k = Key::parse(b64.as_bytes()).unwrap();
+        let want: Vec<u8> = (1..=32).collect();
+        assert_eq!(&k.as_bytes()[..], &want[..]);
+        // Non-canonical trailing bits are refused.
+        assert!(Key::parse(b"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyB=").is_err());
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        assert_eq!(Key::parse(b""), Err(KeyError::Empty));
+        assert_eq!(Key::parse(b"# only a comment\n"), Err(KeyError::Empty));
+        assert_eq!(Key::parse(&[0xff, 0xfe]), Err(KeyError::NotText));
+        assert_eq!(
+            Key::parse(b"abc"),
+            Err(KeyError::BadFormat { line: 1, len: 3 })
+        );
+        let bad = "g".repeat(64);
+        assert_eq!(
+            Key::parse(bad.as_bytes()),
+            Err(KeyError::BadFormat { line: 1, len: 64 })
+        );
+        let zero = "0".repeat(64);
+        assert_eq!(Key::parse(zero.as_bytes()), Err(KeyError::AllZero));
+        let one = "1".repeat(64);
+        assert_eq!(
+            Key::parse(format!("{one}\n{one}\n").as_bytes()),
+            Err(KeyError::ExtraLine { line: 2 })
+        );
+        // Multi-byte UTF-8 of the right byte length must not panic.
+        let weird = "é".repeat(32);
+        assert!(Key::parse(weird.as_bytes()).is_err());
+        let weird44 = "é".repeat(22);
+        assert!(Key::parse(weird44.as_bytes()).is_err());
+        assert!(KeyError::Empty.to_string().contains("tunbox genkey"));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let k = Key::from_bytes([0xAB; 32]);
+        assert_eq!(format!("{k:?}"), "Key(..)");
+    }
+}

@@ -1,0 +1,1304 @@
+//! The tunnel state machine for one peer: sessions, handshake retries with backoff,
+//! keepalive, dead-peer detection, rekeying and session replacement. No I/O: the loop
+//! feeds it datagrams/frames from the peer ([`Tunnel::decapsulate`]), packets from the
+//! device ([`Tunnel::encapsulate`]) and the time ([`Tunnel::tick`]), and does what the
+//! returned [`Output`] says. [`Tunnel::next_deadline`] says when to call `tick` again.
+//!
+//! Roles: the client initiates handshakes (at start, after the peer went silent for
+//! `timeout`, and every `rekey_after`); the server only answers. A server keeps an
+//! answered handshake as *pending* and switches to it when the first data message (the
+//! client's confirmation keepalive) arrives under the new keys, so a replayed
+//! initiation cannot replace a working session. A new client session replaces the old
+//! one (client restarted, changed address, NAT rebinding).
+//!
+//! Plaintext mode: no handshake, no keepalive (neither simpletun nor socat would
+//! understand one); packets pass through unchanged.
+use std::time::{Duration, Instant};
+
+use heapless::Deque;
+use snow::StatelessTransportState;
+
+use super::counters::{Counters, DropReason};
+use super::key::Key;
+use super::noise::{self, HandshakeError, Initiator};
+use super::replay::{ReplayWindow, REJECT_AFTER_MESSAGES};
+
+/// Which end of the tunnel this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Connects to the server (`--remote`) and initiates handshakes.
+    Client,
+    /// Listens (`--listen`) and answers handshakes.
+    Server,
+}
+
+/// Timers and roles. `None` disables keepalive / dead-peer detection.
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    pub role: Role,
+    pub tap: bool,
+    /// Send a keepalive when nothing was sent for this long.
+    pub keepalive: Option<Duration>,
+    /// Declare the peer dead when nothing authenticated arrived for this long.
+    pub timeout: Option<Duration>,
+    /// Client starts a new handshake when the session is this old.
+    pub rekey_after: Duration,
+    /// Sessions are not used at all past this age.
+    pub reject_after: Duration,
+    /// First handshake retry interval; doubles per attempt up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl TunnelConfig {
+    pub fn new(role: Role, tap: bool) -> Self {
+        Self {
+            role,
+            tap,
+            keepalive: Some(Duration::from_secs(10)),
+            timeout: Some(Duration::from_secs(30)),
+            rekey_after: Duration::from_secs(120),
+            reject_after: Duration::from_secs(180),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(16),
+        }
+    }
+}
+
+/// What the loop must do after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Nothing to do.
+    Nothing,
+    /// Send `out[..n]` to the peer. From `decapsulate` on a server this is a handshake
+    /// answer: send it to where the initiation came from.
+    ToNetwork(usize),
+    /// Write `out[..n]` to the device.
+    ToDevice(usize),
+    /// An authenticated keepalive arrived; nothing to deliver.
+    Keepalive,
+    /// The input was dropped for this reason (already counted).
+    Drop(DropReason),
+}
+
+/// Things worth a log line; drain with [`Tunnel::take_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Client sent a handshake initiation; `retry_in` until the next attempt.
+    HandshakeSent { attempt: u32, retry_in: Duration },
+    /// A session is up; `replaced` if it replaced a working one (peer restarted, rekey).
+    SessionUp { replaced: bool },
+    /// Nothing authenticated from the peer within the timeout; session dropped.
+    PeerDead,
+    /// Session reached its maximum age without a rekey; dropped.
+    SessionExpired,
+    /// The peer authenticated but runs the other device mode.
+    ModeMismatch { peer_tap: bool },
+}
+
+/// Exponential backoff between `min` and `max` (handshake retries, TCP reconnects).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    cur: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        let min = min.max(Duration::from_millis(1));
+        Self {
+            min,
+            max: max.max(min),
+            cur: min,
+        }
+    }
+
+    /// The delay to wait now; the next one is twice as long (capped).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.cur;
+        self.cur = (self.cur * 2).min(self.max);
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.cur = self.min;
+    }
+}
+
+struct Session {
+    local: u32,
+    remote: u32,
+    transport: StatelessTransportState,
+    tx_counter: u64,
+    replay: ReplayWindow,
+    created: Instant,
+}
+
+impl Session {
+    fn new(local: u32, remote: u32, transport: StatelessTransportState, now: Instant) -> Self {
+        Self {
+            local,
+            remote,
+            transport,
+            tx_counter: 0,
+            replay: ReplayWindow::new(),
+            created: now,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Current,
+    Previous,
+    Pending,
+}
+
+/// Server: initiations accepted per second at most (each costs an X25519 operation).
+const HANDSHAKE_BURST: u32 = 20;
+const HANDSHAKE_REFILL: Duration = Duration::from_millis(50);
+/// Server: how long an answered handshake waits for the client's confirmation.
+const PENDING_LIFETIME: Duration = Duration::from_secs(20);
+
+struct Crypto {
+    psk: Key,
+    current: Option<Session>,
+    previous: Option<Session>,
+    pending: Option<Session>,
+    handshake: Option<Initiator>,
+    /// Client: when to send the next initiation.
+    next_attempt: Option<Instant>,
+    backoff: Backoff,
+    attempts: u32,
+    last_rx: Instant,
+    last_tx: Instant,
+    tokens: u32,
+    refill_at: Instant,
+}
+
+/// One tunnel peer. See the module documentation.
+pub struct Tunnel {
+    cfg: TunnelConfig,
+    crypto: Option<Box<Crypto>>,
+    counters: Counters,
+    events: Deque<Event, 8>,
+    rx_current: bool,
+    peer_dead: bool,
+}
+
+impl Tunnel {
+    /// An encrypted tunnel with the shared key.
+    pub fn new(cfg: TunnelConfig, psk: Key, now: Instant) -> Self {
+        let next_attempt = (cfg.role == Role::Client).then_some(now);
+        let backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
+        let crypto = Crypto {
+            psk,
+            current: None,
+            previous: None,
+            pending: None,
+            handshake: None,
+            next_attempt,
+            backoff,
+            attempts: 0,
+            last_rx: now,
+            last_tx: now,
+            tokens: HANDSHAKE_BURST,
+            refill_at: now,
+        };
+        Self {
+            cfg,
+            crypto: Some(Box::new(crypto)),
+            counters: Counters::default(),
+            events: Deque::new(),
+            rx_current: false,
+            peer_dead: false,
+        }
+    }
+
+    /// A plaintext pass-through (lab use; simpletun/socat compatible framing is the
+    /// loop's business).
+    pub fn plaintext(cfg: TunnelConfig) -> Self {
+        Self {
+            cfg,
+            crypto: None,
+            counters: Counters::default(),
+            events: Deque::new(),
+            rx_current: false,
+            peer_dead: false,
+        }
+    }
+
+    pub fn is_plaintext(&self) -> bool {
+        self.crypto.is_none()
+    }
+
+    pub fn role(&self) -> Role {
+        self.cfg.role
+    }
+
+    pub fn config(&self) -> &TunnelConfig {
+        &self.cfg
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// For drops the loop decides (framing, device write errors).
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    pub fn take_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// True if packets from the device can be sent now.
+    pub fn is_up(&self) -> bool {
+        match &self.crypto {
+            None => true,
+            Some(c) => c.current.is_some(),
+        }
+    }
+
+    /// True if the last `decapsulate` authenticated a message under the active session
+    /// (plaintext: any message). A server uses this to follow the client to a new
+    /// address or TCP connection.
+    pub fn authenticated_current(&self) -> bool {
+        self.rx_current
+    }
+
+    /// True once after the peer was declared dead (a TCP client then makes a new
+    /// connection, the old one may be stuck).
+    pub fn take_peer_dead_flag(&mut self) -> bool {
+        std::mem::take(&mut self.peer_dead)
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.events.is_full() {
+            self.events.pop_front();
+        }
+        let _ = self.events.push_back(e);
+    }
+
+    fn mode(&self) -> u8 {
+        if self.cfg.tap {
+            noise::MODE_TAP
+        } else {
+            noise::MODE_TUN
+        }
+    }
+
+    /// Client: forget the session and handshake now (the TCP connection was re-made,
+    /// so the server may be a new process). No-op on a server or in plaintext.
+    pub fn restart(&mut self, now: Instant) {
+        if self.cfg.role != Role::Client {
+            return;
+        }
+        if let Some(c) = self.crypto.as_mut() {
+            c.current = None;
+            c.previous = None;
+            c.handshake = None;
+            c.backoff.reset();
+            c.attempts = 0;
+            c.next_attempt = Some(now);
+            c.last_rx = now;
+        }
+    }
+
+    /// A packet from the device: encrypt it into `out`.
+    pub fn encapsulate(&mut self, packet: &[u8], out: &mut [u8], now: Instant) -> Output {
+        let Some(c) = self.crypto.as_mut() else {
+            if packet.len() > out.len() {
+                self.counters.drop(DropReason::TooBig);
+                return Output::Drop(DropReason::TooBig);
+            }
+            out[..packet.len()].copy_from_slice(packet);
+            self.counters.tx_packets += 1;
+            self.counters.tx_bytes += packet.len() as u64;
+            return Output::ToNetwork(packet.len());
+        };
+        let Some(s) = c.current.as_mut() else {
+            self.counters.drop(DropReason::NoSession);
+            return Output::Drop(DropReason::NoSession);
+        };
+        if s.tx_counter >= REJECT_AFTER_MESSAGES || now >= s.created + self.cfg.reject_after {
+            self.counters.drop(DropReason::Expired);
+            return Output::Drop(DropReason::Expired);
+        }
+        match noise::seal(&s.transport, s.remote, s.tx_counter, packet, out) {
+            Some(n) => {
+                s.tx_counter += 1;
+                c.last_tx = now;
+                self.counters.tx_packets += 1;
+                self.counters.tx_bytes += packet.len() as u64;
+                Output::ToNetwork(n)
+            }
+            None => {
+                self.counters.drop(DropReason::TooBig);
+                Output::Drop(DropReason::TooBig)
+            }
+        }
+    }
+
+    /// A datagram (UDP) or frame (TCP) from the network: authenticate and decrypt it.
+    pub fn decapsulate(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Output {
+        self.rx_current = false;
+        let r = if self.crypto.is_none() {
+            self.decap_plain(msg, out)
+        } else {
+            match noise::message_type(msg) {
+                None if msg.len() < 4 => Err(DropReason::Short),
+                None => Err(DropReason::BadHeader),
+                Some(noise::TYPE_INIT) => self.on_init(msg, out, now),
+                Some(noise::TYPE_RESP) => self.on_resp(msg, out, now),
+                Some(noise::TYPE_DATA) => self.on_data(msg, out, now),
+                Some(_) => Err(DropReason::BadHeader),
+            }
+        };
+        r.unwrap_or_else(|reason| {
+            self.counters.drop(reason);
+            Output::Drop(reason)
+        })
+    }
+
+    fn decap_plain(&mut self, msg: &[u8], out: &mut [u8]) -> Result<Output, DropReason> {
+        if msg.is_empty() {
+            return Err(DropReason::Short);
+        }
+        if msg.len() > out.len() {
+            return Err(DropReason::TooBig);
+        }
+        out[..msg.len()].copy_from_slice(msg);
+        self.rx_current = true;
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += msg.len() as u64;
+        Ok(Output::ToDevice(msg.len()))
+    }
+
+    fn fresh_index(c: &Crypto) -> Result<u32, DropReason> {
+        for _ in 0..8 {
+            let mut b = [0u8; 4];
+            getrandom::fill(&mut b).map_err(|_| DropReason::HandshakeAuth)?;
+            let i = u32::from_le_bytes(b);
+            let used = |s: &Option<Session>| s.as_ref().is_some_and(|s| s.local == i);
+            let hs = c.handshake.as_ref().is_some_and(|h| h.local_index == i);
+            if !used(&c.current) && !used(&c.previous) && !used(&c.pending) && !hs {
+                return Ok(i);
+            }
+        }
+        Err(DropReason::HandshakeAuth)
+    }
+
+    fn on_init(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Result<Output, DropReason> {
+        if self.cfg.role != Role::Server {
+            return Err(DropReason::HandshakeUnexpected);
+        }
+        if msg.len() < noise::INIT_LEN {
+            return Err(DropReason::Short);
+        }
+        if msg.len() > noise::INIT_LEN {
+            return Err(DropReason::BadHeader);
+        }
+        let mode = self.mode();
+        let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
+        let local = Self::fresh_index(c)?;
+        let (remote, n, transport) = match noise::respond(&c.psk, mode, msg, local, out) {
+            Ok(r) => r,
+            Err(HandshakeError::Auth) => return Err(DropReason::HandshakeAuth),
+            Err(HandshakeError::ModeMismatch { peer }) => {
+                self.event(Event::ModeMismatch {
+                    peer_tap: peer == noise::MODE_TAP,
+                });
+                return Err(DropReason::HandshakeMismatch);
+            }
+            Err(HandshakeError::Malformed | HandshakeError::Internal) => {
+                return Err(DropReason::BadHeader)
+            }
+        };
+        // Rate limit after authentication: only key holders (or replays) get here, and
+        // every answer costs an X25519 operation.
+        let refills = (now.saturating_duration_since(c.refill_at).as_millis()
+            / HANDSHAKE_REFILL.as_millis()) as u32;
+        if refills > 0 {
+            c.tokens = (c.tokens.saturating_add(refills)).min(HANDSHAKE_BURST);
+            c.refill_at = now;
+        }
+        if c.tokens == 0 {
+            return Err(DropReason::HandshakeRate);
+        }
+        c.tokens -= 1;
+        c.pending = Some(Session::new(local, remote, transport, now));
+        self.counters.handshakes_answered += 1;
+        Ok(Output::ToNetwork(n))
+    }
+
+    fn on_resp(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Result<Output, DropReason> {
+        if self.cfg.role != Role::Client {
+            return Err(DropReason::HandshakeUnexpected);
+        }
+        if msg.len() < noise::RESP_LEN {
+            return Err(DropReason::Short);
+        }
+        let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
+        let Some(hs) = c.handshake.as_mut() else {
+            return Err(DropReason::HandshakeUnexpected);
+        };
+        if Initiator::resp_receiver(msg) != Some(hs.local_index) {
+            return Err(if msg.len() == noise::RESP_LEN {
+                DropReason::UnknownSession
+            } else {
+                DropReason::BadHeader
+            });
+        }
+        let remote = match hs.finish(msg) {
+            Ok(r) => r,
+            Err(HandshakeError::Auth) => return Err(DropReason::HandshakeAuth),
+            Err(_) => return Err(DropReason::BadHeader),
+        };
+        let Some(hs) = c.handshake.take() else {
+            return Err(DropReason::HandshakeUnexpected);
+        };
+        let local = hs.local_index;
+        let transport = hs.into_transport().map_err(|_| DropReason::BadHeader)?;
+        let mut s = Session::new(local, remote, transport, now);
+        // Confirm at once with a keepalive: the server switches to the new session when
+        // it sees it.
+        let n = noise::seal(&s.transport, s.remote, 0, &[], out).ok_or(DropReason::TooBig)?;
+        s.tx_counter = 1;
+        let replaced = c.current.is_some();
+        c.previous = c.current.take();
+        c.current = Some(s);
+        c.next_attempt = None;
+        c.backoff.reset();
+        c.attempts = 0;
+        c.last_rx = now;
+        c.last_tx = now;
+        self.counters.sessions += 1;
+        self.counters.keepalives_tx += 1;
+        self.rx_current = true;
+        self.event(Event::SessionUp { replaced });
+        Ok(Output::ToNetwork(n))
+    }
+
+    fn on_data(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Result<Output, DropReason> {
+        let h = noise::data_header(msg).ok_or(DropReason::Short)?;
+        let reject_after = self.cfg.reject_after;
+        let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
+        let slot = if c.current.as_ref().is_some_and(|s| s.local == h.receiver) {
+            Slot::Current
+        } else if c.previous.as_ref().is_some_and(|s| s.local == h.receiver) {
+            Slot::Previous
+        } else if c.pending.as_ref().is_some_and(|s| s.local == h.receiver) {
+            Slot::Pending
+        } else {
+            return Err(DropReason::UnknownSession);
+        };
+        let s = match slot {
+            Slot::Current => c.current.as_mut(),
+            Slot::Previous => c.previous.as_mut(),
+            Slot::Pending => c.pending.as_mut(),
+        }
+        .ok_or(DropReason::UnknownSession)?;
+        if now >= s.created + reject_after {
+            return Err(DropReason::Expired);
+        }
+        if !s.replay.check(h.counter) {
+            return Err(DropReason::Replay);
+        }
+        if out.len() < msg.len() - noise::DATA_OVERHEAD {
+            return Err(DropReason::TooBig);
+        }
+        let n = noise::open(&s.transport, h.counter, msg, out).ok_or(DropReason::Auth)?;
+        s.replay.update(h.counter);
+        c.last_rx = now;
+        let mut current = slot == Slot::Current;
+        if slot == Slot::Pending {
+            let replaced = c.current.is_some();
+            c.previous = c.current.take();
+            c.current = c.pending.take();
+            c.last_tx = now;
+            current = true;
+            self.counters.sessions += 1;
+            self.event(Event::SessionUp { replaced });
+        }
+        self.rx_current = current;
+        if n == 0 {
+            self.counters.keepalives_rx += 1;
+            return Ok(Output::Keepalive);
+        }
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += n as u64;
+        Ok(Output::ToDevice(n))
+    }
+
+    /// Run the timers. Call when [`Tunnel::next_deadline`] has passed (calling it more
+    /// often is harmless) and repeat while it returns something other than
+    /// [`Output::Nothing`].
+    pub fn tick(&mut self, out: &mut [u8], now: Instant) -> Output {
+        let cfg = &self.cfg;
+        let Some(c) = self.crypto.as_mut() else {
+            return Output::Nothing;
+        };
+        let client = cfg.role == Role::Client;
+        let mut events: [Option<Event>; 2] = [None, None];
+
+        // Dead peer.
+        if let Some(to) = cfg.timeout {
+            if c.current.is_some() && now >= c.last_rx + to {
+                c.current = None;
+                c.previous = None;
+                self.counters.peer_dead += 1;
+                events[0] = Some(Event::PeerDead);
+                if client {
+                    c.handshake = None;
+                    c.backoff.reset();
+                    c.attempts = 0;
+                    c.next_attempt = Some(now);
+                }
+            }
+        }
+        // Lifetimes.
+        if c.current
+            .as_ref()
+            .is_some_and(|s| now >= s.created + cfg.reject_after)
+        {
+            c.current = None;
+            events[1] = Some(Event::SessionExpired);
+            if client && c.next_attempt.is_none() {
+                c.next_attempt = Some(now);
+            }
+        }
+        if c.previous
+            .as_ref()
+            .is_some_and(|s| now >= s.created + cfg.reject_after)
+        {
+            c.previous = None;
+        }
+        if c.pending
+            .as_ref()
+            .is_some_and(|s| now >= s.created + PENDING_LIFETIME)
+        {
+            c.pending = None;
+        }
+        // Client: rekey.
+        if client
+            && c.next_attempt.is_none()
+            && c.handshake.is_none()
+            && c.current
+                .as_ref()
+                .is_some_and(|s| now >= s.created + cfg.rekey_after)
+        {
+            c.next_attempt = Some(now);
+        }
+        for e in events.into_iter().flatten() {
+            if e == Event::PeerDead {
+                self.peer_dead = true;
+            }
+            if self.events.is_full() {
+                self.events.pop_front();
+            }
+            let _ = self.events.push_back(e);
+        }
+        let c = self.crypto.as_mut().expect("checked above");
+
+        // Client: (re)send the initiation.
+        if client && c.next_attempt.is_some_and(|t| now >= t) {
+            let local = match Self::fresh_index(c) {
+                Ok(i) => i,
+                Err(_) => {
+                    c.next_attempt = Some(now + c.backoff.next_delay());
+                    return Output::Nothing;
+                }
+            };
+            let mode = if self.cfg.tap {
+                noise::MODE_TAP
+            } else {
+                noise::MODE_TUN
+            };
+            match Initiator::start(&c.psk, local, mode, out) {
+                Ok((hs, n)) => {
+                    let retry_in = c.backoff.next_delay();
+                    c.handshake = Some(hs);
+                    c.next_attempt = Some(now + retry_in);
+                    c.attempts = c.attempts.saturating_add(1);
+                    let attempt = c.attempts;
+                    self.counters.handshakes_sent += 1;
+                    self.event(Event::HandshakeSent { attempt, retry_in });
+                    return Output::ToNetwork(n);
+                }
+                Err(_) => {
+                    c.next_attempt = Some(now + c.backoff.next_delay());
+                    return Output::Nothing;
+                }
+            }
+        }
+
+        // Keepalive.
+        if let (Some(ka), Some(s)) = (self.cfg.keepalive, c.current.as_mut()) {
+            if now >= c.last_tx + ka && s.tx_counter < REJECT_AFTER_MESSAGES {
+                if let Some(n) = noise::seal(&s.transport, s.remote, s.tx_counter, &[], out) {
+                    s.tx_counter += 1;
+                    c.last_tx = now;
+                    self.counters.keepalives_tx += 1;
+                    return Output::ToNetwork(n);
+                }
+            }
+        }
+        Output::Nothing
+    }
+
+    /// When `tick` has something to do next (`None`: nothing scheduled, e.g. plaintext).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let c = self.crypto.as_ref()?;
+        let cfg = &self.cfg;
+        let mut d: Option<Instant> = None;
+        let mut at = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
+        if let Some(t) = c.next_attempt {
+            at(t);
+        }
+        if let Some(s) = &c.current {
+            at(s.created + cfg.reject_after);
+            if let Some(to) = cfg.timeout {
+                at(c.last_rx + to);
+            }
+            if let Some(ka) = cfg.keepalive {
+                at(c.last_tx + ka);
+            }
+            if cfg.role == Role::Client && c.handshake.is_none() && c.next_attempt.is_none() {
+                at(s.created + cfg.rekey_after);
+            }
+        }
+        if let Some(s) = &c.previous {
+            at(s.created + cfg.reject_after);
+        }
+        if let Some(s) = &c.pending {
+            at(s.created + PENDING_LIFETIME);
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::noise::{DATA_OVERHEAD, INIT_LEN, RESP_LEN};
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn key() -> Key {
+        Key::from_bytes([0x5a; 32])
+    }
+
+    fn cfg(role: Role) -> TunnelConfig {
+        let mut c = TunnelConfig::new(role, false);
+        c.keepalive = Some(Duration::from_secs(2));
+        c.timeout = Some(Duration::from_secs(6));
+        c
+    }
+
+    struct Pair {
+        cli: Tunnel,
+        srv: Tunnel,
+        t: Instant,
+        buf: Vec<u8>,
+        buf2: Vec<u8>,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let t = Instant::now();
+            Self {
+                cli: Tunnel::new(cfg(Role::Client), key(), t),
+                srv: Tunnel::new(cfg(Role::Server), key(), t),
+                t,
+                buf: vec![0; 2048],
+                buf2: vec![0; 2048],
+            }
+        }
+
+        /// Client tick -> INIT -> server -> RESP -> client -> confirmation -> server.
+        fn connect(&mut self) {
+            let Output::ToNetwork(n) = self.cli.tick(&mut self.buf, self.t) else {
+                panic!("no INIT")
+            };
+            assert_eq!(n, INIT_LEN);
+            let Output::ToNetwork(m) = self.srv.decapsulate(&self.buf[..n], &mut self.buf2, self.t)
+            else {
+                panic!("no RESP")
+            };
+            assert_eq!(m, RESP_LEN);
+            assert!(
+                !self.srv.authenticated_current(),
+                "an INIT alone must not move the endpoint"
+            );
+            let Output::ToNetwork(k) = self.cli.decapsulate(&self.buf2[..m], &mut self.buf, self.t)
+            else {
+                panic!("no confirmation")
+            };
+            assert!(self.cli.is_up());
+            assert!(!self.srv.is_up() || self.srv.counters().sessions > 0);
+            assert_eq!(
+                self.srv.decapsulate(&self.buf[..k], &mut self.buf2, self.t),
+                Output::Keepalive
+            );
+            assert!(self.srv.is_up());
+            assert!(self.srv.authenticated_current());
+        }
+
+        /// Send `pkt` from a to b; returns what b got.
+        fn send(&mut self, from_client: bool, pkt: &[u8]) -> Output {
+            let (a, b) = if from_client {
+                (&mut self.cli, &mut self.srv)
+            } else {
+                (&mut self.srv, &mut self.cli)
+            };
+            let Output::ToNetwork(n) = a.encapsulate(pkt, &mut self.buf, self.t) else {
+                panic!("not sent")
+            };
+            assert_eq!(n, pkt.len() + DATA_OVERHEAD);
+            let o = b.decapsulate(&self.buf[..n], &mut self.buf2, self.t);
+            if let Output::ToDevice(m) = o {
+                assert_eq!(&self.buf2[..m], pkt);
+            }
+            o
+        }
+    }
+
+    fn drain(t: &mut Tunnel) -> Vec<Event> {
+        std::iter::from_fn(|| t.take_event()).collect()
+    }
+
+    #[test]
+    fn handshake_and_round_trip() {
+        let mut p = Pair::new();
+        p.connect();
+        assert_eq!(
+            drain(&mut p.cli),
+            vec![
+                Event::HandshakeSent {
+                    attempt: 1,
+                    retry_in: S
+                },
+                Event::SessionUp { replaced: false }
+            ]
+        );
+        assert_eq!(
+            drain(&mut p.srv),
+            vec![Event::SessionUp { replaced: false }]
+        );
+        for i in 0..100u8 {
+            let pkt = vec![0x45; 1 + i as usize * 13];
+            assert_eq!(p.send(true, &pkt), Output::ToDevice(pkt.len()));
+            assert_eq!(p.send(false, &pkt), Output::ToDevice(pkt.len()));
+        }
+        let c = p.srv.counters();
+        assert_eq!(c.rx_packets, 100);
+        assert_eq!(c.tx_packets, 100);
+        assert_eq!(c.total_drops(), 0);
+        assert_eq!(c.handshakes_answered, 1);
+        assert_eq!(p.cli.counters().handshakes_sent, 1);
+    }
+
+    #[test]
+    fn tampered_truncated_replayed_are_dropped_and_counted() {
+        let mut p = Pair::new();
+        p.connect();
+        let pkt = [0x45u8; 200];
+        let Output::ToNetwork(n) = p.cli.encapsulate(&pkt, &mut p.buf, p.t) else {
+            panic!()
+        };
+        let good = p.buf[..n].to_vec();
+        // Every single-bit flip is rejected, and none reaches the device.
+        for bit in 0..n * 8 {
+            let mut m = good.clone();
+            m[bit / 8] ^= 1 << (bit % 8);
+            let o = p.srv.decapsulate(&m, &mut p.buf2, p.t);
+            assert!(matches!(o, Output::Drop(_)), "bit {bit}: {o:?}");
+        }
+        // Truncations.
+        for len in 0..n {
+            assert!(
+                matches!(
+                    p.srv.decapsulate(&good[..len], &mut p.buf2, p.t),
+                    Output::Drop(_)
+                ),
+                "len {len}"
+            );
+        }
+        let c = p.srv.counters().clone();
+        // (a flip of the counter's low bit gives counter 0, the confirmation's: replay)
+        let replays = c.dropped(DropReason::Replay);
+        assert!(c.dropped(DropReason::Auth) > 0);
+        assert!(c.dropped(DropReason::UnknownSession) > 0);
+        assert!(c.dropped(DropReason::BadHeader) > 0);
+        assert!(c.dropped(DropReason::Short) > 0);
+        assert_eq!(c.rx_packets, 0);
+        // The genuine one still goes through (forgeries did not move the window) ...
+        assert_eq!(
+            p.srv.decapsulate(&good, &mut p.buf2, p.t),
+            Output::ToDevice(200)
+        );
+        // ... once.
+        assert_eq!(
+            p.srv.decapsulate(&good, &mut p.buf2, p.t),
+            Output::Drop(DropReason::Replay)
+        );
+        assert_eq!(p.srv.counters().dropped(DropReason::Replay), replays + 1);
+        // And the tunnel keeps working.
+        assert_eq!(p.send(true, &pkt), Output::ToDevice(200));
+    }
+
+    #[test]
+    fn reordered_packets_within_window_are_accepted() {
+        let mut p = Pair::new();
+        p.connect();
+        let mut msgs = Vec::new();
+        for i in 0..50u8 {
+            let Output::ToNetwork(n) = p.cli.encapsulate(&[i; 60], &mut p.buf, p.t) else {
+                panic!()
+            };
+            msgs.push(p.buf[..n].to_vec());
+        }
+        for m in msgs.iter().rev() {
+            assert_eq!(p.srv.decapsulate(m, &mut p.buf2, p.t), Output::ToDevice(60));
+        }
+        for m in &msgs {
+            assert_eq!(
+                p.srv.decapsulate(m, &mut p.buf2, p.t),
+                Output::Drop(DropReason::Replay)
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_key_client_gets_no_answer() {
+        let t = Instant::now();
+        let mut bad = Tunnel::new(cfg(Role::Client), Key::from_bytes([1; 32]), t);
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
+        let mut a = [0u8; 2048];
+        let mut b = [0u8; 2048];
+        let Output::ToNetwork(n) = bad.tick(&mut a, t) else {
+            panic!()
+        };
+        assert_eq!(
+            srv.decapsulate(&a[..n], &mut b, t),
+            Output::Drop(DropReason::HandshakeAuth)
+        );
+        assert_eq!(srv.counters().handshakes_answered, 0);
+        assert!(!srv.is_up());
+        // Data under made-up session indexes is dropped too.
+        let mut forged = [0u8; 100];
+        forged[0] = noise::TYPE_DATA;
+        assert_eq!(
+            srv.decapsulate(&forged, &mut b, t),
+            Output::Drop(DropReason::UnknownSession)
+        );
+    }
+
+    #[test]
+    fn handshake_messages_at_the_wrong_end_are_dropped() {
+        let mut p = Pair::new();
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!()
+        };
+        let init = p.buf[..n].to_vec();
+        // An INIT at a client.
+        let mut other = Tunnel::new(cfg(Role::Client), key(), p.t);
+        assert_eq!(
+            other.decapsulate(&init, &mut p.buf2, p.t),
+            Output::Drop(DropReason::HandshakeUnexpected)
+        );
+        let Output::ToNetwork(m) = p.srv.decapsulate(&init, &mut p.buf2, p.t) else {
+            panic!()
+        };
+        let resp = p.buf2[..m].to_vec();
+        // A RESP at a server, a RESP for someone else's handshake.
+        assert_eq!(
+            p.srv.decapsulate(&resp, &mut p.buf, p.t),
+            Output::Drop(DropReason::HandshakeUnexpected)
+        );
+        let _ = other.tick(&mut p.buf, p.t);
+        assert_eq!(
+            other.decapsulate(&resp, &mut p.buf, p.t),
+            Output::Drop(DropReason::UnknownSession)
+        );
+        // Oversized INIT.
+        let mut big = init.clone();
+        big.push(0);
+        assert_eq!(
+            p.srv.decapsulate(&big, &mut p.buf, p.t),
+            Output::Drop(DropReason::BadHeader)
+        );
+        assert_eq!(
+            p.srv.decapsulate(&init[..INIT_LEN - 1], &mut p.buf, p.t),
+            Output::Drop(DropReason::Short)
+        );
+    }
+
+    #[test]
+    fn mode_mismatch_is_refused_with_an_event() {
+        let t = Instant::now();
+        let mut cli = Tunnel::new(TunnelConfig::new(Role::Client, true), key(), t);
+        let mut srv = Tunnel::new(TunnelConfig::new(Role::Server, false), key(), t);
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let Output::ToNetwork(n) = cli.tick(&mut a, t) else {
+            panic!()
+        };
+        assert_eq!(
+            srv.decapsulate(&a[..n], &mut b, t),
+            Output::Drop(DropReason::HandshakeMismatch)
+        );
+        assert_eq!(
+            srv.take_event(),
+            Some(Event::ModeMismatch { peer_tap: true })
+        );
+    }
+
+    #[test]
+    fn replayed_init_does_not_replace_the_session() {
+        let mut p = Pair::new();
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!()
+        };
+        let init = p.buf[..n].to_vec();
+        let Output::ToNetwork(m) = p.srv.decapsulate(&init, &mut p.buf2, p.t) else {
+            panic!()
+        };
+        let Output::ToNetwork(k) = p.cli.decapsulate(&p.buf2[..m], &mut p.buf, p.t) else {
+            panic!()
+        };
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
+            Output::Keepalive
+        );
+        // Attacker replays the INIT: the server answers (it cannot tell) but keeps the
+        // working session, because nobody can confirm the answered one.
+        assert!(matches!(
+            p.srv.decapsulate(&init, &mut p.buf2, p.t),
+            Output::ToNetwork(_)
+        ));
+        assert_eq!(p.send(true, b"still here"), Output::ToDevice(10));
+        assert_eq!(p.send(false, b"both ways"), Output::ToDevice(9));
+    }
+
+    #[test]
+    fn restarted_client_replaces_the_session() {
+        let mut p = Pair::new();
+        p.connect();
+        assert_eq!(p.send(true, b"old"), Output::ToDevice(3));
+        let _ = drain(&mut p.srv);
+        // The client restarts: a new instance with no memory of the old session.
+        p.t += 3 * S;
+        p.cli = Tunnel::new(cfg(Role::Client), key(), p.t);
+        p.connect();
+        assert_eq!(drain(&mut p.srv), vec![Event::SessionUp { replaced: true }]);
+        assert_eq!(p.send(true, b"new"), Output::ToDevice(3));
+        assert_eq!(p.send(false, b"back"), Output::ToDevice(4));
+        assert_eq!(p.srv.counters().sessions, 2);
+    }
+
+    #[test]
+    fn forged_resp_does_not_break_the_client() {
+        let mut p = Pair::new();
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!()
+        };
+        let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t) else {
+            panic!()
+        };
+        let mut forged = p.buf2[..m].to_vec();
+        forged[30] ^= 0x80;
+        assert_eq!(
+            p.cli.decapsulate(&forged, &mut p.buf, p.t),
+            Output::Drop(DropReason::HandshakeAuth)
+        );
+        assert!(matches!(
+            p.cli.decapsulate(&p.buf2[..m], &mut p.buf, p.t),
+            Output::ToNetwork(_)
+        ));
+        assert!(p.cli.is_up());
+    }
+
+    #[test]
+    fn keepalive_then_dead_peer_then_rehandshake() {
+        let mut p = Pair::new();
+        p.connect();
+        let _ = drain(&mut p.cli);
+        // Keepalive due after 2 s of silence on each side.
+        assert_eq!(p.cli.next_deadline(), Some(p.t + 2 * S));
+        assert_eq!(p.cli.tick(&mut p.buf, p.t + S), Output::Nothing);
+        p.t += 2 * S;
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!("no keepalive")
+        };
+        assert_eq!(n, DATA_OVERHEAD);
+        assert_eq!(p.cli.tick(&mut p.buf, p.t), Output::Nothing);
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t),
+            Output::Keepalive
+        );
+        assert_eq!(
+            p.srv.counters().keepalives_rx,
+            2,
+            "confirmation + keepalive"
+        );
+        // The server goes silent: the client keeps sending keepalives, and 6 s after the
+        // last thing it received (the RESP at t0) it declares the peer dead and
+        // re-handshakes at once.
+        let mut kas = 0;
+        for _ in 0..3 {
+            p.t += S;
+            while let Output::ToNetwork(_) = p.cli.tick(&mut p.buf, p.t) {
+                kas += 1;
+            }
+        }
+        assert_eq!(kas, 1, "keepalive at t0+4");
+        assert!(p.cli.is_up());
+        p.t += S;
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!("no re-handshake")
+        };
+        assert_eq!(n, INIT_LEN);
+        assert!(!p.cli.is_up());
+        assert_eq!(
+            drain(&mut p.cli),
+            vec![
+                Event::PeerDead,
+                Event::HandshakeSent {
+                    attempt: 1,
+                    retry_in: S
+                }
+            ]
+        );
+        assert_eq!(
+            p.cli.encapsulate(b"x", &mut p.buf2, p.t),
+            Output::Drop(DropReason::NoSession)
+        );
+        // Server side: it heard the client until t0+2 s and must also time out.
+        assert!(p.srv.is_up());
+        let t_dead = p.t + 6 * S;
+        while p.srv.tick(&mut p.buf2, t_dead) != Output::Nothing {}
+        assert!(!p.srv.is_up());
+        assert_eq!(p.srv.counters().peer_dead, 1);
+        assert_eq!(
+            p.srv.encapsulate(b"x", &mut p.buf2, t_dead),
+            Output::Drop(DropReason::NoSession)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps_while_server_is_away() {
+        let t0 = Instant::now();
+        let mut cli = Tunnel::new(cfg(Role::Client), key(), t0);
+        let mut b = [0u8; 256];
+        let mut sent_at = Vec::new();
+        let mut t = t0;
+        let end = t0 + Duration::from_secs(100);
+        while t <= end {
+            if let Output::ToNetwork(_) = cli.tick(&mut b, t) {
+                sent_at.push((t - t0).as_secs());
+            }
+            assert!(cli.next_deadline().is_some_and(|d| d > t));
+            t += Duration::from_millis(250);
+        }
+        assert_eq!(sent_at, vec![0, 1, 3, 7, 15, 31, 47, 63, 79, 95]);
+        // When the server finally answers, the backoff starts over.
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
+        let Output::ToNetwork(n) = cli.tick(&mut b, t + Duration::from_secs(16)) else {
+            panic!()
+        };
+        let mut r = [0u8; 256];
+        let Output::ToNetwork(m) = srv.decapsulate(&b[..n], &mut r, t) else {
+            panic!()
+        };
+        assert!(matches!(
+            cli.decapsulate(&r[..m], &mut b, t),
+            Output::ToNetwork(_)
+        ));
+        assert_eq!(cli.counters().handshakes_sent, 11);
+    }
+
+    #[test]
+    fn server_restart_is_recovered_after_the_timeout() {
+        let mut p = Pair::new();
+        p.connect();
+        // Server restarts: fresh instance, nothing known.
+        p.srv = Tunnel::new(cfg(Role::Server), key(), p.t);
+        let Output::ToNetwork(n) = p.cli.encapsulate(b"lost", &mut p.buf, p.t) else {
+            panic!()
+        };
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t),
+            Output::Drop(DropReason::UnknownSession)
+        );
+        // The client notices within `timeout` (6 s) and reconnects on the next tick.
+        let t0 = p.t;
+        let mut t = p.t;
+        loop {
+            t += Duration::from_millis(100);
+            assert!(t - t0 <= Duration::from_secs(6), "client did not notice");
+            match p.cli.tick(&mut p.buf, t) {
+                Output::ToNetwork(n) if n == INIT_LEN => break,
+                _ => {}
+            }
+        }
+        p.t = t;
+        let n = INIT_LEN;
+        let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t) else {
+            panic!()
+        };
+        let Output::ToNetwork(k) = p.cli.decapsulate(&p.buf2[..m], &mut p.buf, p.t) else {
+            panic!()
+        };
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
+            Output::Keepalive
+        );
+        assert_eq!(p.send(true, b"again"), Output::ToDevice(5));
+    }
+
+    #[test]
+    fn rekey_keeps_traffic_flowing() {
+        let mut p = Pair::new();
+        p.connect();
+        // Keep both sides talking so nobody times out, until the rekey time.
+        for _ in 0..120 {
+            p.t += S;
+            assert_eq!(p.send(true, b"c"), Output::ToDevice(1));
+            assert_eq!(p.send(false, b"s"), Output::ToDevice(1));
+        }
+        // The client starts a new handshake; the old session still carries data.
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!("no rekey")
+        };
+        assert_eq!(n, INIT_LEN);
+        let init = p.buf[..n].to_vec();
+        assert_eq!(p.send(true, b"during"), Output::ToDevice(6));
+        let Output::ToNetwork(m) = p.srv.decapsulate(&init, &mut p.buf2, p.t) else {
+            panic!()
+        };
+        // Server still sends with the old session until the client confirms.
+        let Output::ToNetwork(old) = p.srv.encapsulate(b"old keys", &mut p.buf, p.t) else {
+            panic!()
+        };
+        let old_msg = p.buf[..old].to_vec();
+        let resp = p.buf2[..m].to_vec();
+        let Output::ToNetwork(k) = p.cli.decapsulate(&resp, &mut p.buf, p.t) else {
+            panic!()
+        };
+        // A late packet under the old keys still decrypts at the client (previous session).
+        assert_eq!(
+            p.cli.decapsulate(&old_msg, &mut p.buf2, p.t),
+            Output::ToDevice(8)
+        );
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
+            Output::Keepalive
+        );
+        assert_eq!(p.send(true, b"after"), Output::ToDevice(5));
+        assert_eq!(p.send(false, b"after"), Output::ToDevice(5));
+        assert_eq!(p.srv.counters().sessions, 2);
+        assert_eq!(p.cli.counters().total_drops(), 0);
+        assert_eq!(p.srv.counters().total_drops(), 0);
+    }
+
+    #[test]
+    fn sessions_expire_without_rekey() {
+        let mut p = Pair::new();
+        p.connect();
+        let mut c = cfg(Role::Server);
+        c.keepalive = None;
+        c.timeout = None;
+        // A server with timers off still refuses a session past reject_after.
+        p.srv.cfg = c;
+        p.t += Duration::from_secs(180);
+        let Output::ToNetwork(n) = p.cli.encapsulate(b"x", &mut p.buf, p.t - S) else {
+            panic!()
+        };
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t),
+            Output::Drop(DropReason::Expired)
+        );
+        assert_eq!(p.srv.tick(&mut p.buf2, p.t), Output::Nothing);
+        assert_eq!(
+            p.srv.take_event(),
+            Some(Event::SessionUp { replaced: false })
+        );
+        assert_eq!(p.srv.take_event(), Some(Event::SessionExpired));
+        assert!(!p.srv.is_up());
+    }
+
+    #[test]
+    fn handshake_rate_limit() {
+        let t = Instant::now();
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
+        let mut cli = Tunnel::new(cfg(Role::Client), key(), t);
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let Output::ToNetwork(n) = cli.tick(&mut a, t) else {
+            panic!()
+        };
+        let mut answered = 0;
+        for _ in 0..100 {
+            if let Output::ToNetwork(_) = srv.decapsulate(&a[..n], &mut b, t) {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, HANDSHAKE_BURST);
+        assert_eq!(
+            srv.counters().dropped(DropReason::HandshakeRate),
+            100 - HANDSHAKE_BURST as u64
+        );
+        // Refills with time.
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t + Duration::from_millis(60)),
+            Output::ToNetwork(_)
+        ));
+    }
+
+    #[test]
+    fn plaintext_passes_through_without_timers() {
+        let t = Instant::now();
+        let mut p = Tunnel::plaintext(cfg(Role::Server));
+        let mut out = [0u8; 64];
+        assert_eq!(p.encapsulate(b"abc", &mut out, t), Output::ToNetwork(3));
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(p.decapsulate(b"xyz!", &mut out, t), Output::ToDevice(4));
+        assert!(p.authenticated_current());
+        assert_eq!(
+            p.decapsulate(b"", &mut out, t),
+            Output::Drop(DropReason::Short)
+        );
+        assert_eq!(
+            p.decapsulate(&[0; 65], &mut out, t),
+            Output::Drop(DropReason::TooBig)
+        );
+        assert_eq!(p.tick(&mut out, t), Output::Nothing);
+        assert_eq!(p.next_deadline(), None);
+        assert!(p.is_up());
+    }
+
+    #[test]
+    fn too_small_buffers_are_drops_not_panics() {
+        let mut p = Pair::new();
+        p.connect();
+        let mut tiny = [0u8; 40];
+        assert_eq!(
+            p.cli.encapsulate(&[1; 100], &mut tiny, p.t),
+            Output::Drop(DropReason::TooBig)
+        );
+        let Output::ToNetwork(n) = p.cli.encapsulate(&[1; 100], &mut p.buf, p.t) else {
+            panic!()
+        };
+        assert_eq!(
+            p.srv.decapsulate(&p.buf[..n], &mut tiny, p.t),
+            Output::Drop(DropReason::TooBig)
+        );
+        let mut tiny_init = [0u8; 10];
+        let mut cli = Tunnel::new(cfg(Role::Client), key(), p.t);
+        assert_eq!(cli.tick(&mut tiny_init, p.t), Output::Nothing);
+    }
+}

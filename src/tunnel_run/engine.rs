@@ -1,0 +1,905 @@
+//! The tunnel's poll loop: one `poll(2)` over the device and the socket(s), the pure
+//! [`Tunnel`] state machine doing the protocol. Buffers are made in [`Engine::new`];
+//! nothing is allocated per packet.
+use super::net::{
+    finish_connect, start_connect, Conn, Dial, Fill, Net, TCP_AUTH_TIME, TCP_CONNECT_TIME,
+};
+use crate::sys::log::RateLimit;
+use crate::sys::signals;
+use crate::sys::tun::Tun;
+use crate::tunnel::noise::DATA_OVERHEAD;
+use crate::tunnel::{DropReason, Event, Output, Role, Tunnel};
+use crate::{info, warn};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Largest packet read from the device or the socket.
+pub const BUF_SIZE: usize = 65536;
+/// Packets handled per readiness before looking at the other side again.
+const BATCH: usize = 64;
+
+/// The packet device: the tun/tap [`Tun`], or a datagram socket in tests.
+pub trait Device: AsRawFd {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn send(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+impl Device for Tun {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf)
+    }
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
+}
+
+impl Device for std::os::unix::net::UnixDatagram {
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::os::unix::net::UnixDatagram::recv(self, buf)
+    }
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        std::os::unix::net::UnixDatagram::send(self, buf)
+    }
+}
+
+/// Where a message from the network came from (for replies and logs).
+#[derive(Clone, Copy)]
+enum From {
+    Udp(SocketAddr),
+    Tcp(Option<SocketAddr>),
+}
+
+impl std::fmt::Display for From {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            From::Udp(a) | From::Tcp(Some(a)) => Addr(*a).fmt(f),
+            From::Tcp(None) => write!(f, "tcp peer"),
+        }
+    }
+}
+
+/// A socket address for log lines, IPv4-mapped IPv6 shown as IPv4 (a dual-stack
+/// server sees IPv4 clients as ::ffff:a.b.c.d).
+struct Addr(SocketAddr);
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.ip().to_canonical() {
+            std::net::IpAddr::V4(v4) => write!(f, "{v4}:{}", self.0.port()),
+            std::net::IpAddr::V6(v6) => write!(f, "[{v6}]:{}", self.0.port()),
+        }
+    }
+}
+
+/// A peer address for log lines, without allocating.
+struct PeerName(Option<SocketAddr>);
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => Addr(a).fmt(f),
+            None => f.write_str("the peer"),
+        }
+    }
+}
+
+/// Everything but the sockets, so both can be borrowed at once.
+struct Core<D: Device> {
+    dev: D,
+    tunnel: Tunnel,
+    name: String,
+    tap: bool,
+    verbose: bool,
+    dev_buf: Box<[u8]>,
+    out_buf: Box<[u8]>,
+    drop_log: RateLimit,
+    event_log: RateLimit,
+    verbose_log: RateLimit,
+}
+
+/// What a TCP connection's frames asked for.
+#[derive(PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// It authenticated under the active session: make it the active connection.
+    Promote,
+    Close,
+}
+
+impl<D: Device> Core<D> {
+    fn count(&mut self, r: DropReason) {
+        self.tunnel.counters_mut().drop(r);
+    }
+
+    fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) {
+        if self.drop_log.allow(Instant::now()) {
+            let skipped = self.drop_log.take_suppressed();
+            let total = self.tunnel.counters().total_drops();
+            match from {
+                Some(f) => warn!(
+                    "{}: dropped {len}-byte {what} from {f}: {} ({total} dropped so far, {skipped} messages suppressed)",
+                    self.name,
+                    r.name()
+                ),
+                None => warn!(
+                    "{}: dropped {len}-byte {what}: {} ({total} dropped so far, {skipped} messages suppressed)",
+                    self.name,
+                    r.name()
+                ),
+            }
+        }
+    }
+
+    /// Sanity of a decrypted packet before it goes to the device.
+    fn inner_ok(&self, p: &[u8]) -> bool {
+        if self.tap {
+            p.len() >= 14
+        } else {
+            (p.len() >= 20 && p[0] >> 4 == 4) || (p.len() >= 40 && p[0] >> 4 == 6)
+        }
+    }
+
+    fn deliver(&mut self, n: usize, from: From) {
+        if !self.inner_ok(&self.out_buf[..n]) {
+            self.count(DropReason::BadInner);
+            self.log_drop("packet", n, Some(from), DropReason::BadInner);
+            return;
+        }
+        if self.verbose && self.verbose_log.allow(Instant::now()) {
+            info!("{}: {n} bytes from {from} to the device", self.name);
+        }
+        if let Err(e) = self.dev.send(&self.out_buf[..n]) {
+            self.count(DropReason::WriteError);
+            if self.drop_log.allow(Instant::now()) {
+                warn!("{}: device write of {n} bytes failed: {e}", self.name);
+            }
+        }
+    }
+
+    fn log_events(&mut self, peer: Option<SocketAddr>) {
+        while let Some(e) = self.tunnel.take_event() {
+            let peer = PeerName(peer);
+            match e {
+                Event::HandshakeSent { attempt, retry_in } => {
+                    if (attempt <= 3 || attempt % 20 == 0 || self.verbose)
+                        && self.event_log.allow(Instant::now())
+                    {
+                        info!(
+                            "{}: handshake sent to {peer} (attempt {attempt}, next in {} s unless answered)",
+                            self.name,
+                            retry_in.as_secs()
+                        );
+                    }
+                }
+                Event::SessionUp { replaced } => {
+                    if !replaced {
+                        info!("{}: session up with {peer}", self.name);
+                    } else if self.verbose {
+                        info!(
+                            "{}: new session with {peer} (rekey or peer restart)",
+                            self.name
+                        );
+                    }
+                }
+                Event::PeerDead => {
+                    let t = self
+                        .tunnel
+                        .config()
+                        .timeout
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    if self.tunnel.role() == Role::Client {
+                        warn!(
+                            "{}: nothing from {peer} for {t} s: session dropped, reconnecting",
+                            self.name
+                        );
+                    } else {
+                        warn!("{}: nothing from {peer} for {t} s: session dropped, waiting for the client", self.name);
+                    }
+                }
+                Event::SessionExpired => {
+                    warn!("{}: session with {peer} expired without rekey", self.name)
+                }
+                Event::ModeMismatch { peer_tap } => {
+                    if self.event_log.allow(Instant::now()) {
+                        let (p, me) = if peer_tap {
+                            ("tap", "tun")
+                        } else {
+                            ("tun", "tap")
+                        };
+                        warn!(
+                            "{}: a peer with the right key runs mode {p}, this end runs {me}: handshake refused; use the same --mode on both ends",
+                            self.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes frames out of a TCP connection and acts on them.
+    fn tcp_frames(&mut self, conn: &mut Conn, now: Instant) -> Verdict {
+        let from = From::Tcp(conn.peer);
+        let mut verdict = Verdict::Keep;
+        loop {
+            let frame = match conn.dec.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    self.count(DropReason::FrameLength);
+                    warn!("{}: closing tcp connection from {from}: {e}", self.name);
+                    return Verdict::Close;
+                }
+            };
+            let len = frame.len();
+            match self.tunnel.decapsulate(frame, &mut self.out_buf, now) {
+                Output::ToDevice(n) => self.deliver(n, from),
+                Output::ToNetwork(n) => {
+                    if !conn.tx.push(&self.out_buf[..n]) {
+                        self.count(DropReason::TxFull);
+                    }
+                }
+                Output::Drop(r) => {
+                    self.log_drop("frame", len, Some(from), r);
+                    if matches!(
+                        r,
+                        DropReason::Auth
+                            | DropReason::HandshakeAuth
+                            | DropReason::BadHeader
+                            | DropReason::Short
+                            | DropReason::HandshakeUnexpected
+                            | DropReason::HandshakeMismatch
+                    ) {
+                        warn!(
+                            "{}: closing tcp connection from {from}: {}",
+                            self.name,
+                            r.name()
+                        );
+                        return Verdict::Close;
+                    }
+                }
+                Output::Keepalive | Output::Nothing => {}
+            }
+            if self.tunnel.authenticated_current() {
+                verdict = Verdict::Promote;
+            }
+        }
+        verdict
+    }
+}
+
+/// The loop: device, network, tunnel state machine.
+pub struct Engine<D: Device> {
+    core: Core<D>,
+    net: Net,
+    net_buf: Box<[u8]>,
+    /// Client with a host name: resolved again before each TCP connect and after the
+    /// peer went silent (UDP), so a server behind dynamic DNS is found again.
+    resolve: Option<(String, u16)>,
+}
+
+/// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
+/// its address family).
+fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, any_family: bool) {
+    let Some((h, p)) = host else { return };
+    match super::resolve_remote(h, *p) {
+        Ok(a) if a == *cur => {}
+        Ok(a) if any_family || a.is_ipv6() == cur.is_ipv6() => {
+            info!("{name}: {h} now resolves to {}", Addr(a));
+            *cur = a;
+        }
+        Ok(a) => warn!(
+            "{name}: {h} now resolves to {}, another address family than {}: restart tunbox to use it",
+            Addr(a),
+            Addr(*cur)
+        ),
+        Err(e) => warn!("{name}: {e}; still using {}", Addr(*cur)),
+    }
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+impl<D: Device> Engine<D> {
+    pub fn new(
+        dev: D,
+        net: Net,
+        tunnel: Tunnel,
+        name: &str,
+        tap: bool,
+        verbose: bool,
+    ) -> Engine<D> {
+        Engine {
+            core: Core {
+                dev,
+                tunnel,
+                name: name.to_string(),
+                tap,
+                verbose,
+                dev_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+                out_buf: vec![0u8; BUF_SIZE + DATA_OVERHEAD].into_boxed_slice(),
+                // a flood cannot fill a router's log: 5 lines at once, then 1 a second
+                drop_log: RateLimit::new(5, 1),
+                event_log: RateLimit::new(10, 1),
+                verbose_log: RateLimit::new(20, 10),
+            },
+            net,
+            net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            resolve: None,
+        }
+    }
+
+    /// The client's server was given as a host name: look it up again when reconnecting.
+    pub fn resolve_again(&mut self, host: &str, port: u16) {
+        if host.parse::<std::net::IpAddr>().is_err() {
+            self.resolve = Some((host.to_string(), port));
+        }
+    }
+
+    pub fn tunnel(&self) -> &Tunnel {
+        &self.core.tunnel
+    }
+
+    pub fn log_counters(&self) {
+        info!("{}: {}", self.core.name, self.core.tunnel.counters());
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        match &self.net {
+            Net::Udp {
+                remote, endpoint, ..
+            } => remote.or(*endpoint),
+            Net::TcpServer {
+                active, incoming, ..
+            } => active.peer.or(incoming.peer),
+            Net::TcpClient { remote, .. } => Some(*remote),
+        }
+    }
+
+    /// Runs until `stop()` says so.
+    pub fn run(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
+        let mut fds = [pollfd(-1, 0); 4];
+        while !stop() {
+            if signals::take_usr1() {
+                self.log_counters();
+            }
+            let now = Instant::now();
+            self.timers(now);
+            let peer = self.peer();
+            self.core.log_events(peer);
+
+            // What to wait for.
+            let c = &self.core;
+            let mut n = 0;
+            let mut dev_i = None;
+            let backlog_full = match &self.net {
+                Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
+                    conn.is_open()
+                        && conn.tx.pending().len() + BUF_SIZE / 4 > super::net::TCP_TX_QUEUE
+                }
+                Net::Udp { .. } => false,
+            };
+            if !backlog_full {
+                fds[n] = pollfd(c.dev.as_raw_fd(), libc::POLLIN);
+                dev_i = Some(n);
+                n += 1;
+            }
+            let (mut a_i, mut b_i, mut l_i) = (None, None, None);
+            match &self.net {
+                Net::Udp { sock, .. } => {
+                    fds[n] = pollfd(sock.as_raw_fd(), libc::POLLIN);
+                    a_i = Some(n);
+                    n += 1;
+                }
+                Net::TcpServer {
+                    listener,
+                    active,
+                    incoming,
+                } => {
+                    fds[n] = pollfd(listener.as_raw_fd(), libc::POLLIN);
+                    l_i = Some(n);
+                    n += 1;
+                    for (conn, slot) in [(active, &mut a_i), (incoming, &mut b_i)] {
+                        if let Some(fd) = conn.fd() {
+                            let ev = if conn.tx.is_empty() {
+                                libc::POLLIN
+                            } else {
+                                libc::POLLIN | libc::POLLOUT
+                            };
+                            fds[n] = pollfd(fd, ev);
+                            *slot = Some(n);
+                            n += 1;
+                        }
+                    }
+                }
+                Net::TcpClient { conn, dial, .. } => match dial {
+                    Dial::Connecting { sock, .. } => {
+                        fds[n] = pollfd(sock.as_raw_fd(), libc::POLLOUT);
+                        b_i = Some(n);
+                        n += 1;
+                    }
+                    Dial::Up => {
+                        if let Some(fd) = conn.fd() {
+                            let ev = if conn.tx.is_empty() {
+                                libc::POLLIN
+                            } else {
+                                libc::POLLIN | libc::POLLOUT
+                            };
+                            fds[n] = pollfd(fd, ev);
+                            a_i = Some(n);
+                            n += 1;
+                        }
+                    }
+                    Dial::Idle { .. } => {}
+                },
+            }
+            let timeout = self.poll_timeout(now);
+            // SAFETY: fds[..n] are valid pollfd structs for fds this loop owns.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, timeout) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                continue;
+            }
+            let now = Instant::now();
+            let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
+            if ready(a_i) || ready(b_i) || ready(l_i) {
+                self.on_network(now, ready(a_i), ready(b_i), ready(l_i));
+            }
+            if ready(dev_i) {
+                self.on_device(now)?;
+            }
+            self.flush(now);
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&self, now: Instant) -> libc::c_int {
+        // The tunnel's timers only run while it can send (a TCP client: connected).
+        let mut deadline = match &self.net {
+            Net::TcpClient { dial, .. } if !matches!(dial, Dial::Up) => None,
+            _ => self.core.tunnel.next_deadline(),
+        };
+        let mut at = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        match &self.net {
+            Net::TcpClient { dial, .. } => match dial {
+                Dial::Idle { next_try } => at(*next_try),
+                Dial::Connecting { deadline, .. } => at(*deadline),
+                Dial::Up => {}
+            },
+            Net::TcpServer { incoming, .. } if incoming.is_open() => {
+                at(incoming.since + TCP_AUTH_TIME)
+            }
+            _ => {}
+        }
+        let max = Duration::from_millis(1000);
+        let wait = deadline.map_or(max, |d| d.saturating_duration_since(now).min(max));
+        // round up so the deadline has passed when we wake
+        (wait.as_micros().div_ceil(1000)) as libc::c_int
+    }
+
+    /// Sends what the tunnel's timers produce; manages TCP dialing and stale connections.
+    fn timers(&mut self, now: Instant) {
+        let core = &mut self.core;
+        match &mut self.net {
+            Net::TcpClient {
+                remote,
+                conn,
+                dial,
+                backoff,
+            } => {
+                if matches!(dial, Dial::Idle { next_try } if now >= *next_try) {
+                    re_resolve(&core.name, &self.resolve, remote, true);
+                }
+                match dial {
+                    Dial::Idle { next_try } if now >= *next_try => match start_connect(*remote) {
+                        Ok(sock) => {
+                            *dial = Dial::Connecting {
+                                sock,
+                                deadline: now + TCP_CONNECT_TIME,
+                            }
+                        }
+                        Err(e) => {
+                            let d = backoff.next_delay();
+                            if core.event_log.allow(now) {
+                                warn!(
+                                    "{}: cannot connect to {remote}: {e} (next try in {} s)",
+                                    core.name,
+                                    d.as_secs()
+                                );
+                            }
+                            *dial = Dial::Idle { next_try: now + d };
+                        }
+                    },
+                    Dial::Connecting { deadline, .. } if now >= *deadline => {
+                        let d = backoff.next_delay();
+                        if core.event_log.allow(now) {
+                            warn!(
+                                "{}: no tcp connection to {remote} within {} s (next try in {} s)",
+                                core.name,
+                                TCP_CONNECT_TIME.as_secs(),
+                                d.as_secs()
+                            );
+                        }
+                        *dial = Dial::Idle { next_try: now + d };
+                    }
+                    _ => {}
+                }
+                if !matches!(dial, Dial::Up) {
+                    return;
+                }
+                while let Some(slot) = conn.tx.slot(BUF_SIZE) {
+                    match core.tunnel.tick(slot, now) {
+                        Output::ToNetwork(n) => conn.tx.commit(n),
+                        _ => break,
+                    }
+                }
+                if core.tunnel.take_peer_dead_flag() {
+                    // The connection may be stuck: make a new one.
+                    conn.close();
+                    *dial = Dial::Idle { next_try: now };
+                }
+            }
+            Net::TcpServer {
+                active, incoming, ..
+            } => {
+                if incoming.is_open() && now >= incoming.since + TCP_AUTH_TIME {
+                    if core.drop_log.allow(now) {
+                        warn!(
+                            "{}: closing tcp connection from {}: not authenticated within {} s",
+                            core.name,
+                            From::Tcp(incoming.peer),
+                            TCP_AUTH_TIME.as_secs()
+                        );
+                    }
+                    incoming.close();
+                }
+                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
+                    if active.is_open() && !active.tx.push(&core.out_buf[..n]) {
+                        core.count(DropReason::TxFull);
+                    }
+                }
+                let _ = core.tunnel.take_peer_dead_flag();
+            }
+            Net::Udp {
+                sock,
+                remote,
+                endpoint,
+                ..
+            } => {
+                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
+                    if let Some(dst) = remote.or(*endpoint) {
+                        if let Err(e) = sock.send_to(&core.out_buf[..n], dst) {
+                            core.count(DropReason::WriteError);
+                            if core.drop_log.allow(now) {
+                                warn!("{}: send to {dst} failed: {e}", core.name);
+                            }
+                        }
+                    }
+                }
+                if core.tunnel.take_peer_dead_flag() {
+                    if let Some(r) = remote.as_mut() {
+                        re_resolve(&core.name, &self.resolve, r, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_device(&mut self, now: Instant) -> io::Result<()> {
+        let core = &mut self.core;
+        for _ in 0..BATCH {
+            let n = match core.dev.recv(&mut core.dev_buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                Err(e) => return Err(e),
+            };
+            if core.verbose && core.verbose_log.allow(now) {
+                info!("{}: {n} bytes from the device", core.name);
+            }
+            let pkt = &core.dev_buf[..n];
+            match &mut self.net {
+                Net::Udp {
+                    sock,
+                    remote,
+                    endpoint,
+                    ..
+                } => {
+                    let Some(dst) = remote.or(*endpoint) else {
+                        core.tunnel.counters_mut().drop(DropReason::NoSession);
+                        continue;
+                    };
+                    match core.tunnel.encapsulate(pkt, &mut core.out_buf, now) {
+                        Output::ToNetwork(m) => {
+                            if let Err(e) = sock.send_to(&core.out_buf[..m], dst) {
+                                core.tunnel.counters_mut().drop(DropReason::WriteError);
+                                if core.drop_log.allow(now) {
+                                    warn!("{}: send to {dst} failed: {e}", core.name);
+                                }
+                            }
+                        }
+                        Output::Drop(r) if r != DropReason::NoSession => {
+                            core.log_drop("packet from the device", n, None, r);
+                        }
+                        _ => {}
+                    }
+                }
+                Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
+                    if !conn.is_open() {
+                        core.tunnel.counters_mut().drop(DropReason::NoSession);
+                        continue;
+                    }
+                    let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
+                        core.tunnel.counters_mut().drop(DropReason::TxFull);
+                        continue;
+                    };
+                    match core.tunnel.encapsulate(pkt, slot, now) {
+                        Output::ToNetwork(m) => conn.tx.commit(m),
+                        Output::Drop(r) if r != DropReason::NoSession => {
+                            core.log_drop("packet from the device", n, None, r);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool) {
+        let core = &mut self.core;
+        match &mut self.net {
+            Net::Udp {
+                sock,
+                remote,
+                endpoint,
+                ..
+            } => {
+                for _ in 0..BATCH {
+                    let (n, src) = match sock.recv_from(&mut self.net_buf) {
+                        Ok(x) => x,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                        // ICMP errors reported on the socket; keep going
+                        Err(_) => continue,
+                    };
+                    let from = From::Udp(src);
+                    // Plaintext: only the configured server may talk to a client.
+                    // Encrypted: authentication decides (a multihomed server may
+                    // answer from another of its addresses).
+                    if core.tunnel.is_plaintext() && remote.is_some_and(|r| r != src) {
+                        core.count(DropReason::WrongSource);
+                        core.log_drop("datagram", n, Some(from), DropReason::WrongSource);
+                        continue;
+                    }
+                    match core
+                        .tunnel
+                        .decapsulate(&self.net_buf[..n], &mut core.out_buf, now)
+                    {
+                        Output::ToDevice(m) => core.deliver(m, from),
+                        Output::ToNetwork(m) => {
+                            if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
+                                core.count(DropReason::WriteError);
+                                if core.drop_log.allow(now) {
+                                    warn!("{}: send to {src} failed: {e}", core.name);
+                                }
+                            }
+                        }
+                        Output::Drop(r) => core.log_drop("datagram", n, Some(from), r),
+                        Output::Keepalive | Output::Nothing => {}
+                    }
+                    if remote.is_none()
+                        && core.tunnel.authenticated_current()
+                        && *endpoint != Some(src)
+                    {
+                        if endpoint.is_some() || core.verbose {
+                            info!("{}: client now at {}", core.name, Addr(src));
+                        }
+                        *endpoint = Some(src);
+                    }
+                }
+            }
+            Net::TcpServer {
+                listener,
+                active,
+                incoming,
+            } => {
+                if l {
+                    for _ in 0..4 {
+                        match listener.accept() {
+                            Ok((s, peer)) => {
+                                let plain = core.tunnel.is_plaintext();
+                                let target = if plain { &mut *active } else { &mut *incoming };
+                                if plain && target.is_open() {
+                                    info!(
+                                        "{}: new tcp client {peer} replaces {}",
+                                        core.name,
+                                        From::Tcp(target.peer)
+                                    );
+                                }
+                                target.close();
+                                if let Err(e) = target.open(s, peer, now) {
+                                    warn!("{}: tcp connection from {peer}: {e}", core.name);
+                                    target.close();
+                                } else if plain {
+                                    info!("{}: tcp client {peer} connected", core.name);
+                                }
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                if core.drop_log.allow(now) {
+                                    warn!("{}: accept failed: {e}", core.name);
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+                for (which, ready) in [(0, a), (1, b)] {
+                    if !ready {
+                        continue;
+                    }
+                    let conn = if which == 0 {
+                        &mut *active
+                    } else {
+                        &mut *incoming
+                    };
+                    let v = Self::read_conn(core, conn, now);
+                    match v {
+                        Verdict::Close => {
+                            if which == 0 {
+                                info!(
+                                    "{}: tcp client {} disconnected",
+                                    core.name,
+                                    From::Tcp(conn.peer)
+                                );
+                            }
+                            conn.close();
+                        }
+                        Verdict::Promote if which == 1 => {
+                            std::mem::swap(active, incoming);
+                            if incoming.is_open() {
+                                info!(
+                                    "{}: tcp client now at {} (replaces {})",
+                                    core.name,
+                                    From::Tcp(active.peer),
+                                    From::Tcp(incoming.peer)
+                                );
+                            }
+                            incoming.close();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Net::TcpClient {
+                remote,
+                conn,
+                dial,
+                backoff,
+            } => {
+                if b {
+                    if let Dial::Connecting { .. } = dial {
+                        let Dial::Connecting { sock, .. } =
+                            std::mem::replace(dial, Dial::Idle { next_try: now })
+                        else {
+                            return;
+                        };
+                        match finish_connect(sock).and_then(|s| conn.open(s, *remote, now)) {
+                            Ok(()) => {
+                                *dial = Dial::Up;
+                                if core.tunnel.is_plaintext() {
+                                    backoff.reset();
+                                }
+                                info!("{}: tcp connected to {remote}", core.name);
+                                core.tunnel.restart(now);
+                            }
+                            Err(e) => {
+                                conn.close();
+                                let d = backoff.next_delay();
+                                if core.event_log.allow(now) {
+                                    warn!(
+                                        "{}: cannot connect to {remote}: {e} (next try in {} s)",
+                                        core.name,
+                                        d.as_secs()
+                                    );
+                                }
+                                *dial = Dial::Idle { next_try: now + d };
+                            }
+                        }
+                    }
+                }
+                if a && matches!(dial, Dial::Up) {
+                    let up_before = core.tunnel.is_up();
+                    if Self::read_conn(core, conn, now) == Verdict::Close {
+                        conn.close();
+                        let d = backoff.next_delay();
+                        warn!(
+                            "{}: tcp connection to {remote} lost (reconnecting in {} s)",
+                            core.name,
+                            d.as_secs()
+                        );
+                        *dial = Dial::Idle { next_try: now + d };
+                    } else if !up_before && core.tunnel.is_up() {
+                        backoff.reset();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a TCP connection and handles its frames.
+    fn read_conn(core: &mut Core<D>, conn: &mut Conn, now: Instant) -> Verdict {
+        let mut verdict = Verdict::Keep;
+        for _ in 0..BATCH {
+            match conn.fill() {
+                Fill::Data => match core.tcp_frames(conn, now) {
+                    Verdict::Close => return Verdict::Close,
+                    Verdict::Promote => verdict = Verdict::Promote,
+                    Verdict::Keep => {}
+                },
+                Fill::Empty => break,
+                Fill::Closed(e) => {
+                    if let Some(e) = e {
+                        if core.drop_log.allow(now) {
+                            warn!(
+                                "{}: tcp connection from {}: {e}",
+                                core.name,
+                                From::Tcp(conn.peer)
+                            );
+                        }
+                    }
+                    return Verdict::Close;
+                }
+            }
+        }
+        verdict
+    }
+
+    /// Writes queued TCP data.
+    fn flush(&mut self, now: Instant) {
+        let core = &mut self.core;
+        let conns: [Option<&mut Conn>; 2] = match &mut self.net {
+            Net::TcpServer {
+                active, incoming, ..
+            } => [Some(active), Some(incoming)],
+            Net::TcpClient { conn, .. } => [Some(conn), None],
+            Net::Udp { .. } => [None, None],
+        };
+        let mut lost = false;
+        for c in conns.into_iter().flatten() {
+            if let Err(e) = c.flush() {
+                if core.drop_log.allow(now) {
+                    warn!(
+                        "{}: tcp write to {} failed: {e}",
+                        core.name,
+                        From::Tcp(c.peer)
+                    );
+                }
+                c.close();
+                lost = true;
+            }
+        }
+        if lost {
+            if let Net::TcpClient { dial, backoff, .. } = &mut self.net {
+                *dial = Dial::Idle {
+                    next_try: now + backoff.next_delay(),
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The tunnel's sockets: UDP (client or server), TCP server (one active connection plus
+//! one being authenticated), TCP client (non-blocking connect with backoff). Buffers
+//! are made here once, when the socket side is set up.
+use super::TunnelOptions;
+use crate::sys::SysError;
+use crate::tunnel::peer::Backoff;
+use crate::tunnel::{FrameDecoder, Role, StreamTx, Transport};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Largest TCP frame accepted (encrypted or plain): room for a 16 KB jumbo MTU.
+/// Longer length prefixes are hostile or a misconfigured peer and close the connection.
+pub const MAX_FRAME: usize = 16384;
+/// Bytes queued per TCP connection before packets from the device are held back.
+pub const TCP_TX_QUEUE: usize = 256 * 1024;
+/// How long a new TCP connection may take to authenticate before it is closed.
+pub const TCP_AUTH_TIME: Duration = Duration::from_secs(10);
+/// TCP connect attempt limit.
+pub const TCP_CONNECT_TIME: Duration = Duration::from_secs(5);
+
+/// One TCP connection slot; its buffers live as long as the slot.
+pub struct Conn {
+    pub stream: Option<TcpStream>,
+    pub peer: Option<SocketAddr>,
+    pub dec: FrameDecoder,
+    pub tx: StreamTx,
+    pub since: Instant,
+}
+
+impl Conn {
+    pub fn new(now: Instant) -> Conn {
+        Conn {
+            stream: None,
+            peer: None,
+            dec: FrameDecoder::new(MAX_FRAME),
+            tx: StreamTx::new(TCP_TX_QUEUE),
+            since: now,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    pub fn open(&mut self, s: TcpStream, peer: SocketAddr, now: Instant) -> io::Result<()> {
+        s.set_nonblocking(true)?;
+        s.set_nodelay(true)?;
+        self.stream = Some(s);
+        self.peer = Some(peer);
+        self.dec.reset();
+        self.tx.reset();
+        self.since = now;
+        Ok(())
+    }
+
+    pub fn close(&mut self) {
+        self.stream = None;
+        self.peer = None;
+        self.dec.reset();
+        self.tx.reset();
+    }
+
+    pub fn fd(&self) -> Option<RawFd> {
+        self.stream.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// Writes what is queued, as far as the socket takes it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        while !self.tx.is_empty() {
+            match s.write(self.tx.pending()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.tx.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One read into the frame decoder.
+    pub fn fill(&mut self) -> Fill {
+        let Some(s) = self.stream.as_mut() else {
+            return Fill::Closed(None);
+        };
+        loop {
+            match s.read(self.dec.space()) {
+                Ok(0) => return Fill::Closed(None),
+                Ok(n) => {
+                    self.dec.filled(n);
+                    return Fill::Data;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fill::Empty,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Fill::Closed(Some(e)),
+            }
+        }
+    }
+}
+
+/// Result of [`Conn::fill`].
+pub enum Fill {
+    Data,
+    Empty,
+    /// Peer closed (`None`) or the connection failed.
+    Closed(Option<io::Error>),
+}
+
+/// Client TCP connection state.
+pub enum Dial {
+    /// Not connected; next attempt at this time.
+    Idle { next_try: Instant },
+    /// Non-blocking connect in progress.
+    Connecting { sock: OwnedFd, deadline: Instant },
+    /// Connected (the stream is in `conn`).
+    Up,
+}
+
+pub enum Net {
+    Udp {
+        sock: UdpSocket,
+        /// Client: the server. Server: `None`.
+        remote: Option<SocketAddr>,
+        /// Server: where the authenticated client was last seen.
+        endpoint: Option<SocketAddr>,
+        underlay_mtu: u32,
+    },
+    TcpServer {
+        listener: TcpListener,
+        active: Conn,
+        incoming: Conn,
+    },
+    TcpClient {
+        remote: SocketAddr,
+        conn: Conn,
+        dial: Dial,
+        backoff: Backoff,
+    },
+}
+
+fn unspecified(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// The path MTU the kernel knows towards `remote` (IP_MTU on a connected UDP socket).
+fn path_mtu(remote: SocketAddr) -> Option<u32> {
+    let s = UdpSocket::bind(SocketAddr::new(unspecified(remote.is_ipv6()), 0)).ok()?;
+    s.connect(remote).ok()?;
+    let (level, opt) = if remote.is_ipv6() {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    };
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `v`, an int.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            level,
+            opt,
+            &mut v as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0 && v >= 576).then_some(v as u32)
+}
+
+/// Binds `addr`; a `[::]` that the box cannot do (no IPv6) falls back to `0.0.0.0`.
+fn bind_fallback<T>(addr: SocketAddr, bind: impl Fn(SocketAddr) -> io::Result<T>) -> io::Result<T> {
+    match bind(addr) {
+        Err(e)
+            if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
+                ) =>
+        {
+            bind(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                addr.port(),
+            ))
+        }
+        r => r,
+    }
+}
+
+impl Net {
+    /// Opens the socket side as the options say (server: binds; client: UDP socket,
+    /// or a TCP dialer that connects from the loop).
+    pub fn open(o: &TunnelOptions, remote: Option<SocketAddr>) -> Result<Net, SysError> {
+        let now = Instant::now();
+        match (o.transport, o.role) {
+            (Transport::Udp, Role::Server) => {
+                let l = o
+                    .listen
+                    .ok_or_else(|| SysError::new("server without listen address"))?;
+                let sock = bind_fallback(l, UdpSocket::bind)
+                    .map_err(|e| SysError::os(format!("cannot listen on udp {l}"), e))?;
+                Self::udp(sock, None)
+            }
+            (Transport::Udp, Role::Client) => {
+                let r = remote.ok_or_else(|| SysError::new("client without remote address"))?;
+                let sock = UdpSocket::bind(SocketAddr::new(unspecified(r.is_ipv6()), 0))
+                    .map_err(|e| SysError::os("cannot open a udp socket", e))?;
+                Self::udp(sock, Some(r))
+            }
+            (Transport::Tcp, Role::Server) => {
+                let l = o
+                    .listen
+                    .ok_or_else(|| SysError::new("server without listen address"))?;
+                let listener = bind_fallback(l, TcpListener::bind)
+                    .map_err(|e| SysError::os(format!("cannot listen on tcp {l}"), e))?;
+                Self::tcp_server(listener)
+            }
+            (Transport::Tcp, Role::Client) => {
+                let r = remote.ok_or_else(|| SysError::new("client without remote address"))?;
+                Ok(Self::tcp_client(r, now))
+            }
+        }
+    }
+
+    /// A UDP end on an existing socket (`remote`: client).
+    pub fn udp(sock: UdpSocket, remote: Option<SocketAddr>) -> Result<Net, SysError> {
+        sock.set_nonblocking(true)
+            .map_err(|e| SysError::os("udp socket non-blocking", e))?;
+        let underlay_mtu = remote.and_then(path_mtu).unwrap_or(1500);
+        Ok(Net::Udp {
+            sock,
+            remote,
+            endpoint: None,
+            underlay_mtu,
+        })
+    }
+
+    pub fn tcp_server(listener: TcpListener) -> Result<Net, SysError> {
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| SysError::os("tcp listener non-blocking", e))?;
+        let now = Instant::now();
+        Ok(Net::TcpServer {
+            listener,
+            active: Conn::new(now),
+            incoming: Conn::new(now),
+        })
+    }
+
+    pub fn tcp_client(remote: SocketAddr, now: Instant) -> Net {
+        Net::TcpClient {
+            remote,
+            conn: Conn::new(now),
+            dial: Dial::Idle { next_try: now },
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(16)),
+        }
+    }
+
+    /// Underlay MTU and whether the underlay is IPv6, for the default device MTU.
+    pub fn underlay(&self) -> (u32, bool) {
+        match self {
+            Net::Udp {
+                remote,
+                underlay_mtu,
+                sock,
+                ..
+            } => {
+                let v6 = match remote {
+                    Some(r) => r.is_ipv6(),
+                    None => sock
+                        .local_addr()
+                        .map(|a| a.is_ipv6() && !a.ip().is_unspecified())
+                        .unwrap_or(false),
+                };
+                (*underlay_mtu, v6)
+            }
+            Net::TcpServer { listener, .. } => {
+                let v6 = listener
+                    .local_addr()
+                    .map(|a| a.is_ipv6() && !a.ip().is_unspecified())
+                    .unwrap_or(false);
+                (1500, v6)
+            }
+            Net::TcpClient { remote, .. } => (path_mtu(*remote).unwrap_or(1500), remote.is_ipv6()),
+        }
+    }
+}
+
+/// Starts a non-blocking TCP connect.
+pub fn start_connect(remote: SocketAddr) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let fam = if remote.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(
+        fam,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(remote)) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => Ok(fd),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After the connecting socket became writable: the connect's result.
+pub fn finish_connect(fd: OwnedFd) -> io::Result<TcpStream> {
+    use nix::sys::socket::{getsockopt, sockopt::SocketError};
+    let err = getsockopt(&fd, SocketError)?;
+    if err != 0 {
+        return Err(io::Error::from_raw_os_error(err));
+    }
+    Ok(TcpStream::from(fd))
+}

@@ -1,0 +1,819 @@
+#!/usr/bin/env bash
+# SC2015: `cond && ok ... || fail ...` is intended: ok always returns 0.
+# SC2016: the single-quoted $(...) are literal Makefile text / scripts for sh -c.
+# shellcheck disable=SC2015,SC2016
+# Packaging tests: shellcheck, the OpenWrt init script's logic, the built .ipk
+# and .deb, the shipped config, the systemd units.
+#
+#   tests/packaging/run.sh [BINARY | TRIPLE=BINARY]...
+#
+# BINARY: a tunbox binary to package and inspect (e.g. target/cross/TRIPLE/release/tunbox;
+# the triple is taken from the path, else from what `file` says; TRIPLE=BINARY names it).
+# Without arguments, a host debug build is packaged (dynamically linked, so only
+# for the layout checks). The config and init tests run a tunbox built for this
+# host (cargo build) or, for a cross binary, under the qemu-user of targets.tsv.
+#
+# Installs what it needs with apt-get (shellcheck, file, busybox, dpkg, systemd).
+# Changes nothing outside temporary directories; bridge commands are faked.
+# Prints "ok"/"FAIL"/"skip" per check and, last, "N passed, N failed";
+# exits 1 if anything failed.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+INIT="$root/openwrt/files/tunbox.init"
+SHIPPED_CONFIG="$root/openwrt/files/tunbox.config"
+FAKE="$here/fake-tunbox.sh"
+HARNESS="$here/procd-harness.sh"
+FIX="$here/fixtures"
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+ok() { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
+fail() {
+	FAILED=$((FAILED + 1))
+	echo "FAIL - $1"
+	[ $# -ge 2 ] && printf '%s\n' "$2" | sed 's/^/       /'
+	return 0
+}
+skip() { SKIPPED=$((SKIPPED + 1)); echo "skip - $1: $2"; }
+# check NAME COMMAND...: ok if the command succeeds, else FAIL with its output
+check() {
+	local name="$1" out
+	shift
+	if out="$("$@" 2>&1)"; then ok "$name"; else fail "$name" "$out"; fi
+}
+
+WORK="$(mktemp -d /tmp/tunbox-pkgtest.XXXXXX)"
+NETNS=""
+cleanup() {
+	[ -n "$NETNS" ] && ip netns del "$NETNS" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- tools
+need_apt=()
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v file >/dev/null || need_apt+=(file)
+command -v busybox >/dev/null || need_apt+=(busybox)
+command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	echo "installing: ${need_apt[*]}"
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >"$WORK/apt.log" 2>&1; then
+		apt-get update >>"$WORK/apt.log" 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >>"$WORK/apt.log" 2>&1 ||
+			echo "apt-get install ${need_apt[*]} failed (see below); the checks needing them fail or skip" &&
+			tail -5 "$WORK/apt.log"
+	fi
+fi
+
+TSV="${PKG_TARGETS_TSV:-$root/targets/targets.tsv}"
+[ -f "$TSV" ] || TSV="$FIX/targets.tsv"
+export PKG_TARGETS_TSV="$TSV"
+echo "target table: $TSV"
+
+# ---------------------------------------------------------------- binaries
+host_machine() { file -b -L "$(command -v sh)" | sed -n 's/^ELF [^,]*, \([^,]*\),.*/\1/p'; }
+machine_of() { file -b -L "$1" | sed -n 's/^ELF [^,]*, \([^,]*\),.*/\1/p'; }
+tsv_field() { # TRIPLE COLUMN-NUMBER
+	awk -F'\t' -v t="$1" -v c="$2" '!/^#/ && $1 == t { v = $c; if (v == "-") v = ""; print v; exit }' "$TSV"
+}
+triple_of() { # PATH -> triple from the path, else from the ELF machine
+	local path="$1" t m
+	while read -r t; do
+		case "/$path/" in */"$t"/*) echo "$t"; return 0 ;; esac
+	done < <(awk -F'\t' '!/^#/ && NF > 1 { print $1 }' "$TSV")
+	m="$(file -b -L "$path")"
+	case "$m" in
+	*x86-64*) echo x86_64-unknown-linux-musl ;;
+	*"ARM aarch64"*) echo aarch64-unknown-linux-musl ;;
+	*"MSB"*MIPS*) echo mips-unknown-linux-musl ;;
+	*"LSB"*MIPS*) echo mipsel-unknown-linux-musl ;;
+	*) return 1 ;;
+	esac
+}
+
+BINS=()
+TRIPLES=()
+for a in "$@"; do
+	case "$a" in
+	*=*) t="${a%%=*}"; b="${a#*=}" ;;
+	*) b="$a"; t="$(triple_of "$b")" || { fail "target of $b" "name it: TRIPLE=$b"; continue; } ;;
+	esac
+	[ -f "$b" ] || { fail "binary $b exists"; continue; }
+	BINS+=("$b")
+	TRIPLES+=("$t")
+done
+
+# a tunbox that runs here, for `config check` / `config show`
+HOST_TUNBOX=""
+HOST_MACHINE="$(host_machine)"
+for b in "${BINS[@]}"; do
+	if [ "$(machine_of "$b")" = "$HOST_MACHINE" ] && "$b" --version >/dev/null 2>&1; then
+		HOST_TUNBOX="$b"
+		break
+	fi
+done
+if [ -z "$HOST_TUNBOX" ]; then
+	echo "building a host tunbox (cargo build)"
+	if (cd "$root" && cargo build -q 2>"$WORK/cargo.log"); then
+		HOST_TUNBOX="$root/target/debug/tunbox"
+	else
+		fail "cargo build (host tunbox for the config tests)" "$(tail -20 "$WORK/cargo.log")"
+	fi
+fi
+if [ ${#BINS[@]} -eq 0 ] && [ -n "$HOST_TUNBOX" ]; then
+	BINS=("$HOST_TUNBOX")
+	TRIPLES=("$(triple_of "$HOST_TUNBOX")")
+	echo "no binary given: packaging the host build $HOST_TUNBOX as ${TRIPLES[0]} (dynamic: layout checks only)"
+fi
+echo "host tunbox: ${HOST_TUNBOX:-none}"
+
+# ---------------------------------------------------------------- shellcheck
+shellcheck_all() {
+	command -v shellcheck >/dev/null || { fail "shellcheck installed"; return; }
+	# the init script runs under busybox ash: check it as POSIX sh (its file-wide
+	# directive allows only `local`, which ash has)
+	check "shellcheck -s sh openwrt/files/tunbox.init" shellcheck -s sh "$INIT"
+	check "shellcheck -s sh tests/packaging/{procd-harness,fake-tunbox}.sh" \
+		shellcheck -s sh "$HARNESS" "$FAKE"
+	check "shellcheck packaging/*.sh tests/packaging/run.sh" \
+		shellcheck -x -P "$root" "$root"/packaging/*.sh "$here/run.sh"
+}
+
+# ---------------------------------------------------------------- versions, Makefile
+makefile_checks() {
+	local cv mv mk="$root/openwrt/Makefile"
+	cv="$(awk '/^\[/ { p = ($0 == "[package]") } p && /^version *=/ { gsub(/.*= *"|".*/, ""); print; exit }' "$root/Cargo.toml")"
+	mv="$(sed -n 's/^PKG_VERSION:=//p' "$mk")"
+	if [ -n "$cv" ] && [ "$cv" = "$mv" ]; then ok "openwrt/Makefile PKG_VERSION = Cargo.toml version ($cv)"; else
+		fail "openwrt/Makefile PKG_VERSION ($mv) = Cargo.toml version ($cv)"; fi
+	local missing=""
+	for want in 'include $(INCLUDE_DIR)/package.mk' 'rust-package.mk' 'PKG_BUILD_DEPENDS:=rust/host' \
+		'$(RUST_ARCH_DEPENDS)' '+kmod-tun' '$(eval $(call RustBinPackage,tunbox))' \
+		'$(eval $(call BuildPackage,tunbox))' 'define Package/tunbox/conffiles' \
+		'./files/tunbox.init $(1)/etc/init.d/tunbox' './files/tunbox.config $(1)/etc/config/tunbox' \
+		'$(PKG_INSTALL_DIR)/bin/tunbox $(1)/usr/bin/tunbox'; do
+		grep -qF -- "$want" "$mk" || missing="$missing
+$want"
+	done
+	if [ -z "$missing" ]; then ok "openwrt/Makefile has the feed's Rust package parts"; else
+		fail "openwrt/Makefile has the feed's Rust package parts" "missing:$missing"; fi
+	# conffiles block lists exactly the UCI file
+	local cf
+	cf="$(sed -n '/^define Package\/tunbox\/conffiles/,/^endef/p' "$mk" | sed '1d;$d')"
+	[ "$cf" = "/etc/config/tunbox" ] && ok "Makefile conffiles = /etc/config/tunbox" ||
+		fail "Makefile conffiles = /etc/config/tunbox" "$cf"
+}
+
+# ---------------------------------------------------------------- shipped config
+shipped_config_checks() {
+	[ -n "$HOST_TUNBOX" ] || { skip "shipped config" "no host tunbox"; return; }
+	local out rc
+	out="$(TUNBOX_CONFIG="$SHIPPED_CONFIG" "$HOST_TUNBOX" config check 2>&1)"
+	rc=$?
+	[ $rc -eq 0 ] && ok "tunbox config check passes on openwrt/files/tunbox.config" ||
+		fail "tunbox config check passes on openwrt/files/tunbox.config (exit $rc)" "$out"
+	# every section of the shipped file is disabled, and there is one of each type
+	out="$(TUNBOX_CONFIG="$SHIPPED_CONFIG" "$HOST_TUNBOX" config show 2>&1)"
+	local sections enabled_bad="" types
+	sections="$(printf '%s\n' "$out" | sed -n "s/^tunbox\.\([A-Za-z0-9_]*\)=\(.*\)$/\1 \2/p")"
+	types="$(printf '%s\n' "$sections" | awk '{ print $2 }' | sort -u | tr '\n' ' ')"
+	while read -r s _; do
+		[ -n "$s" ] || continue
+		printf '%s\n' "$out" | grep -qx "tunbox\.$s\.enabled='0'" || enabled_bad="$enabled_bad $s"
+	done <<<"$sections"
+	if [ -n "$sections" ] && [ -z "$enabled_bad" ]; then
+		ok "shipped config: every section disabled ($(printf '%s\n' "$sections" | awk '{ printf "%s ", $1 }'))"
+	else
+		fail "shipped config: every section disabled" "not disabled:${enabled_bad:- (no sections found)}
+$out"
+	fi
+	[ "$types" = "bridge reflect tunnel " ] && ok "shipped config has reflect, tunnel and bridge examples" ||
+		fail "shipped config has reflect, tunnel and bridge examples" "types: $types"
+}
+
+# ---------------------------------------------------------------- init script
+# h_run SHELL ACTION [ARG]: run one hook of the init script in the harness;
+# the calls go to $H/log (cleared first), the exit status to $H/rc
+h_run() {
+	local shell="$1"
+	shift
+	: >"$H/log"
+	# shellcheck disable=SC2086  # $shell may be "busybox ash"
+	UCI_CONFIG_DIR="$H/uci" TBX_LOG="$H/log" TBX_STATE_DIR="$H/state" TBX_PROG="$FAKE" \
+		REAL_TUNBOX="$HOST_TUNBOX" PATH="$H_PATH" $shell "$HARNESS" "$INIT" "$@" >"$H/out" 2>&1
+	echo $? >"$H/rc"
+}
+h_rc() { cat "$H/rc"; }
+h_has() { grep -qxF -- "$1" "$H/log"; }
+h_line() { grep -nxF -- "$1" "$H/log" | head -1 | cut -d: -f1; }
+h_instances() { sed -n 's/^procd_open_instance //p' "$H/log" | tr '\n' ' '; }
+h_show() { printf '%s\n--- log:\n%s\n--- stderr:\n%s\n' "${1:-}" "$(cat "$H/log")" "$(cat "$H/out")"; }
+set_opt() { # SECTION OPTION VALUE in $H/uci/tunbox (the option must exist)
+	awk -v s="$1" -v o="$2" -v v="$3" '
+		/^config / { cur = $3; gsub(/\047/, "", cur) }
+		cur == s && $1 == "option" && $2 == o { sub(/\047.*$/, "\047" v "\047") }
+		{ print }' "$H/uci/tunbox" >"$H/uci/tunbox.new" && mv "$H/uci/tunbox.new" "$H/uci/tunbox"
+}
+
+init_tests() {
+	local shell="$1" label="$2" cfg n_first_inst n1 n2 ln
+	H="$WORK/init-${label// /-}"
+	mkdir -p "$H/uci" "$H/state"
+	cfg="$H/uci/tunbox"
+	cp "$FIX/multi.uci" "$cfg"
+	local P="[$label]"
+	local TC="[TUNBOX_CONFIG=$cfg]"
+
+	# -- start: check first, bridges, then instances for enabled reflect/tunnel sections
+	h_run "$shell" start
+	[ "$(h_rc)" = 0 ] && ok "$P start_service returns 0" || fail "$P start_service returns 0" "$(h_show)"
+	[ "$(grep -m1 '^tunbox ' "$H/log")" = "tunbox config check $TC" ] &&
+		[ "$(h_line "tunbox config check $TC")" -lt "$(h_line "config_load tunbox")" ] &&
+		ok "$P tunbox config check runs first, before config_load" ||
+		fail "$P tunbox config check runs first, before config_load" "$(h_show)"
+	[ "$(h_instances)" = "r_on t_default " ] &&
+		ok "$P instances: r_on, t_default (enabled; no option = enabled); r_off, t_off, bridges none" ||
+		fail "$P instances: r_on, t_default" "$(h_show "got: $(h_instances)")"
+	local want_params missing=""
+	for s in r_on t_default; do
+		want_params="procd_set_param command $FAKE|run|$s
+procd_set_param env TUNBOX_CONFIG=$cfg
+procd_set_param file $H/state/$s.conf
+procd_set_param respawn 3600|5|5
+procd_set_param stdout 1
+procd_set_param stderr 1"
+		# the params between this instance's open and close
+		local block
+		block="$(awk -v s="$s" '$0 == "procd_open_instance " s { on = 1; next } on && /^procd_close_instance/ { exit } on' "$H/log")"
+		while IFS= read -r p; do
+			printf '%s\n' "$block" | grep -qxF -- "$p" || missing="$missing
+$s: $p"
+		done <<<"$want_params"
+	done
+	[ -z "$missing" ] && ok "$P each instance: command tunbox run SECTION, env TUNBOX_CONFIG, file, respawn, stdout/stderr to log" ||
+		fail "$P instance params" "$(h_show "missing:$missing")"
+	# the per-section state file is what tunbox resolves for that section
+	if [ "$(cat "$H/state/r_on.conf" 2>/dev/null)" = "$(TUNBOX_CONFIG="$cfg" "$HOST_TUNBOX" config show r_on 2>/dev/null)" ] &&
+		[ -s "$H/state/r_on.conf" ]; then
+		ok "$P instance file = tunbox config show SECTION"
+	else
+		fail "$P instance file = tunbox config show SECTION" "$(cat "$H/state/r_on.conf" 2>&1)"
+	fi
+	n1="$(h_line "tunbox bridge up --section b_one $TC")"
+	n2="$(h_line "tunbox bridge up --section b_two $TC")"
+	n_first_inst="$(grep -n '^procd_open_instance' "$H/log" | head -1 | cut -d: -f1)"
+	if [ -n "$n1" ] && [ -n "$n2" ] && [ -n "$n_first_inst" ] && [ "$n1" -lt "$n2" ] && [ "$n2" -lt "$n_first_inst" ]; then
+		ok "$P enabled bridges up in file order (b_one, b_two) before any instance"
+	else
+		fail "$P enabled bridges up in file order before any instance" "$(h_show)"
+	fi
+	grep -q 'b_off\|r_off\|t_off' "$H/log" &&
+		fail "$P disabled sections skipped" "$(h_show)" || ok "$P disabled sections (r_off, t_off, b_off) get no call"
+	grep -q '^tunbox run' "$H/log" && fail "$P init never runs tunbox run itself" "$(h_show)" ||
+		ok "$P tunbox run only as instance command"
+
+	# -- reload with nothing changed: no bridge calls, same instance files
+	cp "$H/state/r_on.conf" "$H/r_on.before"
+	cp "$H/state/t_default.conf" "$H/t_default.before"
+	h_run "$shell" start
+	if [ "$(h_rc)" = 0 ] && ! grep -q '^tunbox bridge' "$H/log" && [ "$(h_instances)" = "r_on t_default " ] &&
+		cmp -s "$H/r_on.before" "$H/state/r_on.conf" && cmp -s "$H/t_default.before" "$H/state/t_default.conf"; then
+		ok "$P reload, nothing changed: same instances and files (procd restarts nothing), bridges untouched"
+	else
+		fail "$P reload, nothing changed" "$(h_show)"
+	fi
+
+	# -- reload after editing r_on: only r_on's file changes
+	set_opt r_on dev tbxr9
+	h_run "$shell" start
+	if ! cmp -s "$H/r_on.before" "$H/state/r_on.conf" && cmp -s "$H/t_default.before" "$H/state/t_default.conf" &&
+		! grep -q '^tunbox bridge' "$H/log"; then
+		ok "$P reload after editing r_on: only r_on's instance file changes (procd restarts only r_on)"
+	else
+		fail "$P reload after editing r_on" "$(h_show)"
+	fi
+
+	# -- reload after disabling b_two: b_two down with what was recorded at up time
+	set_opt b_two enabled 0
+	h_run "$shell" start
+	if h_has "tunbox bridge down --bridge br-two --state-file /var/run/tunbox/two.state" &&
+		! grep -q '^tunbox bridge up' "$H/log" && ! grep -q 'bridge down --bridge br-one' "$H/log" &&
+		[ "$(cut -d'|' -f1 "$H/state/bridges" | tr '\n' ' ')" = "b_one " ]; then
+		ok "$P reload after disabling b_two: b_two down (recorded bridge/state file), b_one kept"
+	else
+		fail "$P reload after disabling b_two" "$(h_show "record: $(cat "$H/state/bridges")")"
+	fi
+
+	# -- reload after changing b_one: down (old settings) then up again
+	set_opt b_one tap tap7
+	h_run "$shell" start
+	n1="$(h_line "tunbox bridge down --bridge br-one")"
+	n2="$(h_line "tunbox bridge up --section b_one $TC")"
+	[ -n "$n1" ] && [ -n "$n2" ] && [ "$n1" -lt "$n2" ] &&
+		ok "$P reload after editing b_one: bridge down, then up with the new settings" ||
+		fail "$P reload after editing b_one" "$(h_show)"
+
+	# -- a bridge that fails to come up is logged; the instances still start
+	set_opt b_two enabled 1
+	TBX_FAIL_BRIDGE=b_two h_run "$shell" start
+	if grep -q "^log daemon.err bridge section 'b_two': tunbox bridge up failed: .*simulated failure" "$H/log" &&
+		[ "$(h_instances)" = "r_on t_default " ] && ! grep -q '^b_two|' "$H/state/bridges"; then
+		ok "$P failing bridge up: error logged, not recorded, instances still start"
+	else
+		fail "$P failing bridge up" "$(h_show)"
+	fi
+	h_run "$shell" start # b_two comes up now
+
+	# -- start NAME: only that instance
+	h_run "$shell" start t_default
+	[ "$(h_instances)" = "t_default " ] && ok "$P start t_default: only that instance" ||
+		fail "$P start t_default: only that instance" "$(h_show)"
+
+	# -- stop NAME: bridges stay
+	h_run "$shell" stop r_on
+	[ "$(h_rc)" = 0 ] && ! grep -q 'bridge down\|procd_kill' "$H/log" &&
+		ok "$P stop r_on: bridges stay up (procd stops the instance)" || fail "$P stop r_on" "$(h_show)"
+
+	# -- stop: instances killed, then bridges down, last up first
+	h_run "$shell" stop
+	ln="$(h_line "procd_kill tunbox")"
+	n1="$(h_line "tunbox bridge down --bridge br-one")"
+	n2="$(h_line "tunbox bridge down --bridge br-two --state-file /var/run/tunbox/two.state")"
+	if [ -n "$ln" ] && [ -n "$n1" ] && [ -n "$n2" ] && [ "$ln" -lt "$n2" ] && [ "$n2" -lt "$n1" ] &&
+		[ ! -e "$H/state/bridges" ]; then
+		ok "$P stop: instances killed first, then bridges down in reverse order (b_two, b_one)"
+	else
+		fail "$P stop: instances killed first, then bridges down in reverse order" "$(h_show)"
+	fi
+
+	# -- triggers
+	h_run "$shell" triggers
+	h_has "procd_add_reload_trigger tunbox" && ok "$P service_triggers: reload trigger on config tunbox" ||
+		fail "$P service_triggers: reload trigger on config tunbox" "$(h_show)"
+
+	# -- malformed files: the error with FILE:LINE in the log, nothing started
+	local bad line_no
+	for bad in bad-value bad-syntax; do
+		cp "$FIX/$bad.uci" "$cfg"
+		rm -f "$H/state/bridges"
+		case $bad in
+		bad-value) line_no="$(grep -n "option mtu 'abc'" "$cfg" | cut -d: -f1)" ;;
+		bad-syntax) line_no="$(grep -n "option dev 'tbxr0$" "$cfg" | cut -d: -f1)" ;;
+		esac
+		h_run "$shell" start
+		if [ "$(h_rc)" != 0 ] && grep -q "^log daemon.err .*$cfg:$line_no: " "$H/log" &&
+			[ "$(h_instances)" = "config_error " ] &&
+			sed -n '/^procd_set_param error /,/^procd_close_instance/p' "$H/log" | grep -q "$cfg:$line_no: " &&
+			! grep -q '^tunbox bridge\|^config_load' "$H/log"; then
+			ok "$P $bad.uci: '$cfg:$line_no: ...' logged as error, shown as procd instance error, nothing started"
+		else
+			fail "$P $bad.uci: error logged with FILE:LINE, nothing started" "$(h_show)"
+		fi
+	done
+	# a reload with a broken file while instances run: they are kept (nothing
+	# is sent to procd), the error is logged
+	TBX_RUNNING=1 h_run "$shell" start
+	if [ "$(h_rc)" != 0 ] && grep -q "^log daemon.err .*$cfg:$line_no: " "$H/log" &&
+		h_has "log daemon.err the running tunbox instances are kept as they are" &&
+		! grep -q '^procd_open_instance\|^procd_set_param\|^tunbox bridge' "$H/log"; then
+		ok "$P reload with a broken file while instances run: error logged, running instances kept"
+	else
+		fail "$P reload with a broken file while instances run" "$(h_show)"
+	fi
+
+	# the premise: without the check, config_load of the broken file loads nothing, silently
+	local n
+	cp "$FIX/bad-syntax.uci" "$cfg"
+	sed -n '/^rec()/p; /^# ---- UCI/,/^# ---- procd/p' "$HARNESS" >"$H/uci-loader.sh"
+	n="$(UCI_CONFIG_DIR="$H/uci" TBX_LOG=/dev/null sh -c '. "$1"; config_load tunbox; echo "${TBX_SECTIONS:-none}"' _ "$H/uci-loader.sh" 2>&1)"
+	[ "$n" = none ] && ok "$P (premise) a file that does not parse loads as no sections at all" ||
+		fail "$P (premise) a file that does not parse loads as no sections" "$n"
+
+	# -- missing file / missing binary: said, not silent
+	rm -f "$cfg"
+	h_run "$shell" start
+	[ "$(h_rc)" != 0 ] && grep -q "^log daemon.err $cfg does not exist" "$H/log" &&
+		ok "$P no config file: error logged" || fail "$P no config file: error logged" "$(h_show)"
+	cp "$FIX/multi.uci" "$cfg"
+	: >"$H/log"
+	# shellcheck disable=SC2086
+	! UCI_CONFIG_DIR="$H/uci" TBX_LOG="$H/log" TBX_STATE_DIR="$H/state" TBX_PROG="$H/no-such-tunbox" \
+		PATH="$H_PATH" $shell "$HARNESS" "$INIT" start >"$H/out" 2>&1 && grep -q "^log daemon.err $H/no-such-tunbox is missing" "$H/log" &&
+		ok "$P binary missing: error logged" || fail "$P binary missing: error logged" "$(h_show)"
+}
+
+run_init_tests() {
+	[ -n "$HOST_TUNBOX" ] || { skip "init script tests" "no host tunbox"; return; }
+	H_PATH="$PATH"
+	init_tests sh "sh=$(readlink -f "$(command -v sh)")"
+	if command -v busybox >/dev/null; then
+		# busybox ash with busybox's own applets first in PATH, as on OpenWrt
+		local bb="$WORK/busybox-bin"
+		mkdir -p "$bb"
+		busybox --install -s "$bb" 2>/dev/null
+		H_PATH="$bb:$PATH"
+		init_tests "busybox ash" "busybox ash"
+		H_PATH="$PATH"
+	else
+		skip "init script under busybox ash" "busybox not installed"
+	fi
+}
+
+# ---------------------------------------------------------------- packages
+elf_check() { # FILE TRIPLE STATIC(1/0) -> ok/fail lines
+	local f="$1" t="$2" static="$3" edesc pat
+	edesc="$(file -b "$f")"
+	# shellcheck source=packaging/lib.sh
+	pat="$( . "$root/packaging/lib.sh" && elf_pattern "$t")"
+	printf '%s\n' "$edesc" | grep -Eq "$pat" || { echo "not a $t binary: $edesc"; return 1; }
+	if [ "$static" = 1 ]; then
+		printf '%s\n' "$edesc" | grep -Eq 'statically linked|static-pie linked' || { echo "not static: $edesc"; return 1; }
+	fi
+	return 0
+}
+
+# mode and owner of PATH inside an unpacked tar listing: "MODE OWNER"
+tar_entry() { awk -v p="./$2" '$6 == p { print $1, $2 }' "$1"; }
+
+ipk_checks() {
+	local bin="$1" triple="$2" static="$3" dyn_flag=() out archs a ipk d
+	[ "$static" = 1 ] || dyn_flag=(--allow-dynamic)
+	d="$WORK/ipk-$triple"
+	mkdir -p "$d"
+	if ! out="$("$root/packaging/build-ipk.sh" "${dyn_flag[@]}" "$bin" "$triple" "$d" 2>&1)"; then
+		fail "[$triple] build-ipk.sh" "$out"
+		return
+	fi
+	archs="$(tsv_field "$triple" 2 | tr ',' ' ')"
+	# reproducible: a second build gives the same bytes
+	if out="$("$root/packaging/build-ipk.sh" "${dyn_flag[@]}" "$bin" "$triple" "$d/again" 2>&1)" &&
+		(for f in "$d"/*.ipk; do cmp -s "$f" "$d/again/${f##*/}" || exit 1; done); then
+		ok "[$triple] build-ipk.sh is reproducible (same bytes twice)"
+	else
+		fail "[$triple] build-ipk.sh is reproducible" "$out"
+	fi
+	local version
+	version="$(sed -n 's/^PKG_VERSION:=//p' "$root/openwrt/Makefile")"
+	for a in $archs; do
+		ipk="$d/tunbox_${version}_${a}.ipk"
+		local P="[$triple ipk $a]" x="$d/x-$a"
+		[ -f "$ipk" ] || { fail "$P tunbox_${version}_${a}.ipk made" "$out"; continue; }
+		mkdir -p "$x/c" "$x/d"
+		# outer: a gzip'd tar (not ar) of exactly these three members, in this order
+		local magic members
+		magic="$(head -c 2 "$ipk" | od -An -tx1 | tr -d ' ')"
+		members="$(tar -tzf "$ipk" 2>&1 | tr '\n' ' ')"
+		[ "$magic" = 1f8b ] && [ "$members" = "./debian-binary ./data.tar.gz ./control.tar.gz " ] &&
+			ok "$P outer gzip'd tar: debian-binary, data.tar.gz, control.tar.gz" ||
+			fail "$P outer gzip'd tar" "magic $magic, members: $members"
+		tar -xzf "$ipk" -C "$x"
+		[ "$(cat "$x/debian-binary")" = "2.0" ] && ok "$P debian-binary = 2.0" || fail "$P debian-binary = 2.0"
+		tar -xzf "$x/control.tar.gz" -C "$x/c"
+		tar -xzf "$x/data.tar.gz" -C "$x/d"
+		tar -tvzf "$x/data.tar.gz" >"$x/data.list"
+		tar -tvzf "$x/control.tar.gz" >"$x/control.list"
+		# data layout and modes
+		local files want got bad=""
+		files="$(awk '$1 !~ /^d/ { print $6 }' "$x/data.list" | sort | tr '\n' ' ')"
+		[ "$files" = "./etc/config/tunbox ./etc/init.d/tunbox ./usr/bin/tunbox " ] &&
+			ok "$P data: /usr/bin/tunbox, /etc/init.d/tunbox, /etc/config/tunbox" ||
+			fail "$P data layout" "$files"
+		for want in "usr/bin/tunbox -rwxr-xr-x 0/0" "etc/init.d/tunbox -rwxr-xr-x 0/0" "etc/config/tunbox -rw------- 0/0"; do
+			got="$(tar_entry "$x/data.list" "${want%% *}")"
+			[ "$got" = "${want#* }" ] || bad="$bad ${want%% *}=$got"
+		done
+		[ -z "$bad" ] && ok "$P modes: binary/init 0755, UCI file 0600 (as INSTALL_CONF), root-owned" ||
+			fail "$P modes" "$bad"
+		cmp -s "$x/d/etc/init.d/tunbox" "$INIT" && cmp -s "$x/d/etc/config/tunbox" "$SHIPPED_CONFIG" &&
+			cmp -s "$x/d/usr/bin/tunbox" "$bin" && ok "$P files are the init, config and binary given" ||
+			fail "$P files are the init, config and binary given"
+		# control fields
+		local ctl="$x/c/control" field missing=""
+		for field in "Package: tunbox" "Version: $version" "Architecture: $a" "Depends: kmod-tun, kmod-bridge"; do
+			grep -qxF "$field" "$ctl" || missing="$missing [$field]"
+		done
+		local isz
+		isz="$(sed -n 's/^Installed-Size: //p' "$ctl")"
+		[ "$isz" = "$(gzip -dc "$x/data.tar.gz" | wc -c)" ] || missing="$missing [Installed-Size $isz]"
+		grep -q '^Description: .' "$ctl" && grep -q '^ ' "$ctl" || missing="$missing [Description]"
+		[ -z "$missing" ] && ok "$P control: Package, Version, Architecture, Depends, Installed-Size, Description" ||
+			fail "$P control fields" "wrong/missing:$missing
+$(cat "$ctl")"
+		[ "$(cat "$x/c/conffiles")" = "/etc/config/tunbox" ] && ok "$P conffiles = /etc/config/tunbox" ||
+			fail "$P conffiles" "$(cat "$x/c/conffiles")"
+		bad=""
+		for want in postinst prerm; do
+			[ "$(tar_entry "$x/control.list" "$want" | cut -d' ' -f1)" = "-rwxr-xr-x" ] || bad="$bad $want"
+		done
+		[ -z "$bad" ] && ok "$P postinst/prerm executable" || fail "$P postinst/prerm executable" "$bad"
+		check "$P shellcheck -s sh postinst prerm" shellcheck -s sh "$x/c/postinst" "$x/c/prerm"
+		if out="$(elf_check "$x/d/usr/bin/tunbox" "$triple" "$static")"; then
+			ok "$P binary is $triple$([ "$static" = 1 ] && echo ", static"): $(file -b "$x/d/usr/bin/tunbox" | cut -d, -f1-2)"
+		else
+			fail "$P binary architecture" "$out"
+		fi
+		maint_script_checks "$P" "$x/c"
+	done
+	[ -n "$archs" ] || fail "[$triple] OpenWrt architectures in $TSV"
+}
+
+# postinst/prerm against a stand-in /etc/init.d/tunbox, in a private mount
+# namespace (the host's /etc/init.d is not touched)
+maint_script_checks() {
+	local P="$1" c="$2" calls
+	if ! unshare --mount true 2>/dev/null; then
+		skip "$P postinst/prerm behaviour" "unshare --mount not permitted here"
+		return
+	fi
+	calls="$(unshare --mount sh -c '
+		c="$1"; fakedir="$(mktemp -d)"; log="$fakedir/calls"
+		mkdir -p /etc/init.d
+		mount -t tmpfs tmpfs /etc/init.d
+		printf "#!/bin/sh\necho \"\$1\" >>%s\n" "$log" >/etc/init.d/tunbox
+		chmod 755 /etc/init.d/tunbox
+		IPKG_INSTROOT=/tmp/imageroot sh "$c/postinst"; echo "instroot-postinst:$?" >>"$log"
+		IPKG_INSTROOT=/tmp/imageroot sh "$c/prerm"; echo "instroot-prerm:$?" >>"$log"
+		env -u IPKG_INSTROOT sh "$c/postinst"; echo "postinst:$?" >>"$log"
+		env -u IPKG_INSTROOT sh "$c/prerm"; echo "prerm:$?" >>"$log"
+		tr "\n" " " <"$log"; rm -rf "$fakedir"' _ "$c" 2>&1)"
+	[ "$calls" = "instroot-postinst:0 instroot-prerm:0 enable restart postinst:0 stop disable prerm:0 " ] &&
+		ok "$P postinst enables+restarts, prerm stops+disables, both no-ops with IPKG_INSTROOT set" ||
+		fail "$P postinst/prerm behaviour" "calls: $calls"
+}
+
+deb_checks() {
+	local bin="$1" triple="$2" static="$3" dyn_flag=() out arch deb d P
+	[ "$static" = 1 ] || dyn_flag=(--allow-dynamic)
+	arch="$(tsv_field "$triple" 3)"
+	[ -n "$arch" ] || { echo "     ($triple has no Debian architecture in the table: no .deb)"; return; }
+	P="[$triple deb $arch]"
+	d="$WORK/deb-$triple"
+	mkdir -p "$d"
+	if ! out="$("$root/packaging/build-deb.sh" "${dyn_flag[@]}" "$bin" "$triple" "$d" 2>&1)"; then
+		fail "$P build-deb.sh" "$out"
+		return
+	fi
+	local version
+	version="$(sed -n 's/^PKG_VERSION:=//p' "$root/openwrt/Makefile")"
+	deb="$d/tunbox_${version}_${arch}.deb"
+	[ -f "$deb" ] || { fail "$P tunbox_${version}_${arch}.deb made" "$out"; return; }
+	[ "$(head -c 7 "$deb")" = '!<arch>' ] && ok "$P is an ar archive (.deb)" || fail "$P is an ar archive"
+	local field missing=""
+	for field in Package=tunbox Version="$version" Architecture="$arch" Section=net Priority=optional; do
+		[ "$(dpkg-deb -f "$deb" "${field%%=*}")" = "${field#*=}" ] || missing="$missing [$field]"
+	done
+	[ -n "$(dpkg-deb -f "$deb" Maintainer)" ] && [ -n "$(dpkg-deb -f "$deb" Description)" ] &&
+		[ -n "$(dpkg-deb -f "$deb" Installed-Size)" ] || missing="$missing [Maintainer/Description/Installed-Size]"
+	[ -z "$missing" ] && ok "$P control: Package, Version, Architecture, Maintainer, Installed-Size, Section, Description" ||
+		fail "$P control fields" "$missing
+$(dpkg-deb -f "$deb")"
+	local x="$d/x"
+	mkdir -p "$x"
+	dpkg-deb -e "$deb" "$x/DEBIAN"
+	dpkg-deb -x "$deb" "$x/root"
+	[ "$(cat "$x/DEBIAN/conffiles")" = "/etc/config/tunbox" ] && ok "$P conffiles = /etc/config/tunbox" ||
+		fail "$P conffiles" "$(cat "$x/DEBIAN/conffiles")"
+	dpkg-deb -c "$deb" >"$x/list"
+	local want got bad=""
+	for want in "usr/bin/tunbox -rwxr-xr-x root/root" "etc/config/tunbox -rw-r--r-- root/root" \
+		"usr/lib/systemd/system/tunbox@.service -rw-r--r-- root/root" \
+		"usr/lib/systemd/system/tunbox-bridge@.service -rw-r--r-- root/root" \
+		"usr/lib/sysusers.d/tunbox.conf -rw-r--r-- root/root" \
+		"usr/share/doc/tunbox/copyright -rw-r--r-- root/root"; do
+		got="$(tar_entry "$x/list" "${want%% *}")"
+		[ "$got" = "${want#* }" ] || bad="$bad ${want%% *}=[$got]"
+	done
+	[ -z "$bad" ] && ok "$P layout and modes: binary 0755, config/units/sysusers 0644, root-owned" ||
+		fail "$P layout and modes" "$bad
+$(cat "$x/list")"
+	# units installed, not enabled: no symlinks anywhere, nothing under /etc/systemd
+	if ! grep -q '^l' "$x/list" && ! grep -q '\./etc/systemd' "$x/list" &&
+		! grep -q 'systemctl enable\|deb-systemd-helper enable' "$x/DEBIAN/postinst"; then
+		ok "$P units installed but not enabled"
+	else
+		fail "$P units installed but not enabled" "$(cat "$x/list")"
+	fi
+	cmp -s "$x/root/usr/lib/systemd/system/tunbox@.service" "$root/dist/systemd/tunbox@.service" &&
+		cmp -s "$x/root/etc/config/tunbox" "$SHIPPED_CONFIG" && ok "$P units and config are the shipped ones" ||
+		fail "$P units and config are the shipped ones"
+	grep -qx 'u tunbox - "tunbox daemon" /nonexistent /usr/sbin/nologin' "$x/root/usr/lib/sysusers.d/tunbox.conf" &&
+		grep -q '^User=tunbox$' "$x/root/usr/lib/systemd/system/tunbox@.service" &&
+		ok "$P the unit's user comes from sysusers.d" || fail "$P sysusers user = unit user"
+	# the sysusers.d line makes the user, in a scratch root (not this host's)
+	if command -v systemd-sysusers >/dev/null; then
+		local sr="$d/sysroot"
+		mkdir -p "$sr/etc"
+		echo 'root:x:0:0:root:/root:/bin/sh' >"$sr/etc/passwd"
+		echo 'root:x:0:' >"$sr/etc/group"
+		if out="$(systemd-sysusers --root="$sr" "$x/root/usr/lib/sysusers.d/tunbox.conf" 2>&1)" &&
+			grep -q '^tunbox:x:[0-9]*:[0-9]*:tunbox daemon:/nonexistent:/usr/sbin/nologin$' "$sr/etc/passwd" &&
+			grep -q '^tunbox:x:' "$sr/etc/group"; then
+			ok "$P systemd-sysusers creates system user and group tunbox"
+		else
+			fail "$P systemd-sysusers creates user tunbox" "$out
+$(cat "$sr/etc/passwd")"
+		fi
+	else
+		skip "$P systemd-sysusers" "not installed"
+	fi
+	check "$P shellcheck -s sh postinst prerm postrm" shellcheck -s sh "$x/DEBIAN/postinst" "$x/DEBIAN/prerm" "$x/DEBIAN/postrm"
+	if out="$(elf_check "$x/root/usr/bin/tunbox" "$triple" "$static")"; then
+		ok "$P binary is $triple$([ "$static" = 1 ] && echo ", static")"
+	else
+		fail "$P binary architecture" "$out"
+	fi
+}
+
+# config check of the shipped file with each given binary (natively or under qemu-user)
+binary_config_check() {
+	local bin="$1" triple="$2" runner=() qemu out
+	if [ "$(machine_of "$bin")" != "$HOST_MACHINE" ]; then
+		qemu="$(tsv_field "$triple" 7)"
+		if [ -n "$qemu" ] && command -v "$qemu" >/dev/null; then
+			runner=("$qemu")
+		else
+			skip "[$triple] config check with this binary" "${qemu:-qemu-user} not installed"
+			return
+		fi
+	fi
+	# it must really check: the broken fixture fails with its FILE:LINE
+	local bad="$FIX/bad-value.uci" line
+	line="$(grep -n "option mtu 'abc'" "$bad" | cut -d: -f1)"
+	if out="$(TUNBOX_CONFIG="$bad" "${runner[@]}" "$bin" config check 2>&1)" || ! printf '%s\n' "$out" | grep -qF "$bad:$line:"; then
+		fail "[$triple] this binary's config check rejects bad-value.uci with $bad:$line" "$out"
+		return
+	fi
+	if out="$(TUNBOX_CONFIG="$SHIPPED_CONFIG" "${runner[@]}" "$bin" config check 2>&1)"; then
+		ok "[$triple] this binary's config check passes on the shipped config, rejects a bad one with FILE:LINE${runner:+ (under ${runner[0]})}"
+	else
+		fail "[$triple] config check on the shipped config" "$out"
+	fi
+}
+
+package_tests() {
+	local i bin triple static
+	for i in "${!BINS[@]}"; do
+		bin="${BINS[$i]}"
+		triple="${TRIPLES[$i]}"
+		if file -b -L "$bin" | grep -Eq 'statically linked|static-pie linked'; then static=1; else
+			static=0
+			echo "     note: $bin is dynamically linked: packaged with --allow-dynamic (not for a router or Pi)"
+		fi
+		if [ -z "$(tsv_field "$triple" 1)" ]; then
+			fail "[$triple] in $TSV"
+			continue
+		fi
+		ipk_checks "$bin" "$triple" "$static"
+		deb_checks "$bin" "$triple" "$static"
+		binary_config_check "$bin" "$triple"
+	done
+	# builders refuse a binary for another machine and a dynamic one
+	if [ -n "$HOST_TUNBOX" ]; then
+		local out
+		if out="$("$root/packaging/build-ipk.sh" --allow-dynamic "$HOST_TUNBOX" mips-unknown-linux-musl "$WORK/wrong" 2>&1)"; then
+			fail "build-ipk.sh refuses a binary of another architecture" "$out"
+		else
+			ok "build-ipk.sh refuses a binary of another architecture"
+		fi
+		if ! file -b "$HOST_TUNBOX" | grep -q 'statically linked\|static-pie'; then
+			if out="$("$root/packaging/build-deb.sh" "$HOST_TUNBOX" "$(triple_of "$HOST_TUNBOX")" "$WORK/wrong" 2>&1)"; then
+				fail "build-deb.sh refuses a dynamically linked binary" "$out"
+			else
+				ok "build-deb.sh refuses a dynamically linked binary"
+			fi
+		fi
+	fi
+}
+
+# ---------------------------------------------------------------- systemd units
+systemd_tests() {
+	if ! command -v systemd-analyze >/dev/null; then
+		skip "systemd-analyze verify" "systemd-analyze not installed"
+		return
+	fi
+	local d="$WORK/units" out u
+	mkdir -p "$d"
+	cp "$root"/dist/systemd/*.service "$d/"
+	# verify needs the executable to exist: point the units at the host tunbox
+	sed -i "s#/usr/bin/tunbox#${HOST_TUNBOX:-/bin/true}#g" "$d"/*.service
+	for u in tunbox@lab.service tunbox-bridge@lan.service; do
+		if out="$(cd "$d" && systemd-analyze verify "$d/$u" 2>&1)" && [ -z "$out" ]; then
+			ok "systemd-analyze verify $u: no warnings"
+		elif printf '%s\n' "$out" | grep -q 'Failed to \(connect\|initialize\)\|Operation not permitted\|No such file or directory.*/run/systemd'; then
+			skip "systemd-analyze verify $u" "cannot run here: $(printf '%s' "$out" | head -1)"
+		else
+			fail "systemd-analyze verify $u" "$out"
+		fi
+	done
+	# the exposure score systemd computes for the hardening (informational)
+	if out="$(systemd-analyze security --offline=yes "$d/tunbox@lab.service" 2>/dev/null | tail -1)"; then
+		echo "     $out"
+	fi
+	local unit="$root/dist/systemd/tunbox@.service" missing="" want
+	for want in 'ExecStart=/usr/bin/tunbox run %i' 'AmbientCapabilities=CAP_NET_ADMIN' \
+		'CapabilityBoundingSet=CAP_NET_ADMIN' 'NoNewPrivileges=yes' 'Restart=on-failure' 'User=tunbox' \
+		'DeviceAllow=/dev/net/tun rw'; do
+		grep -qxF "$want" "$unit" || missing="$missing [$want]"
+	done
+	grep -q '^PrivateDevices=yes\|^PrivateNetwork=yes' "$unit" && missing="$missing [PrivateDevices/PrivateNetwork would break TUN]"
+	grep -q '^RestrictAddressFamilies=.*AF_NETLINK' "$unit" || missing="$missing [AF_NETLINK]"
+	[ -z "$missing" ] && ok "tunbox@.service: run %i, CAP_NET_ADMIN only, non-root, TUN and netlink reachable" ||
+		fail "tunbox@.service settings" "$missing"
+	unit="$root/dist/systemd/tunbox-bridge@.service"
+	missing=""
+	for want in 'Type=oneshot' 'RemainAfterExit=yes' 'ExecStart=/usr/bin/tunbox bridge up --section %i' \
+		'ExecStop=/usr/bin/tunbox bridge down --section %i'; do
+		grep -qxF "$want" "$unit" || missing="$missing [$want]"
+	done
+	[ -z "$missing" ] && ok "tunbox-bridge@.service: oneshot, bridge up / down --section %i" ||
+		fail "tunbox-bridge@.service settings" "$missing"
+}
+
+# The unit's privilege model for real: tunbox run as an unprivileged user with
+# only the unit's capabilities (ambient + bounding set) and no_new_privs, in a
+# network namespace made here, sets up a reflector that answers pings.
+# (systemd's other sandboxing needs a running systemd; systemd-analyze checks
+# those lines above.)
+unit_privilege_test() {
+	local unit="$root/dist/systemd/tunbox@.service" amb bound name="tunbox@.service privileges"
+	if [ -z "$HOST_TUNBOX" ] || [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null || ! command -v ip >/dev/null; then
+		skip "$name" "needs root, setpriv, ip and a host tunbox"
+		return
+	fi
+	# CAP_NET_ADMIN CAP_X -> +net_admin,+x
+	caps_to_setpriv() { tr ' ' '\n' | sed -n 's/^CAP_\(.*\)/+\L\1/p' | paste -sd, -; }
+	amb="$(sed -n 's/^AmbientCapabilities=//p' "$unit" | caps_to_setpriv)"
+	bound="$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | caps_to_setpriv)"
+	grep -qx 'NoNewPrivileges=yes' "$unit" || { fail "$name: NoNewPrivileges=yes"; return; }
+	chmod 755 "$WORK" # the unprivileged tunbox reads its config from here
+	cat >"$WORK/priv.uci" <<-'EOF'
+		config reflect 'lab'
+			option dev 'tbxr0'
+			list address '198.18.0.1/24'
+			list address '2001:2::1/64'
+	EOF
+	NETNS="tbx-pkgtest-$$"
+	ip netns add "$NETNS" || { fail "$name: ip netns add"; NETNS=""; return; }
+	ip netns exec "$NETNS" ip link set lo up
+	# /dev/net/tun is 0666 on Debian / Raspberry Pi OS (udev); give this private
+	# mount namespace the same node in case the host's is 0600
+	ip netns exec "$NETNS" unshare --mount sh -c '
+		d=$(mktemp -d) && mount -t tmpfs tmpfs "$d" && mknod -m 666 "$d/tun" c 10 200 &&
+			mount --bind "$d/tun" /dev/net/tun || exit 9
+		exec timeout 20 env TUNBOX_CONFIG="$1" setpriv --reuid=65534 --regid=65534 --clear-groups \
+			--inh-caps=-all,"$2" --ambient-caps=-all,"$2" --bounding-set=-all,"$3" --no-new-privs \
+			"$4" run lab' _ "$WORK/priv.uci" "$amb" "$bound" "$HOST_TUNBOX" >"$WORK/priv.log" 2>&1 &
+	local pid=$! i v4=1 v6=1
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		ip netns exec "$NETNS" ip -6 addr show dev tbxr0 2>/dev/null | grep -q 2001:2::1 && break
+		sleep 0.3
+	done
+	ip netns exec "$NETNS" ping -c 2 -W 1 198.18.0.41 >/dev/null 2>&1 && v4=0
+	ip netns exec "$NETNS" ping -6 -c 2 -W 1 2001:2::41 >/dev/null 2>&1 && v6=0
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	ip netns del "$NETNS"
+	NETNS=""
+	if [ $v4 = 0 ] && [ $v6 = 0 ]; then
+		ok "$name: as uid 65534 with only ${amb#+} (ambient/bounding), no_new_privs: reflector up, v4+v6 pings answered"
+	else
+		fail "$name: unprivileged tunbox run with the unit's capabilities" "ping v4 rc=$v4 v6 rc=$v6; tunbox said:
+$(cat "$WORK/priv.log")"
+	fi
+}
+
+# Every command line the init script and the units give tunbox is one the CLI
+# accepts (their options appear in its usage line).
+cli_contract_test() {
+	[ -n "$HOST_TUNBOX" ] || { skip "CLI contract" "no host tunbox"; return; }
+	local bad="" form usage opt
+	for form in "run:" "config check:" "config show:" "bridge up:--section" \
+		"bridge down:--bridge --state-file --section"; do
+		# shellcheck disable=SC2086  # the subcommand words split on purpose
+		usage="$("$HOST_TUNBOX" ${form%%:*} --help 2>&1 | grep -m1 '^Usage:')" || usage=""
+		[ -n "$usage" ] || { bad="$bad [tunbox ${form%%:*}: no usage]"; continue; }
+		for opt in ${form#*:}; do
+			printf '%s\n' "$usage" | grep -q -- "\[$opt " || bad="$bad [tunbox ${form%%:*} $opt]"
+		done
+	done
+	[ -z "$bad" ] && ok "tunbox CLI accepts what the init script and units run (run, config check/show, bridge up/down options)" ||
+		fail "tunbox CLI accepts what the init script and units run" "$bad"
+}
+
+shellcheck_all
+makefile_checks
+cli_contract_test
+shipped_config_checks
+run_init_tests
+package_tests
+systemd_tests
+unit_privilege_test
+
+echo "$SKIPPED skipped"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,463 @@
+//! The TAP reflector on a (simulated) LAN, in namespaces the tests create (needs root):
+//!
+//! ```text
+//!  ns "laptop"                       ns "pi"
+//!  lap0 198.18.0.2/15  <--veth-->  eth0 --+-- br-tunbox 198.18.0.1/15, 2001:2::1/48
+//!       2001:2::2/48                      |
+//!                                  tap0 --+   tunbox reflect --mode tap --dev tap0
+//!                                             ranges 198.19.0.0/16, 2001:2:0:1::/64
+//! ```
+//!
+//! The bridge is made by `tunbox bridge up` (eth0's addresses move to br-tunbox, tap0 is
+//! created persistent and enslaved).
+//! The configuration checks at the end need no root.
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+const RANGE4: &str = "198.19.0.0/16";
+const RANGE6: &str = "2001:2:0:1::/64";
+
+struct Lan {
+    laptop: Netns,
+    pi: Netns,
+    /// `tunbox bridge up`'s record of eth0's original state.
+    state: std::path::PathBuf,
+}
+
+fn lan() -> Lan {
+    let laptop = Netns::new("taplap");
+    let pi = Netns::new("tappi");
+    veth(&laptop, "lap0", &pi, "eth0");
+    laptop.ip("addr add 198.18.0.2/15 dev lap0");
+    laptop.ip("addr add 2001:2::2/48 dev lap0 nodad");
+    pi.ip("addr add 198.18.0.1/15 dev eth0");
+    pi.ip("addr add 2001:2::1/48 dev eth0 nodad");
+    let state = std::env::temp_dir().join(format!("{}-bridge.state", pi.name));
+    let out = pi.run(
+        20,
+        TUNBOX,
+        &[
+            "bridge",
+            "up",
+            "--ifname",
+            "eth0",
+            "--tap",
+            "tap0",
+            "--bridge",
+            "br-tunbox",
+            "--state-file",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "tunbox bridge up failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Lan { laptop, pi, state }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        // The namespaces go with their own Drop; the state file lives outside them.
+        let _ = std::fs::remove_file(&self.state);
+    }
+}
+
+fn start(lan: &mut Lan, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+    let r = lan.pi.spawn_tunbox(args, env);
+    assert!(
+        r.wait_log("answering for", 5) && lan.pi.wait_dev("tap0", 5),
+        "TAP reflector did not start: {}",
+        r.log()
+    );
+    r
+}
+
+/// The laptop's neighbour entry for `addr`: the MAC it resolved to.
+fn neighbour(ns: &Netns, addr: &str) -> Option<String> {
+    let out = ns.run(5, "ip", &["neigh", "show", addr]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_string)
+}
+
+/// The number after the last `name` in the log (counters are logged at exit).
+fn counter(log: &str, name: &str) -> u64 {
+    let i = log
+        .rfind(name)
+        .unwrap_or_else(|| panic!("no '{name}' in {log}"))
+        + name.len();
+    log[i..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after '{name}' in {log}"))
+}
+
+fn mac_in_log(log: &str) -> String {
+    let i = log.find(" as ").expect("MAC in the start message") + 4;
+    log[i..i + 17].to_string()
+}
+
+/// Sends `len` bytes over TCP from the laptop to `target`; the reflector turns the
+/// connection back to a listener on the laptop, which echoes; returns what came back.
+fn tcp_echo_through(ns: &Netns, listen: &'static str, target: &'static str, len: usize) -> Vec<u8> {
+    ns.within(move || {
+        let l = TcpListener::bind(listen).expect("listen");
+        let server = std::thread::spawn(move || {
+            let (mut s, peer) = l.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => s.write_all(&buf[..n]).unwrap(),
+                }
+            }
+            peer
+        });
+        let addr: SocketAddr = target.parse().unwrap();
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut w = c.try_clone().unwrap();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&sent).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).expect("read echo");
+        writer.join().unwrap();
+        let peer = server.join().unwrap();
+        assert_eq!(
+            peer.ip(),
+            addr.ip(),
+            "the listener's peer is the range address"
+        );
+        back
+    })
+}
+
+#[test]
+fn tap_reflector_answers_for_its_ranges_on_the_lan() {
+    if !need_root() {
+        return;
+    }
+    let mut lan = lan();
+    let r = start(
+        &mut lan,
+        &[
+            "reflect", "--mode", "tap", "--dev", "tap0", "--range", RANGE4, "--range", RANGE6,
+            "--user", "nobody",
+        ],
+        &[],
+    );
+    let mac = mac_in_log(&r.log());
+    let ctx = |what: &str| format!("{what}: {}", r.log());
+
+    // Pure reflection (no --icmp-echo): each echo request comes back as a request, the
+    // laptop answers it, and that answer comes back: ping still sees its replies.
+    for addr in [
+        "198.19.0.5",
+        "198.19.255.254",
+        "2001:2:0:1::5",
+        "2001:2:0:1:ffff::1",
+    ] {
+        let (got, out) = ping(&lan.laptop, addr, 3);
+        assert_eq!(got, 3, "{}", ctx(&format!("ping {addr}:\n{out}")));
+        assert_eq!(
+            neighbour(&lan.laptop, addr).as_deref(),
+            Some(mac.as_str()),
+            "{}",
+            ctx(&format!("{addr} resolves (ARP/NDP) to the reflector's MAC"))
+        );
+    }
+    // TCP from the laptop to a range address loops back to a listener on the laptop.
+    let len = 256 * 1024;
+    let want: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let back = tcp_echo_through(&lan.laptop, "0.0.0.0:7777", "198.19.7.7:7777", len);
+    assert!(back == want, "{}", ctx("TCP v4 data came back changed"));
+    let back = tcp_echo_through(&lan.laptop, "[::]:7778", "[2001:2:0:1::7]:7778", len);
+    assert!(back == want, "{}", ctx("TCP v6 data came back changed"));
+
+    // Outside the ranges: nobody answers (the reflector ignores it).
+    for addr in ["198.18.200.200", "2001:2::99", "198.19.255.255"] {
+        let (got, out) = ping(&lan.laptop, addr, 2);
+        assert_eq!(
+            got,
+            0,
+            "{}",
+            ctx(&format!("{addr} must not answer:\n{out}"))
+        );
+    }
+    // The Pi's own addresses still work through the bridge.
+    for addr in ["198.18.0.1", "2001:2::1"] {
+        let (got, out) = ping(&lan.laptop, addr, 2);
+        assert_eq!(
+            got,
+            2,
+            "{}",
+            ctx(&format!("the Pi itself at {addr}:\n{out}"))
+        );
+        assert_ne!(neighbour(&lan.laptop, addr).as_deref(), Some(mac.as_str()));
+    }
+    assert_eq!(
+        r.status_field("CapEff").as_deref(),
+        Some("0000000000000000"),
+        "{}",
+        ctx("every capability dropped once the device is open")
+    );
+    assert_eq!(
+        lan.pi.stop(r.pid),
+        Some(0),
+        "{}",
+        ctx("SIGTERM ends with 0")
+    );
+    let log = r.log();
+    assert!(log.contains("tap0: rx "), "{log}");
+    assert!(log.contains("replies arp_reply "), "{log}");
+    // 4 addresses x 3 pings x 2 trips, plus both TCP connections.
+    assert!(counter(&log, "reflected ") > 24, "{log}");
+    assert_eq!(counter(&log, "echo_reply "), 0, "no --icmp-echo: {log}");
+    assert!(
+        log.contains("not_in_range "),
+        "outside pings counted: {log}"
+    );
+    assert!(
+        !log.contains("warning"),
+        "ordinary LAN traffic is not warned about: {log}"
+    );
+}
+
+#[test]
+fn tap_reflector_from_uci_answers_echo_directly() {
+    if !need_root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tbx-tapuci-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("tunbox");
+    std::fs::write(
+        &conf,
+        format!(
+            "config reflect 'loop'\n\
+             \toption mode 'tap'\n\
+             \toption dev 'tap0'\n\
+             \tlist range '{RANGE4}'\n\
+             \tlist range '{RANGE6}'\n\
+             \toption mac '02:00:5e:00:00:42'\n\
+             \toption icmp_echo '1'\n"
+        ),
+    )
+    .unwrap();
+    let mut lan = lan();
+    let conf_s = conf.to_str().unwrap().to_string();
+    let r = start(&mut lan, &["run", "loop"], &[("TUNBOX_CONFIG", &conf_s)]);
+    assert!(r.log().contains("as 02:00:5e:00:00:42"), "{}", r.log());
+    for addr in ["198.19.1.1", "2001:2:0:1::1:1"] {
+        let (got, out) = ping(&lan.laptop, addr, 4);
+        assert_eq!(got, 4, "ping {addr}:\n{out}\n{}", r.log());
+        assert_eq!(
+            neighbour(&lan.laptop, addr).as_deref(),
+            Some("02:00:5e:00:00:42")
+        );
+    }
+    assert_eq!(lan.pi.stop(r.pid), Some(0));
+    let log = r.log();
+    // Answered directly: 8 echo replies, nothing needed a second trip.
+    assert_eq!(counter(&log, "echo_reply "), 8, "one trip per ping: {log}");
+    assert_eq!(counter(&log, "reflected "), 0, "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
+    if !need_root() {
+        return;
+    }
+    let mut lan = lan();
+    // 198.18.0.0/24 and 2001:2::/64 hold the Pi's 198.18.0.1 and 2001:2::1.
+    let r = start(
+        &mut lan,
+        &[
+            "reflect",
+            "--mode",
+            "tap",
+            "--dev",
+            "tap0",
+            "--range",
+            "198.18.0.0/24",
+            "--range",
+            "2001:2::/64",
+            "--mac",
+            "02:00:5e:00:00:42",
+        ],
+        &[],
+    );
+    let log = r.log();
+    assert!(
+        log.contains("198.18.0.1 on br-tunbox is inside a range: not answered for")
+            && log.contains("2001:2::1 on br-tunbox is inside a range"),
+        "{log}"
+    );
+    for (own, other) in [("198.18.0.1", "198.18.0.77"), ("2001:2::1", "2001:2::77")] {
+        let (got, out) = ping(&lan.laptop, own, 2);
+        assert_eq!(got, 2, "{out}");
+        assert_ne!(
+            neighbour(&lan.laptop, own).as_deref(),
+            Some("02:00:5e:00:00:42"),
+            "the Pi's own {own} stays the Pi's"
+        );
+        let (got, out) = ping(&lan.laptop, other, 2);
+        assert_eq!(got, 2, "{other} in the range is answered: {out}");
+        assert_eq!(
+            neighbour(&lan.laptop, other).as_deref(),
+            Some("02:00:5e:00:00:42")
+        );
+    }
+    assert_eq!(lan.pi.stop(r.pid), Some(0));
+}
+
+/// Runs `prog args` in `ns` and returns its stdout.
+fn output(ns: &Netns, prog: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&ns.run(5, prog, args).stdout).into_owned()
+}
+
+#[test]
+fn neighbour_solicitations_reach_the_reflector_under_mld_snooping() {
+    if !need_root() {
+        return;
+    }
+    let mut lan = lan();
+    // An MLD querier on the bridge makes its snooping effective: multicast to groups
+    // nobody on a port joined is no longer flooded to that port.
+    lan.pi.ip(
+        "link set br-tunbox type bridge mcast_snooping 1 mcast_querier 1 \
+         mcast_startup_query_interval 100 mcast_query_interval 200",
+    );
+    let r = start(
+        &mut lan,
+        &[
+            "reflect", "--mode", "tap", "--dev", "tap0", "--range", RANGE6,
+        ],
+        &[],
+    );
+    assert_eq!(
+        output(
+            &lan.pi,
+            "cat",
+            &["/sys/class/net/tap0/brport/multicast_router"]
+        )
+        .trim(),
+        "2",
+        "the reflector made its bridge port a multicast router port: {}",
+        r.log()
+    );
+    // Control: as an ordinary port, the tap stops seeing solicitations once the
+    // bridge has heard the laptop's reports and its querier is established (bounded wait,
+    // a fresh address each try so no neighbour entry is reused).
+    lan.pi.run(
+        5,
+        "bridge",
+        &["link", "set", "dev", "tap0", "mcast_router", "1"],
+    );
+    let t0 = std::time::Instant::now();
+    for n in 1.. {
+        let (got, _) = ping(&lan.laptop, &format!("2001:2:0:1::1:{n}"), 1);
+        if got == 0 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "snooping never became effective, the test proves nothing: {}",
+            output(&lan.pi, "bridge", &["mdb", "show"])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // ... as a multicast router port it does.
+    lan.pi.run(
+        5,
+        "bridge",
+        &["link", "set", "dev", "tap0", "mcast_router", "2"],
+    );
+    let (got, out) = ping(&lan.laptop, "2001:2:0:1::b", 2);
+    assert_eq!(got, 2, "{out}\n{}", r.log());
+    assert_eq!(lan.pi.stop(r.pid), Some(0));
+}
+
+// ------------------------------------------------------------ configuration (no root)
+
+fn check(tag: &str, text: &str) -> (i32, String, std::path::PathBuf) {
+    let p = std::env::temp_dir().join(format!("tbx-tapconf-{tag}-{}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(TUNBOX)
+        .args(["config", "check"])
+        .env("TUNBOX_CONFIG", &p)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, p)
+}
+
+#[test]
+fn uci_mode_tap_checked_with_file_and_line() {
+    let (code, out, p) = check(
+        "good",
+        "config reflect 'loop'\n\toption mode 'tap'\n\tlist range '198.18.0.0/15'\n\
+         \tlist range '2001:2::/48'\n\toption icmp_echo '1'\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    let _ = std::fs::remove_file(p);
+
+    let (code, out, p) = check(
+        "hostbits",
+        "config reflect 'loop'\n\toption mode 'tap'\n\tlist range '198.18.0.1/15'\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("{}:3: option 'range'", p.display()))
+            && out.contains("did you mean 198.18.0.0/15?"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(p);
+
+    let (code, out, p) = check("norange", "config reflect 'loop'\n\toption mode 'tap'\n");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("{}:1:", p.display())) && out.contains("at least one 'range'"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(p);
+
+    let (code, out, p) = check(
+        "mcastmac",
+        "config reflect 'loop'\n\toption mode 'tap'\n\tlist range '198.18.0.0/15'\n\
+         \toption mac '01:00:5e:00:00:01'\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("{}:4: option 'mac'", p.display())),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(p);
+
+    let (code, out, p) = check(
+        "tunrange",
+        "config reflect 'loop'\n\toption mode 'tun'\n\tlist range '198.18.0.0/15'\n",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("only applies to mode tap"), "{out}");
+    let _ = std::fs::remove_file(p);
+}

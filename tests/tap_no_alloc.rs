@@ -1,0 +1,206 @@
+//! The TAP reflector's hot loop allocates nothing per frame: the real loop with the
+//! TapReflector over many frames (ARP, neighbour solicitations, echo v4/v6, LAN chatter
+//! and garbage, so every path including the rate-limited warnings runs) under a counting
+//! global allocator. Same pattern as tests/no_alloc.rs.
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tunbox::reflect::tap::TapReflector;
+use tunbox::reflect::{run_loop, LoopState, PacketIo, BUF_SIZE};
+use tunbox::wire::cidr::Cidr;
+use tunbox::wire::ethernet::MacAddr;
+use tunbox::wire::tap::{DropReason, Reply, TapConfig};
+
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if COUNTING.with(Cell::get) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+struct FakeIo<'a> {
+    frames: &'a [Vec<u8>],
+    given: usize,
+    total: usize,
+    sent: usize,
+    done: &'a Cell<bool>,
+}
+
+impl PacketIo for FakeIo<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.given == self.total {
+            self.done.set(true);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let f = &self.frames[self.given % self.frames.len()];
+        self.given += 1;
+        buf[..f.len()].copy_from_slice(f);
+        Ok(f.len())
+    }
+    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sent += 1;
+        Ok(buf.len())
+    }
+    fn wait(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+const US: [u8; 6] = [2, 0, 0, 0, 0, 0xbb];
+const LAPTOP: [u8; 6] = [2, 0, 0, 0, 0, 0xaa];
+
+fn eth(dst: [u8; 6], t: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&LAPTOP);
+    f.extend_from_slice(&t.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn sum(d: &[u8]) -> u32 {
+    d.chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum()
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Frames cycling through every path: 4 answered, 4 dropped.
+fn frames() -> Vec<Vec<u8>> {
+    // ARP request for 198.18.0.2.
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&LAPTOP);
+    arp.extend_from_slice(&[198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0, 2]);
+    // ICMP echo request 198.18.0.1 -> 198.18.0.9, 1000 bytes of data.
+    let mut ip4 = vec![0x45, 0, 0x04, 0x04, 0, 1, 0x40, 0, 64, 1, 0, 0];
+    ip4.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 9]);
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    icmp.resize(1008, 0x61);
+    let c = fold(sum(&icmp));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    ip4.extend_from_slice(&icmp);
+    // Neighbour solicitation for 2001:2::9 (solicited-node multicast), with checksum.
+    let src: [u8; 16] = "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let tgt: [u8; 16] = "2001:2::9".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let dst: [u8; 16] = "ff02::1:ff00:9"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&tgt);
+    ns.extend_from_slice(&[1, 1]);
+    ns.extend_from_slice(&LAPTOP);
+    let c = fold(sum(&src) + sum(&dst) + 58 + ns.len() as u32 + sum(&ns));
+    ns[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip6ns = vec![0x60, 0, 0, 0, 0, ns.len() as u8, 58, 255];
+    ip6ns.extend_from_slice(&src);
+    ip6ns.extend_from_slice(&dst);
+    ip6ns.extend_from_slice(&ns);
+    // IPv6 UDP to 2001:2::9, 1200 bytes.
+    let mut ip6 = vec![0x60, 0, 0, 0, 0x04, 0xb0, 17, 64];
+    ip6.extend_from_slice(&src);
+    ip6.extend_from_slice(&tgt);
+    ip6.resize(40 + 1200, 0x62);
+    let mut outside = ip4.clone();
+    outside[16] = 10; // destination 10.18.0.9
+    vec![
+        eth([0xff; 6], 0x0806, &arp),
+        eth(US, 0x0800, &ip4),
+        eth([0x33, 0x33, 0xff, 0, 0, 9], 0x86dd, &ip6ns),
+        eth(US, 0x86dd, &ip6),
+        eth(US, 0x0800, &outside),        // not_in_range (quiet)
+        eth(US, 0x0800, &ip4[..30]),      // truncated (warned, rate-limited)
+        eth([0xff; 6], 0x88cc, &[0; 46]), // other ethertype
+        vec![0x43; 60],                   // garbage: group source MAC
+    ]
+}
+
+fn run(total: usize) -> (usize, usize, LoopState, TapReflector) {
+    let frames = frames();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut st = LoopState::new("tapfake0", false);
+    let mut refl = TapReflector::new(TapConfig {
+        mac: MacAddr(US),
+        ranges: ["198.18.0.0/24", "2001:2::/48"]
+            .iter()
+            .map(|s| s.parse::<Cidr>().unwrap())
+            .collect(),
+        icmp_echo: true,
+    });
+    let done = Cell::new(false);
+    let mut io = FakeIo {
+        frames: &frames,
+        given: 0,
+        total,
+        sent: 0,
+        done: &done,
+    };
+    let before = ALLOCS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    run_loop(&mut io, &mut refl, &mut buf, &mut st, &|| done.get()).unwrap();
+    COUNTING.with(|c| c.set(false));
+    let after = ALLOCS.load(Ordering::Relaxed);
+    (after - before, io.sent, st, refl)
+}
+
+#[test]
+fn tap_hot_loop_allocates_nothing() {
+    // Warm-up: the first warning may initialise stderr's machinery.
+    let _ = run(1_000);
+    let (small, sent_small, _, _) = run(1_000);
+    let (big, sent_big, st, refl) = run(200_000);
+    assert_eq!(sent_small, 500, "4 of every 8 frames answered");
+    assert_eq!(sent_big, 100_000);
+    assert_eq!(st.stats.rx_packets, 200_000);
+    assert_eq!(st.stats.dropped(), 100_000);
+    for r in [
+        Reply::Arp,
+        Reply::EchoReply,
+        Reply::NeighborAdvert,
+        Reply::Reflect,
+    ] {
+        assert_eq!(refl.reply_count(r), 25_000, "{r}");
+    }
+    for r in [
+        DropReason::NotInRange,
+        DropReason::Truncated,
+        DropReason::UnknownEthertype,
+        DropReason::SourceMac,
+    ] {
+        assert_eq!(refl.drop_count(r), 25_000, "{r}");
+    }
+    assert_eq!(
+        big, small,
+        "allocations must not grow with frames: {small} for 1k, {big} for 200k"
+    );
+    assert_eq!(big, 0, "the TAP loop allocates nothing at all: {big}");
+}

@@ -1,0 +1,1197 @@
+//! `tunbox tunnel` for real, between two namespaces joined by a veth pair (needs root).
+//! Underlay 198.18.0.1 (server, ns a) <-> 198.18.0.2 (client, ns b); tunnel addresses
+//! 198.19.0.1/24 and 198.19.0.2/24. Keepalive 1 s, timeout 3 s to keep the faults fast.
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SRV_TUN: &str = "198.19.0.1";
+const CLI_TUN: &str = "198.19.0.2";
+
+struct Lab {
+    // Children first: they are killed before the namespaces go.
+    srv: Option<Spawned>,
+    cli: Option<Spawned>,
+    a: Netns,
+    b: Netns,
+    key: PathBuf,
+    transport: &'static str,
+    mode: &'static str,
+    plain: bool,
+}
+
+fn key_dir() -> PathBuf {
+    // Under target/ (cargo's scratch directory for integration tests), not /tmp.
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tunnel-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn genkey(name: &str) -> PathBuf {
+    let p = key_dir().join(name);
+    let _ = std::fs::remove_file(&p);
+    let out = Command::new(TUNBOX)
+        .args(["genkey", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "genkey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p
+}
+
+impl Lab {
+    fn new(tag: &str, transport: &'static str, mode: &'static str, plain: bool) -> Lab {
+        let a = Netns::new(&format!("{tag}a"));
+        let b = Netns::new(&format!("{tag}b"));
+        for ns in [&a, &b] {
+            // No IPv6 chatter (router solicitations, MLD) on the devices: the counters
+            // then show exactly the traffic the tests make.
+            let out = ns.run(
+                5,
+                "sysctl",
+                &[
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ],
+            );
+            assert!(out.status.success());
+        }
+        veth(&a, "va", &b, "vb");
+        a.ip("addr add 198.18.0.1/24 dev va");
+        b.ip("addr add 198.18.0.2/24 dev vb");
+        let key = genkey(&format!("{tag}.key"));
+        let mut lab = Lab {
+            srv: None,
+            cli: None,
+            a,
+            b,
+            key,
+            transport,
+            mode,
+            plain,
+        };
+        lab.start_server();
+        lab.start_client();
+        lab.wait_up();
+        lab
+    }
+
+    fn args(&self, role: &[&str], addr: &str, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = vec!["tunnel".into()];
+        v.extend(role.iter().map(|s| s.to_string()));
+        for s in [
+            "--transport",
+            self.transport,
+            "--mode",
+            self.mode,
+            "--dev",
+            "t0",
+            "--address",
+            addr,
+        ] {
+            v.push(s.into());
+        }
+        for s in ["--keepalive", "1", "--timeout", "3"] {
+            v.push(s.into());
+        }
+        if self.plain {
+            v.push("--plaintext".into());
+        } else {
+            v.push("--key-file".into());
+            v.push(key.into());
+        }
+        v
+    }
+
+    fn start_server(&mut self) {
+        let args = self.args(
+            &["--listen", "5555"],
+            &format!("{SRV_TUN}/24"),
+            self.key.to_str().unwrap(),
+        );
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let s = self.a.spawn_tunbox(&refs, &[]);
+        assert!(
+            s.wait_log("tunnel on t0", 5),
+            "server did not start: {}",
+            s.log()
+        );
+        self.srv = Some(s);
+    }
+
+    fn start_client(&mut self) {
+        let args = self.args(
+            &["--remote", "198.18.0.1:5555"],
+            &format!("{CLI_TUN}/24"),
+            self.key.to_str().unwrap(),
+        );
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let c = self.b.spawn_tunbox(&refs, &[]);
+        assert!(
+            c.wait_log("tunnel on t0", 5),
+            "client did not start: {}",
+            c.log()
+        );
+        self.cli = Some(c);
+    }
+
+    fn srv(&self) -> &Spawned {
+        self.srv.as_ref().unwrap()
+    }
+
+    fn cli(&self) -> &Spawned {
+        self.cli.as_ref().unwrap()
+    }
+
+    fn wait_up(&self) {
+        let what = if self.plain {
+            if self.transport == "tcp" {
+                "tcp connected"
+            } else {
+                "tunnel on t0"
+            }
+        } else {
+            "session up"
+        };
+        assert!(
+            self.cli().wait_log(what, 10),
+            "client not up:\n{}\nserver:\n{}",
+            self.cli().log(),
+            self.srv().log()
+        );
+        assert!(self.a.wait_dev("t0", 5) && self.b.wait_dev("t0", 5));
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- server log:\n{}\n--- client log:\n{}",
+            self.srv.as_ref().map(|s| s.log()).unwrap_or_default(),
+            self.cli.as_ref().map(|s| s.log()).unwrap_or_default()
+        )
+    }
+
+    /// Pings through the tunnel once a second (1 s wait) until one answer comes back;
+    /// the time it took.
+    fn time_to_first_reply(&self, limit: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let (got, _) = ping_once(&self.b, SRV_TUN);
+            if got {
+                return Some(t0.elapsed());
+            }
+        }
+        None
+    }
+
+    /// Asks the server for its counters (SIGUSR1) and returns the parsed line.
+    fn server_counters(&self) -> Counters {
+        let before = self.srv().log().matches("t0: rx ").count();
+        kill_usr1(self.srv().pid);
+        let t0 = Instant::now();
+        while self.srv().log().matches("t0: rx ").count() == before {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "no counters: {}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Counters::parse(
+            self.srv()
+                .log()
+                .lines()
+                .rfind(|l| l.contains("t0: rx "))
+                .unwrap(),
+        )
+    }
+}
+
+fn ping_once(ns: &Netns, addr: &str) -> (bool, String) {
+    let out = ns.run(3, "ping", &["-c", "1", "-W", "1", addr]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn kill_usr1(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    );
+}
+
+/// The counters line: `t0: rx N pkts N B, ... drops N (auth=2 replay=1)`.
+#[derive(Debug, Default)]
+struct Counters {
+    rx_packets: u64,
+    drops: Vec<(String, u64)>,
+}
+
+impl Counters {
+    fn parse(line: &str) -> Counters {
+        let rx = line
+            .split("t0: rx ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok());
+        let mut drops = Vec::new();
+        if let Some(inner) = line
+            .rsplit_once('(')
+            .filter(|_| line.ends_with(')'))
+            .map(|(_, r)| r.trim_end_matches(')'))
+        {
+            for kv in inner.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    drops.push((k.to_string(), v.parse().unwrap_or(0)));
+                }
+            }
+        }
+        Counters {
+            rx_packets: rx.unwrap_or_else(|| panic!("no rx count in {line:?}")),
+            drops,
+        }
+    }
+
+    fn drop(&self, reason: &str) -> u64 {
+        self.drops
+            .iter()
+            .find(|(k, _)| k == reason)
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+/// Spawns `f` on a thread inside namespace `ns`.
+fn spawn_in<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+}
+
+fn fnv(data: &[u8], mut h: u64) -> u64 {
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+const FNV0: u64 = 0xcbf29ce484222325;
+
+/// Sends `len` pseudo-random bytes over TCP from the client namespace to a listener in
+/// the server namespace, through the tunnel; returns (sent hash, received hash, bytes).
+fn tcp_transfer(lab: &Lab, len: usize) -> (u64, u64, usize) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = spawn_in(&lab.a, move || {
+        let l = TcpListener::bind(format!("{SRV_TUN}:7000")).expect("listen");
+        tx.send(()).unwrap();
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (mut h, mut n) = (FNV0, 0usize);
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => {
+                    h = fnv(&buf[..k], h);
+                    n += k;
+                }
+                Err(e) => panic!("receive: {e} after {n} bytes"),
+            }
+        }
+        (h, n)
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("listener ready");
+    let sent = lab.b.within(move || {
+        let addr: SocketAddr = format!("{SRV_TUN}:7000").parse().unwrap();
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect through the tunnel");
+        c.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut data = vec![0u8; len];
+        for b in data.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        c.write_all(&data).expect("send");
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        fnv(&data, FNV0)
+    });
+    let (got, n) = server.join().expect("receiver");
+    (sent, got, n)
+}
+
+fn ping_and_transfer(transport: &'static str, mode: &'static str, plain: bool) {
+    if !need_root() {
+        return;
+    }
+    let tag = format!(
+        "{}{}{}",
+        &transport[..1],
+        &mode[2..],
+        if plain { "p" } else { "e" }
+    );
+    let lab = Lab::new(&tag, transport, mode, plain);
+    let (got, text) = ping(&lab.b, SRV_TUN, 5);
+    assert_eq!(
+        got,
+        5,
+        "ping {transport}/{mode}/plain={plain}: {text}\n{}",
+        lab.logs()
+    );
+    let len = 4 << 20;
+    let (sent, recv, n) = tcp_transfer(&lab, len);
+    assert_eq!(n, len, "{}", lab.logs());
+    assert_eq!(sent, recv, "checksum differs\n{}", lab.logs());
+    let c = lab.server_counters();
+    assert!(c.rx_packets > 1000, "{c:?}");
+    if plain {
+        assert!(
+            lab.srv().log().contains("PLAINTEXT")
+                && lab.srv().log().contains("warning: --plaintext")
+        );
+    }
+}
+
+#[test]
+fn udp_tun_encrypted() {
+    ping_and_transfer("udp", "tun", false);
+}
+#[test]
+fn udp_tap_encrypted() {
+    ping_and_transfer("udp", "tap", false);
+}
+#[test]
+fn tcp_tun_encrypted() {
+    ping_and_transfer("tcp", "tun", false);
+}
+#[test]
+fn tcp_tap_encrypted() {
+    ping_and_transfer("tcp", "tap", false);
+}
+#[test]
+fn udp_tun_plaintext() {
+    ping_and_transfer("udp", "tun", true);
+}
+#[test]
+fn udp_tap_plaintext() {
+    ping_and_transfer("udp", "tap", true);
+}
+#[test]
+fn tcp_tun_plaintext() {
+    ping_and_transfer("tcp", "tun", true);
+}
+#[test]
+fn tcp_tap_plaintext() {
+    ping_and_transfer("tcp", "tap", true);
+}
+
+/// Recovery bound after a server restart: the client notices within `timeout` (3 s)
+/// of the last thing it heard (UDP) or at once when the TCP connection drops, then
+/// handshakes immediately (TCP: reconnect after 1-2 s of backoff).
+const RESTART_BOUND: Duration = Duration::from_secs(8);
+
+fn server_restart(transport: &'static str) {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new(&format!("rs{}", &transport[..1]), transport, "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    let pid = lab.srv().pid;
+    lab.a.stop(pid);
+    let t0 = Instant::now();
+    lab.start_server();
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no recovery\n{}", lab.logs()));
+    let total = t0.elapsed();
+    eprintln!("{transport}: server restart -> traffic again after {total:?} (ping loop {took:?})");
+    assert!(
+        total <= RESTART_BOUND,
+        "recovery took {total:?}\n{}",
+        lab.logs()
+    );
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3);
+}
+
+#[test]
+fn udp_server_restart_recovers() {
+    server_restart("udp");
+}
+#[test]
+fn tcp_server_restart_recovers() {
+    server_restart("tcp");
+}
+
+fn link_outage(transport: &'static str) {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::new(&format!("lo{}", &transport[..1]), transport, "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    lab.a.ip("link set va down");
+    std::thread::sleep(Duration::from_secs(6));
+    lab.a.ip("link set va up");
+    let t0 = Instant::now();
+    // Handshake retries back off to at most 16 s (TCP reconnects likewise).
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(25))
+        .unwrap_or_else(|| panic!("no recovery\n{}", lab.logs()));
+    eprintln!(
+        "{transport}: 6 s link outage -> traffic again {:?} after the link came back",
+        t0.elapsed()
+    );
+    assert!(took <= Duration::from_secs(20));
+    assert!(
+        lab.cli().log().contains("reconnecting"),
+        "the client should have noticed: {}",
+        lab.logs()
+    );
+}
+
+#[test]
+fn udp_link_outage_recovers() {
+    link_outage("udp");
+}
+#[test]
+fn tcp_link_outage_recovers() {
+    link_outage("tcp");
+}
+
+/// Captures UDP payloads sent to port 5555 on this namespace's links (AF_PACKET).
+fn capture_tunnel_datagrams(ns: &Netns, while_doing: impl FnOnce()) -> Vec<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cap = spawn_in(ns, move || {
+        // ETH_P_ALL: outgoing packets are only seen with it.
+        // SAFETY: plain socket call; the fd is owned below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM,
+                (libc::ETH_P_ALL as u16).to_be() as i32,
+            )
+        };
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        // SAFETY: setting a timeval option on our socket.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        tx.send(()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(4) && out.len() < 40 {
+            // SAFETY: reading into a buffer we own.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            if n <= 0 {
+                continue;
+            }
+            let p = &buf[..n as usize];
+            if p.len() < 20 || p[0] >> 4 != 4 {
+                continue;
+            }
+            let ihl = ((p[0] & 15) as usize) * 4;
+            if p.len() < ihl + 8 || p[9] != 17 || p[ihl + 2..ihl + 4] != 5555u16.to_be_bytes() {
+                continue;
+            }
+            // Data messages that carry a packet (more than a keepalive's 32 bytes).
+            if p.len() - ihl - 8 > 32 {
+                out.push(p[ihl + 8..].to_vec());
+            }
+        }
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(fd) };
+        out
+    });
+    rx.recv().unwrap();
+    while_doing();
+    cap.join().unwrap()
+}
+
+fn dev_rx_packets(ns: &Netns) -> u64 {
+    let out = ns.run(3, "cat", &["/sys/class/net/t0/statistics/rx_packets"]);
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("inj", "udp", "tun", false);
+    let captured = capture_tunnel_datagrams(&lab.b, || {
+        assert_eq!(ping(&lab.b, SRV_TUN, 5).0, 5);
+    });
+    assert!(captured.len() >= 5, "captured {}", captured.len());
+    let before = lab.server_counters();
+    let dev_before = dev_rx_packets(&lab.a);
+    let sent = lab.b.within(move || {
+        let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+        let to = "198.18.0.1:5555";
+        let mut n = 0u64;
+        let mut send = |d: &[u8]| {
+            s.send_to(d, to).unwrap();
+            n += 1;
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        for d in &captured {
+            // replayed, three times
+            for _ in 0..3 {
+                send(d);
+            }
+            // truncated
+            for cut in [0, 1, 4, 15, 16, 31, d.len() - 1] {
+                send(&d[..cut]);
+            }
+            // tampered: payload bit, counter bit, index bit, tag bit
+            for i in [d.len() / 2, 9, 5, d.len() - 1] {
+                let mut m = d.clone();
+                m[i] ^= 0x10;
+                send(&m);
+            }
+        }
+        // garbage and forged handshakes
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200 {
+            let len = 1 + (i * 37) % 1500;
+            let mut g = vec![0u8; len];
+            for b in g.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            if i % 4 == 0 && len >= 4 {
+                g[..4].copy_from_slice(&[1, 0, 0, 0]);
+            } else if i % 4 == 1 && len >= 4 {
+                g[..4].copy_from_slice(&[4, 0, 0, 0]);
+            }
+            send(&g);
+        }
+        let mut init = vec![0u8; 57];
+        init[0] = 1;
+        send(&init);
+        n
+    });
+    // A client with the wrong key.
+    let wrong = genkey("wrong.key");
+    let wrong_args = [
+        "tunnel",
+        "--remote",
+        "198.18.0.1:5555",
+        "--dev",
+        "t1",
+        "--key-file",
+        wrong.to_str().unwrap(),
+        "--keepalive",
+        "1",
+        "--timeout",
+        "3",
+    ];
+    let w = lab.b.spawn_tunbox(&wrong_args, &[]);
+    assert!(w.wait_log("attempt 2", 5), "wrong-key client: {}", w.log());
+    let after = lab.server_counters();
+    let dev_after = dev_rx_packets(&lab.a);
+    eprintln!("sent {sent} hostile datagrams; server drops before {before:?}\nafter {after:?}");
+    assert_eq!(
+        after.rx_packets,
+        before.rx_packets,
+        "nothing hostile was delivered\n{}",
+        lab.logs()
+    );
+    assert_eq!(dev_after, dev_before, "nothing reached the server's device");
+    assert!(
+        after.drop("replay") >= before.drop("replay") + 3 * 5,
+        "{after:?}"
+    );
+    assert!(after.drop("auth") > before.drop("auth"), "{after:?}");
+    assert!(after.drop("short") > before.drop("short"), "{after:?}");
+    assert!(
+        after.drop("handshake_auth") >= before.drop("handshake_auth") + 3,
+        "{after:?}"
+    );
+    assert!(
+        after.drop("unknown_session") > 0 && after.drop("bad_header") > 0,
+        "{after:?}"
+    );
+    assert!(
+        !w.log().contains("session up"),
+        "wrong key must never get a session: {}",
+        w.log()
+    );
+    assert!(lab.srv().log().contains("dropped"), "drops are logged");
+    // And the tunnel keeps working.
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
+    let (s, r, _) = tcp_transfer(&lab, 1 << 20);
+    assert_eq!(s, r);
+    lab.b.stop(w.pid);
+}
+
+#[test]
+fn tcp_hostile_lengths_close_only_that_connection() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::new("hos", "tcp", "tun", false);
+    for bad in [[0xffu8, 0xff], [0, 0]] {
+        let closed = lab.b.within(move || {
+            let mut c = TcpStream::connect("198.18.0.1:5555").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            c.write_all(&bad).unwrap();
+            c.write_all(&[0u8; 100]).unwrap();
+            let mut b = [0u8; 16];
+            matches!(c.read(&mut b), Ok(0) | Err(_))
+        });
+        assert!(
+            closed,
+            "server should close a connection with frame length {bad:?}"
+        );
+    }
+    assert!(lab.srv().wait_log("frame length 0", 3), "{}", lab.logs());
+    assert!(
+        lab.srv().log().contains("frame length 65535 exceeds"),
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
+    let c = lab.server_counters();
+    assert_eq!(c.drop("frame_length"), 2, "{c:?}");
+}
+
+/// Kills a helper process by PID when dropped.
+struct Kid(Child);
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn plaintext_udp_talks_to_socat() {
+    if !need_root() {
+        return;
+    }
+    if Command::new("socat").arg("-V").output().is_err() {
+        panic!("socat is needed for this test (apt-get install socat)");
+    }
+    let mut a = Netns::new("soca");
+    let b = Netns::new("socb");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add 198.18.0.1/24 dev va");
+    b.ip("addr add 198.18.0.2/24 dev vb");
+    let srv = a.spawn_tunbox(
+        &[
+            "tunnel",
+            "--listen",
+            "5555",
+            "--plaintext",
+            "--dev",
+            "t0",
+            "--address",
+            "198.19.0.1/24",
+        ],
+        &[],
+    );
+    assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+    let socat = Kid(b
+        .cmd("socat")
+        .args([
+            "UDP:198.18.0.1:5555",
+            "TUN:198.19.0.2/24,tun-name=s0,tun-type=tun,iff-no-pi,iff-up",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    assert!(b.wait_dev("s0", 5), "socat's tun did not come up");
+    let (got, text) = ping(&b, SRV_TUN, 5);
+    assert_eq!(got, 5, "{text}\n{}", srv.log());
+    drop(socat);
+}
+
+/// CPU time (user + system, in clock ticks) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // fields 14 and 15 of stat; `after` starts at field 3
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn clients_without_a_server_wait_quietly_and_drop_privileges() {
+    if !need_root() {
+        return;
+    }
+    let mut b = Netns::new("idle");
+    b.ip("addr add 198.18.0.2/24 dev lo");
+    let key = genkey("idle.key");
+    let k = key.to_str().unwrap();
+    let mut kids = Vec::new();
+    for (t, dev) in [("udp", "t0"), ("tcp", "t1")] {
+        let c = b.spawn_tunbox(
+            &[
+                "tunnel",
+                "--remote",
+                "198.18.0.9:5555",
+                "--transport",
+                t,
+                "--dev",
+                dev,
+                "--key-file",
+                k,
+            ],
+            &[],
+        );
+        assert!(c.wait_log(&format!("tunnel on {dev}"), 5), "{}", c.log());
+        kids.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for c in &kids {
+        let ticks = cpu_ticks(c.pid);
+        assert!(
+            ticks < 50,
+            "a waiting client used {ticks} ticks of CPU in 4 s: {}",
+            c.log()
+        );
+        assert_eq!(
+            c.status_field("CapEff").as_deref(),
+            Some("0000000000000000"),
+            "capabilities dropped"
+        );
+    }
+    assert!(
+        kids[0].log().contains("handshake sent"),
+        "{}",
+        kids[0].log()
+    );
+    assert!(
+        kids[1].log().contains("cannot connect") || kids[1].log().contains("no tcp connection"),
+        "{}",
+        kids[1].log()
+    );
+}
+
+#[test]
+fn server_from_uci_section_client_from_env() {
+    if !need_root() {
+        return;
+    }
+    let mut a = Netns::new("ucia");
+    let mut b = Netns::new("ucib");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add 198.18.0.1/24 dev va");
+    b.ip("addr add 198.18.0.2/24 dev vb");
+    let key = genkey("uci.key");
+    let conf = key_dir().join("tunbox.uci");
+    std::fs::write(
+        &conf,
+        format!(
+            "config tunnel 'site'\n\toption listen '5555'\n\toption key_file '{}'\n\toption dev 't0'\n\tlist address '{SRV_TUN}/24'\n\toption keepalive '1'\n\toption timeout '3'\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(TUNBOX)
+        .args(["config", "check"])
+        .env("TUNBOX_CONFIG", &conf)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let conf_s = conf.to_str().unwrap();
+    let srv = a.spawn_tunbox(&["run", "site"], &[("TUNBOX_CONFIG", conf_s)]);
+    assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+    let cli = b.spawn_tunbox(
+        &["tunnel"],
+        &[
+            ("TUNBOX_REMOTE", "198.18.0.1:5555"),
+            ("TUNBOX_KEY_FILE", key.to_str().unwrap()),
+            ("TUNBOX_DEV", "t0"),
+            ("TUNBOX_ADDRESS", &format!("{CLI_TUN}/24")),
+        ],
+    );
+    assert!(
+        cli.wait_log("session up", 10),
+        "{}\n{}",
+        cli.log(),
+        srv.log()
+    );
+    assert_eq!(ping(&b, SRV_TUN, 3).0, 3);
+    // A bad value in the section is reported with file and line.
+    std::fs::write(&conf, "config tunnel 'site'\n\toption listen '5555'\n\toption keepalive '40'\n\toption plaintext '1'\n").unwrap();
+    let check = Command::new(TUNBOX)
+        .args(["config", "check"])
+        .env("TUNBOX_CONFIG", &conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        !check.status.success()
+            && err.contains(&format!("{conf_s}:1:"))
+            && err.contains("longer than keepalive"),
+        "{err}"
+    );
+}
+
+/// IPv4 header checksum / ICMP checksum.
+fn csum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn echo_request(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + 8 + 32];
+    let len = p.len() as u16;
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&len.to_be_bytes());
+    p[8] = 64;
+    p[9] = 1;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let c = csum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20] = 8;
+    p[24..26].copy_from_slice(&0x7462u16.to_be_bytes());
+    p[26..28].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in p[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let c = csum(&p[20..]);
+    p[22..24].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// `--plaintext --transport tcp` speaks simpletun's framing: the test is the simpletun
+/// client, sending length-prefixed ICMP echo requests and reading the framed replies.
+#[test]
+fn plaintext_tcp_speaks_simpletun_framing() {
+    if !need_root() {
+        return;
+    }
+    let mut a = Netns::new("stna");
+    let b = Netns::new("stnb");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add 198.18.0.1/24 dev va");
+    b.ip("addr add 198.18.0.2/24 dev vb");
+    let srv = a.spawn_tunbox(
+        &[
+            "tunnel",
+            "--listen",
+            "5555",
+            "--transport",
+            "tcp",
+            "--plaintext",
+            "--dev",
+            "t0",
+            "--address",
+            "198.19.0.1/24",
+        ],
+        &[],
+    );
+    assert!(
+        srv.wait_log("tunnel on t0", 5) && a.wait_dev("t0", 5),
+        "{}",
+        srv.log()
+    );
+    let replies = b.within(|| {
+        let mut c = TcpStream::connect("198.18.0.1:5555").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Written one byte at a time for the first packet: partial reads at the server.
+        let first = echo_request([198, 19, 0, 2], [198, 19, 0, 1], 1);
+        let mut framed = (first.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&first);
+        for byte in &framed {
+            c.write_all(&[*byte]).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for seq in 2..=3 {
+            let p = echo_request([198, 19, 0, 2], [198, 19, 0, 1], seq);
+            c.write_all(&(p.len() as u16).to_be_bytes()).unwrap();
+            c.write_all(&p).unwrap();
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 3 {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                break;
+            }
+            let mut p = vec![0u8; u16::from_be_bytes(len) as usize];
+            c.read_exact(&mut p).unwrap();
+            // IPv4 ICMP echo reply from 198.19.0.1
+            if p[0] == 0x45 && p[9] == 1 && p[20] == 0 && p[12..16] == [198, 19, 0, 1] {
+                seqs.push(u16::from_be_bytes([p[26], p[27]]));
+            }
+        }
+        seqs
+    });
+    assert_eq!(replies, vec![1, 2, 3], "{}", srv.log());
+}
+
+/// The client's address changes (new DHCP lease, NAT rebinding): the server follows it
+/// on the next authenticated packet, no new handshake needed.
+#[test]
+fn server_follows_the_client_to_a_new_address() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::new("roam", "udp", "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    // Deleting the primary address would take the secondary with it otherwise.
+    let out = lab.b.run(
+        5,
+        "sysctl",
+        &["-qw", "net.ipv4.conf.vb.promote_secondaries=1"],
+    );
+    assert!(out.status.success());
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    lab.b.ip("addr del 198.18.0.2/24 dev vb");
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no traffic after the address change\n{}", lab.logs()));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        lab.srv().wait_log("client now at 198.18.0.3:", 3),
+        "{}",
+        lab.logs()
+    );
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3);
+    assert_eq!(
+        lab.cli().log().matches("handshake sent").count(),
+        1,
+        "no new handshake was needed"
+    );
+}
+
+/// `--remote` takes a host name (resolved again before every TCP connect).
+#[test]
+fn remote_by_host_name() {
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("name");
+    let key = genkey("name.key");
+    let k = key.to_str().unwrap();
+    let srv = ns.spawn_tunbox(
+        &[
+            "tunnel",
+            "--listen",
+            "5555",
+            "--transport",
+            "tcp",
+            "--dev",
+            "t0",
+            "--key-file",
+            k,
+        ],
+        &[],
+    );
+    assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+    let cli = ns.spawn_tunbox(
+        &[
+            "tunnel",
+            "--remote",
+            "localhost:5555",
+            "--transport",
+            "tcp",
+            "--dev",
+            "t1",
+            "--key-file",
+            k,
+        ],
+        &[],
+    );
+    assert!(
+        cli.wait_log("session up", 10),
+        "{}\n{}",
+        cli.log(),
+        srv.log()
+    );
+    assert!(
+        cli.log().contains("connecting to tcp localhost:5555 ("),
+        "{}",
+        cli.log()
+    );
+}
+
+/// A restarted client (new process, new keys, new source port) replaces the session at
+/// once: the server does not wait for its timeout.
+fn client_restart(transport: &'static str) {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new(&format!("cr{}", &transport[..1]), transport, "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let t0 = Instant::now();
+    lab.start_client();
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no traffic after the client restart\n{}", lab.logs()));
+    eprintln!(
+        "{transport}: client restart -> traffic again after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "{took:?}\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        lab.srv().log().matches("session up").count(),
+        1,
+        "the second session replaced the first: {}",
+        lab.logs()
+    );
+}
+
+#[test]
+fn udp_client_restart_replaces_the_session() {
+    client_restart("udp");
+}
+#[test]
+fn tcp_client_restart_replaces_the_session() {
+    client_restart("tcp");
+}
+
+#[test]
+fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("tcwk", "tcp", "tun", false);
+    let wrong = genkey("tcp-wrong.key");
+    let w = lab.b.spawn_tunbox(
+        &[
+            "tunnel",
+            "--remote",
+            "198.18.0.1:5555",
+            "--transport",
+            "tcp",
+            "--dev",
+            "t1",
+            "--key-file",
+            wrong.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        w.wait_log("tcp connection to 198.18.0.1:5555 lost", 5),
+        "{}\n{}",
+        w.log(),
+        lab.logs()
+    );
+    assert!(!w.log().contains("session up"));
+    assert!(lab.srv().wait_log("handshake_auth", 3), "{}", lab.logs());
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
+    let c = lab.server_counters();
+    assert!(c.drop("handshake_auth") >= 1, "{c:?}");
+    lab.b.stop(w.pid);
+}
+
+/// IPv6 underlay (fd00::/64 on the veth) and IPv6 inside the tunnel (fd00:1::/64), TCP
+/// transport; the default MTU accounts for the 40-byte IPv6 header.
+#[test]
+fn ipv6_underlay_and_ipv6_inside() {
+    if !need_root() {
+        return;
+    }
+    let mut a = Netns::new("v6a");
+    let mut b = Netns::new("v6b");
+    veth(&a, "va", &b, "vb");
+    a.ip("addr add fd00::1/64 dev va nodad");
+    b.ip("addr add fd00::2/64 dev vb nodad");
+    let key = genkey("v6.key");
+    let k = key.to_str().unwrap();
+    for t in ["udp", "tcp"] {
+        let srv = a.spawn_tunbox(
+            &[
+                "tunnel",
+                "--listen",
+                "[fd00::1]:5555",
+                "--transport",
+                t,
+                "--dev",
+                "t0",
+                "--key-file",
+                k,
+                "--address",
+                "fd00:1::1/64",
+            ],
+            &[],
+        );
+        assert!(srv.wait_log("tunnel on t0", 5), "{}", srv.log());
+        let cli = b.spawn_tunbox(
+            &[
+                "tunnel",
+                "--remote",
+                "[fd00::1]:5555",
+                "--transport",
+                t,
+                "--dev",
+                "t0",
+                "--key-file",
+                k,
+                "--address",
+                "fd00:1::2/64",
+            ],
+            &[],
+        );
+        assert!(
+            cli.wait_log("session up", 10),
+            "{}\n{}",
+            cli.log(),
+            srv.log()
+        );
+        let want = if t == "udp" { "mtu 1420" } else { "mtu 1406" };
+        assert!(cli.log().contains(want), "{t}: {}", cli.log());
+        let (got, text) = ping(&b, "fd00:1::1", 3);
+        assert_eq!(got, 3, "{t}: {text}\n{}\n{}", cli.log(), srv.log());
+        b.stop(cli.pid);
+        a.stop(srv.pid);
+    }
+}
