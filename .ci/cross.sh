@@ -12,7 +12,7 @@
 # linked, right architecture), `cargo test` under qemu-user. Ends with a stripped-size table and
 # per-step timings. Exit status: non-zero if any step failed (all targets are still attempted).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build=targets/build.sh
 list=targets/list.sh
 
@@ -41,7 +41,7 @@ step() { # step NAME CMD...: run, time, record
 t_all=$(date +%s)
 step "Cross.toml matches targets.tsv" targets/cross-toml.sh --check
 # Install once up front (apt-get update first when the package lists are missing, as on a fresh machine).
-if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
     step "apt-get update" apt-get update -q
 fi
 step "setup toolchain" "$build" "${targets[0]}" setup || {
