@@ -91,22 +91,20 @@ impl Rtnl {
         }
     }
 
-    /// The index of the link called `name`.
+    /// The index of the link called `name` (SIOCGIFINDEX via if_nametoindex, not an
+    /// RTM_GETLINK reply: that reply carries dozens of nested attributes we would parse only
+    /// to throw away, and qemu-user mis-converts the nested ones it doesn't know for
+    /// big-endian guests, which broke the mips tests under QEMU).
     pub fn link_index(&mut self, name: &str) -> Result<u32, SysError> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
-            Ok(answers) => answers
-                .into_iter()
-                .find_map(|m| match m {
-                    RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                    _ => None,
-                })
-                .ok_or_else(|| SysError::new(format!("no network device called '{name}'"))),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+        match nix::net::if_::if_nametoindex(name) {
+            Ok(index) => Ok(index),
+            Err(nix::errno::Errno::ENODEV) => {
                 Err(SysError::new(format!("no network device called '{name}'")))
             }
-            Err(e) => Err(SysError::os(format!("cannot look up device '{name}'"), e)),
+            Err(e) => Err(SysError::os(
+                format!("cannot look up device '{name}'"),
+                io::Error::from(e),
+            )),
         }
     }
 
