@@ -207,6 +207,48 @@ fn wall_nanos() -> u64 {
 }
 /// Server: how long an answered handshake waits for the client's confirmation.
 const PENDING_LIFETIME: Duration = Duration::from_secs(20);
+/// Server: an INIT with an older timestamp never replaces a pending handshake younger
+/// than this (matters only with a `timeout` shorter than this).
+const PENDING_GUARD: Duration = Duration::from_secs(5);
+/// Server: after a clock reset, how far a client's timestamp may run ahead of the
+/// server's own elapsed time (NTP slew, message delay) and still count as the same
+/// clock (see [`ClockReset`]).
+const CLOCK_SLACK_NANOS: u64 = 60_000_000_000;
+
+/// Server: an INIT with an older timestamp was accepted because the peer was gone (a
+/// client without RTC rebooted and its clock went back). The high-water mark dropped
+/// from `ceiling` to `base`, which makes recorded INITs with timestamps in
+/// `(base, ceiling]` (from the client's previous run) look new again. Those are only
+/// taken as new while they are plausible for the clock that restarted at `base` (at
+/// most `base` + time elapsed since `at` + [`CLOCK_SLACK_NANOS`]); others are treated
+/// like older timestamps (see [`Tunnel::on_init`]). Forgotten once that clock must have
+/// passed `ceiling` or a newer timestamp was accepted.
+#[derive(Clone, Copy)]
+struct ClockReset {
+    ceiling: u64,
+    base: u64,
+    at: Instant,
+}
+
+impl ClockReset {
+    /// Where the restarted client clock should be now (no slack).
+    fn expected(&self, now: Instant) -> u64 {
+        let el = now.saturating_duration_since(self.at).as_nanos();
+        self.base
+            .saturating_add(u64::try_from(el).unwrap_or(u64::MAX))
+    }
+}
+
+/// Server: how an INIT's timestamp relates to what was accepted before.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum InitTs {
+    /// Newer than the high-water mark (and plausible): the normal case.
+    Fresh,
+    /// Older (not identical) or implausible, but the peer is gone: accept and reset.
+    AfterPeerGone,
+    /// Identical, or older while the peer (or a young pending handshake) is alive.
+    Replay,
+}
 
 struct Crypto {
     psk: Key,
@@ -224,8 +266,13 @@ struct Crypto {
     global: Bucket,
     /// Server: per source address buckets (`None` source: the TCP/unknown slot).
     sources: [SourceSlot; SOURCE_SLOTS],
-    /// Server: timestamp of the last answered INIT; older or equal ones are replays.
+    /// Server: timestamp of the last answered INIT (high-water mark); see
+    /// [`Tunnel::on_init`] for when older ones are still accepted.
     last_init_ts: u64,
+    /// Server: when the last INIT was answered (creation time before the first).
+    last_init_at: Instant,
+    /// Server: the high-water mark was lowered recently (see [`ClockReset`]).
+    clock_reset: Option<ClockReset>,
     /// Client: timestamp of the last sent INIT (kept strictly increasing).
     sent_init_ts: u64,
 }
@@ -263,6 +310,8 @@ impl Tunnel {
                 used: now,
             }; SOURCE_SLOTS],
             last_init_ts: 0,
+            last_init_at: now,
+            clock_reset: None,
             sent_init_ts: 0,
         };
         Self {
@@ -492,9 +541,71 @@ impl Tunnel {
         true
     }
 
+    /// True if the peer is gone: nothing authenticated arrived (under any session,
+    /// including a pending one's confirmation) and no INIT was answered for `timeout`,
+    /// and there is no pending handshake younger than [`PENDING_GUARD`]. Never with
+    /// dead-peer detection off (`timeout` `None`): the server cannot tell then.
+    fn peer_gone(c: &Crypto, timeout: Option<Duration>, now: Instant) -> bool {
+        let Some(to) = timeout else {
+            return false;
+        };
+        let last = c.last_rx.max(c.last_init_at);
+        now >= last + to
+            && c.pending
+                .as_ref()
+                .is_none_or(|p| now >= p.created + PENDING_GUARD)
+    }
+
+    /// Classify an authenticated INIT's timestamp; see [`Tunnel::on_init`].
+    fn check_init_ts(c: &mut Crypto, timeout: Option<Duration>, ts: u64, now: Instant) -> InitTs {
+        if let Some(w) = c.clock_reset {
+            if w.expected(now) > w.ceiling || c.last_init_ts >= w.ceiling {
+                c.clock_reset = None;
+            }
+        }
+        if ts == c.last_init_ts {
+            return InitTs::Replay;
+        }
+        let implausible = c.clock_reset.is_some_and(|w| {
+            ts <= w.ceiling && ts > w.expected(now).saturating_add(CLOCK_SLACK_NANOS)
+        });
+        if ts > c.last_init_ts && !implausible {
+            InitTs::Fresh
+        } else if Self::peer_gone(c, timeout, now) {
+            InitTs::AfterPeerGone
+        } else {
+            InitTs::Replay
+        }
+    }
+
     /// Order matters: verify (cheap, no DH) -> replay check -> rate limits -> answer
     /// (X25519 keygen + DH). Replays get no answer, use no tokens and never replace
     /// `pending`.
+    ///
+    /// The timestamp rule (server), with `hwm` the timestamp of the last answered INIT:
+    /// - `ts > hwm`: fresh, answered (rate limits permitting) in every state. During a
+    ///   [`ClockReset`] window a `ts` from the client's previous run (implausibly far
+    ///   ahead of the restarted clock) is treated like an older one instead.
+    /// - `ts == hwm`: always a replay (the INIT last answered), never answered.
+    /// - `ts < hwm` (client clock went back, or a recorded INIT): answered only when
+    ///   the peer is gone ([`Tunnel::peer_gone`]), per state:
+    ///   - established: no authenticated packet for `timeout` (the session is dead
+    ///     even if `tick` has not dropped it yet). While it is alive: replay.
+    ///   - pending (an INIT answered, not confirmed): `timeout` since that INIT and the
+    ///     pending is older than [`PENDING_GUARD`]; a younger one is never replaced.
+    ///   - none: `timeout` since the last answered INIT (or server start) and since
+    ///     the last authenticated packet.
+    ///
+    ///   Then `hwm` is reset to `ts` (a [`ClockReset`] starts). A replayed INIT may
+    ///   be answered this way while the peer is dead: the attacker gets no keys, it
+    ///   costs rate-limit tokens like any answer, it is answered at most once per
+    ///   `timeout` (its own answer restarts the clock) and its pending session can
+    ///   only become current through a confirmation it cannot produce. A live
+    ///   session is never touched: a pending one replaces it only when confirmed.
+    ///
+    /// So a client whose clock went back gets in at most `timeout` after its peer
+    /// state went quiet. Known limit: an attacker who replays a recorded INIT once per
+    /// `timeout` can keep such a client out (not one with a correct clock).
     fn on_init(
         &mut self,
         msg: &[u8],
@@ -512,6 +623,7 @@ impl Tunnel {
             return Err(DropReason::BadHeader);
         }
         let mode = self.mode();
+        let timeout = self.cfg.timeout;
         let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
         let r = match Responder::read(&c.psk, mode, msg) {
             Ok(r) => r,
@@ -525,7 +637,9 @@ impl Tunnel {
             Err(HandshakeError::Malformed) => return Err(DropReason::BadHeader),
             Err(HandshakeError::Internal) => return Err(DropReason::Internal),
         };
-        if r.timestamp <= c.last_init_ts {
+        let ts = r.timestamp;
+        let kind = Self::check_init_ts(c, timeout, ts, now);
+        if kind == InitTs::Replay {
             return Err(DropReason::HandshakeReplay);
         }
         if !Self::source_allows(c, src, now) {
@@ -538,9 +652,19 @@ impl Tunnel {
         c.global.tokens -= 1;
         let local = Self::fresh_index(c)?;
         let remote = r.peer_index;
-        let ts = r.timestamp;
         let (n, transport) = r.answer(local, out).map_err(|_| DropReason::Internal)?;
+        if kind == InitTs::AfterPeerGone {
+            let ceiling = c
+                .clock_reset
+                .map_or(c.last_init_ts, |w| w.ceiling.max(c.last_init_ts));
+            c.clock_reset = (ceiling > ts).then_some(ClockReset {
+                ceiling,
+                base: ts,
+                at: now,
+            });
+        }
         c.last_init_ts = ts;
+        c.last_init_at = now;
         c.pending = Some(Session::new(local, remote, transport, now));
         self.counters.handshakes_answered += 1;
         Ok(Output::ToNetwork(n))
@@ -1447,6 +1571,277 @@ mod tests {
             srv.decapsulate_from(&init[..n], &mut resp, t + S, ip(1)),
             Output::ToNetwork(_)
         ));
+    }
+
+    /// Make `cli`'s next INITs carry a wall clock `ahead` in the future (its previous
+    /// run, before a reboot set the clock back).
+    fn clock_ahead(cli: &mut Tunnel, ahead: Duration) {
+        let c = cli.crypto.as_mut().expect("encrypted");
+        c.sent_init_ts = wall_nanos() + u64::try_from(ahead.as_nanos()).expect("fits");
+    }
+
+    fn hwm(srv: &Tunnel) -> u64 {
+        srv.crypto.as_ref().expect("encrypted").last_init_ts
+    }
+
+    /// The INIT's timestamp as the server reads it.
+    fn init_ts(msg: &[u8]) -> u64 {
+        Responder::read(&key(), noise::MODE_TUN, msg)
+            .map(|r| r.timestamp)
+            .unwrap_or_else(|_| panic!("not an INIT"))
+    }
+
+    /// INIT (fresh from `cli`) -> server -> RESP -> client -> confirmation -> server.
+    /// Returns what the server said to the INIT and, if answered, to the confirmation.
+    fn handshake_at(
+        srv: &mut Tunnel,
+        cli: &mut Tunnel,
+        t: Instant,
+        src: Option<IpAddr>,
+    ) -> (Output, Option<Output>, Vec<u8>) {
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let n = fresh_init(cli, &mut a, t);
+        let init = a[..n].to_vec();
+        let o = srv.decapsulate_from(&init, &mut b, t, src);
+        let Output::ToNetwork(m) = o else {
+            return (o, None, init);
+        };
+        let Output::ToNetwork(k) = cli.decapsulate(&b[..m], &mut a, t) else {
+            panic!("client refused the RESP")
+        };
+        let conf = srv.decapsulate_from(&a[..k], &mut b, t, src);
+        (o, Some(conf), init)
+    }
+
+    /// A client whose previous run had its clock an hour ahead is connected at `p.t`;
+    /// returns a new client instance (rebooted, clock back to now).
+    fn connected_then_rebooted(p: &mut Pair) -> Tunnel {
+        clock_ahead(&mut p.cli, Duration::from_secs(3600));
+        p.cli.restart(p.t);
+        p.connect();
+        let _ = drain(&mut p.srv);
+        Tunnel::new(cfg(Role::Client), key(), p.t)
+    }
+
+    #[test]
+    fn clock_back_refused_while_the_session_is_alive() {
+        let mut p = Pair::new();
+        let mut rebooted = connected_then_rebooted(&mut p);
+        let before = hwm(&p.srv);
+        // The old session keeps talking (keepalives every 2 s, timeout 6 s): an INIT
+        // with an older timestamp is a replay for as long as it lives.
+        for _ in 0..10 {
+            p.t += 2 * S;
+            assert_eq!(p.send(true, b"alive"), Output::ToDevice(5));
+            let (o, _, init) = handshake_at(&mut p.srv, &mut rebooted, p.t + S, ip(9));
+            assert!(init_ts(&init) < before);
+            assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        }
+        assert_eq!(hwm(&p.srv), before);
+        assert_eq!(p.srv.counters().handshakes_answered, 1);
+        assert_eq!(p.srv.counters().dropped(DropReason::HandshakeRate), 0);
+        assert_eq!(p.send(true, b"still"), Output::ToDevice(5));
+        assert_eq!(p.send(false, b"both ways"), Output::ToDevice(9));
+        assert!(drain(&mut p.srv).is_empty());
+    }
+
+    #[test]
+    fn clock_back_accepted_after_the_peer_was_silent_for_timeout() {
+        let mut p = Pair::new();
+        let mut rebooted = connected_then_rebooted(&mut p);
+        let before = hwm(&p.srv);
+        let t0 = p.t;
+        // Just before the timeout (6 s since the confirmation): still refused.
+        let (o, _, _) = handshake_at(&mut p.srv, &mut rebooted, t0 + 6 * S - S / 10, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        // At the timeout (the server's tick has not even swept the dead session yet).
+        let t = t0 + 6 * S;
+        let (o, conf, init) = handshake_at(&mut p.srv, &mut rebooted, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(RESP_LEN)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        let ts = init_ts(&init);
+        assert!(ts < before);
+        assert_eq!(hwm(&p.srv), ts, "high-water mark reset to the new clock");
+        assert_eq!(drain(&mut p.srv), vec![Event::SessionUp { replaced: true }]);
+        p.cli = rebooted;
+        p.t = t;
+        assert_eq!(p.send(true, b"back"), Output::ToDevice(4));
+        assert_eq!(p.send(false, b"again"), Output::ToDevice(5));
+        // The restarted clock goes on as usual: a rekey 1 s later is fresh and answered
+        // while the session is alive.
+        p.t += S;
+        let (o, conf, init) = handshake_at(&mut p.srv, &mut p.cli, p.t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        assert!(init_ts(&init) > ts);
+        assert_eq!(p.send(true, b"rekeyed"), Output::ToDevice(7));
+        assert_eq!(p.srv.counters().sessions, 3);
+    }
+
+    #[test]
+    fn clock_back_pending_and_none_states() {
+        // No session at all (the server never saw a confirmation): counted from the
+        // last answered INIT.
+        let t0 = Instant::now();
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t0);
+        let mut old = Tunnel::new(cfg(Role::Client), key(), t0);
+        clock_ahead(&mut old, Duration::from_secs(3600));
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let n = fresh_init(&mut old, &mut a, t0);
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t0),
+            Output::ToNetwork(_)
+        ));
+        // (its RESP is lost; the server holds a pending handshake)
+        let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t0);
+        for dt in [S, 3 * S, 6 * S - S / 10] {
+            let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + dt, ip(1));
+            assert_eq!(o, Output::Drop(DropReason::HandshakeReplay), "{dt:?}");
+        }
+        let (o, conf, _) = handshake_at(&mut srv, &mut rebooted, t0 + 6 * S, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        assert!(srv.is_up());
+
+        // A short timeout (2 s, the configurable minimum) never lets an older
+        // timestamp replace a pending handshake younger than PENDING_GUARD.
+        let mut c = cfg(Role::Server);
+        c.timeout = Some(2 * S);
+        let mut srv = Tunnel::new(c, key(), t0);
+        let mut old = Tunnel::new(cfg(Role::Client), key(), t0);
+        clock_ahead(&mut old, Duration::from_secs(3600));
+        let n = fresh_init(&mut old, &mut a, t0);
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t0),
+            Output::ToNetwork(_)
+        ));
+        let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t0);
+        let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + 3 * S, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + PENDING_GUARD, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+
+        // Dead-peer detection off: the server cannot tell, older stays refused.
+        let mut c = cfg(Role::Server);
+        c.timeout = None;
+        let mut srv = Tunnel::new(c, key(), t0);
+        let n = fresh_init(&mut old, &mut a, t0);
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t0),
+            Output::ToNetwork(_)
+        ));
+        let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + 3600 * S, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+    }
+
+    #[test]
+    fn identical_timestamp_is_a_replay_even_while_the_peer_is_dead() {
+        let mut p = Pair::new();
+        // Record an INIT of the client's previous run (before the one it connects with).
+        let mut a = [0u8; 256];
+        clock_ahead(&mut p.cli, Duration::from_secs(3600));
+        let n = fresh_init(&mut p.cli, &mut a, p.t);
+        let old_early = a[..n].to_vec();
+        let mut rebooted = connected_then_rebooted(&mut p);
+        let mut b = [0u8; 256];
+        // The peer is dead; the rebooted client is accepted (as in the test above).
+        let t = p.t + 10 * S;
+        let (o, conf, init) = handshake_at(&mut p.srv, &mut rebooted, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        // Right after the reset: the same INIT again, and the previous run's INITs
+        // (newer than the reset mark, but not plausible for the restarted clock).
+        for msg in [&init, &old_early] {
+            assert_eq!(
+                p.srv.decapsulate_from(msg, &mut b, t, ip(2)),
+                Output::Drop(DropReason::HandshakeReplay)
+            );
+        }
+        // The new session dies too; the identical INIT is still refused.
+        let t = t + 60 * S;
+        assert_eq!(
+            p.srv.decapsulate_from(&init, &mut b, t, ip(2)),
+            Output::Drop(DropReason::HandshakeReplay)
+        );
+        assert_eq!(p.srv.counters().handshakes_answered, 2);
+        assert_eq!(hwm(&p.srv), init_ts(&init));
+    }
+
+    #[test]
+    fn replay_flood_while_dead_does_not_starve_a_fresh_client() {
+        let mut p = Pair::new();
+        // The attacker recorded several INITs of the client's previous run.
+        let mut recorded = Vec::new();
+        let mut a = [0u8; 256];
+        for k in 0..4u64 {
+            clock_ahead(&mut p.cli, Duration::from_secs(3600 + 120 * k));
+            let n = fresh_init(&mut p.cli, &mut a, p.t);
+            recorded.push(a[..n].to_vec());
+        }
+        clock_ahead(&mut p.cli, Duration::from_secs(3600 + 120 * 5));
+        p.cli.restart(p.t);
+        p.connect();
+        let answered0 = p.srv.counters().handshakes_answered;
+        // The peer is dead; a flood of the recorded INITs from many addresses.
+        let t = p.t + 30 * S;
+        let mut b = [0u8; 256];
+        let mut answered = 0;
+        for i in 0..250u8 {
+            for msg in &recorded {
+                if let Output::ToNetwork(_) = p.srv.decapsulate_from(msg, &mut b, t, ip(i)) {
+                    answered += 1;
+                }
+            }
+        }
+        // One was answered (no keys for the attacker), all others refused as replays
+        // before they cost a rate-limit token.
+        assert_eq!(answered, 1);
+        assert_eq!(p.srv.counters().handshakes_answered, answered0 + 1);
+        assert_eq!(p.srv.counters().dropped(DropReason::HandshakeRate), 0);
+        assert_eq!(
+            p.srv.counters().dropped(DropReason::HandshakeReplay),
+            250 * recorded.len() as u64 - 1
+        );
+        // A client with a newer clock is answered at once and its session comes up.
+        let mut fresh = Tunnel::new(cfg(Role::Client), key(), t);
+        clock_ahead(&mut fresh, Duration::from_secs(7200));
+        let (o, conf, _) = handshake_at(&mut p.srv, &mut fresh, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        assert_eq!(p.srv.counters().sessions, 2);
+        // The flood goes on: the live session is not disturbed.
+        for i in 0..50u8 {
+            for msg in &recorded {
+                assert_eq!(
+                    p.srv.decapsulate_from(msg, &mut b, t + S, ip(i)),
+                    Output::Drop(DropReason::HandshakeReplay)
+                );
+            }
+        }
+        p.cli = fresh;
+        p.t = t + S;
+        assert_eq!(p.send(true, b"ok"), Output::ToDevice(2));
+        assert_eq!(p.send(false, b"ok"), Output::ToDevice(2));
+        // A rebooted client (clock back) whose peer went quiet gets in after the
+        // timeout once the flood pauses, even though a replay reset the mark.
+        let t2 = p.t + 7 * S;
+        let mut answered = 0;
+        for msg in &recorded {
+            if let Output::ToNetwork(_) = p.srv.decapsulate_from(msg, &mut b, t2, ip(7)) {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 1);
+        let mut rebooted_early = Tunnel::new(cfg(Role::Client), key(), t2);
+        let (o, _, _) = handshake_at(&mut p.srv, &mut rebooted_early, t2 + S, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t2);
+        let t3 = t2 + 6 * S;
+        let (o, conf, _) = handshake_at(&mut p.srv, &mut rebooted, t3, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
     }
 
     #[test]
