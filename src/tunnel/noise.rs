@@ -26,8 +26,9 @@
 //! cannot replace the pending session of the real client. Reading message 1 costs no
 //! Diffie-Hellman in NNpsk0 (its payload key comes from the PSK and `e` alone); the DH
 //! and the ephemeral key generation happen only in [`Responder::answer`].
-//! Caveat: a client whose clock went back (router without RTC restarted before NTP)
-//! is refused until its clock passes the last accepted value or the server restarts.
+//! A client whose clock went back (router without RTC restarted before NTP) is let in
+//! once the server considers the peer gone for `timeout`; the rule is at
+//! `Tunnel::on_init` in `peer.rs`.
 use snow::params::NoiseParams;
 use snow::{HandshakeState, StatelessTransportState};
 

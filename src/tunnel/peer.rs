@@ -598,8 +598,8 @@ impl Tunnel {
     ///
     ///   Then `hwm` is reset to `ts` (a [`ClockReset`] starts). A replayed INIT may
     ///   be answered this way while the peer is dead: the attacker gets no keys, it
-    ///   costs rate-limit tokens like any answer, it is answered at most once per
-    ///   `timeout` (its own answer restarts the clock) and its pending session can
+    ///   costs rate-limit tokens like any answer, an older one is answered at most
+    ///   once per `timeout` (its own answer restarts the clock) and its pending session can
     ///   only become current through a confirmation it cannot produce. A live
     ///   session is never touched: a pending one replaces it only when confirmed.
     ///
