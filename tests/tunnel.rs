@@ -1347,3 +1347,62 @@ fn ipv6_underlay_and_ipv6_inside() {
         a.stop(srv.pid);
     }
 }
+
+/// libfaketime (Debian package `faketime`), to run a client whose wall clock is behind.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A client restarted with its wall clock an hour behind (router without RTC before
+/// NTP): its first initiations are refused while the server still considers the old
+/// session alive, then accepted once the peer was silent for `--timeout` (3 s here).
+#[test]
+fn udp_client_with_clock_gone_back_is_let_in_after_the_timeout() {
+    if !need_root() {
+        return;
+    }
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        eprintln!("SKIP: {LIBFAKETIME} missing (apt-get install faketime)");
+        return;
+    }
+    let mut lab = Lab::new("clk", "udp", "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    let before = lab.server_counters();
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let t0 = Instant::now();
+    let args = lab.args(
+        &["--remote", "198.18.0.1:5555"],
+        &format!("{CLI_TUN}/24"),
+        lab.key.to_str().unwrap(),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = lab.b.spawn_tunbox(
+        &refs,
+        &[
+            ("LD_PRELOAD", LIBFAKETIME),
+            ("FAKETIME", "-3600"),
+            ("DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    assert!(c.wait_log("tunnel on t0", 5), "client: {}", c.log());
+    lab.cli = Some(c);
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("clock-back client never got in\n{}", lab.logs()));
+    let after = lab.server_counters();
+    eprintln!(
+        "clock-back client: traffic after {:?} (timeout 3 s, retries at 0 1 3 7 s)",
+        t0.elapsed()
+    );
+    assert!(
+        after.drop("handshake_replay") > before.drop("handshake_replay"),
+        "the first initiations should have been refused (clock not faked?): {after:?}\n{}",
+        lab.logs()
+    );
+    assert!(took < Duration::from_secs(12), "{took:?}\n{}", lab.logs());
+    assert_eq!(
+        lab.srv().log().matches("session up").count(),
+        2,
+        "{}",
+        lab.logs()
+    );
+}
