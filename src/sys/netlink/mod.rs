@@ -81,6 +81,12 @@ impl Rtnl {
                 Err(e) => return Err(e.into()),
                 Ok(n) => n,
             };
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "netlink: empty reply",
+                ));
+            }
             if n > self.buf.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
