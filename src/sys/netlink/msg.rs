@@ -32,7 +32,6 @@ pub const AF_INET: u8 = 2;
 pub const AF_INET6: u8 = 10;
 
 const NLA_HDRLEN: usize = 4;
-const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
 const IFF_UP: u32 = 0x1;
@@ -384,7 +383,9 @@ pub fn create_bridge(name: &str) -> Vec<u8> {
     r.attr_str(IFLA_IFNAME, name);
     let mut kind = Request { buf: Vec::new() };
     kind.attr_str(IFLA_INFO_KIND, "bridge");
-    r.attr(IFLA_LINKINFO | NLA_F_NESTED, &kind.buf);
+    // Plain type without NLA_F_NESTED, as netlink-packet-route sent it (the kernel takes
+    // both; an emulator converting attributes by type may know only the plain one).
+    r.attr(IFLA_LINKINFO, &kind.buf);
     r.finish()
 }
 

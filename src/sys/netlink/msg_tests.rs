@@ -87,7 +87,7 @@ fn link_requests_are_encoded_exactly() {
         bridge,
         ifinfomsg(0, 0, 0)
             .nla(3, b"br-tunbox\0")
-            .nla(18 | 0x8000, &kind)
+            .nla(18, &kind)
             .msg(RTM_NEWLINK, 0x400 | 0x200)
     );
     // Length 16 + 16 + (4+10 → 16) + (4 + (4+7 → 12)) = 64.
