@@ -58,67 +58,91 @@ fn icmp_socket(v6: bool) -> Result<OwnedFd, String> {
     Ok(fd)
 }
 
-/// Pings `dst` `count` times with a raw socket; returns the round-trip times.
-fn ping(dst: IpAddr, count: u16) -> Result<Vec<Duration>, String> {
+/// Sends one echo request and waits up to `wait` for its reply. `Ok(None)`: no reply.
+fn echo_once(
+    fd: &OwnedFd,
+    dst: IpAddr,
+    id: u16,
+    seq: u16,
+    wait: Duration,
+) -> Result<Option<Duration>, String> {
     let v6 = dst.is_ipv6();
-    let fd = icmp_socket(v6)?;
-    let id = (std::process::id() & 0xffff) as u16;
     let (req, reply) = if v6 { (128u8, 129u8) } else { (8u8, 0u8) };
-    let mut rtts = Vec::new();
+    let mut pkt = [0u8; 64];
+    pkt[0] = req;
+    pkt[4..6].copy_from_slice(&id.to_be_bytes());
+    pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+    pkt[8..16].copy_from_slice(b"tunbox!!");
+    if !v6 {
+        // the kernel fills in the ICMPv6 checksum (it covers the pseudo-header)
+        let c = checksum(&pkt);
+        pkt[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+    let t0 = Instant::now();
+    let sent = match dst {
+        IpAddr::V4(a) => sendto(
+            fd.as_raw_fd(),
+            &pkt,
+            &SockaddrIn::from(SocketAddrV4::new(a, 0)),
+            MsgFlags::empty(),
+        ),
+        IpAddr::V6(a) => sendto(
+            fd.as_raw_fd(),
+            &pkt,
+            &SockaddrIn6::from(SocketAddrV6::new(a, 0, 0, 0)),
+            MsgFlags::empty(),
+        ),
+    };
+    sent.map_err(|e| format!("send to {dst}: {e}"))?;
     let mut buf = [0u8; 2048];
-    for seq in 1..=count {
-        let mut pkt = [0u8; 64];
-        pkt[0] = req;
-        pkt[4..6].copy_from_slice(&id.to_be_bytes());
-        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
-        pkt[8..16].copy_from_slice(b"tunbox!!");
-        if !v6 {
-            let c = checksum(&pkt);
-            pkt[2..4].copy_from_slice(&c.to_be_bytes());
-        }
-        let t0 = Instant::now();
-        let sent = match dst {
-            IpAddr::V4(a) => sendto(
-                fd.as_raw_fd(),
-                &pkt,
-                &SockaddrIn::from(SocketAddrV4::new(a, 0)),
-                MsgFlags::empty(),
-            ),
-            IpAddr::V6(a) => sendto(
-                fd.as_raw_fd(),
-                &pkt,
-                &SockaddrIn6::from(SocketAddrV6::new(a, 0, 0, 0)),
-                MsgFlags::empty(),
-            ),
+    while t0.elapsed() < wait {
+        let n = match recvfrom::<SockaddrStorage>(fd.as_raw_fd(), &mut buf) {
+            Ok((n, _)) => n,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("receive: {e}")),
         };
-        sent.map_err(|e| format!("send to {dst}: {e}"))?;
-        loop {
-            if t0.elapsed() > Duration::from_secs(2) {
-                return Err(format!("no echo reply from {dst} (seq {seq}) within 2 s"));
-            }
-            let n = match recvfrom::<SockaddrStorage>(fd.as_raw_fd(), &mut buf) {
-                Ok((n, _)) => n,
-                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(format!("receive: {e}")),
-            };
-            // IPv4 raw sockets hand over the IP header too; IPv6 ones do not.
-            let off = if v6 {
-                0
-            } else {
-                usize::from(buf[0] & 0x0f) * 4
-            };
-            let icmp = &buf[off.min(n)..n];
-            if icmp.len() >= 8
-                && icmp[0] == reply
-                && icmp[4..6] == id.to_be_bytes()
-                && icmp[6..8] == seq.to_be_bytes()
-            {
-                rtts.push(t0.elapsed());
-                break;
-            }
+        // IPv4 raw sockets hand over the IP header too; IPv6 ones do not. The reflected
+        // echo request (type 8/128) arrives here as well and is skipped.
+        let off = if v6 {
+            0
+        } else {
+            usize::from(buf[0] & 0x0f) * 4
+        };
+        let icmp = &buf[off.min(n)..n];
+        if icmp.len() >= 8
+            && icmp[0] == reply
+            && icmp[4..6] == id.to_be_bytes()
+            && icmp[6..8] == seq.to_be_bytes()
+        {
+            return Ok(Some(t0.elapsed()));
         }
     }
-    Ok(rtts)
+    Ok(None)
+}
+
+/// Pings `dst` until `count` replies came back, sending at most two requests more
+/// (like `ping`, a lost request is not resent: the next has a new sequence number).
+/// Returns the round-trip times and how many requests went unanswered. Seen here: about
+/// one run in 25 loses the very first IPv6 echo on a device up for a few milliseconds.
+fn ping(dst: IpAddr, count: u16) -> Result<(Vec<Duration>, u16), String> {
+    let fd = icmp_socket(dst.is_ipv6())?;
+    let id = (std::process::id() & 0xffff) as u16;
+    let mut rtts = Vec::new();
+    let mut lost = 0;
+    for seq in 1..=count + 2 {
+        match echo_once(&fd, dst, id, seq, Duration::from_millis(700))? {
+            Some(rtt) => rtts.push(rtt),
+            None => lost += 1,
+        }
+        if rtts.len() == usize::from(count) {
+            return Ok((rtts, lost));
+        }
+    }
+    Err(format!(
+        "only {} of {} echo requests to {dst} were answered",
+        rtts.len(),
+        count + 2
+    ))
 }
 
 /// Connects to `target` (which the reflector turns back to a listener on the same
@@ -179,11 +203,13 @@ fn run_checks() -> Vec<Outcome> {
         ("ping IPv6 2001:2::41", "2001:2::41".parse().unwrap()),
     ];
     for (name, addr) in targets {
-        let result = ping(addr, 3).map(|r| {
+        let result = ping(addr, 3).map(|(r, lost)| {
             let min = r.iter().min().copied().unwrap_or_default();
             let avg = r.iter().sum::<Duration>() / r.len().max(1) as u32;
             format!(
-                "3/3 replies, rtt min {:.3} ms avg {:.3} ms",
+                "{}/{} replies, rtt min {:.3} ms avg {:.3} ms",
+                r.len(),
+                r.len() + usize::from(lost),
                 ms(min),
                 ms(avg)
             )
