@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh
-cargo test --locked "$@"
+cargo test --locked --features test-hooks "$@"

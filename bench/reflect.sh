@@ -16,6 +16,8 @@ NS=tbx-bench-$$
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # anything still holding the namespace was started by this script
+  for p in $(ip netns pids "$NS" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
   ip netns del "$NS" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -25,9 +27,11 @@ nsx() { ip netns exec "$NS" "$@"; }
 
 start() { # $1 = tunbox|ref ; leaves the reflector's pid in pids[-1]
   if [ "$1" = tunbox ]; then
-    nsx "$TUNBOX" reflect --dev tun0 --address 198.18.0.1/15 2>/dev/null & pids+=($!)
+    # started directly, not through nsx: a backgrounded function is a subshell and $!
+    # would name it instead of the reflector
+    ip netns exec "$NS" "$TUNBOX" reflect --dev tun0 --address 198.18.0.1/15 2>/dev/null & pids+=($!)
   else
-    nsx "$REF" tun0 & pids+=($!)
+    ip netns exec "$NS" "$REF" tun0 & pids+=($!)
     for _ in $(seq 50); do ip -n "$NS" link show tun0 >/dev/null 2>&1 && break; sleep 0.1; done
     ip -n "$NS" addr add 198.18.0.1/15 dev tun0
     ip -n "$NS" link set tun0 up
@@ -39,12 +43,12 @@ start() { # $1 = tunbox|ref ; leaves the reflector's pid in pids[-1]
 stop() { kill "${pids[-1]}" 2>/dev/null || true; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; sleep 0.3; }
 
 measure() { # prints "pps mbit_s"
-  nsx iperf3 -s -1 -p 5201 >/dev/null 2>&1 & local s=$!
+  ip netns exec "$NS" iperf3 -s -1 -p 5201 >/dev/null 2>&1 & local s=$!
   sleep 0.3
   local udp tcp
   udp=$(nsx timeout $((SECS + 10)) iperf3 -c 198.18.7.7 -p 5201 -u -b 0 -l 64 -t "$SECS" -J)
   wait $s 2>/dev/null || true
-  nsx iperf3 -s -1 -p 5202 >/dev/null 2>&1 & s=$!
+  ip netns exec "$NS" iperf3 -s -1 -p 5202 >/dev/null 2>&1 & s=$!
   sleep 0.3
   tcp=$(nsx timeout $((SECS + 10)) iperf3 -c 198.18.7.7 -p 5202 -t "$SECS" -J)
   wait $s 2>/dev/null || true

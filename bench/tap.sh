@@ -19,6 +19,10 @@ P=tbx-tapbench-p-$$
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # anything else still in the namespaces (iperf3 servers) was started by this script
+  for p in $(ip netns pids "$L" 2>/dev/null) $(ip netns pids "$P" 2>/dev/null); do
+    kill "$p" 2>/dev/null || true
+  done
   ip netns del "$L" 2>/dev/null || true
   ip netns del "$P" 2>/dev/null || true
 }
@@ -47,15 +51,15 @@ start() { # extra reflector options...
   lx ping -c 1 -W 2 198.19.7.7 >/dev/null || { echo "TAP reflector does not answer" >&2; exit 1; }
 }
 
-stop() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; sleep 0.3; }
+stop() { kill "${pids[-1]}" 2>/dev/null || true; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; sleep 0.3; }
 
 iperf() { # $1 = target address; prints "pps mbit_s"
-  lx iperf3 -s -1 -p 5201 >/dev/null 2>&1 & local s=$!
+  ip netns exec "$L" timeout $((SECS + 15)) iperf3 -s -1 -p 5201 >/dev/null 2>&1 & local s=$!
   sleep 0.3
   local udp tcp
   udp=$(lx timeout $((SECS + 10)) iperf3 -c "$1" -p 5201 -u -b 0 -l 64 -t "$SECS" -J)
   wait $s 2>/dev/null || true
-  lx iperf3 -s -1 -p 5202 >/dev/null 2>&1 & s=$!
+  ip netns exec "$L" timeout $((SECS + 15)) iperf3 -s -1 -p 5202 >/dev/null 2>&1 & s=$!
   sleep 0.3
   tcp=$(lx timeout $((SECS + 10)) iperf3 -c "$1" -p 5202 -t "$SECS" -J)
   wait $s 2>/dev/null || true

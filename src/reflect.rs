@@ -209,8 +209,10 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
     Ok(())
 }
 
-/// The kernel device as a [`PacketIo`]: non-blocking reads, a bounded poll between
-/// bursts so signals and stop requests are seen within a quarter second.
+/// The kernel device as a [`PacketIo`]. On a non-blocking device (the self-test's
+/// thread) `wait` polls for at most a quarter second so a stop request is seen. The
+/// daemon sets the device blocking instead, so a packet costs one read and one write
+/// like the C reference; signals (and the once-a-second tick) interrupt the read.
 pub struct TunIo<'a>(pub &'a Tun);
 
 impl PacketIo for TunIo<'_> {
@@ -278,6 +280,8 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     let mut tap_refl = (o.mode == Mode::Tap).then(|| tap::setup(o, tun.name()));
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
+    tun.set_nonblocking(false)?;
+    signals::start_tick().map_err(|e| SysError::os("setitimer", e))?;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut st = LoopState::new(tun.name(), o.verbose);
     let mut io = TunIo(&tun);

@@ -9,7 +9,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::TUNBOX;
+use common::{Netns, TUNBOX};
 
 mod common;
 
@@ -48,34 +48,24 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A network namespace, deleted with everything in it when dropped.
-struct Netns(String);
+/// What the bridge tests do in a namespace of tests/common, on top of its own methods.
+trait NetnsExt {
+    /// `ARGS[0] ARGS[1..]` inside the namespace, bounded to 30 s.
+    fn exec(&self, args: &[&str], envs: &[(&str, &str)]) -> Output;
+    fn tunbox(&self, args: &[&str], envs: &[(&str, &str)]) -> Output;
+    /// Two echo replies within 4 s.
+    fn ping_ok(&self, addr: &str) -> bool;
+    fn sysctl(&self, path: &str) -> Option<String>;
+}
 
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("tbx-br-{tag}-{}", std::process::id());
-        let _ = run(&["ip", "netns", "del", &name], &[]);
-        ok(&["ip", "netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-    fn ip(&self, args: &[&str]) -> String {
-        let mut a = vec!["ip", "-n", &self.0];
-        a.extend_from_slice(args);
-        ok(&a)
-    }
+impl NetnsExt for Netns {
     fn exec(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut a = vec!["ip", "netns", "exec", &self.0];
-        a.extend_from_slice(args);
-        run(&a, envs)
+        self.run_env(30, args[0], &args[1..], envs)
     }
     fn tunbox(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut a = vec![TUNBOX];
-        a.extend_from_slice(args);
-        self.exec(&a, envs)
+        self.run_env(30, TUNBOX, args, envs)
     }
-    fn ping(&self, addr: &str) -> bool {
+    fn ping_ok(&self, addr: &str) -> bool {
         self.exec(
             &["ping", "-c", "2", "-i", "0.2", "-W", "1", "-w", "4", addr],
             &[],
@@ -88,12 +78,6 @@ impl Netns {
         o.status
             .success()
             .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "netns", "del", &self.0], &[]);
     }
 }
 
@@ -125,20 +109,17 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
-        let pi = Netns::new(&format!("{tag}-pi"));
-        let lan = Netns::new(&format!("{tag}-lan"));
+        let pi = Netns::new(&format!("br-{tag}-pi"));
+        let lan = Netns::new(&format!("br-{tag}-lan"));
         let dir = TempDir::new(tag);
         let state_file = format!("{}/bridge.state", dir.0);
-        ok(&[
-            "ip", "link", "add", "eth0", "netns", &pi.0, "type", "veth", "peer", "name", "lan0",
-            "netns", &lan.0,
-        ]);
-        lan.ip(&["link", "set", "lan0", "up"]);
-        lan.ip(&["addr", "add", "198.18.0.1/24", "dev", "lan0"]);
-        lan.ip(&["addr", "add", "2001:2::1/64", "dev", "lan0", "nodad"]);
-        pi.ip(&["link", "set", "eth0", "mtu", "1400", "up"]);
-        pi.ip(&["addr", "add", "198.18.0.2/24", "brd", "+", "dev", "eth0"]);
-        pi.ip(&[
+        common::veth(&pi, "eth0", &lan, "lan0");
+        lan.ip_out(&["link", "set", "lan0", "up"]);
+        lan.ip_out(&["addr", "add", "198.18.0.1/24", "dev", "lan0"]);
+        lan.ip_out(&["addr", "add", "2001:2::1/64", "dev", "lan0", "nodad"]);
+        pi.ip_out(&["link", "set", "eth0", "mtu", "1400", "up"]);
+        pi.ip_out(&["addr", "add", "198.18.0.2/24", "brd", "+", "dev", "eth0"]);
+        pi.ip_out(&[
             "addr",
             "add",
             "198.18.0.3/24",
@@ -147,9 +128,9 @@ impl Lab {
             "label",
             "eth0:1",
         ]);
-        pi.ip(&["addr", "add", "2001:2::2/64", "dev", "eth0"]);
-        pi.ip(&["route", "add", "default", "via", "198.18.0.1"]);
-        pi.ip(&[
+        pi.ip_out(&["addr", "add", "2001:2::2/64", "dev", "eth0"]);
+        pi.ip_out(&["route", "add", "default", "via", "198.18.0.1"]);
+        pi.ip_out(&[
             "route",
             "add",
             "198.19.0.0/24",
@@ -160,7 +141,7 @@ impl Lab {
             "proto",
             "static",
         ]);
-        pi.ip(&[
+        pi.ip_out(&[
             "route",
             "add",
             "198.19.1.0/24",
@@ -171,8 +152,8 @@ impl Lab {
             "table",
             "100",
         ]);
-        pi.ip(&["-6", "route", "add", "default", "via", "2001:2::1"]);
-        pi.ip(&[
+        pi.ip_out(&["-6", "route", "add", "default", "via", "2001:2::1"]);
+        pi.ip_out(&[
             "-6",
             "route",
             "add",
@@ -204,7 +185,7 @@ impl Lab {
     /// runs again when `down` puts an address back, as it did when it was first added).
     fn wait_settled(&self) {
         let t = Instant::now();
-        while self.pi.ip(&["addr"]).contains("tentative") {
+        while self.pi.ip_out(&["addr"]).contains("tentative") {
             assert!(t.elapsed() < Duration::from_secs(10), "DAD never finished");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -234,11 +215,11 @@ impl Lab {
         };
         format!(
             "== links\n{}\n== addresses\n{}\n== routes\n{}\n== routes6\n{}\n== rules\n{}",
-            untimed(self.pi.ip(&["-d", "link", "show"])),
-            self.pi.ip(&["addr", "show"]),
-            sorted(self.pi.ip(&["route", "show", "table", "all"])),
-            sorted(self.pi.ip(&["-6", "route", "show", "table", "all"])),
-            self.pi.ip(&["rule", "show"]),
+            untimed(self.pi.ip_out(&["-d", "link", "show"])),
+            self.pi.ip_out(&["addr", "show"]),
+            sorted(self.pi.ip_out(&["route", "show", "table", "all"])),
+            sorted(self.pi.ip_out(&["-6", "route", "show", "table", "all"])),
+            self.pi.ip_out(&["rule", "show"]),
         )
     }
 
@@ -253,7 +234,9 @@ impl Lab {
     }
 
     fn pings(&self) -> bool {
-        self.lan.ping("198.18.0.2") && self.lan.ping("2001:2::2") && self.lan.ping("198.18.0.3")
+        self.lan.ping_ok("198.18.0.2")
+            && self.lan.ping_ok("2001:2::2")
+            && self.lan.ping_ok("198.18.0.3")
     }
 
     fn up_steps(&self) -> usize {
@@ -287,7 +270,7 @@ fn up_status_up_again_down_round_trip() {
     assert!(lab.pings(), "lan cannot reach pi before up");
     let before = lab.state();
     let nf_before = lab.nf();
-    let eth_json = lab.pi.ip(&["-j", "link", "show", "eth0"]);
+    let eth_json = lab.pi.ip_out(&["-j", "link", "show", "eth0"]);
 
     let dry = lab.tunbox(&["bridge", "up", "--dry-run"], &[]);
     assert!(dry.status.success(), "{}", text(&dry));
@@ -297,13 +280,13 @@ fn up_status_up_again_down_round_trip() {
     let up = lab.tunbox(&["bridge", "up", "--user", "65534"], &[]);
     assert!(up.status.success(), "{}", text(&up));
     assert!(exists(&lab.state_file));
-    let br = lab.pi.ip(&["-d", "link", "show", "br-tunbox"]);
+    let br = lab.pi.ip_out(&["-d", "link", "show", "br-tunbox"]);
     assert!(br.contains("bridge"), "{br}");
     assert!(lab
         .pi
-        .ip(&["link", "show", "eth0"])
+        .ip_out(&["link", "show", "eth0"])
         .contains("master br-tunbox"));
-    let tap = lab.pi.ip(&["-d", "link", "show", "tap0"]);
+    let tap = lab.pi.ip_out(&["-d", "link", "show", "tap0"]);
     assert!(
         tap.contains("master br-tunbox") && tap.contains("persist on"),
         "{tap}"
@@ -322,19 +305,19 @@ fn up_status_up_again_down_round_trip() {
         j[i..i + 17].to_string()
     };
     assert_eq!(
-        mac_of(&lab.pi.ip(&["-j", "link", "show", "br-tunbox"])),
+        mac_of(&lab.pi.ip_out(&["-j", "link", "show", "br-tunbox"])),
         mac_of(&eth_json)
     );
-    let br_addrs = lab.pi.ip(&["addr", "show", "br-tunbox"]);
+    let br_addrs = lab.pi.ip_out(&["addr", "show", "br-tunbox"]);
     for a in ["198.18.0.2/24", "198.18.0.3/24", "2001:2::2/64"] {
         assert!(br_addrs.contains(a), "{a} not on the bridge: {br_addrs}");
     }
-    let eth_addrs = lab.pi.ip(&["addr", "show", "eth0"]);
+    let eth_addrs = lab.pi.ip_out(&["addr", "show", "eth0"]);
     assert!(
         !eth_addrs.contains("inet ") && !eth_addrs.contains("scope global"),
         "{eth_addrs}"
     );
-    let routes = lab.pi.ip(&["route", "show", "table", "all"]);
+    let routes = lab.pi.ip_out(&["route", "show", "table", "all"]);
     for want in [
         "default via 198.18.0.1 dev br-tunbox",
         "198.19.0.0/24 via 198.18.0.1 dev br-tunbox proto static metric 50",
@@ -342,9 +325,9 @@ fn up_status_up_again_down_round_trip() {
     ] {
         assert!(routes.contains(want), "no '{want}' in {routes}");
     }
-    let routes4 = lab.pi.ip(&["-4", "route", "show", "table", "all"]);
+    let routes4 = lab.pi.ip_out(&["-4", "route", "show", "table", "all"]);
     assert!(!routes4.contains("dev eth0"), "{routes4}");
-    let routes6 = lab.pi.ip(&["-6", "route", "show"]);
+    let routes6 = lab.pi.ip_out(&["-6", "route", "show"]);
     assert!(
         routes6.contains("default via 2001:2::1 dev br-tunbox")
             && routes6.contains("2001:2:0:5::/64 via fe80::1 dev br-tunbox"),
@@ -388,9 +371,19 @@ fn up_status_up_again_down_round_trip() {
     let twice = lab.tunbox(&["bridge", "down"], &[]);
     assert!(twice.status.success(), "{}", text(&twice));
     assert_eq!(lab.state(), before);
+
+    // The lock file stays (unlinking a flocked file lets two runs overlap), unlocked.
+    let lock = format!("{}.lock", lab.state_file);
+    assert!(exists(&lock), "the lock file must stay in place");
+    let f = std::fs::File::open(&lock).unwrap();
+    assert!(
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok(),
+        "nobody may hold the lock after down"
+    );
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn killed_in_the_middle_of_up_then_down_restores_everything() {
     require_root!();
     let lab = Lab::new("kill");
@@ -430,6 +423,7 @@ fn killed_in_the_middle_of_up_then_down_restores_everything() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_failure_half_way_rolls_back() {
     require_root!();
     let lab = Lab::new("fail");
@@ -529,7 +523,7 @@ fn attach_child() {
 #[test]
 fn mktun_owner_attaches_without_capabilities() {
     require_root!();
-    let ns = Netns::new("mktun");
+    let ns = Netns::new("br-mktun");
     let dev = "tbxtap0";
     let o = ns.tunbox(
         &[
@@ -538,7 +532,7 @@ fn mktun_owner_attaches_without_capabilities() {
         &[],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let l = ns.ip(&["-d", "link", "show", dev]);
+    let l = ns.ip_out(&["-d", "link", "show", dev]);
     assert!(
         l.contains("tun type tap") && l.contains("persist on"),
         "{l}"
@@ -602,10 +596,10 @@ fn mktun_owner_attaches_without_capabilities() {
 
     let wrong = ns.tunbox(&["rmtun", "--dev", dev, "--mode", "tun"], &[]);
     assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
-    assert!(ns.ip(&["link", "show"]).contains(dev));
+    assert!(ns.ip_out(&["link", "show"]).contains(dev));
     let o = ns.tunbox(&["rmtun", "--dev", dev, "--mode", "tap"], &[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(!ns.ip(&["link", "show"]).contains(dev));
+    assert!(!ns.ip_out(&["link", "show"]).contains(dev));
     let o = ns.tunbox(&["rmtun", "--dev", dev, "--mode", "tap"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network device"));
@@ -631,7 +625,7 @@ fn uci_section_and_environment_drive_up_status_and_down() {
     let up = lab.pi.tunbox(&["bridge", "up", "--section", "lab"], &env);
     assert!(up.status.success(), "{}", text(&up));
     assert!(exists(&state));
-    let links = lab.pi.ip(&["link", "show"]);
+    let links = lab.pi.ip_out(&["link", "show"]);
     assert!(
         links.contains("tap9: ") && links.contains("master br-lab"),
         "{links}"
@@ -662,4 +656,45 @@ fn uci_section_and_environment_drive_up_status_and_down() {
         text(&bad)
     );
     assert_eq!(lab.state(), before);
+}
+
+#[test]
+#[cfg_attr(
+    feature = "test-hooks",
+    ignore = "checks a build without --features test-hooks"
+)]
+fn step_hooks_are_not_in_a_production_build() {
+    require_root!();
+    let lab = Lab::new("nohook");
+    let before = lab.state();
+    let up = lab.tunbox(
+        &["bridge", "up"],
+        &[
+            ("TUNBOX_TEST_FAIL_AT_STEP", "2"),
+            ("TUNBOX_TEST_STOP_AFTER_STEP", "1"),
+        ],
+    );
+    assert!(up.status.success(), "the hooks acted: {}", text(&up));
+    assert!(lab.pings(), "lan cannot reach pi through the bridge");
+    let down = lab.tunbox(&["bridge", "down"], &[]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(lab.state(), before);
+
+    // `config check` names them as unknown variables (typos or leftovers).
+    let conf = format!("{}.conf", lab.state_file);
+    std::fs::write(&conf, "config bridge 'lab'\n\toption ifname 'eth0'\n").unwrap();
+    let check = lab.pi.tunbox(
+        &["config", "check"],
+        &[
+            ("TUNBOX_CONFIG", conf.as_str()),
+            ("TUNBOX_TEST_FAIL_AT_STEP", "2"),
+        ],
+    );
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(
+        String::from_utf8_lossy(&check.stderr)
+            .contains("environment variable TUNBOX_TEST_FAIL_AT_STEP is not a tunbox option"),
+        "{}",
+        text(&check)
+    );
 }

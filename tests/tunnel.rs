@@ -276,7 +276,15 @@ fn spawn_in<T: Send + 'static>(
     ns: &Netns,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> std::thread::JoinHandle<T> {
-    let path = format!("/var/run/netns/{}", ns.name);
+    spawn_in_name(&ns.name, f)
+}
+
+/// [`spawn_in`] by namespace name.
+fn spawn_in_name<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{name}");
     std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).expect("open netns");
         nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
@@ -479,8 +487,13 @@ fn tcp_link_outage_recovers() {
 
 /// Captures UDP payloads sent to port 5555 on this namespace's links (AF_PACKET).
 fn capture_tunnel_datagrams(ns: &Netns, while_doing: impl FnOnce()) -> Vec<Vec<u8>> {
+    capture_tunnel_datagrams_in(&ns.name.clone(), while_doing)
+}
+
+/// [`capture_tunnel_datagrams`] by namespace name.
+fn capture_tunnel_datagrams_in(ns: &str, while_doing: impl FnOnce()) -> Vec<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let cap = spawn_in(ns, move || {
+    let cap = spawn_in_name(ns, move || {
         // ETH_P_ALL: outgoing packets are only seen with it.
         // SAFETY: plain socket call; the fd is owned below.
         let fd = unsafe {
@@ -601,7 +614,7 @@ fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
             }
             send(&g);
         }
-        let mut init = vec![0u8; 57];
+        let mut init = vec![0u8; 65]; // INIT_LEN
         init[0] = 1;
         send(&init);
         n
@@ -1133,6 +1146,145 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
     lab.b.stop(w.pid);
 }
 
+/// A recorded handshake initiation replayed hundreds of times a second (from another
+/// address) gets no answer and does not keep the real client from handshaking.
+#[test]
+fn udp_replayed_init_flood_does_not_starve_the_client() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("ifl", "udp", "tun", false);
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    // Record the client's INIT: restart it while capturing.
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let mut restarted = false;
+    let ns_b = lab.b.name.clone();
+    let captured = capture_tunnel_datagrams_in(&ns_b, || {
+        lab.start_client();
+        restarted = lab.cli().wait_log("session up", 5);
+    });
+    assert!(restarted, "{}", lab.logs());
+    let init = captured
+        .iter()
+        .find(|d| d.len() == 65 && d[0] == 1)
+        .cloned()
+        .unwrap_or_else(|| panic!("no INIT captured: {captured:?}"));
+    let before = lab.server_counters();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let flood = spawn_in(&lab.b, move || {
+        let s = UdpSocket::bind("198.18.0.3:0").unwrap();
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+            && t0.elapsed() < Duration::from_secs(10)
+            && n < 10_000
+        {
+            if s.send_to(&init, "198.18.0.1:5555").is_ok() {
+                n += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The client restarts during the flood and must get a session at once.
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let t0 = Instant::now();
+    lab.start_client();
+    let took = lab.time_to_first_reply(Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = flood.join().unwrap();
+    let after = lab.server_counters();
+    eprintln!("replayed INIT {n} times; client back after {took:?} (restart at {t0:?})");
+    assert!(n > 100, "the flood did not run: {n}");
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(3)),
+        "client starved by replayed INITs ({took:?})\n{}",
+        lab.logs()
+    );
+    assert!(
+        after.drop("handshake_replay") >= before.drop("handshake_replay") + u64::from(n) / 2,
+        "{after:?}"
+    );
+}
+
+/// Opens a TCP connection from `from` to `to` (blocking, 1 s limit via SO_SNDTIMEO).
+fn connect_from(from: SocketAddr, to: SocketAddr) -> Option<TcpStream> {
+    use nix::sys::socket::{
+        bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let (SocketAddr::V4(f), SocketAddr::V4(t)) = (from, to) else {
+        return None;
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .ok()?;
+    let tv = nix::sys::time::TimeVal::new(1, 0);
+    setsockopt(&fd, sockopt::SendTimeout, &tv).ok()?;
+    use std::os::fd::AsRawFd;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(f)).ok()?;
+    connect(fd.as_raw_fd(), &SockaddrIn::from(t)).ok()?;
+    Some(TcpStream::from(fd))
+}
+
+/// A keyless peer reconnecting to the TCP server in a loop (and holding the
+/// connections open, never sending) must not keep the real client from authenticating.
+#[test]
+fn tcp_reconnect_flood_does_not_lock_out_the_client() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("tcfl", "tcp", "tun", false);
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let flood = spawn_in(&lab.b, move || {
+        let from: SocketAddr = "198.18.0.3:0".parse().unwrap();
+        let to: SocketAddr = "198.18.0.1:5555".parse().unwrap();
+        let mut held = std::collections::VecDeque::new();
+        let t0 = Instant::now();
+        let mut n = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+            && t0.elapsed() < Duration::from_secs(12)
+            && n < 20_000
+        {
+            if let Some(c) = connect_from(from, to) {
+                held.push_back(c);
+                if held.len() > 16 {
+                    held.pop_front();
+                }
+                n += 1;
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    lab.start_client();
+    let up = lab.cli().wait_log("session up", 8);
+    // Traffic flows while the flood goes on.
+    let pinged = up && ping(&lab.b, SRV_TUN, 2).0 == 2;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = flood.join().unwrap();
+    eprintln!("flood: {n} tcp connections");
+    assert!(n > 100, "the flood did not run: {n}");
+    assert!(
+        up,
+        "client locked out by the reconnect flood\n{}",
+        lab.logs()
+    );
+    assert!(pinged, "no traffic during the flood\n{}", lab.logs());
+}
+
 /// IPv6 underlay (fd00::/64 on the veth) and IPv6 inside the tunnel (fd00:1::/64), TCP
 /// transport; the default MTU accounts for the 40-byte IPv6 header.
 #[test]
@@ -1194,4 +1346,63 @@ fn ipv6_underlay_and_ipv6_inside() {
         b.stop(cli.pid);
         a.stop(srv.pid);
     }
+}
+
+/// libfaketime (Debian package `faketime`), to run a client whose wall clock is behind.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A client restarted with its wall clock an hour behind (router without RTC before
+/// NTP): its first initiations are refused while the server still considers the old
+/// session alive, then accepted once the peer was silent for `--timeout` (3 s here).
+#[test]
+fn udp_client_with_clock_gone_back_is_let_in_after_the_timeout() {
+    if !need_root() {
+        return;
+    }
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        eprintln!("SKIP: {LIBFAKETIME} missing (apt-get install faketime)");
+        return;
+    }
+    let mut lab = Lab::new("clk", "udp", "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
+    let before = lab.server_counters();
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let t0 = Instant::now();
+    let args = lab.args(
+        &["--remote", "198.18.0.1:5555"],
+        &format!("{CLI_TUN}/24"),
+        lab.key.to_str().unwrap(),
+    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = lab.b.spawn_tunbox(
+        &refs,
+        &[
+            ("LD_PRELOAD", LIBFAKETIME),
+            ("FAKETIME", "-3600"),
+            ("DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    assert!(c.wait_log("tunnel on t0", 5), "client: {}", c.log());
+    lab.cli = Some(c);
+    let took = lab
+        .time_to_first_reply(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("clock-back client never got in\n{}", lab.logs()));
+    let after = lab.server_counters();
+    eprintln!(
+        "clock-back client: traffic after {:?} (timeout 3 s, retries at 0 1 3 7 s)",
+        t0.elapsed()
+    );
+    assert!(
+        after.drop("handshake_replay") > before.drop("handshake_replay"),
+        "the first initiations should have been refused (clock not faked?): {after:?}\n{}",
+        lab.logs()
+    );
+    assert!(took < Duration::from_secs(12), "{took:?}\n{}", lab.logs());
+    assert_eq!(
+        lab.srv().log().matches("session up").count(),
+        2,
+        "{}",
+        lab.logs()
+    );
 }

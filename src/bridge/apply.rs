@@ -1,10 +1,12 @@
 //! The OS side of `tunbox bridge`: read the kernel's state into a [`Snapshot`], carry
 //! out planned steps in order, and undo the done ones when a step fails.
 //!
-//! Test hooks (for the crash and rollback tests; harmless in the field, where nobody
-//! sets them): `TUNBOX_TEST_STOP_AFTER_STEP=N` makes the process exit with status 99
-//! right after step N (1-based) of a plan, without any cleanup, as if killed;
-//! `TUNBOX_TEST_FAIL_AT_STEP=N` makes step N fail, which exercises the rollback.
+//! Test hooks, compiled in only with the cargo feature `test-hooks` (the crash and
+//! rollback tests of tests/bridge.rs; a production build ignores these variables and
+//! warns about them as unknown): `TUNBOX_TEST_STOP_AFTER_STEP=N` makes the process
+//! exit with status 99 right after step N (1-based) of a plan, without any cleanup, as
+//! if killed; `TUNBOX_TEST_FAIL_AT_STEP=N` makes step N fail, which exercises the
+//! rollback.
 use super::plan::{inverse, Snapshot, Step};
 use crate::sys::netlink::Rtnl;
 use crate::sys::tun::{Mode, Tun};
@@ -81,6 +83,8 @@ pub fn exec(rtnl: &mut Rtnl, step: &Step) -> Result<(), SysError> {
     }
 }
 
+/// The step number in the test hook variable `name` (feature `test-hooks` only).
+#[cfg(feature = "test-hooks")]
 fn test_hook(name: &str) -> Option<usize> {
     std::env::var(name).ok()?.parse().ok()
 }
@@ -98,11 +102,14 @@ pub struct ApplyError {
 /// Applies `steps` in order, printing each. On a failure the steps already done are
 /// undone in reverse order, and the error says whether that worked.
 pub fn run(rtnl: &mut Rtnl, steps: &[Step], log: &mut dyn FnMut(&str)) -> Result<(), ApplyError> {
+    #[cfg(feature = "test-hooks")]
     let stop_after = test_hook("TUNBOX_TEST_STOP_AFTER_STEP");
+    #[cfg(feature = "test-hooks")]
     let fail_at = test_hook("TUNBOX_TEST_FAIL_AT_STEP");
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
         log(&format!("  [{n}/{}] {step}", steps.len()));
+        #[cfg(feature = "test-hooks")]
         let result = if fail_at == Some(n) {
             Err(SysError::new(
                 "failure injected by TUNBOX_TEST_FAIL_AT_STEP",
@@ -110,6 +117,8 @@ pub fn run(rtnl: &mut Rtnl, steps: &[Step], log: &mut dyn FnMut(&str)) -> Result
         } else {
             exec(rtnl, step)
         };
+        #[cfg(not(feature = "test-hooks"))]
+        let result = exec(rtnl, step);
         if let Err(cause) = result {
             let mut rollback_failures = Vec::new();
             for done in steps[..i].iter().rev() {
@@ -126,6 +135,7 @@ pub fn run(rtnl: &mut Rtnl, steps: &[Step], log: &mut dyn FnMut(&str)) -> Result
                 rollback_failures,
             });
         }
+        #[cfg(feature = "test-hooks")]
         if stop_after == Some(n) {
             log("  stopping here: TUNBOX_TEST_STOP_AFTER_STEP");
             std::process::exit(99);

@@ -131,6 +131,11 @@ pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
 }
 
 /// Held while `up` or `down` changes things, so two of them cannot interleave.
+///
+/// The lock file (`STATE_FILE.lock`) is left in place afterwards, on purpose: unlinking
+/// it while or after holding the flock would let a waiting process lock the unlinked
+/// inode while a third creates and locks a new file of the same name, so two `up` or
+/// `down` could run at once. An empty file in /var/run is the price.
 struct Lock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 fn lock(state_file: &str) -> Result<Lock, BridgeError> {
@@ -163,6 +168,24 @@ fn remove_record(path: &str) -> Result<(), BridgeError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SysError::os(format!("cannot remove state file {path}"), e).into()),
     }
+}
+
+/// After a fully rolled-back `up`: puts the state file back as it was before (`old`,
+/// or no file). On failure the file still holds the record of the undone `up`, which
+/// disagrees with the kernel; the error names the path and says what follows
+/// (`status` reports it as not matching, `down` removes it).
+fn restore_record(path: &str, old: Option<&Record>) -> Result<(), String> {
+    let r = match old {
+        Some(old) => write_record(path, old),
+        None => remove_record(path),
+    };
+    r.map_err(|e| {
+        format!(
+            "the changes were undone, but the state file could not be put back ({e}): \
+             {path} still records the undone `bridge up`; `tunbox bridge status` shows it as \
+             not matching and `tunbox bridge down` removes it"
+        )
+    })
 }
 
 fn print_plan(steps: &[Step]) {
@@ -264,10 +287,9 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         // Everything was undone: the file goes back to what it said before. Otherwise
         // it stays, for `down`.
         if undone {
-            let _ = match &recorded {
-                Some(old) => write_record(&s.state_file, old),
-                None => remove_record(&s.state_file),
-            };
+            if let Err(w) = restore_record(&s.state_file, recorded.as_ref()) {
+                crate::warn!("{w}");
+            }
         }
         return Err(e);
     }
@@ -320,7 +342,6 @@ pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
     }
     apply_steps(&mut rtnl, &steps, "bridge down").map_err(|(e, _)| e)?;
     remove_record(state_file)?;
-    let _ = std::fs::remove_file(format!("{state_file}.lock"));
     println!(
         "bridge {} is down: {} restored as recorded in {state_file}",
         rec.bridge, rec.ifname

@@ -788,3 +788,63 @@ fn state_parser_survives_garbage() {
         "only {rejected} of 3000 mutations rejected"
     );
 }
+
+/// A scratch directory of this test process, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("tbx-brunit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn restore_record_puts_the_old_file_back_or_removes_it() {
+    let dir = Scratch::new("restore");
+    let path = dir.path("bridge.state");
+    let (old, steps) = plan_up(&opts(), &pi(), None).unwrap();
+    let mut s = pi();
+    sim_all(&mut s, &steps[..3]);
+    let (newer, _) = plan_up(&opts(), &s, None).unwrap();
+    assert_ne!(newer, old);
+
+    super::write_record(&path, &newer).unwrap();
+    super::restore_record(&path, Some(&old)).unwrap();
+    assert_eq!(super::read_record(&path).unwrap(), Some(old));
+
+    super::restore_record(&path, None).unwrap();
+    assert_eq!(super::read_record(&path).unwrap(), None);
+    // Nothing to remove is no failure either.
+    super::restore_record(&path, None).unwrap();
+}
+
+#[test]
+fn restore_record_failure_names_the_path_and_the_cause() {
+    let dir = Scratch::new("restorefail");
+    let (rec, _) = plan_up(&opts(), &pi(), None).unwrap();
+    // A path under a regular file: cannot be removed (ENOTDIR) nor written.
+    let file = dir.path("plain");
+    std::fs::write(&file, "x").unwrap();
+    let path = format!("{file}/bridge.state");
+    for old in [None, Some(&rec)] {
+        let w = super::restore_record(&path, old).unwrap_err();
+        assert!(w.contains(&path), "{w}");
+        assert!(
+            w.contains("Not a directory") || w.contains("File exists"),
+            "{w}"
+        );
+        assert!(w.contains("tunbox bridge down"), "{w}");
+    }
+}

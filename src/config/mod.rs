@@ -100,6 +100,9 @@ pub fn env_name(opt: &str) -> String {
 /// own settings (prefixes).
 const ENV_NOT_OPTIONS: &[&str] = &[
     "TUNBOX_CONFIG",
+    // The bridge step hooks exist only with the `test-hooks` feature; elsewhere they
+    // are unknown variables like any other.
+    #[cfg(feature = "test-hooks")]
     "TUNBOX_TEST_",
     "TUNBOX_CROSS_",
     "TUNBOX_ALL_TARGETS",

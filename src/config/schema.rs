@@ -20,6 +20,8 @@ pub enum Kind {
     Transport,
     /// aa:bb:cc:dd:ee:ff, unicast
     Mac,
+    /// A range of addresses: NETWORK/PREFIX (no host bits) or a single address.
+    Range,
     /// [ADDR:]PORT to listen on
     Listen,
     /// HOST:PORT (host may be a name; IPv6 in brackets)
@@ -53,29 +55,6 @@ pub fn parse_cidr(v: &str) -> Result<(IpAddr, u8), String> {
         .filter(|l| *l <= max)
         .ok_or_else(|| format!("'{p}' is not a prefix length from 0 to {max}"))?;
     Ok((addr, len))
-}
-
-/// Parses a MAC address `aa:bb:cc:dd:ee:ff` (or with `-`).
-pub fn parse_mac(v: &str) -> Result<[u8; 6], String> {
-    let bad = || format!("'{v}' is not a MAC address like 02:00:5e:10:00:01");
-    let mut mac = [0u8; 6];
-    let mut parts = v.split([':', '-']);
-    for b in &mut mac {
-        let p = parts.next().ok_or_else(bad)?;
-        if p.len() != 2 {
-            return Err(bad());
-        }
-        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-    }
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    if mac[0] & 1 == 1 {
-        return Err(format!(
-            "'{v}' is a multicast MAC address; use a unicast one"
-        ));
-    }
-    Ok(mac)
 }
 
 fn parse_port(p: &str) -> Result<u16, String> {
@@ -131,7 +110,14 @@ impl Kind {
                 "udp" | "tcp" => Ok(()),
                 _ => Err(format!("'{v}' is not a transport: use udp or tcp")),
             },
-            Kind::Mac => parse_mac(v).map(drop),
+            Kind::Mac => v
+                .parse::<crate::wire::ethernet::MacAddr>()
+                .map(drop)
+                .map_err(|e| format!("'{v}': {e}")),
+            Kind::Range => v
+                .parse::<crate::wire::cidr::Cidr>()
+                .map(drop)
+                .map_err(|e| format!("'{v}': {e}")),
             Kind::Listen => {
                 if v.contains(':') {
                     split_host_port(v).map(drop)
@@ -220,7 +206,7 @@ pub static REFLECT: SectionSpec = SectionSpec {
         opt("dev", Kind::IfName, None),
         list("address", Kind::Cidr),
         opt("mtu", MTU, None),
-        list("range", Kind::Cidr),
+        list("range", Kind::Range),
         opt("mac", Kind::Mac, None),
         opt("icmp_echo", Kind::Bool, Some("0")),
         opt("user", Kind::Account, None),

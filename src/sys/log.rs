@@ -1,9 +1,16 @@
 //! Logging to stderr (procd and systemd collect it) or to the local syslog (OpenWrt's
-//! logd: `logread`). A line is formatted into a fixed stack buffer, so logging from the
-//! packet loop allocates nothing on the stderr path.
+//! logd: `logread`; rsyslog or journald on a Pi). A line is formatted into a fixed stack
+//! buffer and written with one system call, so logging from the packet loop allocates
+//! nothing on either path.
+//!
+//! Syslog is spoken directly: one datagram per line to /dev/log in the local form
+//! `<PRI>tunbox[PID]: message` (facility daemon), which logd, busybox syslogd, rsyslog
+//! and journald all accept; they stamp the time themselves. (The `syslog` crate did the
+//! same but pulled in date formatting and hostname lookup: 28 KiB of a router's flash.)
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::os::unix::net::UnixDatagram;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,31 +20,56 @@ pub enum Level {
     Info,
 }
 
-type SyslogWriter = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+impl Level {
+    /// Syslog priority: facility daemon (3) * 8 + severity.
+    fn syslog_pri(self) -> u8 {
+        3 * 8
+            + match self {
+                Level::Error => 3,
+                Level::Warn => 4,
+                Level::Info => 6,
+            }
+    }
+}
 
-static SYSLOG: OnceLock<Mutex<SyslogWriter>> = OnceLock::new();
+/// The local syslog socket and where it lives (to reconnect after logd restarts).
+struct Syslog {
+    sock: UnixDatagram,
+    path: &'static str,
+}
+
+static SYSLOG: OnceLock<Syslog> = OnceLock::new();
+
+/// The local syslog socket.
+pub const SYSLOG_PATH: &str = "/dev/log";
 
 /// Sends log lines to syslog instead of stderr when `syslog` is set. Falls back to
 /// stderr, saying so, when no syslog socket is there.
 pub fn init(use_syslog: bool) {
-    if !use_syslog {
-        return;
+    if use_syslog {
+        init_at(SYSLOG_PATH);
     }
-    let fmt = syslog::Formatter3164 {
-        facility: syslog::Facility::LOG_DAEMON,
-        hostname: None,
-        process: "tunbox".into(),
-        pid: std::process::id(),
-    };
-    match syslog::unix(fmt) {
-        Ok(w) => {
-            let _ = SYSLOG.set(Mutex::new(w));
+}
+
+/// [`init`] with another socket path (tests).
+pub fn init_at(path: &'static str) {
+    let sock = UnixDatagram::unbound().and_then(|s| s.connect(path).map(|()| s));
+    match sock {
+        Ok(sock) => {
+            let _ = SYSLOG.set(Syslog { sock, path });
         }
         Err(e) => emit(
             Level::Warn,
-            format_args!("no local syslog ({e}); logging to stderr"),
+            format_args!("no local syslog at {path} ({e}); logging to stderr"),
         ),
     }
+}
+
+/// Formats one syslog datagram: `<PRI>tunbox[PID]: line`.
+fn syslog_line(level: Level, line: &str, pid: u32) -> heapless::String<600> {
+    let mut out = heapless::String::new();
+    let _ = write!(out, "<{}>tunbox[{pid}]: {line}", level.syslog_pri());
+    out
 }
 
 /// Writes one line. Lines longer than the buffer are cut, never dropped.
@@ -45,12 +77,14 @@ pub fn emit(level: Level, args: fmt::Arguments<'_>) {
     let mut line: heapless::String<512> = heapless::String::new();
     let _ = line.write_fmt(args);
     if let Some(sys) = SYSLOG.get() {
-        if let Ok(mut w) = sys.lock() {
-            let _ = match level {
-                Level::Error => w.err(line.as_str()),
-                Level::Warn => w.warning(line.as_str()),
-                Level::Info => w.info(line.as_str()),
-            };
+        let msg = syslog_line(level, &line, std::process::id());
+        let sent = sys.sock.send(msg.as_bytes()).or_else(|_| {
+            // logd restarted: its socket is new, connect again once
+            sys.sock
+                .connect(sys.path)
+                .and_then(|()| sys.sock.send(msg.as_bytes()))
+        });
+        if sent.is_ok() {
             return;
         }
     }
@@ -131,6 +165,52 @@ impl RateLimit {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn syslog_datagrams_carry_priority_and_tag() {
+        assert_eq!(
+            syslog_line(Level::Error, "boom", 42).as_str(),
+            "<27>tunbox[42]: boom"
+        );
+        assert_eq!(
+            syslog_line(Level::Warn, "hm", 7).as_str(),
+            "<28>tunbox[7]: hm"
+        );
+        assert_eq!(
+            syslog_line(Level::Info, "ok", 1).as_str(),
+            "<30>tunbox[1]: ok"
+        );
+        // an over-long line is cut, not dropped
+        let long = "x".repeat(2000);
+        assert!(syslog_line(Level::Info, &long, 1).len() <= 600);
+    }
+
+    #[test]
+    fn lines_reach_a_syslog_socket() {
+        let dir = std::env::temp_dir().join(format!("tbx-log-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path: &'static str = Box::leak(
+            dir.join("log")
+                .to_string_lossy()
+                .into_owned()
+                .into_boxed_str(),
+        );
+        let _ = std::fs::remove_file(path);
+        let server = UnixDatagram::bind(path).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        init_at(path);
+        crate::warn!("disk {} is {}% full", "sda", 99);
+        let mut buf = [0u8; 700];
+        let n = server.recv(&mut buf).unwrap();
+        let got = std::str::from_utf8(&buf[..n]).unwrap();
+        assert_eq!(
+            got,
+            format!("<28>tunbox[{}]: disk sda is 99% full", std::process::id())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn rate_limit_bursts_then_refills() {

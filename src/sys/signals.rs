@@ -7,10 +7,11 @@ static EXIT: AtomicBool = AtomicBool::new(false);
 static USR1: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    if sig == libc::SIGUSR1 {
-        USR1.store(true, Ordering::Relaxed);
-    } else {
-        EXIT.store(true, Ordering::Relaxed);
+    match sig {
+        libc::SIGUSR1 => USR1.store(true, Ordering::Relaxed),
+        // the tick only interrupts a blocking syscall (see `start_tick`)
+        libc::SIGALRM => {}
+        _ => EXIT.store(true, Ordering::Relaxed),
     }
 }
 
@@ -25,6 +26,7 @@ pub fn install() {
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGALRM,
     ] {
         // SAFETY: the handler only stores to atomics, which is async-signal-safe.
         let _ = unsafe { sigaction(sig, &act) };
@@ -38,10 +40,32 @@ pub fn exit_requested() -> bool {
 
 /// True once per SIGUSR1.
 pub fn take_usr1() -> bool {
-    USR1.swap(false, Ordering::Relaxed)
+    // a plain load first: this runs once per packet, and a swap is a locked write
+    USR1.load(Ordering::Relaxed) && USR1.swap(false, Ordering::Relaxed)
 }
 
 /// Asks the loop to stop (used by the self-test, which runs a loop on a thread).
 pub fn request_exit() {
     EXIT.store(true, Ordering::Relaxed);
+}
+
+/// Interrupts a blocking read once a second (SIGALRM, no SA_RESTART). A loop that
+/// blocks in read(2) checks its flags, then reads; a signal landing between the two
+/// would otherwise wait for the next packet. With the tick it waits at most a second,
+/// while a busy loop pays no extra system call per packet. Call after [`install`].
+pub fn start_tick() -> std::io::Result<()> {
+    let second = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    let t = libc::itimerval {
+        it_interval: second,
+        it_value: second,
+    };
+    // SAFETY: setitimer with a valid itimerval; the old value is not wanted.
+    if unsafe { libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }

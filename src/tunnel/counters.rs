@@ -25,6 +25,11 @@ pub enum DropReason {
     HandshakeMismatch,
     /// Handshake initiations above the rate limit.
     HandshakeRate,
+    /// Handshake initiation that is a replay (timestamp not newer than the last
+    /// accepted one).
+    HandshakeReplay,
+    /// Local failure (random number generator, session index collision).
+    Internal,
     /// Device packet while no session is up (client connecting, server without client).
     NoSession,
     /// Packet larger than the buffers allow.
@@ -42,7 +47,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 19;
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::Short,
         Self::BadHeader,
@@ -54,6 +59,8 @@ impl DropReason {
         Self::HandshakeUnexpected,
         Self::HandshakeMismatch,
         Self::HandshakeRate,
+        Self::HandshakeReplay,
+        Self::Internal,
         Self::NoSession,
         Self::TooBig,
         Self::FrameLength,
@@ -76,6 +83,8 @@ impl DropReason {
             Self::HandshakeUnexpected => "handshake_unexpected",
             Self::HandshakeMismatch => "handshake_mismatch",
             Self::HandshakeRate => "handshake_rate",
+            Self::HandshakeReplay => "handshake_replay",
+            Self::Internal => "internal",
             Self::NoSession => "no_session",
             Self::TooBig => "too_big",
             Self::FrameLength => "frame_length",
@@ -98,6 +107,7 @@ impl DropReason {
                 | Self::Replay
                 | Self::HandshakeAuth
                 | Self::HandshakeUnexpected
+                | Self::HandshakeReplay
                 | Self::WrongSource
         )
     }

@@ -194,6 +194,20 @@ impl StreamTx {
         self.start = 0;
         self.end = 0;
     }
+
+    /// Replace the queue's content with `other`'s pending bytes (already framed, maybe
+    /// partly written), e.g. when a connection moves to a slot with a bigger queue.
+    /// False (and empty) if they do not fit.
+    pub fn replace_with(&mut self, other: &StreamTx) -> bool {
+        self.reset();
+        let p = other.pending();
+        if p.len() > self.buf.len() {
+            return false;
+        }
+        self.buf[..p.len()].copy_from_slice(p);
+        self.end = p.len();
+        true
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! hex digits. A WireGuard-style base64 key (44 characters, e.g. from `wg genkey`) is
 //! accepted too. Parsing only; reading and writing the file is done by the caller.
 use core::fmt;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 pub const KEY_LEN: usize = 32;
+const FILE_COMMENT: &[u8] = b"# tunbox tunnel key: copy this file to both ends, keep it secret\n";
+/// Length of the key file text [`Key::file_text`] makes.
+pub const FILE_TEXT_LEN: usize = FILE_COMMENT.len() + 2 * KEY_LEN + 1;
 
 /// The secret. Wiped from memory on drop; `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,53 +26,65 @@ impl Key {
 
     /// A fresh random key from the operating system's CSPRNG (getrandom(2)).
     pub fn generate() -> Result<Self, KeyError> {
-        let mut k = [0u8; KEY_LEN];
-        getrandom::fill(&mut k).map_err(|_| KeyError::Random)?;
-        if k.iter().all(|b| *b == 0) {
+        // Straight into the key (wiped on drop, also on the error paths).
+        let mut k = Key([0u8; KEY_LEN]);
+        getrandom::fill(&mut k.0).map_err(|_| KeyError::Random)?;
+        if k.0.iter().all(|b| *b == 0) {
             return Err(KeyError::Random);
         }
-        Ok(Key(k))
+        Ok(k)
     }
 
-    /// The text of a key file for this key (comment line + 64 hex digits + newline).
-    pub fn to_file_text(&self) -> String {
-        let mut s =
-            String::from("# tunbox tunnel key: copy this file to both ends, keep it secret\n");
-        for b in self.0 {
-            s.push(char::from(HEX[(b >> 4) as usize]));
-            s.push(char::from(HEX[(b & 15) as usize]));
+    /// The text of a key file for this key (comment line + 64 hex digits + newline),
+    /// in a buffer that is wiped when dropped.
+    pub fn file_text(&self) -> Zeroizing<[u8; FILE_TEXT_LEN]> {
+        let mut t = Zeroizing::new([0u8; FILE_TEXT_LEN]);
+        let c = FILE_COMMENT.len();
+        t[..c].copy_from_slice(FILE_COMMENT);
+        for (i, b) in self.0.iter().enumerate() {
+            t[c + 2 * i] = HEX[(b >> 4) as usize];
+            t[c + 2 * i + 1] = HEX[(b & 15) as usize];
         }
-        s.push('\n');
-        s
+        t[FILE_TEXT_LEN - 1] = b'\n';
+        t
     }
 
     /// Parse the contents of a key file.
     pub fn parse(text: &[u8]) -> Result<Self, KeyError> {
         let text = core::str::from_utf8(text).map_err(|_| KeyError::NotText)?;
-        let mut found: Option<[u8; KEY_LEN]> = None;
+        // Decoded straight into the key (wiped on drop, also on the error paths), no
+        // intermediate copies of the secret on the stack.
+        let mut key = Key([0u8; KEY_LEN]);
+        let mut found = false;
         for (i, line) in text.lines().enumerate() {
             let (line_no, k) = (i + 1, line.trim());
             if k.is_empty() || k.starts_with('#') {
                 continue;
             }
-            if found.is_some() {
+            if found {
                 return Err(KeyError::ExtraLine { line: line_no });
             }
             let bad = KeyError::BadFormat {
                 line: line_no,
                 len: k.chars().count(),
             };
-            found = Some(match k.len() {
-                64 => decode_hex(k).ok_or(bad)?,
-                44 => decode_base64(k).ok_or(bad)?,
-                _ => return Err(bad),
-            });
+            let ok = match k.len() {
+                64 => decode_hex(k, &mut key.0),
+                44 => decode_base64(k, &mut key.0),
+                _ => false,
+            };
+            if !ok {
+                return Err(bad);
+            }
+            found = true;
         }
-        let bytes = found.ok_or(KeyError::Empty)?;
-        if bytes.iter().all(|b| *b == 0) {
+        if !found {
+            return Err(KeyError::Empty);
+        }
+        if key.0.iter().all(|b| *b == 0) {
             return Err(KeyError::AllZero);
         }
-        Ok(Key(bytes))
+        Ok(key)
     }
 }
 
@@ -87,7 +102,7 @@ impl fmt::Debug for Key {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn decode_hex(s: &str) -> Option<[u8; KEY_LEN]> {
+fn decode_hex(s: &str, out: &mut [u8; KEY_LEN]) -> bool {
     fn nib(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -97,14 +112,16 @@ fn decode_hex(s: &str) -> Option<[u8; KEY_LEN]> {
         }
     }
     let s = s.as_bytes();
-    let mut out = [0u8; KEY_LEN];
     for (i, o) in out.iter_mut().enumerate() {
-        *o = (nib(s[2 * i])? << 4) | nib(s[2 * i + 1])?;
+        match (nib(s[2 * i]), nib(s[2 * i + 1])) {
+            (Some(h), Some(l)) => *o = (h << 4) | l,
+            _ => return false,
+        }
     }
-    Some(out)
+    true
 }
 
-fn decode_base64(s: &str) -> Option<[u8; KEY_LEN]> {
+fn decode_base64(s: &str, out: &mut [u8; KEY_LEN]) -> bool {
     fn val(c: u8) -> Option<u32> {
         match c {
             b'A'..=b'Z' => Some((c - b'A') as u32),
@@ -118,29 +135,29 @@ fn decode_base64(s: &str) -> Option<[u8; KEY_LEN]> {
     // 32 bytes = 43 characters of data + one '=' of padding.
     let s = s.as_bytes();
     if s[43] != b'=' {
-        return None;
+        return false;
     }
-    let mut out = [0u8; KEY_LEN];
-    let mut acc: u32 = 0;
+    // The accumulator holds key bits: wiped when done.
+    let mut acc = Zeroizing::new(0u32);
     let mut bits = 0;
     let mut n = 0;
     for &c in &s[..43] {
-        acc = (acc << 6) | val(c)?;
+        let Some(v) = val(c) else {
+            return false;
+        };
+        *acc = (*acc << 6) | v;
         bits += 6;
         if bits >= 8 {
             bits -= 8;
             if n < KEY_LEN {
-                out[n] = (acc >> bits) as u8;
+                out[n] = (*acc >> bits) as u8;
             }
             n += 1;
-            acc &= (1 << bits) - 1;
+            *acc &= (1 << bits) - 1;
         }
     }
     // 43*6 = 258 bits = 32 bytes + 2 leftover bits that must be zero (canonical form).
-    if n != KEY_LEN || acc != 0 {
-        return None;
-    }
-    Some(out)
+    n == KEY_LEN && *acc == 0
 }
 
 /// What is wrong with a key file's contents.
@@ -177,10 +194,36 @@ mod tests {
     #[test]
     fn generate_format_parse_round_trip() {
         let k = Key::generate().unwrap();
-        let text = k.to_file_text();
-        assert!(text.starts_with('#'));
-        assert_eq!(Key::parse(text.as_bytes()).unwrap(), k);
+        let text = k.file_text();
+        assert!(text.starts_with(b"#"));
+        assert_eq!(text.len(), FILE_TEXT_LEN);
+        assert_eq!(text[FILE_TEXT_LEN - 1], b'\n');
+        assert_eq!(Key::parse(&text[..]).unwrap(), k);
         assert_ne!(Key::generate().unwrap(), k);
+    }
+
+    #[test]
+    fn secrets_are_held_in_wiping_buffers() {
+        let k = Key::from_bytes([0xab; KEY_LEN]);
+        // The file text is a `Zeroizing` buffer (wiped on drop), not a `String`.
+        let text: Zeroizing<[u8; FILE_TEXT_LEN]> = k.file_text();
+        assert!(text.ends_with(b"abababab\n"));
+        // Decoding fails cleanly at any position (it writes straight into the key).
+        let good = "ab".repeat(32);
+        for i in [0, 31, 63] {
+            let mut bad = good.clone().into_bytes();
+            bad[i] = b'g';
+            assert!(matches!(
+                Key::parse(&bad),
+                Err(KeyError::BadFormat { line: 1, len: 64 })
+            ));
+        }
+        let mut b64 = *b"AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+        b64[40] = b'*';
+        assert!(matches!(
+            Key::parse(&b64),
+            Err(KeyError::BadFormat { line: 1, len: 44 })
+        ));
     }
 
     #[test]

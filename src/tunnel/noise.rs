@@ -10,7 +10,7 @@
 //!
 //! Messages (little-endian integers, as WireGuard):
 //! ```text
-//! INIT  (client -> server)  [1][0 0 0] | noise msg 1: e(32) | AEAD(sender_index u32, mode u8) (5+16)
+//! INIT  (client -> server)  [1][0 0 0] | noise msg 1: e(32) | AEAD(sender_index u32, mode u8, timestamp u64) (13+16)
 //! RESP  (server -> client)  [2][0 0 0][receiver_index u32] | noise msg 2: e(32) | AEAD(sender_index u32) (4+16)
 //! DATA  (both ways)         [4][0 0 0][receiver_index u32][counter u64] | AEAD(packet) (len+16)
 //! ```
@@ -18,6 +18,17 @@
 //! payloads are authenticated; the clear receiver index only selects keys (a forged one
 //! selects the wrong keys and fails the AEAD). The counter is the AEAD nonce and is
 //! checked against a replay window (stateless transport: UDP may reorder and lose).
+//!
+//! INIT timestamp (as WireGuard's TAI64N): nanoseconds since the Unix epoch of the
+//! client's wall clock, strictly increasing per client process. The server answers an
+//! INIT only if its timestamp is newer than the last one it answered, so a recorded
+//! INIT replayed later (or many times) gets no answer, costs no X25519 operation and
+//! cannot replace the pending session of the real client. Reading message 1 costs no
+//! Diffie-Hellman in NNpsk0 (its payload key comes from the PSK and `e` alone); the DH
+//! and the ephemeral key generation happen only in [`Responder::answer`].
+//! A client whose clock went back (router without RTC restarted before NTP) is let in
+//! once the server considers the peer gone for `timeout`; the rule is at
+//! `Tunnel::on_init` in `peer.rs`.
 use snow::params::NoiseParams;
 use snow::{HandshakeState, StatelessTransportState};
 
@@ -33,10 +44,12 @@ pub const TYPE_DATA: u8 = 4;
 
 pub const TAG_LEN: usize = 16;
 const DH_LEN: usize = 32;
-pub const INIT_PAYLOAD_LEN: usize = 5;
+pub const INIT_PAYLOAD_LEN: usize = 13;
 pub const RESP_PAYLOAD_LEN: usize = 4;
 pub const INIT_LEN: usize = 4 + DH_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
 pub const RESP_LEN: usize = 8 + DH_LEN + RESP_PAYLOAD_LEN + TAG_LEN;
+// No amplification: a handshake answer is smaller than the initiation.
+const _: () = assert!(RESP_LEN < INIT_LEN);
 pub const DATA_HEADER_LEN: usize = 16;
 /// Bytes a DATA message adds to the packet it carries.
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;
@@ -95,6 +108,7 @@ impl Initiator {
         psk: &Key,
         local_index: u32,
         mode: u8,
+        timestamp: u64,
         out: &mut [u8],
     ) -> Result<(Self, usize), HandshakeError> {
         if out.len() < INIT_LEN {
@@ -107,6 +121,7 @@ impl Initiator {
         let mut payload = [0u8; INIT_PAYLOAD_LEN];
         payload[..4].copy_from_slice(&local_index.to_le_bytes());
         payload[4] = mode;
+        payload[5..13].copy_from_slice(&timestamp.to_le_bytes());
         let n = hs
             .write_message(&payload, &mut out[4..INIT_LEN])
             .map_err(|_| HandshakeError::Internal)?;
@@ -147,8 +162,68 @@ impl Initiator {
     }
 }
 
-/// Answer an INIT (server side): verifies it, writes the RESP into `out` and returns
-/// (peer index, RESP length, transport keys).
+/// A verified INIT (server side), not yet answered. Verifying costs no DH; answering
+/// generates the ephemeral key and does the DH.
+pub struct Responder {
+    hs: HandshakeState,
+    pub peer_index: u32,
+    pub timestamp: u64,
+}
+
+impl Responder {
+    /// Verify an INIT: authenticated under the PSK, right mode.
+    pub fn read(psk: &Key, mode: u8, init: &[u8]) -> Result<Self, HandshakeError> {
+        if init.len() != INIT_LEN || message_type(init) != Some(TYPE_INIT) {
+            return Err(HandshakeError::Malformed);
+        }
+        let mut hs = builder(psk)?
+            .build_responder()
+            .map_err(|_| HandshakeError::Internal)?;
+        let mut payload = [0u8; INIT_PAYLOAD_LEN + TAG_LEN];
+        let n = hs
+            .read_message(&init[4..], &mut payload)
+            .map_err(|_| HandshakeError::Auth)?;
+        if n != INIT_PAYLOAD_LEN {
+            return Err(HandshakeError::Malformed);
+        }
+        if payload[4] != mode {
+            return Err(HandshakeError::ModeMismatch { peer: payload[4] });
+        }
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&payload[5..13]);
+        Ok(Self {
+            hs,
+            peer_index: u32_at(&payload, 0),
+            timestamp: u64::from_le_bytes(ts),
+        })
+    }
+
+    /// Write the RESP into `out`; returns its length and the transport keys.
+    pub fn answer(
+        mut self,
+        local_index: u32,
+        out: &mut [u8],
+    ) -> Result<(usize, StatelessTransportState), HandshakeError> {
+        if out.len() < RESP_LEN {
+            return Err(HandshakeError::Internal);
+        }
+        out[..4].copy_from_slice(&[TYPE_RESP, 0, 0, 0]);
+        out[4..8].copy_from_slice(&self.peer_index.to_le_bytes());
+        let m = self
+            .hs
+            .write_message(&local_index.to_le_bytes(), &mut out[8..RESP_LEN])
+            .map_err(|_| HandshakeError::Internal)?;
+        debug_assert_eq!(8 + m, RESP_LEN);
+        let t = self
+            .hs
+            .into_stateless_transport_mode()
+            .map_err(|_| HandshakeError::Internal)?;
+        Ok((RESP_LEN, t))
+    }
+}
+
+/// Verify and answer an INIT in one step: writes the RESP into `out` and returns
+/// (peer index, RESP length, transport keys). (No replay check; see [`Responder`].)
 pub fn respond(
     psk: &Key,
     mode: u8,
@@ -156,33 +231,10 @@ pub fn respond(
     local_index: u32,
     out: &mut [u8],
 ) -> Result<(u32, usize, StatelessTransportState), HandshakeError> {
-    if init.len() != INIT_LEN || message_type(init) != Some(TYPE_INIT) || out.len() < RESP_LEN {
-        return Err(HandshakeError::Malformed);
-    }
-    let mut hs = builder(psk)?
-        .build_responder()
-        .map_err(|_| HandshakeError::Internal)?;
-    let mut payload = [0u8; INIT_PAYLOAD_LEN + TAG_LEN];
-    let n = hs
-        .read_message(&init[4..], &mut payload)
-        .map_err(|_| HandshakeError::Auth)?;
-    if n != INIT_PAYLOAD_LEN {
-        return Err(HandshakeError::Malformed);
-    }
-    let peer_index = u32_at(&payload, 0);
-    if payload[4] != mode {
-        return Err(HandshakeError::ModeMismatch { peer: payload[4] });
-    }
-    out[..4].copy_from_slice(&[TYPE_RESP, 0, 0, 0]);
-    out[4..8].copy_from_slice(&peer_index.to_le_bytes());
-    let m = hs
-        .write_message(&local_index.to_le_bytes(), &mut out[8..RESP_LEN])
-        .map_err(|_| HandshakeError::Internal)?;
-    debug_assert_eq!(8 + m, RESP_LEN);
-    let t = hs
-        .into_stateless_transport_mode()
-        .map_err(|_| HandshakeError::Internal)?;
-    Ok((peer_index, RESP_LEN, t))
+    let r = Responder::read(psk, mode, init)?;
+    let peer = r.peer_index;
+    let (n, t) = r.answer(local_index, out)?;
+    Ok((peer, n, t))
 }
 
 /// Header fields of a DATA message.
@@ -256,7 +308,7 @@ mod tests {
     fn handshake_and_data_both_ways() {
         let k = key(7);
         let mut init = [0u8; 256];
-        let (mut ini, n) = Initiator::start(&k, 0x11, MODE_TUN, &mut init).unwrap();
+        let (mut ini, n) = Initiator::start(&k, 0x11, MODE_TUN, 1, &mut init).unwrap();
         assert_eq!(n, INIT_LEN);
         let mut resp = [0u8; 256];
         let (peer, m, srv) = respond(&k, MODE_TUN, &init[..n], 0x22, &mut resp).unwrap();
@@ -293,7 +345,7 @@ mod tests {
     #[test]
     fn wrong_psk_is_rejected_at_the_first_message() {
         let mut init = [0u8; 256];
-        let (_ini, n) = Initiator::start(&key(1), 1, MODE_TUN, &mut init).unwrap();
+        let (_ini, n) = Initiator::start(&key(1), 1, MODE_TUN, 7, &mut init).unwrap();
         let mut resp = [0u8; 256];
         assert_eq!(
             respond(&key(2), MODE_TUN, &init[..n], 2, &mut resp).err(),
@@ -304,7 +356,7 @@ mod tests {
     #[test]
     fn mode_mismatch_is_reported() {
         let mut init = [0u8; 256];
-        let (_ini, n) = Initiator::start(&key(1), 1, MODE_TAP, &mut init).unwrap();
+        let (_ini, n) = Initiator::start(&key(1), 1, MODE_TAP, 7, &mut init).unwrap();
         let mut resp = [0u8; 256];
         assert_eq!(
             respond(&key(1), MODE_TUN, &init[..n], 2, &mut resp).err(),
@@ -316,7 +368,7 @@ mod tests {
     fn forged_resp_does_not_spoil_the_handshake() {
         let k = key(3);
         let mut init = [0u8; 256];
-        let (mut ini, n) = Initiator::start(&k, 9, MODE_TUN, &mut init).unwrap();
+        let (mut ini, n) = Initiator::start(&k, 9, MODE_TUN, 7, &mut init).unwrap();
         let mut resp = [0u8; 256];
         let (_, m, _) = respond(&k, MODE_TUN, &init[..n], 10, &mut resp).unwrap();
         let mut forged = resp;
@@ -330,7 +382,7 @@ mod tests {
     fn every_single_bit_flip_of_init_fails() {
         let k = key(4);
         let mut init = [0u8; 256];
-        let (_ini, n) = Initiator::start(&k, 9, MODE_TUN, &mut init).unwrap();
+        let (_ini, n) = Initiator::start(&k, 9, MODE_TUN, 7, &mut init).unwrap();
         for bit in 0..n * 8 {
             let mut m = init;
             m[bit / 8] ^= 1 << (bit % 8);
@@ -340,6 +392,21 @@ mod tests {
                 "bit {bit}"
             );
         }
+    }
+
+    #[test]
+    fn init_carries_the_timestamp_and_reading_it_needs_no_answer() {
+        let k = key(5);
+        let mut init = [0u8; 256];
+        let (mut ini, n) =
+            Initiator::start(&k, 0x33, MODE_TUN, 0x0102_0304_0506_0708, &mut init).unwrap();
+        assert_eq!(n, INIT_LEN);
+        let r = Responder::read(&k, MODE_TUN, &init[..n]).unwrap();
+        assert_eq!(r.peer_index, 0x33);
+        assert_eq!(r.timestamp, 0x0102_0304_0506_0708);
+        let mut resp = [0u8; 256];
+        let (m, _t) = r.answer(0x44, &mut resp).unwrap();
+        assert_eq!(ini.finish(&resp[..m]), Ok(0x44));
     }
 
     #[test]

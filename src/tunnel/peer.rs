@@ -13,14 +13,15 @@
 //!
 //! Plaintext mode: no handshake, no keepalive (neither simpletun nor socat would
 //! understand one); packets pass through unchanged.
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::Deque;
 use snow::StatelessTransportState;
 
 use super::counters::{Counters, DropReason};
 use super::key::Key;
-use super::noise::{self, HandshakeError, Initiator};
+use super::noise::{self, HandshakeError, Initiator, Responder};
 use super::replay::{ReplayWindow, REJECT_AFTER_MESSAGES};
 
 /// Which end of the tunnel this is.
@@ -155,11 +156,99 @@ enum Slot {
     Pending,
 }
 
-/// Server: initiations accepted per second at most (each costs an X25519 operation).
+/// Server: fresh (non-replayed) initiations answered per second at most, over all
+/// sources (each answer costs an X25519 key generation and DH).
 const HANDSHAKE_BURST: u32 = 20;
 const HANDSHAKE_REFILL: Duration = Duration::from_millis(50);
+/// Server: the same per source address (a small fixed table, least recently used
+/// entry reused; an evicted source starts with a full bucket again).
+const SOURCE_SLOTS: usize = 8;
+const SOURCE_BURST: u32 = 5;
+const SOURCE_REFILL: Duration = Duration::from_millis(250);
+
+/// A token bucket without allocation.
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: u32,
+    refill_at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: u32, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            refill_at: now,
+        }
+    }
+
+    fn refill(&mut self, burst: u32, every: Duration, now: Instant) {
+        let refills = now.saturating_duration_since(self.refill_at).as_millis() / every.as_millis();
+        if refills > 0 {
+            let refills = u32::try_from(refills).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(refills).min(burst);
+            self.refill_at = now;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SourceSlot {
+    addr: Option<IpAddr>,
+    bucket: Bucket,
+    used: Instant,
+}
+
+/// Wall clock in nanoseconds since the Unix epoch (0 if before it).
+fn wall_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 /// Server: how long an answered handshake waits for the client's confirmation.
 const PENDING_LIFETIME: Duration = Duration::from_secs(20);
+/// Server: an INIT with an older timestamp never replaces a pending handshake younger
+/// than this (matters only with a `timeout` shorter than this).
+const PENDING_GUARD: Duration = Duration::from_secs(5);
+/// Server: after a clock reset, how far a client's timestamp may run ahead of the
+/// server's own elapsed time (NTP slew, message delay) and still count as the same
+/// clock (see [`ClockReset`]).
+const CLOCK_SLACK_NANOS: u64 = 60_000_000_000;
+
+/// Server: an INIT with an older timestamp was accepted because the peer was gone (a
+/// client without RTC rebooted and its clock went back). The high-water mark dropped
+/// from `ceiling` to `base`, which makes recorded INITs with timestamps in
+/// `(base, ceiling]` (from the client's previous run) look new again. Those are only
+/// taken as new while they are plausible for the clock that restarted at `base` (at
+/// most `base` + time elapsed since `at` + [`CLOCK_SLACK_NANOS`]); others are treated
+/// like older timestamps (see [`Tunnel::on_init`]). Forgotten once that clock must have
+/// passed `ceiling` or a newer timestamp was accepted.
+#[derive(Clone, Copy)]
+struct ClockReset {
+    ceiling: u64,
+    base: u64,
+    at: Instant,
+}
+
+impl ClockReset {
+    /// Where the restarted client clock should be now (no slack).
+    fn expected(&self, now: Instant) -> u64 {
+        let el = now.saturating_duration_since(self.at).as_nanos();
+        self.base
+            .saturating_add(u64::try_from(el).unwrap_or(u64::MAX))
+    }
+}
+
+/// Server: how an INIT's timestamp relates to what was accepted before.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum InitTs {
+    /// Newer than the high-water mark (and plausible): the normal case.
+    Fresh,
+    /// Older (not identical) or implausible, but the peer is gone: accept and reset.
+    AfterPeerGone,
+    /// Identical, or older while the peer (or a young pending handshake) is alive.
+    Replay,
+}
 
 struct Crypto {
     psk: Key,
@@ -173,8 +262,19 @@ struct Crypto {
     attempts: u32,
     last_rx: Instant,
     last_tx: Instant,
-    tokens: u32,
-    refill_at: Instant,
+    /// Server: global bucket for answered initiations.
+    global: Bucket,
+    /// Server: per source address buckets (`None` source: the TCP/unknown slot).
+    sources: [SourceSlot; SOURCE_SLOTS],
+    /// Server: timestamp of the last answered INIT (high-water mark); see
+    /// [`Tunnel::on_init`] for when older ones are still accepted.
+    last_init_ts: u64,
+    /// Server: when the last INIT was answered (creation time before the first).
+    last_init_at: Instant,
+    /// Server: the high-water mark was lowered recently (see [`ClockReset`]).
+    clock_reset: Option<ClockReset>,
+    /// Client: timestamp of the last sent INIT (kept strictly increasing).
+    sent_init_ts: u64,
 }
 
 /// One tunnel peer. See the module documentation.
@@ -203,8 +303,16 @@ impl Tunnel {
             attempts: 0,
             last_rx: now,
             last_tx: now,
-            tokens: HANDSHAKE_BURST,
-            refill_at: now,
+            global: Bucket::full(HANDSHAKE_BURST, now),
+            sources: [SourceSlot {
+                addr: None,
+                bucket: Bucket::full(SOURCE_BURST, now),
+                used: now,
+            }; SOURCE_SLOTS],
+            last_init_ts: 0,
+            last_init_at: now,
+            clock_reset: None,
+            sent_init_ts: 0,
         };
         Self {
             cfg,
@@ -343,7 +451,20 @@ impl Tunnel {
     }
 
     /// A datagram (UDP) or frame (TCP) from the network: authenticate and decrypt it.
+    /// Same as [`Tunnel::decapsulate_from`] with an unknown source.
     pub fn decapsulate(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Output {
+        self.decapsulate_from(msg, out, now, None)
+    }
+
+    /// [`Tunnel::decapsulate`] with the source address of the message (handshake
+    /// initiations are rate limited per source).
+    pub fn decapsulate_from(
+        &mut self,
+        msg: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        src: Option<IpAddr>,
+    ) -> Output {
         self.rx_current = false;
         let r = if self.crypto.is_none() {
             self.decap_plain(msg, out)
@@ -351,7 +472,7 @@ impl Tunnel {
             match noise::message_type(msg) {
                 None if msg.len() < 4 => Err(DropReason::Short),
                 None => Err(DropReason::BadHeader),
-                Some(noise::TYPE_INIT) => self.on_init(msg, out, now),
+                Some(noise::TYPE_INIT) => self.on_init(msg, out, now, src),
                 Some(noise::TYPE_RESP) => self.on_resp(msg, out, now),
                 Some(noise::TYPE_DATA) => self.on_data(msg, out, now),
                 Some(_) => Err(DropReason::BadHeader),
@@ -380,7 +501,7 @@ impl Tunnel {
     fn fresh_index(c: &Crypto) -> Result<u32, DropReason> {
         for _ in 0..8 {
             let mut b = [0u8; 4];
-            getrandom::fill(&mut b).map_err(|_| DropReason::HandshakeAuth)?;
+            getrandom::fill(&mut b).map_err(|_| DropReason::Internal)?;
             let i = u32::from_le_bytes(b);
             let used = |s: &Option<Session>| s.as_ref().is_some_and(|s| s.local == i);
             let hs = c.handshake.as_ref().is_some_and(|h| h.local_index == i);
@@ -388,10 +509,110 @@ impl Tunnel {
                 return Ok(i);
             }
         }
-        Err(DropReason::HandshakeAuth)
+        Err(DropReason::Internal)
     }
 
-    fn on_init(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Result<Output, DropReason> {
+    /// Take a token from the bucket of `src` (slot found or least recently used reused).
+    fn source_allows(c: &mut Crypto, src: Option<IpAddr>, now: Instant) -> bool {
+        let i = match c.sources.iter().position(|s| s.addr == src) {
+            Some(i) => i,
+            None => {
+                let mut lru = 0;
+                for (i, s) in c.sources.iter().enumerate() {
+                    if s.used < c.sources[lru].used {
+                        lru = i;
+                    }
+                }
+                c.sources[lru] = SourceSlot {
+                    addr: src,
+                    bucket: Bucket::full(SOURCE_BURST, now),
+                    used: now,
+                };
+                lru
+            }
+        };
+        let slot = &mut c.sources[i];
+        slot.used = now;
+        slot.bucket.refill(SOURCE_BURST, SOURCE_REFILL, now);
+        if slot.bucket.tokens == 0 {
+            return false;
+        }
+        slot.bucket.tokens -= 1;
+        true
+    }
+
+    /// True if the peer is gone: nothing authenticated arrived (under any session,
+    /// including a pending one's confirmation) and no INIT was answered for `timeout`,
+    /// and there is no pending handshake younger than [`PENDING_GUARD`]. Never with
+    /// dead-peer detection off (`timeout` `None`): the server cannot tell then.
+    fn peer_gone(c: &Crypto, timeout: Option<Duration>, now: Instant) -> bool {
+        let Some(to) = timeout else {
+            return false;
+        };
+        let last = c.last_rx.max(c.last_init_at);
+        now >= last + to
+            && c.pending
+                .as_ref()
+                .is_none_or(|p| now >= p.created + PENDING_GUARD)
+    }
+
+    /// Classify an authenticated INIT's timestamp; see [`Tunnel::on_init`].
+    fn check_init_ts(c: &mut Crypto, timeout: Option<Duration>, ts: u64, now: Instant) -> InitTs {
+        if let Some(w) = c.clock_reset {
+            if w.expected(now) > w.ceiling || c.last_init_ts >= w.ceiling {
+                c.clock_reset = None;
+            }
+        }
+        if ts == c.last_init_ts {
+            return InitTs::Replay;
+        }
+        let implausible = c.clock_reset.is_some_and(|w| {
+            ts <= w.ceiling && ts > w.expected(now).saturating_add(CLOCK_SLACK_NANOS)
+        });
+        if ts > c.last_init_ts && !implausible {
+            InitTs::Fresh
+        } else if Self::peer_gone(c, timeout, now) {
+            InitTs::AfterPeerGone
+        } else {
+            InitTs::Replay
+        }
+    }
+
+    /// Order matters: verify (cheap, no DH) -> replay check -> rate limits -> answer
+    /// (X25519 keygen + DH). Replays get no answer, use no tokens and never replace
+    /// `pending`.
+    ///
+    /// The timestamp rule (server), with `hwm` the timestamp of the last answered INIT:
+    /// - `ts > hwm`: fresh, answered (rate limits permitting) in every state. During a
+    ///   [`ClockReset`] window a `ts` from the client's previous run (implausibly far
+    ///   ahead of the restarted clock) is treated like an older one instead.
+    /// - `ts == hwm`: always a replay (the INIT last answered), never answered.
+    /// - `ts < hwm` (client clock went back, or a recorded INIT): answered only when
+    ///   the peer is gone ([`Tunnel::peer_gone`]), per state:
+    ///   - established: no authenticated packet for `timeout` (the session is dead
+    ///     even if `tick` has not dropped it yet). While it is alive: replay.
+    ///   - pending (an INIT answered, not confirmed): `timeout` since that INIT and the
+    ///     pending is older than [`PENDING_GUARD`]; a younger one is never replaced.
+    ///   - none: `timeout` since the last answered INIT (or server start) and since
+    ///     the last authenticated packet.
+    ///
+    ///   Then `hwm` is reset to `ts` (a [`ClockReset`] starts). A replayed INIT may
+    ///   be answered this way while the peer is dead: the attacker gets no keys, it
+    ///   costs rate-limit tokens like any answer, an older one is answered at most
+    ///   once per `timeout` (its own answer restarts the clock) and its pending session can
+    ///   only become current through a confirmation it cannot produce. A live
+    ///   session is never touched: a pending one replaces it only when confirmed.
+    ///
+    /// So a client whose clock went back gets in at most `timeout` after its peer
+    /// state went quiet. Known limit: an attacker who replays a recorded INIT once per
+    /// `timeout` can keep such a client out (not one with a correct clock).
+    fn on_init(
+        &mut self,
+        msg: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        src: Option<IpAddr>,
+    ) -> Result<Output, DropReason> {
         if self.cfg.role != Role::Server {
             return Err(DropReason::HandshakeUnexpected);
         }
@@ -402,9 +623,9 @@ impl Tunnel {
             return Err(DropReason::BadHeader);
         }
         let mode = self.mode();
+        let timeout = self.cfg.timeout;
         let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
-        let local = Self::fresh_index(c)?;
-        let (remote, n, transport) = match noise::respond(&c.psk, mode, msg, local, out) {
+        let r = match Responder::read(&c.psk, mode, msg) {
             Ok(r) => r,
             Err(HandshakeError::Auth) => return Err(DropReason::HandshakeAuth),
             Err(HandshakeError::ModeMismatch { peer }) => {
@@ -413,22 +634,37 @@ impl Tunnel {
                 });
                 return Err(DropReason::HandshakeMismatch);
             }
-            Err(HandshakeError::Malformed | HandshakeError::Internal) => {
-                return Err(DropReason::BadHeader)
-            }
+            Err(HandshakeError::Malformed) => return Err(DropReason::BadHeader),
+            Err(HandshakeError::Internal) => return Err(DropReason::Internal),
         };
-        // Rate limit after authentication: only key holders (or replays) get here, and
-        // every answer costs an X25519 operation.
-        let refills = (now.saturating_duration_since(c.refill_at).as_millis()
-            / HANDSHAKE_REFILL.as_millis()) as u32;
-        if refills > 0 {
-            c.tokens = (c.tokens.saturating_add(refills)).min(HANDSHAKE_BURST);
-            c.refill_at = now;
+        let ts = r.timestamp;
+        let kind = Self::check_init_ts(c, timeout, ts, now);
+        if kind == InitTs::Replay {
+            return Err(DropReason::HandshakeReplay);
         }
-        if c.tokens == 0 {
+        if !Self::source_allows(c, src, now) {
             return Err(DropReason::HandshakeRate);
         }
-        c.tokens -= 1;
+        c.global.refill(HANDSHAKE_BURST, HANDSHAKE_REFILL, now);
+        if c.global.tokens == 0 {
+            return Err(DropReason::HandshakeRate);
+        }
+        c.global.tokens -= 1;
+        let local = Self::fresh_index(c)?;
+        let remote = r.peer_index;
+        let (n, transport) = r.answer(local, out).map_err(|_| DropReason::Internal)?;
+        if kind == InitTs::AfterPeerGone {
+            let ceiling = c
+                .clock_reset
+                .map_or(c.last_init_ts, |w| w.ceiling.max(c.last_init_ts));
+            c.clock_reset = (ceiling > ts).then_some(ClockReset {
+                ceiling,
+                base: ts,
+                at: now,
+            });
+        }
+        c.last_init_ts = ts;
+        c.last_init_at = now;
         c.pending = Some(Session::new(local, remote, transport, now));
         self.counters.handshakes_answered += 1;
         Ok(Output::ToNetwork(n))
@@ -617,8 +853,10 @@ impl Tunnel {
             } else {
                 noise::MODE_TUN
             };
-            match Initiator::start(&c.psk, local, mode, out) {
+            let ts = wall_nanos().max(c.sent_init_ts.saturating_add(1));
+            match Initiator::start(&c.psk, local, mode, ts, out) {
                 Ok((hs, n)) => {
+                    c.sent_init_ts = ts;
                     let retry_in = c.backoff.next_delay();
                     c.handshake = Some(hs);
                     c.next_attempt = Some(now + retry_in);
@@ -974,12 +1212,12 @@ mod tests {
             p.srv.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
             Output::Keepalive
         );
-        // Attacker replays the INIT: the server answers (it cannot tell) but keeps the
-        // working session, because nobody can confirm the answered one.
-        assert!(matches!(
+        // Attacker replays the INIT: its timestamp is not newer than the last answered
+        // one, so no answer, and the working session stays.
+        assert_eq!(
             p.srv.decapsulate(&init, &mut p.buf2, p.t),
-            Output::ToNetwork(_)
-        ));
+            Output::Drop(DropReason::HandshakeReplay)
+        );
         assert_eq!(p.send(true, b"still here"), Output::ToDevice(10));
         assert_eq!(p.send(false, b"both ways"), Output::ToDevice(9));
     }
@@ -1231,32 +1469,387 @@ mod tests {
         assert!(!p.srv.is_up());
     }
 
+    /// A fresh INIT from `cli` (restart makes it initiate again at once).
+    fn fresh_init(cli: &mut Tunnel, buf: &mut [u8], t: Instant) -> usize {
+        cli.restart(t);
+        let Output::ToNetwork(n) = cli.tick(buf, t) else {
+            panic!("no INIT")
+        };
+        n
+    }
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([198, 18, 0, last]))
+    }
+
     #[test]
-    fn handshake_rate_limit() {
+    fn handshake_rate_limit_per_source_and_global() {
         let t = Instant::now();
         let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
         let mut cli = Tunnel::new(cfg(Role::Client), key(), t);
         let mut a = [0u8; 256];
         let mut b = [0u8; 256];
-        let Output::ToNetwork(n) = cli.tick(&mut a, t) else {
-            panic!()
-        };
+        // One source: SOURCE_BURST fresh INITs answered, the rest rate limited.
         let mut answered = 0;
-        for _ in 0..100 {
-            if let Output::ToNetwork(_) = srv.decapsulate(&a[..n], &mut b, t) {
+        for _ in 0..20 {
+            let n = fresh_init(&mut cli, &mut a, t);
+            if let Output::ToNetwork(_) = srv.decapsulate_from(&a[..n], &mut b, t, ip(1)) {
                 answered += 1;
             }
         }
-        assert_eq!(answered, HANDSHAKE_BURST);
+        assert_eq!(answered, SOURCE_BURST);
         assert_eq!(
             srv.counters().dropped(DropReason::HandshakeRate),
-            100 - HANDSHAKE_BURST as u64
+            20 - SOURCE_BURST as u64
         );
-        // Refills with time.
+        // Another source is not affected.
+        let n = fresh_init(&mut cli, &mut a, t);
         assert!(matches!(
-            srv.decapsulate(&a[..n], &mut b, t + Duration::from_millis(60)),
+            srv.decapsulate_from(&a[..n], &mut b, t, ip(2)),
             Output::ToNetwork(_)
         ));
+        // Refills with time.
+        let n = fresh_init(&mut cli, &mut a, t);
+        assert!(matches!(
+            srv.decapsulate_from(&a[..n], &mut b, t + SOURCE_REFILL, ip(1)),
+            Output::ToNetwork(_)
+        ));
+        // Global cap over many sources (fixed table, least recently used reused).
+        let mut answered = 0;
+        for i in 0..100u8 {
+            let n = fresh_init(&mut cli, &mut a, t);
+            if let Output::ToNetwork(_) =
+                srv.decapsulate_from(&a[..n], &mut b, t + SOURCE_REFILL, ip(10 + i))
+            {
+                answered += 1;
+            }
+        }
+        assert!(answered < HANDSHAKE_BURST, "{answered}");
+    }
+
+    #[test]
+    fn replayed_init_gets_no_answer_and_does_not_replace_pending() {
+        let t = Instant::now();
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
+        let mut cli = Tunnel::new(cfg(Role::Client), key(), t);
+        let mut init = [0u8; 256];
+        let mut resp = [0u8; 256];
+        let mut conf = [0u8; 256];
+        let mut b = [0u8; 256];
+        // The attacker recorded an earlier INIT of the real client.
+        let old = fresh_init(&mut cli, &mut init, t);
+        let recorded = init;
+        assert!(matches!(
+            srv.decapsulate_from(&recorded[..old], &mut b, t, ip(1)),
+            Output::ToNetwork(_)
+        ));
+        // Real client's new handshake is answered...
+        let n = fresh_init(&mut cli, &mut init, t);
+        let Output::ToNetwork(m) = srv.decapsulate_from(&init[..n], &mut resp, t, ip(1)) else {
+            panic!("real INIT not answered")
+        };
+        // ... then the attacker floods replays of both INITs from many addresses.
+        for i in 0..200u8 {
+            for msg in [&recorded[..old], &init[..n]] {
+                assert_eq!(
+                    srv.decapsulate_from(msg, &mut b, t, ip(i)),
+                    Output::Drop(DropReason::HandshakeReplay)
+                );
+            }
+        }
+        assert_eq!(srv.counters().dropped(DropReason::HandshakeRate), 0);
+        assert_eq!(srv.counters().handshakes_answered, 2);
+        // The real client's confirmation still reaches the pending session.
+        let Output::ToNetwork(k) = cli.decapsulate(&resp[..m], &mut conf, t) else {
+            panic!("no confirmation")
+        };
+        assert_eq!(srv.decapsulate(&conf[..k], &mut b, t), Output::Keepalive);
+        assert!(srv.is_up());
+        // And the client can still rekey (fresh INITs are answered).
+        let n = fresh_init(&mut cli, &mut init, t + S);
+        assert!(matches!(
+            srv.decapsulate_from(&init[..n], &mut resp, t + S, ip(1)),
+            Output::ToNetwork(_)
+        ));
+    }
+
+    /// Make `cli`'s next INITs carry a wall clock `ahead` in the future (its previous
+    /// run, before a reboot set the clock back).
+    fn clock_ahead(cli: &mut Tunnel, ahead: Duration) {
+        let c = cli.crypto.as_mut().expect("encrypted");
+        c.sent_init_ts = wall_nanos() + u64::try_from(ahead.as_nanos()).expect("fits");
+    }
+
+    fn hwm(srv: &Tunnel) -> u64 {
+        srv.crypto.as_ref().expect("encrypted").last_init_ts
+    }
+
+    /// The INIT's timestamp as the server reads it.
+    fn init_ts(msg: &[u8]) -> u64 {
+        Responder::read(&key(), noise::MODE_TUN, msg)
+            .map(|r| r.timestamp)
+            .unwrap_or_else(|_| panic!("not an INIT"))
+    }
+
+    /// INIT (fresh from `cli`) -> server -> RESP -> client -> confirmation -> server.
+    /// Returns what the server said to the INIT and, if answered, to the confirmation.
+    fn handshake_at(
+        srv: &mut Tunnel,
+        cli: &mut Tunnel,
+        t: Instant,
+        src: Option<IpAddr>,
+    ) -> (Output, Option<Output>, Vec<u8>) {
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let n = fresh_init(cli, &mut a, t);
+        let init = a[..n].to_vec();
+        let o = srv.decapsulate_from(&init, &mut b, t, src);
+        let Output::ToNetwork(m) = o else {
+            return (o, None, init);
+        };
+        let Output::ToNetwork(k) = cli.decapsulate(&b[..m], &mut a, t) else {
+            panic!("client refused the RESP")
+        };
+        let conf = srv.decapsulate_from(&a[..k], &mut b, t, src);
+        (o, Some(conf), init)
+    }
+
+    /// A client whose previous run had its clock an hour ahead is connected at `p.t`;
+    /// returns a new client instance (rebooted, clock back to now).
+    fn connected_then_rebooted(p: &mut Pair) -> Tunnel {
+        clock_ahead(&mut p.cli, Duration::from_secs(3600));
+        p.cli.restart(p.t);
+        p.connect();
+        let _ = drain(&mut p.srv);
+        Tunnel::new(cfg(Role::Client), key(), p.t)
+    }
+
+    #[test]
+    fn clock_back_refused_while_the_session_is_alive() {
+        let mut p = Pair::new();
+        let mut rebooted = connected_then_rebooted(&mut p);
+        let before = hwm(&p.srv);
+        // The old session keeps talking (keepalives every 2 s, timeout 6 s): an INIT
+        // with an older timestamp is a replay for as long as it lives.
+        for _ in 0..10 {
+            p.t += 2 * S;
+            assert_eq!(p.send(true, b"alive"), Output::ToDevice(5));
+            let (o, _, init) = handshake_at(&mut p.srv, &mut rebooted, p.t + S, ip(9));
+            assert!(init_ts(&init) < before);
+            assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        }
+        assert_eq!(hwm(&p.srv), before);
+        assert_eq!(p.srv.counters().handshakes_answered, 1);
+        assert_eq!(p.srv.counters().dropped(DropReason::HandshakeRate), 0);
+        assert_eq!(p.send(true, b"still"), Output::ToDevice(5));
+        assert_eq!(p.send(false, b"both ways"), Output::ToDevice(9));
+        assert!(drain(&mut p.srv).is_empty());
+    }
+
+    #[test]
+    fn clock_back_accepted_after_the_peer_was_silent_for_timeout() {
+        let mut p = Pair::new();
+        let mut rebooted = connected_then_rebooted(&mut p);
+        let before = hwm(&p.srv);
+        let t0 = p.t;
+        // Just before the timeout (6 s since the confirmation): still refused.
+        let (o, _, _) = handshake_at(&mut p.srv, &mut rebooted, t0 + 6 * S - S / 10, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        // At the timeout (the server's tick has not even swept the dead session yet).
+        let t = t0 + 6 * S;
+        let (o, conf, init) = handshake_at(&mut p.srv, &mut rebooted, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(RESP_LEN)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        let ts = init_ts(&init);
+        assert!(ts < before);
+        assert_eq!(hwm(&p.srv), ts, "high-water mark reset to the new clock");
+        assert_eq!(drain(&mut p.srv), vec![Event::SessionUp { replaced: true }]);
+        p.cli = rebooted;
+        p.t = t;
+        assert_eq!(p.send(true, b"back"), Output::ToDevice(4));
+        assert_eq!(p.send(false, b"again"), Output::ToDevice(5));
+        // The restarted clock goes on as usual: a rekey 1 s later is fresh and answered
+        // while the session is alive.
+        p.t += S;
+        let (o, conf, init) = handshake_at(&mut p.srv, &mut p.cli, p.t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        assert!(init_ts(&init) > ts);
+        assert_eq!(p.send(true, b"rekeyed"), Output::ToDevice(7));
+        assert_eq!(p.srv.counters().sessions, 3);
+    }
+
+    #[test]
+    fn clock_back_pending_and_none_states() {
+        // No session at all (the server never saw a confirmation): counted from the
+        // last answered INIT.
+        let t0 = Instant::now();
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t0);
+        let mut old = Tunnel::new(cfg(Role::Client), key(), t0);
+        clock_ahead(&mut old, Duration::from_secs(3600));
+        let mut a = [0u8; 256];
+        let mut b = [0u8; 256];
+        let n = fresh_init(&mut old, &mut a, t0);
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t0),
+            Output::ToNetwork(_)
+        ));
+        // (its RESP is lost; the server holds a pending handshake)
+        let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t0);
+        for dt in [S, 3 * S, 6 * S - S / 10] {
+            let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + dt, ip(1));
+            assert_eq!(o, Output::Drop(DropReason::HandshakeReplay), "{dt:?}");
+        }
+        let (o, conf, _) = handshake_at(&mut srv, &mut rebooted, t0 + 6 * S, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        assert!(srv.is_up());
+
+        // A short timeout (2 s, the configurable minimum) never lets an older
+        // timestamp replace a pending handshake younger than PENDING_GUARD.
+        let mut c = cfg(Role::Server);
+        c.timeout = Some(2 * S);
+        let mut srv = Tunnel::new(c, key(), t0);
+        let mut old = Tunnel::new(cfg(Role::Client), key(), t0);
+        clock_ahead(&mut old, Duration::from_secs(3600));
+        let n = fresh_init(&mut old, &mut a, t0);
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t0),
+            Output::ToNetwork(_)
+        ));
+        let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t0);
+        let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + 3 * S, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + PENDING_GUARD, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+
+        // Dead-peer detection off: the server cannot tell, older stays refused.
+        let mut c = cfg(Role::Server);
+        c.timeout = None;
+        let mut srv = Tunnel::new(c, key(), t0);
+        let n = fresh_init(&mut old, &mut a, t0);
+        assert!(matches!(
+            srv.decapsulate(&a[..n], &mut b, t0),
+            Output::ToNetwork(_)
+        ));
+        let (o, _, _) = handshake_at(&mut srv, &mut rebooted, t0 + 3600 * S, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+    }
+
+    #[test]
+    fn identical_timestamp_is_a_replay_even_while_the_peer_is_dead() {
+        let mut p = Pair::new();
+        // Record an INIT of the client's previous run (before the one it connects with).
+        let mut a = [0u8; 256];
+        clock_ahead(&mut p.cli, Duration::from_secs(3600));
+        let n = fresh_init(&mut p.cli, &mut a, p.t);
+        let old_early = a[..n].to_vec();
+        let mut rebooted = connected_then_rebooted(&mut p);
+        let mut b = [0u8; 256];
+        // The peer is dead; the rebooted client is accepted (as in the test above).
+        let t = p.t + 10 * S;
+        let (o, conf, init) = handshake_at(&mut p.srv, &mut rebooted, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        // Right after the reset: the same INIT again, and the previous run's INITs
+        // (newer than the reset mark, but not plausible for the restarted clock).
+        for msg in [&init, &old_early] {
+            assert_eq!(
+                p.srv.decapsulate_from(msg, &mut b, t, ip(2)),
+                Output::Drop(DropReason::HandshakeReplay)
+            );
+        }
+        // The new session dies too; the identical INIT is still refused.
+        let t = t + 60 * S;
+        assert_eq!(
+            p.srv.decapsulate_from(&init, &mut b, t, ip(2)),
+            Output::Drop(DropReason::HandshakeReplay)
+        );
+        assert_eq!(p.srv.counters().handshakes_answered, 2);
+        assert_eq!(hwm(&p.srv), init_ts(&init));
+    }
+
+    #[test]
+    fn replay_flood_while_dead_does_not_starve_a_fresh_client() {
+        let mut p = Pair::new();
+        // The attacker recorded several INITs of the client's previous run.
+        let mut recorded = Vec::new();
+        let mut a = [0u8; 256];
+        for k in 0..4u64 {
+            clock_ahead(&mut p.cli, Duration::from_secs(3600 + 120 * k));
+            let n = fresh_init(&mut p.cli, &mut a, p.t);
+            recorded.push(a[..n].to_vec());
+        }
+        clock_ahead(&mut p.cli, Duration::from_secs(3600 + 120 * 5));
+        p.cli.restart(p.t);
+        p.connect();
+        let answered0 = p.srv.counters().handshakes_answered;
+        // The peer is dead; a flood of the recorded INITs from many addresses.
+        let t = p.t + 30 * S;
+        let mut b = [0u8; 256];
+        let mut answered = 0;
+        for i in 0..250u8 {
+            for msg in &recorded {
+                if let Output::ToNetwork(_) = p.srv.decapsulate_from(msg, &mut b, t, ip(i)) {
+                    answered += 1;
+                }
+            }
+        }
+        // One was answered (no keys for the attacker), all others refused as replays
+        // before they cost a rate-limit token.
+        assert_eq!(answered, 1);
+        assert_eq!(p.srv.counters().handshakes_answered, answered0 + 1);
+        assert_eq!(p.srv.counters().dropped(DropReason::HandshakeRate), 0);
+        assert_eq!(
+            p.srv.counters().dropped(DropReason::HandshakeReplay),
+            250 * recorded.len() as u64 - 1
+        );
+        // A client with a newer clock is answered at once and its session comes up.
+        let mut fresh = Tunnel::new(cfg(Role::Client), key(), t);
+        clock_ahead(&mut fresh, Duration::from_secs(7200));
+        let (o, conf, _) = handshake_at(&mut p.srv, &mut fresh, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        assert_eq!(p.srv.counters().sessions, 2);
+        // The flood goes on: the live session is not disturbed.
+        for i in 0..50u8 {
+            for msg in &recorded {
+                assert_eq!(
+                    p.srv.decapsulate_from(msg, &mut b, t + S, ip(i)),
+                    Output::Drop(DropReason::HandshakeReplay)
+                );
+            }
+        }
+        p.cli = fresh;
+        p.t = t + S;
+        assert_eq!(p.send(true, b"ok"), Output::ToDevice(2));
+        assert_eq!(p.send(false, b"ok"), Output::ToDevice(2));
+        // A rebooted client (clock back) whose peer went quiet gets in after the
+        // timeout once the flood pauses, even though a replay reset the mark.
+        let t2 = p.t + 7 * S;
+        let mut answered = 0;
+        for msg in &recorded {
+            if let Output::ToNetwork(_) = p.srv.decapsulate_from(msg, &mut b, t2, ip(7)) {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 1);
+        let mut rebooted_early = Tunnel::new(cfg(Role::Client), key(), t2);
+        let (o, _, _) = handshake_at(&mut p.srv, &mut rebooted_early, t2 + S, ip(1));
+        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t2);
+        let t3 = t2 + 6 * S;
+        let (o, conf, _) = handshake_at(&mut p.srv, &mut rebooted, t3, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+    }
+
+    #[test]
+    fn internal_reason_is_separate_from_auth() {
+        assert_eq!(DropReason::Internal.name(), "internal");
+        assert!(!DropReason::Internal.is_unauthenticated());
+        assert!(DropReason::ALL.contains(&DropReason::Internal));
+        assert!(DropReason::ALL.contains(&DropReason::HandshakeReplay));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! [`Tunnel`] state machine doing the protocol. Buffers are made in [`Engine::new`];
 //! nothing is allocated per packet.
 use super::net::{
-    finish_connect, start_connect, Conn, Dial, Fill, Net, TCP_AUTH_TIME, TCP_CONNECT_TIME,
+    finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
+    TCP_CONNECT_TIME, TCP_PENDING,
 };
 use crate::sys::log::RateLimit;
 use crate::sys::signals;
@@ -234,9 +235,14 @@ impl<D: Device> Core<D> {
                 }
             };
             let len = frame.len();
-            match self.tunnel.decapsulate(frame, &mut self.out_buf, now) {
+            let src = conn.peer.map(|p| p.ip().to_canonical());
+            match self
+                .tunnel
+                .decapsulate_from(frame, &mut self.out_buf, now, src)
+            {
                 Output::ToDevice(n) => self.deliver(n, from),
                 Output::ToNetwork(n) => {
+                    conn.vouched = true;
                     if !conn.tx.push(&self.out_buf[..n]) {
                         self.count(DropReason::TxFull);
                     }
@@ -299,6 +305,40 @@ fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, an
     }
 }
 
+/// The slot for a new unauthenticated TCP connection from `peer`: a free one, else the
+/// oldest one from the same address that has not sent an answered handshake (so one
+/// source reconnecting in a loop only displaces itself), else the oldest without an
+/// answered handshake, else the oldest.
+fn pending_slot(incoming: &[Conn], peer: SocketAddr) -> usize {
+    if let Some(i) = incoming.iter().position(|c| !c.is_open()) {
+        return i;
+    }
+    let ip = peer.ip().to_canonical();
+    let same = |c: &Conn| c.peer.is_some_and(|p| p.ip().to_canonical() == ip);
+    let oldest = |vouched: Option<bool>, same_source: bool| {
+        let mut best: Option<usize> = None;
+        for (i, c) in incoming.iter().enumerate() {
+            if vouched.is_some_and(|v| c.vouched != v) || (same_source && !same(c)) {
+                continue;
+            }
+            if best.is_none_or(|b| c.since < incoming[b].since) {
+                best = Some(i);
+            }
+        }
+        best
+    };
+    oldest(Some(false), true)
+        .or(oldest(Some(false), false))
+        .or(oldest(None, false))
+        .unwrap_or(0)
+}
+
+/// Whether a device packet of `n` bytes fits into one TCP frame the peer accepts.
+fn tcp_frame_fits(n: usize, plaintext: bool) -> bool {
+    let overhead = if plaintext { 0 } else { DATA_OVERHEAD };
+    n + overhead <= MAX_FRAME
+}
+
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
         fd,
@@ -358,14 +398,14 @@ impl<D: Device> Engine<D> {
             } => remote.or(*endpoint),
             Net::TcpServer {
                 active, incoming, ..
-            } => active.peer.or(incoming.peer),
+            } => active.peer.or_else(|| incoming.iter().find_map(|c| c.peer)),
             Net::TcpClient { remote, .. } => Some(*remote),
         }
     }
 
     /// Runs until `stop()` says so.
     pub fn run(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
-        let mut fds = [pollfd(-1, 0); 4];
+        let mut fds = [pollfd(-1, 0); 3 + TCP_PENDING];
         while !stop() {
             if signals::take_usr1() {
                 self.log_counters();
@@ -392,6 +432,7 @@ impl<D: Device> Engine<D> {
                 n += 1;
             }
             let (mut a_i, mut b_i, mut l_i) = (None, None, None);
+            let mut inc_i: [Option<usize>; TCP_PENDING] = [None; TCP_PENDING];
             match &self.net {
                 Net::Udp { sock, .. } => {
                     fds[n] = pollfd(sock.as_raw_fd(), libc::POLLIN);
@@ -406,7 +447,8 @@ impl<D: Device> Engine<D> {
                     fds[n] = pollfd(listener.as_raw_fd(), libc::POLLIN);
                     l_i = Some(n);
                     n += 1;
-                    for (conn, slot) in [(active, &mut a_i), (incoming, &mut b_i)] {
+                    let slots = std::iter::once(&mut a_i).chain(inc_i.iter_mut());
+                    for (conn, slot) in std::iter::once(active).chain(incoming.iter()).zip(slots) {
                         if let Some(fd) = conn.fd() {
                             let ev = if conn.tx.is_empty() {
                                 libc::POLLIN
@@ -455,8 +497,9 @@ impl<D: Device> Engine<D> {
             }
             let now = Instant::now();
             let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
-            if ready(a_i) || ready(b_i) || ready(l_i) {
-                self.on_network(now, ready(a_i), ready(b_i), ready(l_i));
+            let inc = inc_i.map(ready);
+            if ready(a_i) || ready(b_i) || ready(l_i) || inc.contains(&true) {
+                self.on_network(now, ready(a_i), ready(b_i), ready(l_i), inc);
             }
             if ready(dev_i) {
                 self.on_device(now)?;
@@ -479,8 +522,10 @@ impl<D: Device> Engine<D> {
                 Dial::Connecting { deadline, .. } => at(*deadline),
                 Dial::Up => {}
             },
-            Net::TcpServer { incoming, .. } if incoming.is_open() => {
-                at(incoming.since + TCP_AUTH_TIME)
+            Net::TcpServer { incoming, .. } => {
+                for c in incoming.iter().filter(|c| c.is_open()) {
+                    at(c.since + TCP_AUTH_TIME)
+                }
             }
             _ => {}
         }
@@ -555,16 +600,18 @@ impl<D: Device> Engine<D> {
             Net::TcpServer {
                 active, incoming, ..
             } => {
-                if incoming.is_open() && now >= incoming.since + TCP_AUTH_TIME {
-                    if core.drop_log.allow(now) {
-                        warn!(
-                            "{}: closing tcp connection from {}: not authenticated within {} s",
-                            core.name,
-                            From::Tcp(incoming.peer),
-                            TCP_AUTH_TIME.as_secs()
-                        );
+                for incoming in incoming.iter_mut() {
+                    if incoming.is_open() && now >= incoming.since + TCP_AUTH_TIME {
+                        if core.drop_log.allow(now) {
+                            warn!(
+                                "{}: closing tcp connection from {}: not authenticated within {} s",
+                                core.name,
+                                From::Tcp(incoming.peer),
+                                TCP_AUTH_TIME.as_secs()
+                            );
+                        }
+                        incoming.close();
                     }
-                    incoming.close();
                 }
                 while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
                     if active.is_open() && !active.tx.push(&core.out_buf[..n]) {
@@ -643,6 +690,13 @@ impl<D: Device> Engine<D> {
                         core.tunnel.counters_mut().drop(DropReason::NoSession);
                         continue;
                     }
+                    // The peer closes the connection on a frame above MAX_FRAME (the
+                    // device MTU may have been raised after start): drop the packet.
+                    if !tcp_frame_fits(n, core.tunnel.is_plaintext()) {
+                        core.tunnel.counters_mut().drop(DropReason::TooBig);
+                        core.log_drop("packet from the device", n, None, DropReason::TooBig);
+                        continue;
+                    }
                     let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
                         core.tunnel.counters_mut().drop(DropReason::TxFull);
                         continue;
@@ -660,7 +714,7 @@ impl<D: Device> Engine<D> {
         Ok(())
     }
 
-    fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool) {
+    fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool, inc: [bool; TCP_PENDING]) {
         let core = &mut self.core;
         match &mut self.net {
             Net::Udp {
@@ -686,10 +740,12 @@ impl<D: Device> Engine<D> {
                         core.log_drop("datagram", n, Some(from), DropReason::WrongSource);
                         continue;
                     }
-                    match core
-                        .tunnel
-                        .decapsulate(&self.net_buf[..n], &mut core.out_buf, now)
-                    {
+                    match core.tunnel.decapsulate_from(
+                        &self.net_buf[..n],
+                        &mut core.out_buf,
+                        now,
+                        Some(src.ip().to_canonical()),
+                    ) {
                         Output::ToDevice(m) => core.deliver(m, from),
                         Output::ToNetwork(m) => {
                             if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
@@ -718,12 +774,51 @@ impl<D: Device> Engine<D> {
                 active,
                 incoming,
             } => {
+                // Read first: a connection's handshake is handled before new
+                // connections may displace it.
+                if a && Self::read_conn(core, active, now) == Verdict::Close {
+                    info!(
+                        "{}: tcp client {} disconnected",
+                        core.name,
+                        From::Tcp(active.peer)
+                    );
+                    active.close();
+                }
+                for (conn, _) in incoming.iter_mut().zip(inc).filter(|(_, r)| *r) {
+                    match Self::read_conn(core, conn, now) {
+                        Verdict::Close => conn.close(),
+                        Verdict::Promote => {
+                            if active.is_open() {
+                                info!(
+                                    "{}: tcp client now at {} (replaces {})",
+                                    core.name,
+                                    From::Tcp(conn.peer),
+                                    From::Tcp(active.peer)
+                                );
+                            }
+                            active.take_over(conn);
+                        }
+                        Verdict::Keep => {}
+                    }
+                }
                 if l {
                     for _ in 0..4 {
                         match listener.accept() {
                             Ok((s, peer)) => {
                                 let plain = core.tunnel.is_plaintext();
-                                let target = if plain { &mut *active } else { &mut *incoming };
+                                let target = if plain {
+                                    &mut *active
+                                } else {
+                                    let i = pending_slot(&incoming[..], peer);
+                                    if incoming[i].is_open() && core.drop_log.allow(now) {
+                                        warn!(
+                                            "{}: {TCP_PENDING} tcp connections authenticating: closing one from {}",
+                                            core.name,
+                                            From::Tcp(incoming[i].peer)
+                                        );
+                                    }
+                                    &mut incoming[i]
+                                };
                                 if plain && target.is_open() {
                                     info!(
                                         "{}: new tcp client {peer} replaces {}",
@@ -747,42 +842,6 @@ impl<D: Device> Engine<D> {
                                 break;
                             }
                         }
-                    }
-                }
-                for (which, ready) in [(0, a), (1, b)] {
-                    if !ready {
-                        continue;
-                    }
-                    let conn = if which == 0 {
-                        &mut *active
-                    } else {
-                        &mut *incoming
-                    };
-                    let v = Self::read_conn(core, conn, now);
-                    match v {
-                        Verdict::Close => {
-                            if which == 0 {
-                                info!(
-                                    "{}: tcp client {} disconnected",
-                                    core.name,
-                                    From::Tcp(conn.peer)
-                                );
-                            }
-                            conn.close();
-                        }
-                        Verdict::Promote if which == 1 => {
-                            std::mem::swap(active, incoming);
-                            if incoming.is_open() {
-                                info!(
-                                    "{}: tcp client now at {} (replaces {})",
-                                    core.name,
-                                    From::Tcp(active.peer),
-                                    From::Tcp(incoming.peer)
-                                );
-                            }
-                            incoming.close();
-                        }
-                        _ => {}
                     }
                 }
             }
@@ -873,15 +932,15 @@ impl<D: Device> Engine<D> {
     /// Writes queued TCP data.
     fn flush(&mut self, now: Instant) {
         let core = &mut self.core;
-        let conns: [Option<&mut Conn>; 2] = match &mut self.net {
+        let (first, rest): (Option<&mut Conn>, &mut [Conn]) = match &mut self.net {
             Net::TcpServer {
                 active, incoming, ..
-            } => [Some(active), Some(incoming)],
-            Net::TcpClient { conn, .. } => [Some(conn), None],
-            Net::Udp { .. } => [None, None],
+            } => (Some(active), &mut incoming[..]),
+            Net::TcpClient { conn, .. } => (Some(conn), &mut []),
+            Net::Udp { .. } => (None, &mut []),
         };
         let mut lost = false;
-        for c in conns.into_iter().flatten() {
+        for c in first.into_iter().chain(rest.iter_mut()) {
             if let Err(e) = c.flush() {
                 if core.drop_log.allow(now) {
                     warn!(
@@ -901,5 +960,18 @@ impl<D: Device> Engine<D> {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_frames_above_the_peers_maximum_are_refused() {
+        assert!(tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD, false));
+        assert!(!tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD + 1, false));
+        assert!(tcp_frame_fits(MAX_FRAME, true));
+        assert!(!tcp_frame_fits(MAX_FRAME + 1, true));
     }
 }

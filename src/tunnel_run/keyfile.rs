@@ -84,9 +84,8 @@ pub fn genkey(path: &Path) -> Result<(), KeyFileError> {
     // The umask can only remove bits, but be explicit anyway.
     f.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(|e| io_err("chmod", e))?;
-    let text = key.to_file_text();
-    f.write_all(text.as_bytes())
-        .map_err(|e| io_err("write", e))?;
+    let text = key.file_text(); // wiped on drop
+    f.write_all(&text[..]).map_err(|e| io_err("write", e))?;
     f.sync_all().map_err(|e| io_err("sync", e))?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The tunnel's sockets: UDP (client or server), TCP server (one active connection plus
-//! one being authenticated), TCP client (non-blocking connect with backoff). Buffers
+//! up to [`TCP_PENDING`] being authenticated), TCP client (non-blocking connect with backoff). Buffers
 //! are made here once, when the socket side is set up.
 use super::TunnelOptions;
 use crate::sys::SysError;
@@ -15,6 +15,11 @@ use std::time::{Duration, Instant};
 pub const MAX_FRAME: usize = 16384;
 /// Bytes queued per TCP connection before packets from the device are held back.
 pub const TCP_TX_QUEUE: usize = 256 * 1024;
+/// TCP server: connections kept while they authenticate; when all are taken, a new one
+/// replaces the oldest (so reconnecting in a loop cannot keep a real client out).
+pub const TCP_PENDING: usize = 4;
+/// Send queue of a connection that is not yet authenticated (it only sends a RESP).
+const TCP_PENDING_TX: usize = 4096;
 /// How long a new TCP connection may take to authenticate before it is closed.
 pub const TCP_AUTH_TIME: Duration = Duration::from_secs(10);
 /// TCP connect attempt limit.
@@ -27,17 +32,43 @@ pub struct Conn {
     pub dec: FrameDecoder,
     pub tx: StreamTx,
     pub since: Instant,
+    /// Server: this connection sent a handshake initiation that was answered (it has
+    /// the key); evicted from the pending pool only after the ones that did not.
+    pub vouched: bool,
 }
 
 impl Conn {
     pub fn new(now: Instant) -> Conn {
+        Self::with_tx(now, TCP_TX_QUEUE)
+    }
+
+    fn with_tx(now: Instant, tx: usize) -> Conn {
         Conn {
             stream: None,
             peer: None,
             dec: FrameDecoder::new(MAX_FRAME),
-            tx: StreamTx::new(TCP_TX_QUEUE),
+            tx: StreamTx::new(tx),
             since: now,
+            vouched: false,
         }
+    }
+
+    /// An unauthenticated connection slot (small send queue).
+    pub fn pending(now: Instant) -> Conn {
+        Self::with_tx(now, TCP_PENDING_TX)
+    }
+
+    /// Take over `from`'s connection (stream, received and queued bytes); `from` is
+    /// left closed and this slot's old connection is closed.
+    pub fn take_over(&mut self, from: &mut Conn) {
+        self.close();
+        std::mem::swap(&mut self.stream, &mut from.stream);
+        std::mem::swap(&mut self.peer, &mut from.peer);
+        std::mem::swap(&mut self.dec, &mut from.dec);
+        self.since = from.since;
+        self.vouched = from.vouched;
+        self.tx.replace_with(&from.tx);
+        from.close();
     }
 
     pub fn is_open(&self) -> bool {
@@ -52,6 +83,7 @@ impl Conn {
         self.dec.reset();
         self.tx.reset();
         self.since = now;
+        self.vouched = false;
         Ok(())
     }
 
@@ -60,6 +92,7 @@ impl Conn {
         self.peer = None;
         self.dec.reset();
         self.tx.reset();
+        self.vouched = false;
     }
 
     pub fn fd(&self) -> Option<RawFd> {
@@ -133,7 +166,8 @@ pub enum Net {
     TcpServer {
         listener: TcpListener,
         active: Conn,
-        incoming: Conn,
+        /// Connections not yet authenticated (see [`TCP_PENDING`]).
+        incoming: Box<[Conn; TCP_PENDING]>,
     },
     TcpClient {
         remote: SocketAddr,
@@ -250,7 +284,7 @@ impl Net {
         Ok(Net::TcpServer {
             listener,
             active: Conn::new(now),
-            incoming: Conn::new(now),
+            incoming: Box::new(std::array::from_fn(|_| Conn::pending(now))),
         })
     }
 

@@ -192,18 +192,7 @@ fn swap_ranges(p: &mut [u8], a: usize, b: usize, n: usize) {
 /// complement sum of its 16-bit big-endian words (an odd last byte padded with zero).
 /// Over data that already holds a correct checksum field it gives 0.
 pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    super::icmp::finish(super::icmp::sum(data))
 }
 
 /// The TUN reflector's transform: validates `p` and swaps its addresses in place.

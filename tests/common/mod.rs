@@ -32,6 +32,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 pub struct Netns {
     pub name: String,
     children: Vec<Child>,
+    logs: Vec<std::path::PathBuf>,
 }
 
 impl Netns {
@@ -46,6 +47,7 @@ impl Netns {
         let ns = Netns {
             name,
             children: Vec::new(),
+            logs: Vec::new(),
         };
         ns.ip("link set lo up");
         ns
@@ -73,6 +75,33 @@ impl Netns {
         );
     }
 
+    /// `ip -n NAME ARGS`; panics with ip's message on failure, returns its stdout.
+    pub fn ip_out(&self, args: &[&str]) -> String {
+        let out = Command::new("timeout")
+            .args(["30", "ip", "-n", &self.name])
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?} in {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Like [`Netns::run`], with extra environment variables.
+    pub fn run_env(&self, secs: u32, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new("timeout");
+        c.args([&secs.to_string(), "ip", "netns", "exec", &self.name, prog]);
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run command in namespace")
+    }
+
     /// Runs a command to completion inside the namespace, bounded by `secs`.
     pub fn run(&self, secs: u32, prog: &str, args: &[&str]) -> Output {
         let mut c = Command::new("timeout");
@@ -84,7 +113,8 @@ impl Netns {
     /// Starts tunbox inside the namespace; it is killed when the namespace is dropped.
     /// stderr is captured to a file so the test can read the log.
     pub fn spawn_tunbox(&mut self, args: &[&str], env: &[(&str, &str)]) -> Spawned {
-        let log = std::env::temp_dir().join(format!("{}-{}.log", self.name, self.children.len()));
+        let log = std::env::temp_dir().join(format!("{}-{}.log", self.name, self.logs.len()));
+        self.logs.push(log.clone());
         let f = File::create(&log).expect("log file");
         let mut c = self.cmd(TUNBOX);
         c.args(args)
@@ -158,6 +188,12 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        // keep the logs of a failed test for reading; remove them when it passed
+        if !std::thread::panicking() {
+            for l in &self.logs {
+                let _ = std::fs::remove_file(l);
+            }
+        }
     }
 }
 
