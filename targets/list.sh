@@ -10,7 +10,7 @@
 #   targets/list.sh --tsv                the table without comments (for scripts reading all columns)
 #
 # Field names: rust_target openwrt_arch deb_arch pi_models zig_target zig_cpu qemu qemu_cpu
-#              build_std rustflags ci
+#              build_std rustflags ci qemu_skip_tests
 set -euo pipefail
 tsv="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/targets.tsv"
 
