@@ -278,7 +278,7 @@ pub fn cmd_config_check() -> Result<(), AppError> {
             )
         })
         .collect();
-    println!("{path}: ok, {} section(s): {}", ok.len(), names.join("; "));
+    crate::outln!("{path}: ok, {} section(s): {}", ok.len(), names.join("; "));
     Ok(())
 }
 
@@ -293,11 +293,11 @@ pub fn cmd_config_show(a: &cli::ConfigShow) -> Result<(), AppError> {
             .iter()
             .find(|r| r.section.as_deref() == Some(name))
             .ok_or_else(|| ConfigError::plain(format!("{path}: no section named '{name}'")))?;
-        print!("{}", r.show());
+        crate::out!("{}", r.show());
         return Ok(());
     }
     for r in &ok {
-        print!("{}", r.show());
+        crate::out!("{}", r.show());
     }
     match errors.into_iter().next() {
         Some(e) => Err(e.into()),

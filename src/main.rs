@@ -2,10 +2,39 @@ use std::process::ExitCode;
 use tunbox::app::{self, exit_with};
 use tunbox::cli::{Cmd, ConfigAction, Top};
 
+/// Parses the command line like `argh::from_env`, but prints help and usage errors
+/// without panicking when stdout is closed (`tunbox --help | head -1`): usage errors
+/// exit 2, like configuration errors.
+fn parse_args() -> Result<Top, ExitCode> {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("tunbox");
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    <Top as argh::FromArgs>::from_args(&[name], &rest).map_err(|early| match early.status {
+        Ok(()) => {
+            tunbox::outln!("{}", early.output);
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            eprintln!(
+                "{}\nRun {name} --help for more information.",
+                early.output.trim_end()
+            );
+            ExitCode::from(2)
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let top: Top = argh::from_env();
+    let top = match parse_args() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     if top.version {
-        println!("tunbox {}", env!("CARGO_PKG_VERSION"));
+        tunbox::outln!("tunbox {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     let Some(cmd) = top.cmd else {

@@ -240,23 +240,23 @@ fn run_checks() -> Vec<Outcome> {
 
 /// Runs the self-test; the exit status is 0 only if everything passed.
 pub fn main() -> ExitCode {
-    println!("tunbox {} self-test", env!("CARGO_PKG_VERSION"));
+    crate::outln!("tunbox {} self-test", env!("CARGO_PKG_VERSION"));
     let mut missing = false;
     for (what, res) in prerequisites() {
         match res {
-            Ok(()) => println!("  ok       {what}"),
+            Ok(()) => crate::outln!("  ok       {what}"),
             Err(e) => {
-                println!("  MISSING  {what}: {e}");
+                crate::outln!("  MISSING  {what}: {e}");
                 missing = true;
             }
         }
     }
     if missing {
-        println!("FAILED: prerequisites missing (see above); nothing else was tried");
+        crate::outln!("FAILED: prerequisites missing (see above); nothing else was tried");
         return ExitCode::from(1);
     }
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-        println!("FAILED: cannot create a network namespace: {e}");
+        crate::outln!("FAILED: cannot create a network namespace: {e}");
         return ExitCode::from(1);
     }
     let setup = (|| -> Result<_, String> {
@@ -277,11 +277,11 @@ pub fn main() -> ExitCode {
     let tun = match setup {
         Ok(t) => t,
         Err(e) => {
-            println!("FAILED: setting up the reflector in the namespace: {e}");
+            crate::outln!("FAILED: setting up the reflector in the namespace: {e}");
             return ExitCode::from(1);
         }
     };
-    println!(
+    crate::outln!(
         "  ok       reflector on {} in a throwaway namespace",
         tun.name()
     );
@@ -305,28 +305,28 @@ pub fn main() -> ExitCode {
             LoopState::new("?", false),
         )
     });
-    println!();
-    println!("  {:<28} {:<6} detail", "check", "result");
+    crate::outln!();
+    crate::outln!("  {:<28} {:<6} detail", "check", "result");
     let mut failed = 0;
     for o in &outcomes {
         match &o.result {
-            Ok(d) => println!("  {:<28} {:<6} {d}", o.name, "pass"),
+            Ok(d) => crate::outln!("  {:<28} {:<6} {d}", o.name, "pass"),
             Err(e) => {
                 failed += 1;
-                println!("  {:<28} {:<6} {e}", o.name, "FAIL");
+                crate::outln!("  {:<28} {:<6} {e}", o.name, "FAIL");
             }
         }
     }
     if let Err(e) = loop_res {
         failed += 1;
-        println!("  reflector loop failed: {e}");
+        crate::outln!("  reflector loop failed: {e}");
     }
-    println!("  reflector: {}", st.stats.summary());
+    crate::outln!("  reflector: {}", st.stats.summary());
     if failed == 0 {
-        println!("PASSED: {} of {} checks", outcomes.len(), outcomes.len());
+        crate::outln!("PASSED: {} of {} checks", outcomes.len(), outcomes.len());
         ExitCode::SUCCESS
     } else {
-        println!("FAILED: {failed} check(s) failed");
+        crate::outln!("FAILED: {failed} check(s) failed");
         ExitCode::from(1)
     }
 }

@@ -157,3 +157,31 @@ fn version_and_help() {
         "{help}"
     );
 }
+
+/// `tunbox --help | head -1` and a log collector that went away must not make tunbox
+/// panic: stdout is a pipe whose reading end is already closed, so every write fails
+/// with EPIPE (SIGPIPE is ignored by Rust programs).
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    drop(rd);
+    for args in [
+        &["reflect", "--help"][..],
+        &["--version"],
+        &["config", "show"],
+    ] {
+        let out = Command::new(TUNBOX)
+            .args(args)
+            .env("TUNBOX_CONFIG", "/nonexistent")
+            .stdout(std::process::Stdio::from(wr.try_clone().unwrap()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+    }
+    // a usage error is exit 2 with a pointer to --help
+    let out = Command::new(TUNBOX).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Run tunbox --help"));
+}

@@ -190,13 +190,13 @@ fn restore_record(path: &str, old: Option<&Record>) -> Result<(), String> {
 
 fn print_plan(steps: &[Step]) {
     for (i, s) in steps.iter().enumerate() {
-        println!("  [{}/{}] {s}", i + 1, steps.len());
+        crate::outln!("  [{}/{}] {s}", i + 1, steps.len());
     }
 }
 
 /// Applies the steps; on failure says whether everything done was undone.
 fn apply_steps(rtnl: &mut Rtnl, steps: &[Step], what: &str) -> Result<(), (BridgeError, bool)> {
-    let mut log = |line: &str| println!("{line}");
+    let mut log = |line: &str| crate::outln!("{line}");
     apply::run(rtnl, steps, &mut log).map_err(|e| {
         let undone = e.rollback_failures.is_empty();
         let mut msg = format!("{what}: step {} failed: {}", e.step, e.cause);
@@ -244,9 +244,11 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
     let (mut rtnl, snap) = read_snapshot()?;
     let (rec, steps) = plan::plan_up(&opts, &snap, recorded.as_ref())?;
     if steps.is_empty() {
-        println!(
+        crate::outln!(
             "bridge {} is up with {} and {}: nothing to do",
-            s.bridge, s.ifname, s.tap
+            s.bridge,
+            s.ifname,
+            s.tap
         );
         if recorded.is_none() {
             crate::warn!(
@@ -258,9 +260,10 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         return Ok(());
     }
     if dry_run {
-        println!(
+        crate::outln!(
             "would record the state of {} in {} and then:",
-            s.ifname, s.state_file
+            s.ifname,
+            s.state_file
         );
         print_plan(&steps);
         return Ok(());
@@ -279,9 +282,10 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
     if recorded.as_ref() != Some(&rec) {
         write_record(&s.state_file, &rec)?;
     }
-    println!(
+    crate::outln!(
         "bridge {}: original state recorded in {}",
-        s.bridge, s.state_file
+        s.bridge,
+        s.state_file
     );
     if let Err((e, undone)) = apply_steps(&mut rtnl, &steps, "bridge up") {
         // Everything was undone: the file goes back to what it said before. Otherwise
@@ -296,7 +300,7 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
     if rec.created_tap && s.user.is_some() {
         warn_if_tun_node_closed(s.user.as_deref().unwrap_or_default());
     }
-    println!(
+    crate::outln!(
         "bridge {} is up: {} and {} are its ports, {} address(es) and {} route(s) moved",
         s.bridge,
         s.ifname,
@@ -310,7 +314,7 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
 /// `tunbox bridge down`.
 pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
     if read_record(state_file)?.is_none() {
-        println!("no state file {state_file}: nothing recorded, nothing to restore");
+        crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
         return Ok(());
     }
     if !dry_run {
@@ -323,28 +327,29 @@ pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
     };
     // Read again under the lock: an `up` or `down` may have finished meanwhile.
     let Some(rec) = read_record(state_file)? else {
-        println!("no state file {state_file}: nothing recorded, nothing to restore");
+        crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
         return Ok(());
     };
     let (mut rtnl, snap) = read_snapshot()?;
     let steps = plan::plan_down(&rec, &snap)?;
     if dry_run {
         if steps.is_empty() {
-            println!(
+            crate::outln!(
                 "{} is as recorded: would only remove {state_file}",
                 rec.ifname
             );
         } else {
-            println!("would restore {} from {state_file}:", rec.ifname);
+            crate::outln!("would restore {} from {state_file}:", rec.ifname);
             print_plan(&steps);
         }
         return Ok(());
     }
     apply_steps(&mut rtnl, &steps, "bridge down").map_err(|(e, _)| e)?;
     remove_record(state_file)?;
-    println!(
+    crate::outln!(
         "bridge {} is down: {} restored as recorded in {state_file}",
-        rec.bridge, rec.ifname
+        rec.bridge,
+        rec.ifname
     );
     Ok(())
 }
@@ -364,7 +369,7 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
     let (_, snap) = read_snapshot()?;
     let bridge = rec.as_ref().map_or(bridge, |r| r.bridge.as_str());
     match snap.link(bridge) {
-        None => println!("bridge {bridge}: not there"),
+        None => crate::outln!("bridge {bridge}: not there"),
         Some(b) => {
             let ports: Vec<&str> = snap
                 .links
@@ -372,7 +377,7 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
                 .filter(|l| l.master == Some(b.index))
                 .map(|l| l.name.as_str())
                 .collect();
-            println!(
+            crate::outln!(
                 "bridge {bridge}: {}, mtu {}, mac {}, ports: {}",
                 if b.up { "up" } else { "down" },
                 b.mtu,
@@ -388,26 +393,26 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
                 .iter()
                 .filter(|a| a.index == b.index && plan::movable_addr(a))
             {
-                println!("  address {}", plan::fmt_addr(a));
+                crate::outln!("  address {}", plan::fmt_addr(a));
             }
             for r in snap
                 .routes
                 .iter()
                 .filter(|r| plan::movable_route(r, b.index))
             {
-                println!("  route {}", plan::fmt_route(r));
+                crate::outln!("  route {}", plan::fmt_route(r));
             }
         }
     }
     let Some(rec) = rec else {
-        println!("no state file {state_file}: nothing recorded by `tunbox bridge up`");
+        crate::outln!("no state file {state_file}: nothing recorded by `tunbox bridge up`");
         return Ok(if snap.link(bridge).is_some() {
             Health::Incomplete
         } else {
             Health::Consistent
         });
     };
-    println!(
+    crate::outln!(
         "recorded in {state_file}: port {} (mtu {}, {}), {} address(es), {} route(s); created by up: {}",
         rec.ifname,
         rec.port.mtu,
@@ -430,20 +435,20 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
     let (moved_a, moved_r) = plan::moved_to(&snap, &rec);
     match plan::plan_up(&opts, &snap, Some(&rec)) {
         Ok((_, steps)) if steps.is_empty() => {
-            println!(
+            crate::outln!(
                 "matches the recorded state: {moved_a} address(es) and {moved_r} route(s) on {}",
                 rec.bridge
             );
             Ok(Health::Consistent)
         }
         Ok((_, steps)) => {
-            println!("does NOT match: `tunbox bridge up` would still do:");
+            crate::outln!("does NOT match: `tunbox bridge up` would still do:");
             print_plan(&steps);
-            println!("(`tunbox bridge down` restores {} as recorded)", rec.ifname);
+            crate::outln!("(`tunbox bridge down` restores {} as recorded)", rec.ifname);
             Ok(Health::Incomplete)
         }
         Err(e) => {
-            println!("does NOT match: {e}");
+            crate::outln!("does NOT match: {e}");
             Ok(Health::Incomplete)
         }
     }
@@ -599,7 +604,7 @@ pub fn main_bridge(b: &cli::Bridge) -> ExitCode {
 pub fn main_mktun(m: &cli::Mktun) -> ExitCode {
     report(
         mktun(&m.dev, &m.mode, m.user.as_deref(), m.group.as_deref()).map(|name| {
-            println!(
+            crate::outln!(
                 "{name}: persistent {} device{}{}",
                 m.mode,
                 m.user
@@ -615,7 +620,7 @@ pub fn main_mktun(m: &cli::Mktun) -> ExitCode {
 
 /// Dispatch for `tunbox rmtun`.
 pub fn main_rmtun(r: &cli::Rmtun) -> ExitCode {
-    report(rmtun(&r.dev, &r.mode).map(|()| println!("{}: removed", r.dev)))
+    report(rmtun(&r.dev, &r.mode).map(|()| crate::outln!("{}: removed", r.dev)))
 }
 
 #[cfg(test)]
