@@ -1,73 +1,14 @@
 //! The reflector's hot loop allocates nothing per packet: run it over many packets
 //! under a counting global allocator and check the count does not move.
-use std::alloc::{GlobalAlloc, Layout, System};
+#[allow(dead_code)]
+mod common;
+use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tunbox::reflect::{run_loop, LoopState, PacketIo, TunReflector, BUF_SIZE};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Only the thread running the loop counts: libtest's own threads allocate at
-    // times of their choosing.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.with(Cell::get) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use std::sync::atomic::Ordering;
+use tunbox::reflect::{run_loop, LoopState, TunReflector, BUF_SIZE};
 
 #[global_allocator]
 static A: Counting = Counting;
-
-/// Hands out `total` packets cycling through a fixed set (good v4, good v6, and one
-/// of each drop kind, so the drop path with its rate-limited log runs too), then
-/// raises `done`, which the loop's stop check reads.
-struct FakeIo<'a> {
-    pkts: &'a [Vec<u8>],
-    given: usize,
-    total: usize,
-    sent: usize,
-    done: &'a Cell<bool>,
-}
-
-impl PacketIo for FakeIo<'_> {
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.given == self.total {
-            self.done.set(true);
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let p = &self.pkts[self.given % self.pkts.len()];
-        self.given += 1;
-        buf[..p.len()].copy_from_slice(p);
-        Ok(p.len())
-    }
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sent += 1;
-        Ok(buf.len())
-    }
-    fn wait(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 fn packets() -> Vec<Vec<u8>> {
     let mut v4 = vec![0u8; 1400];

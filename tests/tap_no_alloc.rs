@@ -2,73 +2,19 @@
 //! TapReflector over many frames (ARP, neighbour solicitations, echo v4/v6, LAN chatter
 //! and garbage, so every path including the rate-limited warnings runs) under a counting
 //! global allocator. Same pattern as tests/no_alloc.rs.
-use std::alloc::{GlobalAlloc, Layout, System};
+#[allow(dead_code)]
+mod common;
+use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use tunbox::reflect::tap::TapReflector;
-use tunbox::reflect::{run_loop, LoopState, PacketIo, BUF_SIZE};
+use tunbox::reflect::{run_loop, LoopState, BUF_SIZE};
 use tunbox::wire::cidr::Cidr;
 use tunbox::wire::ethernet::MacAddr;
 use tunbox::wire::tap::{DropReason, Reply, TapConfig};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.with(Cell::get) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
 static A: Counting = Counting;
-
-struct FakeIo<'a> {
-    frames: &'a [Vec<u8>],
-    given: usize,
-    total: usize,
-    sent: usize,
-    done: &'a Cell<bool>,
-}
-
-impl PacketIo for FakeIo<'_> {
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.given == self.total {
-            self.done.set(true);
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let f = &self.frames[self.given % self.frames.len()];
-        self.given += 1;
-        buf[..f.len()].copy_from_slice(f);
-        Ok(f.len())
-    }
-    fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.sent += 1;
-        Ok(buf.len())
-    }
-    fn wait(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 const US: [u8; 6] = [2, 0, 0, 0, 0, 0xbb];
 const LAPTOP: [u8; 6] = [2, 0, 0, 0, 0, 0xaa];
@@ -158,7 +104,7 @@ fn run(total: usize) -> (usize, usize, LoopState, TapReflector) {
     });
     let done = Cell::new(false);
     let mut io = FakeIo {
-        frames: &frames,
+        pkts: &frames,
         given: 0,
         total,
         sent: 0,

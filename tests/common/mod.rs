@@ -5,6 +5,7 @@
 //! starts is killed by PID and every namespace deleted on Drop, also when the test
 //! panics; all traffic bounded in count and time.
 #![allow(dead_code)]
+pub mod counting;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::process::{Child, Command, Output, Stdio};
