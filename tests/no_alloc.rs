@@ -1,6 +1,5 @@
 //! The reflector's hot loop allocates nothing per packet: run it over many packets
 //! under a counting global allocator and check the count does not move.
-#[allow(dead_code)]
 mod common;
 use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;

@@ -2,7 +2,6 @@
 //! TapReflector over many frames (ARP, neighbour solicitations, echo v4/v6, LAN chatter
 //! and garbage, so every path including the rate-limited warnings runs) under a counting
 //! global allocator. Same pattern as tests/no_alloc.rs.
-#[allow(dead_code)]
 mod common;
 use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;
