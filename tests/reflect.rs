@@ -1,9 +1,6 @@
 //! The TUN reflector, for real, in namespaces the tests create (needs root).
 mod common;
 use common::*;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
 
 fn start_reflector(ns: &mut Netns, extra: &[&str]) -> Spawned {
     let mut args = vec![
@@ -23,48 +20,6 @@ fn start_reflector(ns: &mut Netns, extra: &[&str]) -> Spawned {
         r.log()
     );
     r
-}
-
-/// Sends `len` bytes through a TCP connection to `target` that the reflector turns
-/// back to a listener on the same port here; the listener echoes; returns what came back.
-fn tcp_echo_through(ns: &Netns, listen: &'static str, target: &'static str, len: usize) -> Vec<u8> {
-    ns.within(move || {
-        let l = TcpListener::bind(listen).expect("listen");
-        let server = std::thread::spawn(move || {
-            let (mut s, peer) = l.accept().expect("accept");
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => s.write_all(&buf[..n]).unwrap(),
-                }
-            }
-            peer
-        });
-        let addr: SocketAddr = target.parse().unwrap();
-        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
-        let mut w = c.try_clone().unwrap();
-        let sent = data.clone();
-        let writer = std::thread::spawn(move || {
-            w.write_all(&sent).unwrap();
-            w.shutdown(std::net::Shutdown::Write).unwrap();
-        });
-        let mut back = Vec::new();
-        c.read_to_end(&mut back).expect("read echo");
-        writer.join().unwrap();
-        let peer = server.join().unwrap();
-        // the listener saw the connection come from the reflected address
-        assert_eq!(
-            peer.ip(),
-            addr.ip(),
-            "server's peer is the address we dialled"
-        );
-        assert_eq!(back.len(), data.len());
-        back
-    })
 }
 
 #[test]
@@ -90,7 +45,7 @@ fn ping_and_tcp_v4_v6_then_clean_exit() {
     }
     let len = 1 << 20;
     let back = tcp_echo_through(&ns, "0.0.0.0:7777", "198.18.7.7:7777", len);
-    let want: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let want = echo_pattern(len);
     assert!(back == want, "TCP v4 data came back changed");
     let back = tcp_echo_through(&ns, "[::]:7778", "[2001:2::7]:7778", len);
     assert!(back == want, "TCP v6 data came back changed");

@@ -13,8 +13,6 @@
 //! The configuration checks at the end need no root.
 mod common;
 use common::*;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
@@ -106,46 +104,6 @@ fn mac_in_log(log: &str) -> String {
     log[i..i + 17].to_string()
 }
 
-/// Sends `len` bytes over TCP from the laptop to `target`; the reflector turns the
-/// connection back to a listener on the laptop, which echoes; returns what came back.
-fn tcp_echo_through(ns: &Netns, listen: &'static str, target: &'static str, len: usize) -> Vec<u8> {
-    ns.within(move || {
-        let l = TcpListener::bind(listen).expect("listen");
-        let server = std::thread::spawn(move || {
-            let (mut s, peer) = l.accept().expect("accept");
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => s.write_all(&buf[..n]).unwrap(),
-                }
-            }
-            peer
-        });
-        let addr: SocketAddr = target.parse().unwrap();
-        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
-        let mut w = c.try_clone().unwrap();
-        let sent = data.clone();
-        let writer = std::thread::spawn(move || {
-            w.write_all(&sent).unwrap();
-            w.shutdown(std::net::Shutdown::Write).unwrap();
-        });
-        let mut back = Vec::new();
-        c.read_to_end(&mut back).expect("read echo");
-        writer.join().unwrap();
-        let peer = server.join().unwrap();
-        assert_eq!(
-            peer.ip(),
-            addr.ip(),
-            "the listener's peer is the range address"
-        );
-        back
-    })
-}
-
 #[test]
 fn tap_reflector_answers_for_its_ranges_on_the_lan() {
     if !need_root() {
@@ -182,7 +140,7 @@ fn tap_reflector_answers_for_its_ranges_on_the_lan() {
     }
     // TCP from the laptop to a range address loops back to a listener on the laptop.
     let len = 256 * 1024;
-    let want: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let want = echo_pattern(len);
     let back = tcp_echo_through(&lan.laptop, "0.0.0.0:7777", "198.19.7.7:7777", len);
     assert!(back == want, "{}", ctx("TCP v4 data came back changed"));
     let back = tcp_echo_through(&lan.laptop, "[::]:7778", "[2001:2:0:1::7]:7778", len);

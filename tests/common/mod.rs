@@ -273,3 +273,57 @@ pub fn ping(ns: &Netns, addr: &str, count: u32) -> (u32, String) {
         .unwrap_or(0);
     (received, text)
 }
+
+/// The bytes [`tcp_echo_through`] sends: a pattern that catches reordering and loss.
+pub fn echo_pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Sends `len` bytes of [`echo_pattern`] over TCP from `ns` to `target`, which a
+/// reflector turns back to a listener on `listen` in the same namespace; the listener
+/// echoes. Checks the listener saw the connection come from the target address, and
+/// returns what came back.
+pub fn tcp_echo_through(
+    ns: &Netns,
+    listen: &'static str,
+    target: &'static str,
+    len: usize,
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    ns.within(move || {
+        let l = TcpListener::bind(listen).expect("listen");
+        let server = std::thread::spawn(move || {
+            let (mut s, peer) = l.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => s.write_all(&buf[..n]).unwrap(),
+                }
+            }
+            peer
+        });
+        let addr: SocketAddr = target.parse().unwrap();
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let data = echo_pattern(len);
+        let mut w = c.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&data).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).expect("read echo");
+        writer.join().unwrap();
+        let peer = server.join().unwrap();
+        assert_eq!(
+            peer.ip(),
+            addr.ip(),
+            "the listener's peer is the address dialled"
+        );
+        assert_eq!(back.len(), len, "bytes echoed");
+        back
+    })
+}
