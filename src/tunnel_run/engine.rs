@@ -450,12 +450,7 @@ impl<D: Device> Engine<D> {
                     let slots = std::iter::once(&mut a_i).chain(inc_i.iter_mut());
                     for (conn, slot) in std::iter::once(active).chain(incoming.iter()).zip(slots) {
                         if let Some(fd) = conn.fd() {
-                            let ev = if conn.tx.is_empty() {
-                                libc::POLLIN
-                            } else {
-                                libc::POLLIN | libc::POLLOUT
-                            };
-                            fds[n] = pollfd(fd, ev);
+                            fds[n] = pollfd(fd, conn.poll_events());
                             *slot = Some(n);
                             n += 1;
                         }
@@ -469,12 +464,7 @@ impl<D: Device> Engine<D> {
                     }
                     Dial::Up => {
                         if let Some(fd) = conn.fd() {
-                            let ev = if conn.tx.is_empty() {
-                                libc::POLLIN
-                            } else {
-                                libc::POLLIN | libc::POLLOUT
-                            };
-                            fds[n] = pollfd(fd, ev);
+                            fds[n] = pollfd(fd, conn.poll_events());
                             a_i = Some(n);
                             n += 1;
                         }

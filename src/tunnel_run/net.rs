@@ -99,6 +99,15 @@ impl Conn {
         self.stream.as_ref().map(|s| s.as_raw_fd())
     }
 
+    /// What to poll for: always input, output too while something is queued.
+    pub fn poll_events(&self) -> libc::c_short {
+        if self.tx.is_empty() {
+            libc::POLLIN
+        } else {
+            libc::POLLIN | libc::POLLOUT
+        }
+    }
+
     /// Writes what is queued, as far as the socket takes it.
     pub fn flush(&mut self) -> io::Result<()> {
         let Some(s) = self.stream.as_mut() else {
