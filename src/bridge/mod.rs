@@ -157,7 +157,8 @@ fn lock(state_file: &str) -> Result<Lock, BridgeError> {
         .map(Lock)
         .map_err(|(_, e)| {
             BridgeError(format!(
-                "another `tunbox bridge up/down` holds {path} ({e}): wait for it to finish"
+                "another `tunbox bridge up/down` holds {path} ({}): wait for it to finish",
+                std::io::Error::from(e)
             ))
         })
 }

@@ -96,7 +96,8 @@ impl Tun {
             let what = format!("cannot create or attach {} device '{name}'", mode.as_str());
             if e == nix::errno::Errno::EINVAL || e == nix::errno::Errno::EBUSY {
                 SysError::new(format!(
-                    "{what}: {e} (a device of that name exists with another mode or is in use)"
+                    "{what}: {} (a device of that name exists with another mode or is in use)",
+                    io::Error::from(e)
                 ))
             } else {
                 SysError::os(what, io::Error::from(e))
