@@ -5,6 +5,7 @@ pub mod log;
 pub mod netlink;
 pub mod signals;
 pub mod sysctl;
+pub mod thread_name;
 pub mod tun;
 
 use std::fmt;
