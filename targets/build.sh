@@ -22,6 +22,7 @@
 #   TUNBOX_CROSS_TARGET_DIR     cargo target dir (default: <repo>/target/cross)
 #   TUNBOX_BUILD_STD_FEATURES   override -Zbuild-std-features for `build` (default below)
 #   TUNBOX_RELEASE_RUSTFLAGS    override the extra rustflags of `build` (default below)
+#   TUNBOX_ZIG                  zig binary to use instead of the pinned ziglang wheel's
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -77,6 +78,7 @@ apt_missing() {
 
 find_zig() {
     local py d
+    if [ -n "${TUNBOX_ZIG:-}" ]; then echo "$TUNBOX_ZIG"; return 0; fi
     for py in python3 /usr/bin/python3; do
         command -v "$py" >/dev/null || continue
         d="$("$py" -c 'import ziglang, os; print(os.path.dirname(ziglang.__file__))' 2>/dev/null)" || continue
