@@ -162,11 +162,20 @@ impl Ephemeral {
     fn generate() -> Result<Self, HandshakeError> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|_| HandshakeError::Internal)?;
+        let e = Self::from_secret(&secret);
+        secret.zeroize();
+        Ok(e)
+    }
+
+    fn from_secret(secret: &[u8; 32]) -> Self {
         // The Montgomery ladder from u = 9 (no Edwards base-point tables linked in).
         let public = MontgomeryPoint(X25519_BASEPOINT.to_bytes())
-            .mul_clamped(secret)
+            .mul_clamped(*secret)
             .to_bytes();
-        Ok(Self { secret, public })
+        Self {
+            secret: *secret,
+            public,
+        }
     }
 
     /// X25519(secret, peer). An all-zero result (the peer sent a low-order point) would
@@ -350,11 +359,29 @@ impl Initiator {
         timestamp: u64,
         out: &mut [u8],
     ) -> Result<(Self, usize), HandshakeError> {
+        Self::start_with(
+            psk,
+            Ephemeral::generate()?,
+            local_index,
+            mode,
+            timestamp,
+            out,
+        )
+    }
+
+    /// [`Self::start`] with a given ephemeral key (the tests fix it to compare bytes).
+    fn start_with(
+        psk: &Key,
+        e: Ephemeral,
+        local_index: u32,
+        mode: u8,
+        timestamp: u64,
+        out: &mut [u8],
+    ) -> Result<(Self, usize), HandshakeError> {
         if out.len() < INIT_LEN {
             return Err(HandshakeError::Internal);
         }
         let mut sym = Symmetric::new(psk);
-        let e = Ephemeral::generate()?;
         out[..4].copy_from_slice(&[TYPE_INIT, 0, 0, 0]);
         out[4..4 + DH_LEN].copy_from_slice(&e.public);
         sym.mix_ephemeral(&e.public);
@@ -453,14 +480,26 @@ impl Responder {
     /// Write the RESP into `out` (Noise message 2, tokens `e, ee`); returns its length
     /// and the transport keys.
     pub fn answer(
-        mut self,
+        self,
         local_index: u32,
         out: &mut [u8],
     ) -> Result<(usize, Transport), HandshakeError> {
         if out.len() < RESP_LEN {
             return Err(HandshakeError::Internal);
         }
-        let e = Ephemeral::generate()?;
+        self.answer_with(Ephemeral::generate()?, local_index, out)
+    }
+
+    /// [`Self::answer`] with a given ephemeral key (the tests fix it to compare bytes).
+    fn answer_with(
+        mut self,
+        e: Ephemeral,
+        local_index: u32,
+        out: &mut [u8],
+    ) -> Result<(usize, Transport), HandshakeError> {
+        if out.len() < RESP_LEN {
+            return Err(HandshakeError::Internal);
+        }
         out[..4].copy_from_slice(&[TYPE_RESP, 0, 0, 0]);
         out[4..8].copy_from_slice(&self.peer_index.to_le_bytes());
         out[8..8 + DH_LEN].copy_from_slice(&e.public);
@@ -677,5 +716,341 @@ mod tests {
         assert_eq!(message_type(&[4, 0, 0, 0]), Some(TYPE_DATA));
         assert_eq!(data_header(&[4; DATA_OVERHEAD - 1]), None);
         assert!(data_header(&[4; DATA_OVERHEAD]).is_some());
+    }
+
+    // ---- Known answers of the primitives ----------------------------------------
+    //
+    // HMAC/HKDF/hash values computed independently with Python 3.11's standard library:
+    //   H = lambda *p: hashlib.blake2s(b"".join(p)).digest()
+    //   HMAC = lambda k, d: hmac.new(k, d, hashlib.blake2s).digest()   # block size 64
+    //   hkdf(ck, ikm): t = HMAC(ck, ikm); o1 = HMAC(t, b"\x01");
+    //                  o2 = HMAC(t, o1 + b"\x02"); o3 = HMAC(t, o2 + b"\x03")
+
+    fn hex(s: &str) -> [u8; 32] {
+        let mut o = [0u8; 32];
+        for (i, b) in o.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        o
+    }
+
+    fn seq(start: u8) -> [u8; 32] {
+        core::array::from_fn(|i| start + i as u8)
+    }
+
+    #[test]
+    fn hmac_blake2s_known_answers() {
+        // HMAC(bytes(range(32)), b"tunbox hmac-blake2s known answer")
+        assert_eq!(
+            hmac(&seq(0), &[b"tunbox hmac-blake2s ", b"known answer"]),
+            hex("47c5563d00b63eb02155fa19ee0f32ba5d266a955e29c5545b1d6ed050178223")
+        );
+        // HMAC(bytes(range(32)), b"")
+        assert_eq!(
+            hmac(&seq(0), &[]),
+            hex("e2641d24dfa8dd89e8cb77f1cdc77d8c006e5bebdfc4d6a3a3a6f8d5b7586fb0")
+        );
+    }
+
+    #[test]
+    fn hkdf_known_answers() {
+        // ck = bytes(range(0x40, 0x60)), ikm = bytes(range(0x80, 0xa0))
+        let mut o = [[0u8; 32]; 3];
+        hkdf(&seq(0x40), &seq(0x80), &mut o);
+        assert_eq!(
+            o,
+            [
+                hex("c1d38aac9c58d06e6ef12403a56f106f559737a95a6ad0d07afbd2154b5daabe"),
+                hex("cf6ed3e1efd252e50141d181905f077ba1d55371e8bd063360e963f7b519843b"),
+                hex("133bd1e2d11f61f69c3906cf5078d26fb5a6d8f0be87e646d8c827ebbbef8f04"),
+            ]
+        );
+        // Two outputs with empty ikm (as in Split).
+        let mut o = [[0u8; 32]; 2];
+        hkdf(&seq(0x40), &[], &mut o);
+        assert_eq!(
+            o,
+            [
+                hex("78eea5e4bfedc2e792dc08620303ca6266f1fd18fab37c848ab8e97d65665f68"),
+                hex("b458121cc4faa0a6c9552680d783a1f7ccea37e483bf5a88b990f5ebe26057cc"),
+            ]
+        );
+    }
+
+    #[test]
+    fn initial_hash_is_the_hashed_protocol_name_then_the_prologue() {
+        let s = Symmetric::new(&key(0));
+        // h0 = H(PATTERN) (37 bytes > HASHLEN), h1 = H(h0 || PROLOGUE); ck = h0 before
+        // the PSK is mixed in. (Python as above.)
+        let h0 = hex("448d6dba5d14c978806065c7be9a40afaed69bbf608d2fdfff2d37588fadeace");
+        let h1 = hex("771d1617f9652dac1c169346ff2374d486b303f3ca323fba44fb1fbbc7511fcb");
+        assert_eq!(hash(&[PATTERN.as_bytes()]), h0);
+        assert_eq!(hash(&[&h0, PROLOGUE]), h1);
+        // Then MixKeyAndHash(psk) from ck = h0, h = h1.
+        let mut o = [[0u8; 32]; 3];
+        hkdf(&h0, &[0; 32], &mut o);
+        assert_eq!(s.ck, o[0]);
+        assert_eq!(s.h, hash(&[&h1, &o[1]]));
+        assert_eq!(s.k, o[2]);
+        assert_eq!(s.n, 0);
+    }
+
+    #[test]
+    fn x25519_rfc7748_section_6_1() {
+        let a = Ephemeral::from_secret(&hex(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ));
+        let b = Ephemeral::from_secret(&hex(
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+        ));
+        assert_eq!(
+            a.public,
+            hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        );
+        assert_eq!(
+            b.public,
+            hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+        );
+        let shared = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        assert_eq!(a.dh(&b.public), Ok(shared));
+        assert_eq!(b.dh(&a.public), Ok(shared));
+    }
+
+    #[test]
+    fn low_order_points_give_auth_errors() {
+        let a = Ephemeral::from_secret(&seq(1));
+        // u = 0 and u = 1 are of low order: the product is 0 for every secret.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert_eq!(a.dh(&[0; 32]), Err(HandshakeError::Auth));
+        assert_eq!(a.dh(&one), Err(HandshakeError::Auth));
+    }
+
+    #[test]
+    fn psk_holder_sending_a_low_order_e_gets_no_answer() {
+        // Build an authentic INIT whose `e` is the zero point: reading it costs no DH
+        // and succeeds, the answer refuses the all-zero shared secret.
+        let k = key(6);
+        let mut sym = Symmetric::new(&k);
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        sym.mix_ephemeral(&[0; 32]);
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..4].copy_from_slice(&5u32.to_le_bytes());
+        sym.encrypt_and_hash(&payload, &mut init[4 + DH_LEN..])
+            .unwrap();
+        let r = Responder::read(&k, MODE_TUN, &init).unwrap();
+        assert_eq!(r.peer_index, 5);
+        let mut resp = [0u8; 256];
+        assert_eq!(r.answer(6, &mut resp).err(), Some(HandshakeError::Auth));
+    }
+
+    #[test]
+    fn into_transport_before_finish_fails() {
+        let mut init = [0u8; 256];
+        let (ini, _) = Initiator::start(&key(1), 1, MODE_TUN, 7, &mut init).unwrap();
+        assert!(ini.into_transport().is_err());
+    }
+
+    #[test]
+    fn seal_refuses_reserved_counter_and_oversize() {
+        let k = key(8);
+        let mut init = [0u8; 256];
+        let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 7, &mut init).unwrap();
+        let mut resp = [0u8; 256];
+        let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
+        ini.finish(&resp[..m]).unwrap();
+        let cli = ini.into_transport().unwrap();
+        let mut wire = vec![0u8; 70_000];
+        let mut plain = vec![0u8; 70_000];
+        assert!(seal(&cli, 2, u64::MAX, &[1, 2, 3], &mut wire).is_none());
+        assert!(seal(&cli, 2, 0, &plain[..MAX_NOISE_MSG - TAG_LEN + 1], &mut wire).is_none());
+        let w = seal(&cli, 2, 0, &plain[..MAX_NOISE_MSG - TAG_LEN], &mut wire).unwrap();
+        let msg = wire[..w].to_vec();
+        assert_eq!(
+            open(&srv, 0, &msg, &mut plain),
+            Some(MAX_NOISE_MSG - TAG_LEN)
+        );
+        assert!(open(&srv, u64::MAX, &msg, &mut plain).is_none());
+        // Wrong counter (nonce) fails.
+        assert!(open(&srv, 1, &msg, &mut plain).is_none());
+    }
+
+    // ---- Interoperability with snow (the implementation this one replaced) --------
+
+    fn snow_builder(psk: &Key) -> snow::Builder<'_> {
+        snow::Builder::new(PATTERN.parse().unwrap())
+            .psk(0, psk.as_bytes())
+            .unwrap()
+            .prologue(PROLOGUE)
+            .unwrap()
+    }
+
+    /// A DATA message around a body written by snow.
+    fn snow_data(
+        t: &snow::StatelessTransportState,
+        receiver: u32,
+        counter: u64,
+        pkt: &[u8],
+    ) -> Vec<u8> {
+        let mut m = vec![0u8; DATA_OVERHEAD + pkt.len()];
+        m[0] = TYPE_DATA;
+        m[4..8].copy_from_slice(&receiver.to_le_bytes());
+        m[8..16].copy_from_slice(&counter.to_le_bytes());
+        let n = t
+            .write_message(counter, pkt, &mut m[DATA_HEADER_LEN..])
+            .unwrap();
+        assert_eq!(n, pkt.len() + TAG_LEN);
+        m
+    }
+
+    /// Transport keys agree both ways between ours and snow's.
+    fn check_transport(ours: &Transport, theirs: &snow::StatelessTransportState) {
+        let pkt: Vec<u8> = (0..1400u32).map(|i| (i * 7) as u8).collect();
+        let mut wire = [0u8; 2048];
+        let mut plain = [0u8; 2048];
+        for (counter, len) in [(0u64, 0usize), (1, 1), (77, 100), (1 << 40, 1400)] {
+            let w = seal(ours, 3, counter, &pkt[..len], &mut wire).unwrap();
+            let n = theirs
+                .read_message(counter, &wire[DATA_HEADER_LEN..w], &mut plain)
+                .unwrap();
+            assert_eq!(&plain[..n], &pkt[..len]);
+            let m = snow_data(theirs, 3, counter, &pkt[..len]);
+            assert_eq!(open(ours, counter, &m, &mut plain), Some(len));
+            assert_eq!(&plain[..len], &pkt[..len]);
+        }
+    }
+
+    #[test]
+    fn our_initiator_with_a_snow_responder() {
+        let k = key(9);
+        let mut init = [0u8; 256];
+        let (mut ini, n) =
+            Initiator::start(&k, 0x1234_5678, MODE_TAP, 0x0a0b_0c0d_0e0f_1011, &mut init).unwrap();
+        let mut hs = snow_builder(&k).build_responder().unwrap();
+        let mut payload = [0u8; 64];
+        let p = hs.read_message(&init[4..n], &mut payload).unwrap();
+        assert_eq!(p, INIT_PAYLOAD_LEN);
+        assert_eq!(&payload[..4], &0x1234_5678u32.to_le_bytes());
+        assert_eq!(payload[4], MODE_TAP);
+        assert_eq!(&payload[5..13], &0x0a0b_0c0d_0e0f_1011u64.to_le_bytes());
+
+        let mut resp = [0u8; RESP_LEN];
+        resp[0] = TYPE_RESP;
+        resp[4..8].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        let m = hs
+            .write_message(&0x9abc_def0u32.to_le_bytes(), &mut resp[8..])
+            .unwrap();
+        assert_eq!(8 + m, RESP_LEN);
+        assert_eq!(ini.finish(&resp), Ok(0x9abc_def0));
+        let ours = ini.into_transport().unwrap();
+        let theirs = hs.into_stateless_transport_mode().unwrap();
+        check_transport(&ours, &theirs);
+    }
+
+    #[test]
+    fn snow_initiator_with_our_responder() {
+        let k = key(10);
+        let mut hs = snow_builder(&k).build_initiator().unwrap();
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..4].copy_from_slice(&0x55u32.to_le_bytes());
+        payload[4] = MODE_TUN;
+        payload[5..].copy_from_slice(&42u64.to_le_bytes());
+        let n = hs.write_message(&payload, &mut init[4..]).unwrap();
+        assert_eq!(4 + n, INIT_LEN);
+
+        let r = Responder::read(&k, MODE_TUN, &init).unwrap();
+        assert_eq!((r.peer_index, r.timestamp), (0x55, 42));
+        let mut resp = [0u8; 256];
+        let (m, ours) = r.answer(0x66, &mut resp).unwrap();
+        assert_eq!(Initiator::resp_receiver(&resp[..m]), Some(0x55));
+        let mut got = [0u8; 64];
+        let p = hs.read_message(&resp[8..m], &mut got).unwrap();
+        assert_eq!(&got[..p], &0x66u32.to_le_bytes());
+        let theirs = hs.into_stateless_transport_mode().unwrap();
+        check_transport(&ours, &theirs);
+    }
+
+    #[test]
+    fn wrong_psk_fails_against_snow_both_ways() {
+        // Ours initiates, snow (other key) responds.
+        let mut init = [0u8; 256];
+        let (_ini, n) = Initiator::start(&key(1), 1, MODE_TUN, 7, &mut init).unwrap();
+        let mut hs = snow_builder(&key(2)).build_responder().unwrap();
+        let mut payload = [0u8; 64];
+        assert!(hs.read_message(&init[4..n], &mut payload).is_err());
+        // Snow initiates, ours (other key) responds.
+        let mut hs = snow_builder(&key(1)).build_initiator().unwrap();
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        hs.write_message(&[0; INIT_PAYLOAD_LEN], &mut init[4..])
+            .unwrap();
+        assert!(Responder::read(&key(1), MODE_TUN, &init).is_ok());
+        assert_eq!(
+            Responder::read(&key(2), MODE_TUN, &init).err(),
+            Some(HandshakeError::Auth)
+        );
+    }
+
+    #[test]
+    fn same_ephemeral_keys_give_the_same_bytes_as_snow() {
+        let k = key(11);
+        let (ei, er) = (seq(0x10), seq(0x90));
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..4].copy_from_slice(&7u32.to_le_bytes());
+        payload[4] = MODE_TUN;
+        payload[5..].copy_from_slice(&99u64.to_le_bytes());
+
+        // snow <-> snow
+        let mut si = snow_builder(&k)
+            .fixed_ephemeral_key_for_testing_only(&ei)
+            .build_initiator()
+            .unwrap();
+        let mut sr = snow_builder(&k)
+            .fixed_ephemeral_key_for_testing_only(&er)
+            .build_responder()
+            .unwrap();
+        let mut snow_init = [0u8; INIT_LEN];
+        snow_init[0] = TYPE_INIT;
+        si.write_message(&payload, &mut snow_init[4..]).unwrap();
+        let mut scratch = [0u8; 64];
+        sr.read_message(&snow_init[4..], &mut scratch).unwrap();
+        let mut snow_resp = [0u8; RESP_LEN];
+        snow_resp[0] = TYPE_RESP;
+        snow_resp[4..8].copy_from_slice(&7u32.to_le_bytes());
+        sr.write_message(&8u32.to_le_bytes(), &mut snow_resp[8..])
+            .unwrap();
+        si.read_message(&snow_resp[8..], &mut scratch).unwrap();
+
+        // ours <-> ours with the same ephemeral secrets
+        let mut init = [0u8; INIT_LEN];
+        let (mut ini, _) =
+            Initiator::start_with(&k, Ephemeral::from_secret(&ei), 7, MODE_TUN, 99, &mut init)
+                .unwrap();
+        assert_eq!(init, snow_init);
+        let r = Responder::read(&k, MODE_TUN, &init).unwrap();
+        let mut resp = [0u8; RESP_LEN];
+        let (_, srv) = r
+            .answer_with(Ephemeral::from_secret(&er), 8, &mut resp)
+            .unwrap();
+        assert_eq!(resp, snow_resp);
+        assert_eq!(ini.finish(&resp), Ok(8));
+        assert_eq!(&ini.sym.h[..], si.get_handshake_hash());
+        assert_eq!(&ini.sym.h[..], sr.get_handshake_hash());
+        let cli = ini.into_transport().unwrap();
+        let (si, sr) = (
+            si.into_stateless_transport_mode().unwrap(),
+            sr.into_stateless_transport_mode().unwrap(),
+        );
+        check_transport(&cli, &sr);
+        check_transport(&srv, &si);
+        // Same sending key as snow's on each side: identical DATA messages.
+        let mut wire = [0u8; 128];
+        let w = seal(&cli, 8, 5, b"same bytes", &mut wire).unwrap();
+        assert_eq!(&wire[..w], &snow_data(&si, 8, 5, b"same bytes")[..]);
+        let w = seal(&srv, 7, 6, b"other way", &mut wire).unwrap();
+        assert_eq!(&wire[..w], &snow_data(&sr, 7, 6, b"other way")[..]);
     }
 }
