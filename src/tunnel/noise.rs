@@ -1,6 +1,7 @@
 //! Wire format of the encrypted tunnel and its Noise handshake, implemented here on
 //! the BLAKE2s, ChaCha20-Poly1305 and X25519 primitives (wire-compatible with `snow`,
-//! which the tests check; snow itself cost ~60 KB of code on the router).
+//! which the tests check; dropping snow took ~70 KB off the x86_64 release binary:
+//! its BLAKE2b, pattern parser, boxed resolver state and Edwards-curve code).
 //!
 //! Protocol: `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`, the 32-byte key file as the PSK.
 //! NN with psk0 means: both sides use fresh ephemeral X25519 keys (forward secrecy), and
