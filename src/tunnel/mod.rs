@@ -5,7 +5,8 @@
 //! split is the model; the loop around it lives in `crate::tunnel_run`).
 //!
 //! - [`key`]: the shared key file format (parse/format only; the file I/O is elsewhere).
-//! - [`noise`]: wire format of the handshake and data messages, Noise NNpsk0 via `snow`.
+//! - [`noise`]: wire format of the handshake and data messages, Noise NNpsk0 (hand-written on
+//!   BLAKE2s, ChaCha20-Poly1305 and X25519; wire-compatible with `snow`).
 //! - [`replay`]: sliding replay window for the explicit per-packet counter (RFC 6479).
 //! - [`framing`]: 2-byte big-endian length framing for the TCP transport.
 //! - [`peer`]: the per-peer state machine [`peer::Tunnel`] (sessions, keepalive,

@@ -1,4 +1,7 @@
-//! Wire format of the encrypted tunnel and the Noise handshake around `snow`.
+//! Wire format of the encrypted tunnel and its Noise handshake, implemented here on
+//! the BLAKE2s, ChaCha20-Poly1305 and X25519 primitives (wire-compatible with `snow`,
+//! which the tests check; dropping snow took ~70 KB off the x86_64 release binary:
+//! its BLAKE2b, pattern parser, boxed resolver state and Edwards-curve code).
 //!
 //! Protocol: `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`, the 32-byte key file as the PSK.
 //! NN with psk0 means: both sides use fresh ephemeral X25519 keys (forward secrecy), and
@@ -29,8 +32,12 @@
 //! A client whose clock went back (router without RTC restarted before NTP) is let in
 //! once the server considers the peer gone for `timeout`; the rule is at
 //! `Tunnel::on_init` in `peer.rs`.
-use snow::params::NoiseParams;
-use snow::{HandshakeState, StatelessTransportState};
+use blake2::{Blake2s256, Digest};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
+use curve25519_dalek::constants::X25519_BASEPOINT;
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use zeroize::Zeroize;
 
 use super::key::Key;
 
@@ -53,6 +60,8 @@ const _: () = assert!(RESP_LEN < INIT_LEN);
 pub const DATA_HEADER_LEN: usize = 16;
 /// Bytes a DATA message adds to the packet it carries.
 pub const DATA_OVERHEAD: usize = DATA_HEADER_LEN + TAG_LEN;
+/// Largest Noise message (spec section 3); a DATA body (packet + tag) may not exceed it.
+const MAX_NOISE_MSG: usize = 65535;
 
 /// Device mode carried in the initiation, so a tun end and a tap end refuse each other
 /// with a clear reason instead of passing garbage.
@@ -72,16 +81,252 @@ pub enum HandshakeError {
     Internal,
 }
 
-fn params() -> NoiseParams {
-    // The constant parses; `expect` cannot fire on input.
-    PATTERN.parse().expect("valid noise pattern")
+// ---------------------------------------------------------------------------------
+// Noise primitives (spec rev 34): HASH = BLAKE2s (HASHLEN 32, BLOCKLEN 64), HMAC and
+// HKDF over it (section 4.3), CipherState/SymmetricState (section 5) reduced to what
+// NNpsk0 needs, X25519 (section 12.1) and ChaCha20-Poly1305 (section 12.3).
+
+const HASH_LEN: usize = 32;
+const BLOCK_LEN: usize = 64;
+
+/// BLAKE2s-256 of the concatenation of `parts`.
+fn hash(parts: &[&[u8]]) -> [u8; HASH_LEN] {
+    let mut d = Blake2s256::new();
+    for p in parts {
+        d.update(p);
+    }
+    let mut out = [0u8; HASH_LEN];
+    out.copy_from_slice(&d.finalize());
+    out
 }
 
-fn builder(psk: &Key) -> Result<snow::Builder<'_>, HandshakeError> {
-    snow::Builder::new(params())
-        .psk(0, psk.as_bytes())
-        .and_then(|b| b.prologue(PROLOGUE))
-        .map_err(|_| HandshakeError::Internal)
+/// HMAC-BLAKE2s (RFC 2104) with a key of HASHLEN bytes (all Noise uses: chaining key or
+/// HKDF temp key), over the concatenation of `parts`.
+fn hmac(key: &[u8; HASH_LEN], parts: &[&[u8]]) -> [u8; HASH_LEN] {
+    let mut block = [0u8; BLOCK_LEN];
+    block[..HASH_LEN].copy_from_slice(key);
+    for b in &mut block {
+        *b ^= 0x36;
+    }
+    let mut d = Blake2s256::new();
+    d.update(block);
+    for p in parts {
+        d.update(p);
+    }
+    let mut inner = [0u8; HASH_LEN];
+    inner.copy_from_slice(&d.finalize());
+    for b in &mut block {
+        *b ^= 0x36 ^ 0x5c;
+    }
+    let out = hash(&[&block, &inner]);
+    block.zeroize();
+    inner.zeroize();
+    out
+}
+
+/// Noise HKDF(chaining_key, ikm, n) for n = `out.len()` (2 or 3).
+fn hkdf(ck: &[u8; HASH_LEN], ikm: &[u8], out: &mut [[u8; HASH_LEN]]) {
+    let mut temp = hmac(ck, &[ikm]);
+    let mut prev: [u8; HASH_LEN] = [0; HASH_LEN];
+    for (i, o) in out.iter_mut().enumerate() {
+        let ctr = [i as u8 + 1];
+        *o = if i == 0 {
+            hmac(&temp, &[&ctr])
+        } else {
+            hmac(&temp, &[&prev, &ctr])
+        };
+        prev = *o;
+    }
+    temp.zeroize();
+    prev.zeroize();
+}
+
+/// ChaCha20-Poly1305 nonce of Noise: 32 bits of zeros, then the 64-bit counter
+/// little-endian.
+fn nonce(n: u64) -> Nonce {
+    let mut b = [0u8; 12];
+    b[4..].copy_from_slice(&n.to_le_bytes());
+    b.into()
+}
+
+fn cipher(k: &[u8; 32]) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(k.into())
+}
+
+/// X25519 key pair of one handshake; the secret is wiped on drop.
+struct Ephemeral {
+    secret: [u8; 32],
+    public: [u8; 32],
+}
+
+impl Ephemeral {
+    fn generate() -> Result<Self, HandshakeError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|_| HandshakeError::Internal)?;
+        let e = Self::from_secret(&secret);
+        secret.zeroize();
+        Ok(e)
+    }
+
+    fn from_secret(secret: &[u8; 32]) -> Self {
+        // The Montgomery ladder from u = 9 (no Edwards base-point tables linked in).
+        let public = MontgomeryPoint(X25519_BASEPOINT.to_bytes())
+            .mul_clamped(*secret)
+            .to_bytes();
+        Self {
+            secret: *secret,
+            public,
+        }
+    }
+
+    /// X25519(secret, peer). An all-zero result (the peer sent a low-order point) would
+    /// make the key independent of our secret: refused as not authentic.
+    fn dh(&self, peer: &[u8; 32]) -> Result<[u8; 32], HandshakeError> {
+        let shared = MontgomeryPoint(*peer).mul_clamped(self.secret).to_bytes();
+        if shared.iter().fold(0u8, |a, b| a | b) == 0 {
+            return Err(HandshakeError::Auth);
+        }
+        Ok(shared)
+    }
+}
+
+impl Drop for Ephemeral {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+/// SymmetricState with its CipherState. In NNpsk0 the PSK is mixed in before the
+/// first payload, so every EncryptAndHash/DecryptAndHash has a key (no "empty key"
+/// pass-through case).
+#[derive(Clone)]
+struct Symmetric {
+    ck: [u8; HASH_LEN],
+    h: [u8; HASH_LEN],
+    k: [u8; 32],
+    n: u64,
+}
+
+impl Drop for Symmetric {
+    fn drop(&mut self) {
+        self.ck.zeroize();
+        self.h.zeroize();
+        self.k.zeroize();
+    }
+}
+
+impl Symmetric {
+    /// InitializeSymmetric(PATTERN) (the name is longer than HASHLEN: h = HASH(name)),
+    /// MixHash(PROLOGUE), then the psk token of message 1: MixKeyAndHash(psk).
+    fn new(psk: &Key) -> Self {
+        let h = hash(&[PATTERN.as_bytes()]);
+        let mut s = Self {
+            ck: h,
+            h,
+            k: [0; 32],
+            n: 0,
+        };
+        s.mix_hash(PROLOGUE);
+        s.mix_key_and_hash(psk.as_bytes());
+        s
+    }
+
+    fn mix_hash(&mut self, data: &[u8]) {
+        self.h = hash(&[&self.h, data]);
+    }
+
+    fn mix_key(&mut self, ikm: &[u8]) {
+        let mut o = [[0u8; HASH_LEN]; 2];
+        hkdf(&self.ck, ikm, &mut o);
+        self.ck = o[0];
+        self.k = o[1];
+        self.n = 0;
+        o.zeroize();
+    }
+
+    fn mix_key_and_hash(&mut self, ikm: &[u8]) {
+        let mut o = [[0u8; HASH_LEN]; 3];
+        hkdf(&self.ck, ikm, &mut o);
+        self.ck = o[0];
+        self.mix_hash(&o[1]);
+        self.k = o[2];
+        self.n = 0;
+        o.zeroize();
+    }
+
+    /// The `e` token: send or receive an ephemeral public key (MixHash, and MixKey
+    /// because a PSK is in use).
+    fn mix_ephemeral(&mut self, public: &[u8]) {
+        self.mix_hash(public);
+        self.mix_key(public);
+    }
+
+    /// EncryptAndHash: `out` = ciphertext of `plain` followed by the tag
+    /// (`out.len()` must be `plain.len() + TAG_LEN`).
+    fn encrypt_and_hash(&mut self, plain: &[u8], out: &mut [u8]) -> Result<(), HandshakeError> {
+        let len = plain.len();
+        if out.len() != len + TAG_LEN {
+            return Err(HandshakeError::Internal);
+        }
+        out[..len].copy_from_slice(plain);
+        let tag = cipher(&self.k)
+            .encrypt_in_place_detached(&nonce(self.n), &self.h, &mut out[..len])
+            .map_err(|_| HandshakeError::Internal)?;
+        out[len..].copy_from_slice(&tag);
+        self.n += 1;
+        self.mix_hash(out);
+        Ok(())
+    }
+
+    /// DecryptAndHash of `ct` (ciphertext and tag) into `out[..ct.len() - TAG_LEN]`.
+    fn decrypt_and_hash(&mut self, ct: &[u8], out: &mut [u8]) -> Result<(), HandshakeError> {
+        let len = ct
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(HandshakeError::Malformed)?;
+        if out.len() < len {
+            return Err(HandshakeError::Internal);
+        }
+        out[..len].copy_from_slice(&ct[..len]);
+        cipher(&self.k)
+            .decrypt_in_place_detached(
+                &nonce(self.n),
+                &self.h,
+                &mut out[..len],
+                Tag::from_slice(&ct[len..]),
+            )
+            .map_err(|_| HandshakeError::Auth)?;
+        self.n += 1;
+        self.mix_hash(ct);
+        Ok(())
+    }
+
+    /// Split: the initiator's sending key first.
+    fn split(&self, initiator: bool) -> Transport {
+        let mut o = [[0u8; HASH_LEN]; 2];
+        hkdf(&self.ck, &[], &mut o);
+        let (i2r, r2i) = (cipher(&o[0]), cipher(&o[1]));
+        o.zeroize();
+        if initiator {
+            Transport {
+                send: i2r,
+                recv: r2i,
+            }
+        } else {
+            Transport {
+                send: r2i,
+                recv: i2r,
+            }
+        }
+    }
+}
+
+/// Transport keys of a finished handshake: one ChaCha20-Poly1305 key per direction.
+/// Stateless like WireGuard's: the explicit message counter is the nonce, the AD is
+/// empty. The keys are wiped on drop (`ChaCha20Poly1305` zeroizes its key in `Drop`).
+pub struct Transport {
+    send: ChaCha20Poly1305,
+    recv: ChaCha20Poly1305,
 }
 
 /// Read the message type of a datagram/frame (`None` if empty or reserved bytes set).
@@ -98,14 +343,37 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 /// An initiation in flight (client side).
 pub struct Initiator {
-    hs: HandshakeState,
+    sym: Symmetric,
+    e: Ephemeral,
+    /// Set once a RESP authenticated; `sym` then holds the final chaining key.
+    done: bool,
     pub local_index: u32,
 }
 
 impl Initiator {
     /// Start a handshake and write the INIT message into `out`; returns its length.
+    /// Noise message 1, tokens `psk, e`, then the encrypted payload.
     pub fn start(
         psk: &Key,
+        local_index: u32,
+        mode: u8,
+        timestamp: u64,
+        out: &mut [u8],
+    ) -> Result<(Self, usize), HandshakeError> {
+        Self::start_with(
+            psk,
+            Ephemeral::generate()?,
+            local_index,
+            mode,
+            timestamp,
+            out,
+        )
+    }
+
+    /// [`Self::start`] with a given ephemeral key (the tests fix it to compare bytes).
+    fn start_with(
+        psk: &Key,
+        e: Ephemeral,
         local_index: u32,
         mode: u8,
         timestamp: u64,
@@ -114,19 +382,24 @@ impl Initiator {
         if out.len() < INIT_LEN {
             return Err(HandshakeError::Internal);
         }
-        let mut hs = builder(psk)?
-            .build_initiator()
-            .map_err(|_| HandshakeError::Internal)?;
+        let mut sym = Symmetric::new(psk);
         out[..4].copy_from_slice(&[TYPE_INIT, 0, 0, 0]);
+        out[4..4 + DH_LEN].copy_from_slice(&e.public);
+        sym.mix_ephemeral(&e.public);
         let mut payload = [0u8; INIT_PAYLOAD_LEN];
         payload[..4].copy_from_slice(&local_index.to_le_bytes());
         payload[4] = mode;
         payload[5..13].copy_from_slice(&timestamp.to_le_bytes());
-        let n = hs
-            .write_message(&payload, &mut out[4..INIT_LEN])
-            .map_err(|_| HandshakeError::Internal)?;
-        debug_assert_eq!(4 + n, INIT_LEN);
-        Ok((Self { hs, local_index }, INIT_LEN))
+        sym.encrypt_and_hash(&payload, &mut out[4 + DH_LEN..INIT_LEN])?;
+        Ok((
+            Self {
+                sym,
+                e,
+                done: false,
+                local_index,
+            },
+            INIT_LEN,
+        ))
     }
 
     /// Receiver index a RESP message is addressed to, if it is one.
@@ -137,35 +410,45 @@ impl Initiator {
         Some(u32_at(msg, 4))
     }
 
-    /// Process the RESP. On success: the peer's index and the transport keys. On
-    /// failure the handshake state is unchanged (snow restores it), so a forged RESP
+    /// Process the RESP (Noise message 2, tokens `e, ee`). On success: the peer's
+    /// index; the transport keys follow from [`Self::into_transport`]. The work is
+    /// done on a copy of the state that replaces it only on success, so a forged RESP
     /// does not spoil the real one still on its way.
     pub fn finish(&mut self, msg: &[u8]) -> Result<u32, HandshakeError> {
         if Self::resp_receiver(msg) != Some(self.local_index) {
             return Err(HandshakeError::Malformed);
         }
-        let mut payload = [0u8; RESP_PAYLOAD_LEN + TAG_LEN];
-        let n = self
-            .hs
-            .read_message(&msg[8..], &mut payload)
-            .map_err(|_| HandshakeError::Auth)?;
-        if n != RESP_PAYLOAD_LEN || !self.hs.is_handshake_finished() {
-            return Err(HandshakeError::Malformed);
+        if self.done {
+            return Err(HandshakeError::Auth);
         }
+        let mut re = [0u8; DH_LEN];
+        re.copy_from_slice(&msg[8..8 + DH_LEN]);
+        let mut sym = self.sym.clone();
+        sym.mix_ephemeral(&re);
+        let mut ee = self.e.dh(&re)?;
+        sym.mix_key(&ee);
+        ee.zeroize();
+        let mut payload = [0u8; RESP_PAYLOAD_LEN];
+        sym.decrypt_and_hash(&msg[8 + DH_LEN..], &mut payload)?;
+        self.sym = sym;
+        self.done = true;
         Ok(u32_at(&payload, 0))
     }
 
-    pub fn into_transport(self) -> Result<StatelessTransportState, HandshakeError> {
-        self.hs
-            .into_stateless_transport_mode()
-            .map_err(|_| HandshakeError::Internal)
+    /// The transport keys, once [`Self::finish`] succeeded.
+    pub fn into_transport(self) -> Result<Transport, HandshakeError> {
+        if !self.done {
+            return Err(HandshakeError::Internal);
+        }
+        Ok(self.sym.split(true))
     }
 }
 
 /// A verified INIT (server side), not yet answered. Verifying costs no DH; answering
 /// generates the ephemeral key and does the DH.
 pub struct Responder {
-    hs: HandshakeState,
+    sym: Symmetric,
+    re: [u8; DH_LEN],
     pub peer_index: u32,
     pub timestamp: u64,
 }
@@ -176,49 +459,58 @@ impl Responder {
         if init.len() != INIT_LEN || message_type(init) != Some(TYPE_INIT) {
             return Err(HandshakeError::Malformed);
         }
-        let mut hs = builder(psk)?
-            .build_responder()
-            .map_err(|_| HandshakeError::Internal)?;
-        let mut payload = [0u8; INIT_PAYLOAD_LEN + TAG_LEN];
-        let n = hs
-            .read_message(&init[4..], &mut payload)
-            .map_err(|_| HandshakeError::Auth)?;
-        if n != INIT_PAYLOAD_LEN {
-            return Err(HandshakeError::Malformed);
-        }
+        let mut sym = Symmetric::new(psk);
+        let mut re = [0u8; DH_LEN];
+        re.copy_from_slice(&init[4..4 + DH_LEN]);
+        sym.mix_ephemeral(&re);
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        sym.decrypt_and_hash(&init[4 + DH_LEN..], &mut payload)?;
         if payload[4] != mode {
             return Err(HandshakeError::ModeMismatch { peer: payload[4] });
         }
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&payload[5..13]);
         Ok(Self {
-            hs,
+            sym,
+            re,
             peer_index: u32_at(&payload, 0),
             timestamp: u64::from_le_bytes(ts),
         })
     }
 
-    /// Write the RESP into `out`; returns its length and the transport keys.
+    /// Write the RESP into `out` (Noise message 2, tokens `e, ee`); returns its length
+    /// and the transport keys.
     pub fn answer(
-        mut self,
+        self,
         local_index: u32,
         out: &mut [u8],
-    ) -> Result<(usize, StatelessTransportState), HandshakeError> {
+    ) -> Result<(usize, Transport), HandshakeError> {
+        if out.len() < RESP_LEN {
+            return Err(HandshakeError::Internal);
+        }
+        self.answer_with(Ephemeral::generate()?, local_index, out)
+    }
+
+    /// [`Self::answer`] with a given ephemeral key (the tests fix it to compare bytes).
+    fn answer_with(
+        mut self,
+        e: Ephemeral,
+        local_index: u32,
+        out: &mut [u8],
+    ) -> Result<(usize, Transport), HandshakeError> {
         if out.len() < RESP_LEN {
             return Err(HandshakeError::Internal);
         }
         out[..4].copy_from_slice(&[TYPE_RESP, 0, 0, 0]);
         out[4..8].copy_from_slice(&self.peer_index.to_le_bytes());
-        let m = self
-            .hs
-            .write_message(&local_index.to_le_bytes(), &mut out[8..RESP_LEN])
-            .map_err(|_| HandshakeError::Internal)?;
-        debug_assert_eq!(8 + m, RESP_LEN);
-        let t = self
-            .hs
-            .into_stateless_transport_mode()
-            .map_err(|_| HandshakeError::Internal)?;
-        Ok((RESP_LEN, t))
+        out[8..8 + DH_LEN].copy_from_slice(&e.public);
+        self.sym.mix_ephemeral(&e.public);
+        let mut ee = e.dh(&self.re)?;
+        self.sym.mix_key(&ee);
+        ee.zeroize();
+        self.sym
+            .encrypt_and_hash(&local_index.to_le_bytes(), &mut out[8 + DH_LEN..RESP_LEN])?;
+        Ok((RESP_LEN, self.sym.split(false)))
     }
 }
 
@@ -230,7 +522,7 @@ pub fn respond(
     init: &[u8],
     local_index: u32,
     out: &mut [u8],
-) -> Result<(u32, usize, StatelessTransportState), HandshakeError> {
+) -> Result<(u32, usize, Transport), HandshakeError> {
     let r = Responder::read(psk, mode, init)?;
     let peer = r.peer_index;
     let (n, t) = r.answer(local_index, out)?;
@@ -258,42 +550,50 @@ pub fn data_header(msg: &[u8]) -> Option<DataHeader> {
     })
 }
 
-/// Encrypt `packet` into a DATA message in `out`; returns its length.
+/// Encrypt `packet` into a DATA message in `out`; returns its length. `None` if `out`
+/// is too small, the packet exceeds a Noise message or the counter is the reserved
+/// 2^64-1.
 pub fn seal(
-    t: &StatelessTransportState,
+    t: &Transport,
     receiver: u32,
     counter: u64,
     packet: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
     let len = DATA_OVERHEAD + packet.len();
-    if out.len() < len {
+    if out.len() < len || packet.len() + TAG_LEN > MAX_NOISE_MSG || counter == u64::MAX {
         return None;
     }
     out[..4].copy_from_slice(&[TYPE_DATA, 0, 0, 0]);
     out[4..8].copy_from_slice(&receiver.to_le_bytes());
     out[8..16].copy_from_slice(&counter.to_le_bytes());
-    let n = t
-        .write_message(counter, packet, &mut out[DATA_HEADER_LEN..len])
+    let body = &mut out[DATA_HEADER_LEN..len];
+    let (text, tag_out) = body.split_at_mut(packet.len());
+    text.copy_from_slice(packet);
+    let tag = t
+        .send
+        .encrypt_in_place_detached(&nonce(counter), &[], text)
         .ok()?;
-    Some(DATA_HEADER_LEN + n)
+    tag_out.copy_from_slice(&tag);
+    Some(len)
 }
 
 /// Decrypt the body of a DATA message into `out`; returns the packet length.
-pub fn open(
-    t: &StatelessTransportState,
-    counter: u64,
-    msg: &[u8],
-    out: &mut [u8],
-) -> Option<usize> {
+pub fn open(t: &Transport, counter: u64, msg: &[u8], out: &mut [u8]) -> Option<usize> {
     if msg.len() < DATA_OVERHEAD {
         return None;
     }
     let body = &msg[DATA_HEADER_LEN..];
-    if out.len() < body.len() - TAG_LEN {
+    let n = body.len() - TAG_LEN;
+    if out.len() < n || body.len() > MAX_NOISE_MSG || counter == u64::MAX {
         return None;
     }
-    t.read_message(counter, body, out).ok()
+    let text = &mut out[..n];
+    text.copy_from_slice(&body[..n]);
+    t.recv
+        .decrypt_in_place_detached(&nonce(counter), &[], text, Tag::from_slice(&body[n..]))
+        .ok()?;
+    Some(n)
 }
 
 #[cfg(test)]
@@ -417,5 +717,341 @@ mod tests {
         assert_eq!(message_type(&[4, 0, 0, 0]), Some(TYPE_DATA));
         assert_eq!(data_header(&[4; DATA_OVERHEAD - 1]), None);
         assert!(data_header(&[4; DATA_OVERHEAD]).is_some());
+    }
+
+    // ---- Known answers of the primitives ----------------------------------------
+    //
+    // HMAC/HKDF/hash values computed independently with Python 3.11's standard library:
+    //   H = lambda *p: hashlib.blake2s(b"".join(p)).digest()
+    //   HMAC = lambda k, d: hmac.new(k, d, hashlib.blake2s).digest()   # block size 64
+    //   hkdf(ck, ikm): t = HMAC(ck, ikm); o1 = HMAC(t, b"\x01");
+    //                  o2 = HMAC(t, o1 + b"\x02"); o3 = HMAC(t, o2 + b"\x03")
+
+    fn hex(s: &str) -> [u8; 32] {
+        let mut o = [0u8; 32];
+        for (i, b) in o.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        o
+    }
+
+    fn seq(start: u8) -> [u8; 32] {
+        core::array::from_fn(|i| start + i as u8)
+    }
+
+    #[test]
+    fn hmac_blake2s_known_answers() {
+        // HMAC(bytes(range(32)), b"tunbox hmac-blake2s known answer")
+        assert_eq!(
+            hmac(&seq(0), &[b"tunbox hmac-blake2s ", b"known answer"]),
+            hex("47c5563d00b63eb02155fa19ee0f32ba5d266a955e29c5545b1d6ed050178223")
+        );
+        // HMAC(bytes(range(32)), b"")
+        assert_eq!(
+            hmac(&seq(0), &[]),
+            hex("e2641d24dfa8dd89e8cb77f1cdc77d8c006e5bebdfc4d6a3a3a6f8d5b7586fb0")
+        );
+    }
+
+    #[test]
+    fn hkdf_known_answers() {
+        // ck = bytes(range(0x40, 0x60)), ikm = bytes(range(0x80, 0xa0))
+        let mut o = [[0u8; 32]; 3];
+        hkdf(&seq(0x40), &seq(0x80), &mut o);
+        assert_eq!(
+            o,
+            [
+                hex("c1d38aac9c58d06e6ef12403a56f106f559737a95a6ad0d07afbd2154b5daabe"),
+                hex("cf6ed3e1efd252e50141d181905f077ba1d55371e8bd063360e963f7b519843b"),
+                hex("133bd1e2d11f61f69c3906cf5078d26fb5a6d8f0be87e646d8c827ebbbef8f04"),
+            ]
+        );
+        // Two outputs with empty ikm (as in Split).
+        let mut o = [[0u8; 32]; 2];
+        hkdf(&seq(0x40), &[], &mut o);
+        assert_eq!(
+            o,
+            [
+                hex("78eea5e4bfedc2e792dc08620303ca6266f1fd18fab37c848ab8e97d65665f68"),
+                hex("b458121cc4faa0a6c9552680d783a1f7ccea37e483bf5a88b990f5ebe26057cc"),
+            ]
+        );
+    }
+
+    #[test]
+    fn initial_hash_is_the_hashed_protocol_name_then_the_prologue() {
+        let s = Symmetric::new(&key(0));
+        // h0 = H(PATTERN) (37 bytes > HASHLEN), h1 = H(h0 || PROLOGUE); ck = h0 before
+        // the PSK is mixed in. (Python as above.)
+        let h0 = hex("448d6dba5d14c978806065c7be9a40afaed69bbf608d2fdfff2d37588fadeace");
+        let h1 = hex("771d1617f9652dac1c169346ff2374d486b303f3ca323fba44fb1fbbc7511fcb");
+        assert_eq!(hash(&[PATTERN.as_bytes()]), h0);
+        assert_eq!(hash(&[&h0, PROLOGUE]), h1);
+        // Then MixKeyAndHash(psk) from ck = h0, h = h1.
+        let mut o = [[0u8; 32]; 3];
+        hkdf(&h0, &[0; 32], &mut o);
+        assert_eq!(s.ck, o[0]);
+        assert_eq!(s.h, hash(&[&h1, &o[1]]));
+        assert_eq!(s.k, o[2]);
+        assert_eq!(s.n, 0);
+    }
+
+    #[test]
+    fn x25519_rfc7748_section_6_1() {
+        let a = Ephemeral::from_secret(&hex(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ));
+        let b = Ephemeral::from_secret(&hex(
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+        ));
+        assert_eq!(
+            a.public,
+            hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        );
+        assert_eq!(
+            b.public,
+            hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+        );
+        let shared = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        assert_eq!(a.dh(&b.public), Ok(shared));
+        assert_eq!(b.dh(&a.public), Ok(shared));
+    }
+
+    #[test]
+    fn low_order_points_give_auth_errors() {
+        let a = Ephemeral::from_secret(&seq(1));
+        // u = 0 and u = 1 are of low order: the product is 0 for every secret.
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert_eq!(a.dh(&[0; 32]), Err(HandshakeError::Auth));
+        assert_eq!(a.dh(&one), Err(HandshakeError::Auth));
+    }
+
+    #[test]
+    fn psk_holder_sending_a_low_order_e_gets_no_answer() {
+        // Build an authentic INIT whose `e` is the zero point: reading it costs no DH
+        // and succeeds, the answer refuses the all-zero shared secret.
+        let k = key(6);
+        let mut sym = Symmetric::new(&k);
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        sym.mix_ephemeral(&[0; 32]);
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..4].copy_from_slice(&5u32.to_le_bytes());
+        sym.encrypt_and_hash(&payload, &mut init[4 + DH_LEN..])
+            .unwrap();
+        let r = Responder::read(&k, MODE_TUN, &init).unwrap();
+        assert_eq!(r.peer_index, 5);
+        let mut resp = [0u8; 256];
+        assert_eq!(r.answer(6, &mut resp).err(), Some(HandshakeError::Auth));
+    }
+
+    #[test]
+    fn into_transport_before_finish_fails() {
+        let mut init = [0u8; 256];
+        let (ini, _) = Initiator::start(&key(1), 1, MODE_TUN, 7, &mut init).unwrap();
+        assert!(ini.into_transport().is_err());
+    }
+
+    #[test]
+    fn seal_refuses_reserved_counter_and_oversize() {
+        let k = key(8);
+        let mut init = [0u8; 256];
+        let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 7, &mut init).unwrap();
+        let mut resp = [0u8; 256];
+        let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
+        ini.finish(&resp[..m]).unwrap();
+        let cli = ini.into_transport().unwrap();
+        let mut wire = vec![0u8; 70_000];
+        let mut plain = vec![0u8; 70_000];
+        assert!(seal(&cli, 2, u64::MAX, &[1, 2, 3], &mut wire).is_none());
+        assert!(seal(&cli, 2, 0, &plain[..MAX_NOISE_MSG - TAG_LEN + 1], &mut wire).is_none());
+        let w = seal(&cli, 2, 0, &plain[..MAX_NOISE_MSG - TAG_LEN], &mut wire).unwrap();
+        let msg = wire[..w].to_vec();
+        assert_eq!(
+            open(&srv, 0, &msg, &mut plain),
+            Some(MAX_NOISE_MSG - TAG_LEN)
+        );
+        assert!(open(&srv, u64::MAX, &msg, &mut plain).is_none());
+        // Wrong counter (nonce) fails.
+        assert!(open(&srv, 1, &msg, &mut plain).is_none());
+    }
+
+    // ---- Interoperability with snow (the implementation this one replaced) --------
+
+    fn snow_builder(psk: &Key) -> snow::Builder<'_> {
+        snow::Builder::new(PATTERN.parse().unwrap())
+            .psk(0, psk.as_bytes())
+            .unwrap()
+            .prologue(PROLOGUE)
+            .unwrap()
+    }
+
+    /// A DATA message around a body written by snow.
+    fn snow_data(
+        t: &snow::StatelessTransportState,
+        receiver: u32,
+        counter: u64,
+        pkt: &[u8],
+    ) -> Vec<u8> {
+        let mut m = vec![0u8; DATA_OVERHEAD + pkt.len()];
+        m[0] = TYPE_DATA;
+        m[4..8].copy_from_slice(&receiver.to_le_bytes());
+        m[8..16].copy_from_slice(&counter.to_le_bytes());
+        let n = t
+            .write_message(counter, pkt, &mut m[DATA_HEADER_LEN..])
+            .unwrap();
+        assert_eq!(n, pkt.len() + TAG_LEN);
+        m
+    }
+
+    /// Transport keys agree both ways between ours and snow's.
+    fn check_transport(ours: &Transport, theirs: &snow::StatelessTransportState) {
+        let pkt: Vec<u8> = (0..1400u32).map(|i| (i * 7) as u8).collect();
+        let mut wire = [0u8; 2048];
+        let mut plain = [0u8; 2048];
+        for (counter, len) in [(0u64, 0usize), (1, 1), (77, 100), (1 << 40, 1400)] {
+            let w = seal(ours, 3, counter, &pkt[..len], &mut wire).unwrap();
+            let n = theirs
+                .read_message(counter, &wire[DATA_HEADER_LEN..w], &mut plain)
+                .unwrap();
+            assert_eq!(&plain[..n], &pkt[..len]);
+            let m = snow_data(theirs, 3, counter, &pkt[..len]);
+            assert_eq!(open(ours, counter, &m, &mut plain), Some(len));
+            assert_eq!(&plain[..len], &pkt[..len]);
+        }
+    }
+
+    #[test]
+    fn our_initiator_with_a_snow_responder() {
+        let k = key(9);
+        let mut init = [0u8; 256];
+        let (mut ini, n) =
+            Initiator::start(&k, 0x1234_5678, MODE_TAP, 0x0a0b_0c0d_0e0f_1011, &mut init).unwrap();
+        let mut hs = snow_builder(&k).build_responder().unwrap();
+        let mut payload = [0u8; 64];
+        let p = hs.read_message(&init[4..n], &mut payload).unwrap();
+        assert_eq!(p, INIT_PAYLOAD_LEN);
+        assert_eq!(&payload[..4], &0x1234_5678u32.to_le_bytes());
+        assert_eq!(payload[4], MODE_TAP);
+        assert_eq!(&payload[5..13], &0x0a0b_0c0d_0e0f_1011u64.to_le_bytes());
+
+        let mut resp = [0u8; RESP_LEN];
+        resp[0] = TYPE_RESP;
+        resp[4..8].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        let m = hs
+            .write_message(&0x9abc_def0u32.to_le_bytes(), &mut resp[8..])
+            .unwrap();
+        assert_eq!(8 + m, RESP_LEN);
+        assert_eq!(ini.finish(&resp), Ok(0x9abc_def0));
+        let ours = ini.into_transport().unwrap();
+        let theirs = hs.into_stateless_transport_mode().unwrap();
+        check_transport(&ours, &theirs);
+    }
+
+    #[test]
+    fn snow_initiator_with_our_responder() {
+        let k = key(10);
+        let mut hs = snow_builder(&k).build_initiator().unwrap();
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..4].copy_from_slice(&0x55u32.to_le_bytes());
+        payload[4] = MODE_TUN;
+        payload[5..].copy_from_slice(&42u64.to_le_bytes());
+        let n = hs.write_message(&payload, &mut init[4..]).unwrap();
+        assert_eq!(4 + n, INIT_LEN);
+
+        let r = Responder::read(&k, MODE_TUN, &init).unwrap();
+        assert_eq!((r.peer_index, r.timestamp), (0x55, 42));
+        let mut resp = [0u8; 256];
+        let (m, ours) = r.answer(0x66, &mut resp).unwrap();
+        assert_eq!(Initiator::resp_receiver(&resp[..m]), Some(0x55));
+        let mut got = [0u8; 64];
+        let p = hs.read_message(&resp[8..m], &mut got).unwrap();
+        assert_eq!(&got[..p], &0x66u32.to_le_bytes());
+        let theirs = hs.into_stateless_transport_mode().unwrap();
+        check_transport(&ours, &theirs);
+    }
+
+    #[test]
+    fn wrong_psk_fails_against_snow_both_ways() {
+        // Ours initiates, snow (other key) responds.
+        let mut init = [0u8; 256];
+        let (_ini, n) = Initiator::start(&key(1), 1, MODE_TUN, 7, &mut init).unwrap();
+        let mut hs = snow_builder(&key(2)).build_responder().unwrap();
+        let mut payload = [0u8; 64];
+        assert!(hs.read_message(&init[4..n], &mut payload).is_err());
+        // Snow initiates, ours (other key) responds.
+        let mut hs = snow_builder(&key(1)).build_initiator().unwrap();
+        let mut init = [0u8; INIT_LEN];
+        init[0] = TYPE_INIT;
+        hs.write_message(&[0; INIT_PAYLOAD_LEN], &mut init[4..])
+            .unwrap();
+        assert!(Responder::read(&key(1), MODE_TUN, &init).is_ok());
+        assert_eq!(
+            Responder::read(&key(2), MODE_TUN, &init).err(),
+            Some(HandshakeError::Auth)
+        );
+    }
+
+    #[test]
+    fn same_ephemeral_keys_give_the_same_bytes_as_snow() {
+        let k = key(11);
+        let (ei, er) = (seq(0x10), seq(0x90));
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..4].copy_from_slice(&7u32.to_le_bytes());
+        payload[4] = MODE_TUN;
+        payload[5..].copy_from_slice(&99u64.to_le_bytes());
+
+        // snow <-> snow
+        let mut si = snow_builder(&k)
+            .fixed_ephemeral_key_for_testing_only(&ei)
+            .build_initiator()
+            .unwrap();
+        let mut sr = snow_builder(&k)
+            .fixed_ephemeral_key_for_testing_only(&er)
+            .build_responder()
+            .unwrap();
+        let mut snow_init = [0u8; INIT_LEN];
+        snow_init[0] = TYPE_INIT;
+        si.write_message(&payload, &mut snow_init[4..]).unwrap();
+        let mut scratch = [0u8; 64];
+        sr.read_message(&snow_init[4..], &mut scratch).unwrap();
+        let mut snow_resp = [0u8; RESP_LEN];
+        snow_resp[0] = TYPE_RESP;
+        snow_resp[4..8].copy_from_slice(&7u32.to_le_bytes());
+        sr.write_message(&8u32.to_le_bytes(), &mut snow_resp[8..])
+            .unwrap();
+        si.read_message(&snow_resp[8..], &mut scratch).unwrap();
+
+        // ours <-> ours with the same ephemeral secrets
+        let mut init = [0u8; INIT_LEN];
+        let (mut ini, _) =
+            Initiator::start_with(&k, Ephemeral::from_secret(&ei), 7, MODE_TUN, 99, &mut init)
+                .unwrap();
+        assert_eq!(init, snow_init);
+        let r = Responder::read(&k, MODE_TUN, &init).unwrap();
+        let mut resp = [0u8; RESP_LEN];
+        let (_, srv) = r
+            .answer_with(Ephemeral::from_secret(&er), 8, &mut resp)
+            .unwrap();
+        assert_eq!(resp, snow_resp);
+        assert_eq!(ini.finish(&resp), Ok(8));
+        assert_eq!(&ini.sym.h[..], si.get_handshake_hash());
+        assert_eq!(&ini.sym.h[..], sr.get_handshake_hash());
+        let cli = ini.into_transport().unwrap();
+        let (si, sr) = (
+            si.into_stateless_transport_mode().unwrap(),
+            sr.into_stateless_transport_mode().unwrap(),
+        );
+        check_transport(&cli, &sr);
+        check_transport(&srv, &si);
+        // Same sending key as snow's on each side: identical DATA messages.
+        let mut wire = [0u8; 128];
+        let w = seal(&cli, 8, 5, b"same bytes", &mut wire).unwrap();
+        assert_eq!(&wire[..w], &snow_data(&si, 8, 5, b"same bytes")[..]);
+        let w = seal(&srv, 7, 6, b"other way", &mut wire).unwrap();
+        assert_eq!(&wire[..w], &snow_data(&sr, 7, 6, b"other way")[..]);
     }
 }

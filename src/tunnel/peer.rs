@@ -17,11 +17,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapless::Deque;
-use snow::StatelessTransportState;
 
 use super::counters::{Counters, DropReason};
 use super::key::Key;
-use super::noise::{self, HandshakeError, Initiator, Responder};
+use super::noise::{self, HandshakeError, Initiator, Responder, Transport};
 use super::replay::{ReplayWindow, REJECT_AFTER_MESSAGES};
 
 /// Which end of the tunnel this is.
@@ -130,14 +129,14 @@ impl Backoff {
 struct Session {
     local: u32,
     remote: u32,
-    transport: StatelessTransportState,
+    transport: Transport,
     tx_counter: u64,
     replay: ReplayWindow,
     created: Instant,
 }
 
 impl Session {
-    fn new(local: u32, remote: u32, transport: StatelessTransportState, now: Instant) -> Self {
+    fn new(local: u32, remote: u32, transport: Transport, now: Instant) -> Self {
         Self {
             local,
             remote,
