@@ -138,10 +138,11 @@ impl RateLimit {
         match self.last {
             None => self.last = Some(now),
             Some(last) => {
-                let ms = now.saturating_duration_since(last).as_millis();
-                let add = ms * self.per_sec as u128 / 1000;
+                let ms = crate::clock::millis(now.saturating_duration_since(last));
+                let add = ms.saturating_mul(u64::from(self.per_sec)) / 1000;
                 if add > 0 {
-                    self.tokens = (self.tokens as u128 + add).min(self.burst as u128) as u32;
+                    self.tokens = (u64::from(self.tokens).saturating_add(add))
+                        .min(u64::from(self.burst)) as u32;
                     self.last = Some(now);
                 }
             }

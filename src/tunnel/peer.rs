@@ -181,7 +181,8 @@ impl Bucket {
     }
 
     fn refill(&mut self, burst: u32, every: Duration, now: Instant) {
-        let refills = now.saturating_duration_since(self.refill_at).as_millis() / every.as_millis();
+        let elapsed = crate::clock::millis(now.saturating_duration_since(self.refill_at));
+        let refills = elapsed / crate::clock::millis(every).max(1);
         if refills > 0 {
             let refills = u32::try_from(refills).unwrap_or(u32::MAX);
             self.tokens = self.tokens.saturating_add(refills).min(burst);
@@ -201,7 +202,7 @@ struct SourceSlot {
 fn wall_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .map(crate::clock::nanos)
         .unwrap_or(0)
 }
 /// Server: how long an answered handshake waits for the client's confirmation.
@@ -232,9 +233,8 @@ struct ClockReset {
 impl ClockReset {
     /// Where the restarted client clock should be now (no slack).
     fn expected(&self, now: Instant) -> u64 {
-        let el = now.saturating_duration_since(self.at).as_nanos();
-        self.base
-            .saturating_add(u64::try_from(el).unwrap_or(u64::MAX))
+        let el = crate::clock::nanos(now.saturating_duration_since(self.at));
+        self.base.saturating_add(el)
     }
 }
 

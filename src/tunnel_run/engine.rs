@@ -522,7 +522,8 @@ impl<D: Device> Engine<D> {
         let max = Duration::from_millis(1000);
         let wait = deadline.map_or(max, |d| d.saturating_duration_since(now).min(max));
         // round up so the deadline has passed when we wake
-        (wait.as_micros().div_ceil(1000)) as libc::c_int
+        // (at most 1000 ms, so the cast cannot truncate)
+        (u64::from(wait.subsec_micros()).div_ceil(1000) + wait.as_secs() * 1000) as libc::c_int
     }
 
     /// Sends what the tunnel's timers produce; manages TCP dialing and stale connections.
