@@ -23,13 +23,20 @@
 #   TUNBOX_BUILD_STD_FEATURES   override -Zbuild-std-features for `build` (default below)
 #   TUNBOX_RELEASE_RUSTFLAGS    override the extra rustflags of `build` (default below)
 #   TUNBOX_ZIG                  zig binary to use instead of the pinned ziglang wheel's
+#   TUNBOX_ZIG_VERSION          ziglang version to install and use (default below)
+#   TUNBOX_ZIG_HOME             where it is installed (default ~/.cache/tunbox/ziglang-VERSION)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 list="$here/list.sh"
 
-ZIGLANG_PIP_SPEC="${ZIGLANG_PIP_SPEC:-ziglang==0.17.1}"
+# zig 0.14.1 (musl 1.2.5 built from its C sources): 15 KB smaller on mipsel than 0.17.1,
+# whose libc replaces qsort and malloc with larger Zig versions and keeps .eh_frame.
+ZIG_VERSION="${TUNBOX_ZIG_VERSION:-0.14.1}"
+ZIGLANG_PIP_SPEC="ziglang==$ZIG_VERSION"
+# Installed into a directory of its own, so another ziglang on the machine is left alone.
+ZIG_HOME="${TUNBOX_ZIG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tunbox/ziglang-$ZIG_VERSION}"
 APT_PKGS=(rustc-web cargo-web rust-web-src qemu-user file llvm)
 # std features for the release build; see targets/README.md for what each saves.
 DEFAULT_BUILD_STD_FEATURES="optimize_for_size"
@@ -77,14 +84,9 @@ apt_missing() {
 }
 
 find_zig() {
-    local py d
     if [ -n "${TUNBOX_ZIG:-}" ]; then echo "$TUNBOX_ZIG"; return 0; fi
-    for py in python3 /usr/bin/python3; do
-        command -v "$py" >/dev/null || continue
-        d="$("$py" -c 'import ziglang, os; print(os.path.dirname(ziglang.__file__))' 2>/dev/null)" || continue
-        if [ -x "$d/zig" ]; then echo "$d/zig"; return 0; fi
-    done
-    return 1
+    [ -x "$ZIG_HOME/ziglang/zig" ] && [ "$("$ZIG_HOME/ziglang/zig" version)" = "$ZIG_VERSION" ] || return 1
+    echo "$ZIG_HOME/ziglang/zig"
 }
 
 setup() {
@@ -101,10 +103,10 @@ setup() {
         }
     fi
     if ! ZIG="$(find_zig)"; then
-        [ "${TUNBOX_CROSS_NO_INSTALL:-0}" = 1 ] && die "zig not found; run: python3 -m pip install '$ZIGLANG_PIP_SPEC'"
-        log "installing $ZIGLANG_PIP_SPEC from PyPI"
-        python3 -m pip install -q --disable-pip-version-check "$ZIGLANG_PIP_SPEC" >&2 ||
-            python3 -m pip install -q --disable-pip-version-check --break-system-packages "$ZIGLANG_PIP_SPEC" >&2
+        [ "${TUNBOX_CROSS_NO_INSTALL:-0}" = 1 ] && die "zig $ZIG_VERSION not found; run: python3 -m pip install --target '$ZIG_HOME' '$ZIGLANG_PIP_SPEC'"
+        log "installing $ZIGLANG_PIP_SPEC from PyPI into $ZIG_HOME"
+        python3 -m pip install -q --disable-pip-version-check --upgrade --target "$ZIG_HOME" "$ZIGLANG_PIP_SPEC" >&2 ||
+            python3 -m pip install -q --disable-pip-version-check --upgrade --break-system-packages --target "$ZIG_HOME" "$ZIGLANG_PIP_SPEC" >&2
         ZIG="$(find_zig)" || die "ziglang installed but its zig binary was not found"
     fi
     [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || die "/usr/bin/cargo or /usr/bin/rustc missing (cargo-web, rustc-web)"
