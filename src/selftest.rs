@@ -378,7 +378,10 @@ pub fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-        crate::outln!("FAILED: cannot create a network namespace: {e}");
+        crate::outln!(
+            "FAILED: cannot create a network namespace: {}",
+            io::Error::from(e)
+        );
         return ExitCode::from(1);
     }
     let setup = (|| -> Result<_, String> {
