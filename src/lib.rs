@@ -18,17 +18,26 @@ pub mod wire;
 /// collector gone away) is not a reason to die, so write errors are ignored.
 #[macro_export]
 macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
+    () => {
+        $crate::print_out(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        $crate::print_out(format_args!("{}\n", format_args!($($t)*)))
+    };
 }
 
 /// `print!` that never panics (see [`outln!`]).
 #[macro_export]
 macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($t)*);
-    }};
+    ($($t:tt)*) => {
+        $crate::print_out(format_args!($($t)*))
+    };
+}
+
+/// What [`outln!`] and [`out!`] expand to: one call per use instead of the stdout
+/// handle, the write and the dropped error inlined at each of ~45 places.
+#[doc(hidden)]
+pub fn print_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_fmt(args);
 }

@@ -4,19 +4,19 @@
 use crate::reflect::{self, LoopState, ReflectOptions, TunIo, TunReflector, BUF_SIZE};
 use crate::sys::{caps, netlink::Rtnl, tun::Mode};
 use crate::wire::ip::checksum;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     recvfrom, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
     SockType, SockaddrIn, SockaddrIn6, SockaddrStorage,
 };
 use nix::sys::time::TimeVal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-static STOP: AtomicBool = AtomicBool::new(false);
 
 struct Outcome {
     name: String,
@@ -145,11 +145,75 @@ fn ping(dst: IpAddr, count: u16) -> Result<(Vec<Duration>, u16), String> {
     ))
 }
 
-/// Connects to `target` (which the reflector turns back to a listener on the same
-/// port here), sends 256 KiB through an echo server, checks it; returns connect time.
-fn tcp(listen: SocketAddr, target: SocketAddr) -> Result<Duration, String> {
-    let l = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
-    let server = std::thread::spawn(move || -> std::io::Result<()> {
+/// A helper process of the self-test. The reflector and the TCP echo server run in
+/// forked children, not threads: std's thread machinery (pthread_create, spawn hooks,
+/// join packets) was about 8 KB of a router binary that has no other use for threads.
+/// The child reports through a pipe and stops when the parent closes its end of
+/// another one, which also happens when the parent dies, so a child never outlives
+/// the self-test.
+struct Child {
+    pid: Pid,
+    report: std::fs::File,
+    stop: Option<OwnedFd>,
+}
+
+/// Forks; the child runs `body(report, stop)` and exits 0 if it returned true.
+/// `stop` becomes readable (end of file) when the parent wants the child to end.
+/// Only call while the process has one thread.
+fn spawn_child(body: impl FnOnce(&mut std::fs::File, &OwnedFd) -> bool) -> Result<Child, String> {
+    let pipe = || nix::unistd::pipe().map_err(|e| format!("pipe: {}", io::Error::from(e)));
+    let (report_r, report_w) = pipe()?;
+    let (stop_r, stop_w) = pipe()?;
+    let _ = io::stdout().flush();
+    // SAFETY: the self-test has no other threads, so the child may allocate and run
+    // ordinary Rust code; it leaves through _exit, never back into the parent's code.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(format!("fork: {}", io::Error::from(e))),
+        Ok(ForkResult::Child) => {
+            drop((report_r, stop_w));
+            let ok = body(&mut std::fs::File::from(report_w), &stop_r);
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        Ok(ForkResult::Parent { child }) => Ok(Child {
+            pid: child,
+            report: std::fs::File::from(report_r),
+            stop: Some(stop_w),
+        }),
+    }
+}
+
+impl Child {
+    /// Tells the child to stop, then collects its report and whether it succeeded.
+    fn finish(mut self) -> (bool, String) {
+        self.stop = None;
+        let mut text = String::new();
+        let _ = self.report.read_to_string(&mut text);
+        let ok = matches!(waitpid(self.pid, None), Ok(WaitStatus::Exited(_, 0)));
+        (ok, text)
+    }
+}
+
+/// Whether the parent asked the child to stop (its end of the stop pipe is closed).
+fn stop_requested(stop: &OwnedFd) -> bool {
+    crate::sys::poll_in(stop.as_fd(), 0).unwrap_or(true)
+}
+
+/// The echo server's side: one connection, everything read is written back, until
+/// the client closes. Errors go to the report.
+fn echo_server(l: &TcpListener, report: &mut std::fs::File, stop: &OwnedFd) -> bool {
+    let serve = || -> io::Result<()> {
+        let mut fds = [
+            PollFd::new(l.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        poll(&mut fds, PollTimeout::from(5000u16))?;
+        if !fds[0].any().unwrap_or(false) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no connection came",
+            ));
+        }
         let (mut s, _) = l.accept()?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut buf = vec![0u8; 16384];
@@ -159,37 +223,86 @@ fn tcp(listen: SocketAddr, target: SocketAddr) -> Result<Duration, String> {
                 n => s.write_all(&buf[..n])?,
             }
         }
-    });
-    let t0 = Instant::now();
-    let mut c = TcpStream::connect_timeout(&target, Duration::from_secs(3))
-        .map_err(|e| format!("connect to {target}: {e}"))?;
-    let connect = t0.elapsed();
-    c.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let mut w = c.try_clone().map_err(|e| e.to_string())?;
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || {
-        let r = w.write_all(&sent);
-        let _ = w.shutdown(std::net::Shutdown::Write);
-        r
-    });
-    let mut back = Vec::new();
-    c.read_to_end(&mut back)
-        .map_err(|e| format!("read echo from {target}: {e}"))?;
-    writer
-        .join()
-        .map_err(|_| "writer panicked".to_string())?
-        .map_err(|e| format!("send to {target}: {e}"))?;
-    let _ = server.join();
-    if back != data {
-        return Err(format!(
-            "echo came back wrong: {} of {} bytes",
-            back.len(),
-            data.len()
-        ));
+    };
+    match serve() {
+        Ok(()) => true,
+        Err(e) => {
+            let _ = write!(report, "echo server: {e}");
+            false
+        }
     }
-    Ok(connect)
+}
+
+/// Sends `data` and reads until the peer closes, both at once (the echo comes back
+/// while we still write; waiting would fill both socket buffers and stall).
+fn exchange(c: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
+    c.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut sent, mut back) = (0, Vec::with_capacity(data.len()));
+    let mut buf = vec![0u8; 16384];
+    while Instant::now() < deadline {
+        let want = if sent < data.len() {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        };
+        match poll(
+            &mut [PollFd::new(c.as_fd(), want)],
+            PollTimeout::from(1000u16),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if sent < data.len() {
+            match c.write(&data[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if sent == data.len() {
+                c.shutdown(std::net::Shutdown::Write)?;
+            }
+        }
+        match c.read(&mut buf) {
+            Ok(0) => return Ok(back),
+            Ok(n) => back.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("{} of {} bytes back after 10 s", back.len(), data.len()),
+    ))
+}
+
+/// Connects to `target` (which the reflector turns back to a listener on the same
+/// port here), sends 256 KiB through an echo server, checks it; returns connect time.
+fn tcp(listen: SocketAddr, target: SocketAddr) -> Result<Duration, String> {
+    let l = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
+    let server = spawn_child(|report, stop| echo_server(&l, report, stop))?;
+    drop(l);
+    let t0 = Instant::now();
+    let result = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+        .map_err(|e| format!("connect to {target}: {e}"))
+        .and_then(|mut c| {
+            let connect = t0.elapsed();
+            let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+            let back = exchange(&mut c, &data).map_err(|e| format!("echo via {target}: {e}"))?;
+            if back != data {
+                return Err(format!(
+                    "echo came back wrong: {} of {} bytes",
+                    back.len(),
+                    data.len()
+                ));
+            }
+            Ok(connect)
+        });
+    let (_, report) = server.finish();
+    match result {
+        Err(e) if !report.is_empty() => Err(format!("{e} ({report})")),
+        r => r,
+    }
 }
 
 /// A duration as milliseconds with three decimals ("0.025"), in integers: formatting an
@@ -265,7 +378,10 @@ pub fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-        crate::outln!("FAILED: cannot create a network namespace: {e}");
+        crate::outln!(
+            "FAILED: cannot create a network namespace: {}",
+            io::Error::from(e)
+        );
         return ExitCode::from(1);
     }
     let setup = (|| -> Result<_, String> {
@@ -294,7 +410,7 @@ pub fn main() -> ExitCode {
         "  ok       reflector on {} in a throwaway namespace",
         tun.name()
     );
-    let worker = std::thread::spawn(move || {
+    let worker = spawn_child(|report, stop| {
         let mut buf = vec![0u8; BUF_SIZE];
         let mut st = LoopState::new(tun.name(), false);
         let res = reflect::run_loop(
@@ -302,18 +418,24 @@ pub fn main() -> ExitCode {
             &mut TunReflector,
             &mut buf,
             &mut st,
-            &|| STOP.load(Ordering::Relaxed),
+            &|| stop_requested(stop),
         );
-        (res, st)
+        if let Err(e) = &res {
+            let _ = writeln!(report, "  reflector loop failed: {e}");
+        }
+        let _ = write!(report, "  reflector: {}", st.stats.summary());
+        res.is_ok()
     });
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            crate::outln!("FAILED: starting the reflector: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    drop(tun);
     let outcomes = run_checks();
-    STOP.store(true, Ordering::Relaxed);
-    let (loop_res, st) = worker.join().unwrap_or_else(|_| {
-        (
-            Err(std::io::Error::other("reflector thread panicked")),
-            LoopState::new("?", false),
-        )
-    });
+    let (loop_ok, loop_report) = worker.finish();
     crate::outln!();
     crate::outln!("  {:<28} {:<6} detail", "check", "result");
     let mut failed = 0;
@@ -326,11 +448,14 @@ pub fn main() -> ExitCode {
             }
         }
     }
-    if let Err(e) = loop_res {
+    if !loop_ok {
         failed += 1;
-        crate::outln!("  reflector loop failed: {e}");
     }
-    crate::outln!("  reflector: {}", st.stats.summary());
+    if loop_report.is_empty() {
+        crate::outln!("  reflector process ended without a report");
+    } else {
+        crate::outln!("{}", loop_report.trim_end());
+    }
     if failed == 0 {
         crate::outln!("PASSED: {} of {} checks", outcomes.len(), outcomes.len());
         ExitCode::SUCCESS

@@ -1,6 +1,8 @@
 //! The TAP reflector: [`wire::tap::transform`] in the reflector loop, with counters per
 //! reply kind and per drop reason, and the default MAC address.
 use super::{ReflectOptions, Reflector};
+use crate::sys::netlink::Rtnl;
+use crate::sys::SysError;
 use crate::wire::cidr::Ranges;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip;
@@ -136,25 +138,26 @@ pub fn forward_multicast(dev: &str) -> BridgePort {
 
 /// The host's own addresses (every interface in this namespace) that the ranges cover:
 /// the reflector must not answer for them, or it would take them over on the LAN.
-pub fn own_addresses_in(ranges: &Ranges) -> Vec<(String, IpAddr)> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for a in addrs {
-        let Some(sa) = a.address else { continue };
-        let ip = if let Some(v4) = sa.as_sockaddr_in() {
-            IpAddr::V4(v4.ip())
-        } else if let Some(v6) = sa.as_sockaddr_in6() {
-            IpAddr::V6(v6.ip())
-        } else {
-            continue;
-        };
-        if ranges.covers(ip) {
-            out.push((a.interface_name, ip));
-        }
+/// Read with an RTM_GETADDR dump (the same code the bridge uses), not getifaddrs(3),
+/// which would link a second netlink client from libc.
+pub fn own_addresses_in(ranges: &Ranges) -> Result<Vec<(String, IpAddr)>, SysError> {
+    let addrs = Rtnl::new()?.addresses()?;
+    Ok(addrs
+        .into_iter()
+        .filter(|a| ranges.covers(a.addr))
+        .map(|a| (link_name(a.index), a.addr))
+        .collect())
+}
+
+/// The name of link `index`, or `#index` if it is gone.
+fn link_name(index: u32) -> String {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: buf has the IF_NAMESIZE bytes if_indextoname may write (NUL included).
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
+    match std::ffi::CStr::from_bytes_until_nul(&buf) {
+        Ok(name) if !p.is_null() => name.to_string_lossy().into_owned(),
+        _ => format!("#{index}"),
     }
-    out
 }
 
 /// Everything a TAP reflector does before the loop, while it still has CAP_NET_ADMIN:
@@ -191,9 +194,17 @@ pub fn setup(o: &ReflectOptions, dev: &str) -> TapReflector {
         ),
     }
     let mut ranges: Ranges = o.ranges.iter().copied().collect();
-    for (ifname, ip) in own_addresses_in(&ranges) {
-        warn!("{ip} on {ifname} is inside a range: not answered for (this host owns it)");
-        ranges.exclude(ip);
+    match own_addresses_in(&ranges) {
+        Ok(own) => {
+            for (ifname, ip) in own {
+                warn!("{ip} on {ifname} is inside a range: not answered for (this host owns it)");
+                ranges.exclude(ip);
+            }
+        }
+        Err(e) => warn!(
+            "cannot list this host's addresses ({e}): if one is inside a range, \
+             the reflector answers for it too"
+        ),
     }
     TapReflector::new(TapConfig {
         mac,

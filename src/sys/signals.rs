@@ -44,11 +44,6 @@ pub fn take_usr1() -> bool {
     USR1.load(Ordering::Relaxed) && USR1.swap(false, Ordering::Relaxed)
 }
 
-/// Asks the loop to stop (used by the self-test, which runs a loop on a thread).
-pub fn request_exit() {
-    EXIT.store(true, Ordering::Relaxed);
-}
-
 /// Interrupts a blocking read once a second (SIGALRM, no SA_RESTART). A loop that
 /// blocks in read(2) checks its flags, then reads; a signal landing between the two
 /// would otherwise wait for the next packet. With the tick it waits at most a second,
