@@ -48,7 +48,8 @@ mod tests {
 
     #[test]
     fn names_the_calling_thread_and_refuses_others() {
-        let main = unsafe { libc::pthread_self() };
+        // As an integer: musl's pthread_t is a pointer, which a closure cannot send.
+        let main = unsafe { libc::pthread_self() } as usize;
         std::thread::spawn(move || {
             let r = unsafe { pthread_setname_np(libc::pthread_self(), c"tbx-name-test".as_ptr()) };
             assert_eq!(r, 0);
@@ -60,7 +61,7 @@ mod tests {
             );
             assert_eq!(comm(), "tbx-name-test");
             assert_eq!(
-                unsafe { pthread_setname_np(main, c"other".as_ptr()) },
+                unsafe { pthread_setname_np(main as libc::pthread_t, c"other".as_ptr()) },
                 libc::ENOTSUP
             );
         })
