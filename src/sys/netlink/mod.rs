@@ -157,7 +157,7 @@ impl Rtnl {
     /// MTU and IFF_UP go through the classic ioctls (SIOCSIFMTU, SIOCGIFFLAGS +
     /// SIOCSIFFLAGS) on this socket, which the kernel hands to dev_ioctl: qemu-user
     /// translates those ifreqs for big-endian guests, but not the IFLA_* attributes of an
-    /// RTM_SETLINK request, and the tap and tunnel tests run under qemu-mips.
+    /// RTM_SETLINK request, so the reflector and the tunnel are tested under qemu-mips.
     fn ifreq(&self, name: &str, what: &str, cmd: IfIoctl) -> Result<(), SysError> {
         let fd = self.sock.as_raw_fd();
         let mut req = ifreq_for(name, 0)?;
