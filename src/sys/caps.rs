@@ -4,7 +4,7 @@
 //! Talks to capget/capset/prctl directly: the `caps` crate did the same through a
 //! HashSet per call, which cost about 8 KB of code (hashbrown, RandomState) on mips.
 use super::SysError;
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid};
 
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SETPCAP: u32 = 8;
@@ -62,29 +62,57 @@ pub fn require_net_admin(what: &str) -> Result<(), SysError> {
     }
 }
 
-/// Resolves a user name or numeric uid.
-pub fn lookup_user(name: &str) -> Result<User, SysError> {
-    let found = match name.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
-        Err(_) => User::from_name(name),
-    };
-    match found {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(SysError::new(format!("no such user '{name}'"))),
-        Err(e) => Err(SysError::os(format!("cannot look up user '{name}'"), e)),
-    }
+/// A user from /etc/passwd: what switching to it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub uid: Uid,
+    pub gid: Gid,
 }
 
-/// Resolves a group name or numeric gid.
+/// Finds `name` (or, if it is a number, that uid) in passwd(5) text. Read here rather
+/// than through getpwnam(3): musl's version (with its nscd client and stdio line
+/// reader) was about 7 KB on mips for what is a split on ':'.
+fn find_user(passwd: &str, name: &str) -> Option<UserEntry> {
+    let want_uid = name.parse::<u32>().ok();
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        let [user, _pw, uid, gid, ..] = f[..] else {
+            return None;
+        };
+        let (uid, gid) = (uid.parse::<u32>().ok()?, gid.parse::<u32>().ok()?);
+        (Some(uid) == want_uid || user == name).then(|| UserEntry {
+            uid: Uid::from_raw(uid),
+            gid: Gid::from_raw(gid),
+        })
+    })
+}
+
+/// Finds group `name` in group(5) text.
+fn find_group(group: &str, name: &str) -> Option<Gid> {
+    group.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let (g, _pw, gid) = (f.next()?, f.next()?, f.next()?);
+        (g == name).then(|| gid.parse().ok().map(Gid::from_raw))?
+    })
+}
+
+fn read_db(path: &str) -> Result<String, SysError> {
+    std::fs::read_to_string(path).map_err(|e| SysError::os(format!("cannot read {path}"), e))
+}
+
+/// Resolves a user name or numeric uid (from /etc/passwd).
+pub fn lookup_user(name: &str) -> Result<UserEntry, SysError> {
+    find_user(&read_db("/etc/passwd")?, name)
+        .ok_or_else(|| SysError::new(format!("no such user '{name}' in /etc/passwd")))
+}
+
+/// Resolves a group name (from /etc/group) or numeric gid.
 pub fn lookup_group(name: &str) -> Result<Gid, SysError> {
     if let Ok(gid) = name.parse::<u32>() {
         return Ok(Gid::from_raw(gid));
     }
-    match Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid),
-        Ok(None) => Err(SysError::new(format!("no such group '{name}'"))),
-        Err(e) => Err(SysError::os(format!("cannot look up group '{name}'"), e)),
-    }
+    find_group(&read_db("/etc/group")?, name)
+        .ok_or_else(|| SysError::new(format!("no such group '{name}' in /etc/group")))
 }
 
 /// Drops every capability from every set (bounding set too, where we may), after
@@ -169,6 +197,48 @@ mod tests {
                 (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap())
             })
             .collect()
+    }
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/ash\n\
+        broken line\n\
+        daemon:*:1:1:daemon:/var:/bin/false\n\
+        bad:x:uid:1::/:/bin/false\n\
+        network:x:101:101:network:/var:/bin/false\n";
+
+    #[test]
+    fn users_by_name_and_by_uid() {
+        let network = UserEntry {
+            uid: Uid::from_raw(101),
+            gid: Gid::from_raw(101),
+        };
+        assert_eq!(find_user(PASSWD, "network"), Some(network.clone()));
+        assert_eq!(find_user(PASSWD, "101"), Some(network));
+        assert_eq!(find_user(PASSWD, "daemon").unwrap().gid, Gid::from_raw(1));
+        assert_eq!(find_user(PASSWD, "bad"), None, "unparsable uid");
+        assert_eq!(find_user(PASSWD, "broken line"), None);
+        assert_eq!(find_user(PASSWD, "nobody"), None);
+        assert_eq!(find_user(PASSWD, "4242"), None);
+        assert_eq!(find_user("", "root"), None);
+    }
+
+    #[test]
+    fn groups_by_name() {
+        let group = "root:x:0:\nnetdev::60:alice,bob\nshort\nodd:x:sixty:\n";
+        assert_eq!(find_group(group, "netdev"), Some(Gid::from_raw(60)));
+        assert_eq!(find_group(group, "root"), Some(Gid::from_raw(0)));
+        assert_eq!(find_group(group, "odd"), None);
+        assert_eq!(find_group(group, "short"), None);
+        assert_eq!(find_group(group, "wheel"), None);
+    }
+
+    #[test]
+    fn lookups_read_this_machines_files() {
+        assert_eq!(lookup_user("root").unwrap().uid, Uid::from_raw(0));
+        assert_eq!(lookup_user("0").unwrap().gid, Gid::from_raw(0));
+        assert_eq!(lookup_group("root").unwrap(), Gid::from_raw(0));
+        assert_eq!(lookup_group("77").unwrap(), Gid::from_raw(77));
+        let e = lookup_user("tbx-no-such-user").unwrap_err().msg;
+        assert!(e.contains("no such user 'tbx-no-such-user'"), "{e}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn names_the_calling_thread_and_refuses_others() {
-        // As an integer: musl's pthread_t is a pointer, which a closure cannot send.
+        // pthread_t is a pointer on musl (not Send): carried across as an integer
         let main = unsafe { libc::pthread_self() } as usize;
         std::thread::spawn(move || {
             let r = unsafe { pthread_setname_np(libc::pthread_self(), c"tbx-name-test".as_ptr()) };
