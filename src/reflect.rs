@@ -251,12 +251,12 @@ pub fn open_device(o: &ReflectOptions) -> Result<Tun, SysError> {
         let mut nl = Rtnl::new()?;
         let idx = nl.link_index(tun.name())?;
         if let Some(mtu) = o.mtu {
-            nl.set_mtu(idx, mtu)?;
+            nl.set_mtu(tun.name(), mtu)?;
         }
         for &(addr, len) in &o.addresses {
             nl.add_address(idx, addr, len)?;
         }
-        nl.set_up(idx, true)?;
+        nl.set_up(tun.name(), true)?;
     }
     tun.set_nonblocking(true)?;
     Ok(tun)

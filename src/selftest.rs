@@ -385,9 +385,9 @@ pub fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let setup = (|| -> Result<_, String> {
-        let mut nl = Rtnl::new().map_err(|e| e.msg)?;
-        let lo = nl.link_index("lo").map_err(|e| e.msg)?;
-        nl.set_up(lo, true).map_err(|e| e.msg)?;
+        Rtnl::new()
+            .and_then(|nl| nl.set_up("lo", true))
+            .map_err(|e| e.msg)?;
         let opts = ReflectOptions {
             dev: "tbxself0".into(),
             mode: Mode::Tun,

@@ -154,9 +154,8 @@ fn tunnel_loops_allocate_nothing_per_packet() {
     std::thread::spawn(|| {
         // A private network namespace for this thread and the loops it starts.
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns");
-        let mut nl = tunbox::sys::netlink::Rtnl::new().unwrap();
-        let lo = nl.link_index("lo").unwrap();
-        nl.set_up(lo, true).unwrap();
+        let nl = tunbox::sys::netlink::Rtnl::new().unwrap();
+        nl.set_up("lo", true).unwrap();
         let (udp, n) = case(false);
         assert_eq!(udp, 0, "UDP loops allocated {udp} times over {n} packets");
         let (tcp, n) = case(true);

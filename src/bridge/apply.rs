@@ -51,14 +51,8 @@ pub fn exec(rtnl: &mut Rtnl, step: &Step) -> Result<(), SysError> {
             let i = rtnl.link_index(dev)?;
             rtnl.set_mac(i, *mac)
         }
-        Step::SetMtu { dev, mtu, .. } => {
-            let i = rtnl.link_index(dev)?;
-            rtnl.set_mtu(i, *mtu)
-        }
-        Step::SetUp { dev, up } => {
-            let i = rtnl.link_index(dev)?;
-            rtnl.set_up(i, *up)
-        }
+        Step::SetMtu { dev, mtu, .. } => rtnl.set_mtu(dev, *mtu),
+        Step::SetUp { dev, up } => rtnl.set_up(dev, *up),
         Step::AddAddr { dev, addr } => {
             let mut a = addr.clone();
             a.index = rtnl.link_index(dev)?;

@@ -51,7 +51,7 @@ pub struct Tun {
     mode: Mode,
 }
 
-fn ifreq_for(name: &str, flags: libc::c_int) -> Result<libc::ifreq, SysError> {
+pub(super) fn ifreq_for(name: &str, flags: libc::c_int) -> Result<libc::ifreq, SysError> {
     if name.len() >= libc::IFNAMSIZ || name.contains('/') || name.contains(char::is_whitespace) {
         return Err(SysError::new(format!(
             "'{name}' is not a valid interface name (at most {} characters, no '/' or spaces)",

@@ -205,11 +205,11 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
     let tun = Tun::open(&o.dev, o.mode)?;
     let mut nl = Rtnl::new()?;
     let idx = nl.link_index(tun.name())?;
-    nl.set_mtu(idx, mtu)?;
+    nl.set_mtu(tun.name(), mtu)?;
     for &(addr, len) in &o.addresses {
         nl.add_address(idx, addr, len)?;
     }
-    nl.set_up(idx, true)?;
+    nl.set_up(tun.name(), true)?;
     tun.set_nonblocking(true)?;
     Ok(tun)
 }

@@ -8,6 +8,7 @@ pub use msg::{
     RTPROT_RA, RT_TABLE_LOCAL,
 };
 
+use super::tun::ifreq_for;
 use super::SysError;
 use msg::{Malformed, Step};
 use nix::errno::Errno;
@@ -15,6 +16,15 @@ use nix::sys::socket::{self, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, Sock
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+
+enum IfIoctl {
+    Mtu(u32),
+    Up(bool),
+}
+
+nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
+nix::ioctl_readwrite_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
 
 /// A route-netlink socket. Requests are sent one at a time and answered synchronously.
 pub struct Rtnl {
@@ -144,17 +154,44 @@ impl Rtnl {
             .map_err(|e| SysError::os(format!("cannot {what} (link {index})"), e))
     }
 
-    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), SysError> {
-        self.set_link(index, &format!("set MTU {mtu}"), msg::set_mtu(index, mtu))
+    /// MTU and IFF_UP go through the classic ioctls (SIOCSIFMTU, SIOCGIFFLAGS +
+    /// SIOCSIFFLAGS) on this socket, which the kernel hands to dev_ioctl: qemu-user
+    /// translates those ifreqs for big-endian guests, but not the IFLA_* attributes of an
+    /// RTM_SETLINK request, so the reflector and the tunnel are tested under qemu-mips.
+    fn ifreq(&self, name: &str, what: &str, cmd: IfIoctl) -> Result<(), SysError> {
+        let fd = self.sock.as_raw_fd();
+        let mut req = ifreq_for(name, 0)?;
+        // SAFETY: fd is an open socket and req a valid ifreq with a NUL-terminated name;
+        // SIOCGIFFLAGS writes only into req.
+        let r = unsafe {
+            match cmd {
+                IfIoctl::Mtu(mtu) => {
+                    req.ifr_ifru.ifru_mtu = mtu.min(libc::c_int::MAX as u32) as libc::c_int;
+                    siocsifmtu(fd, &req)
+                }
+                IfIoctl::Up(up) => siocgifflags(fd, &mut req).and_then(|_| {
+                    let up_flag = libc::IFF_UP as libc::c_short;
+                    let flags = req.ifr_ifru.ifru_flags & !up_flag;
+                    req.ifr_ifru.ifru_flags = if up { flags | up_flag } else { flags };
+                    siocsifflags(fd, &req)
+                }),
+            }
+        };
+        r.map(drop)
+            .map_err(|e| SysError::os(format!("cannot {what} (link '{name}')"), e))
     }
 
-    pub fn set_up(&mut self, index: u32, up: bool) -> Result<(), SysError> {
+    pub fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), SysError> {
+        self.ifreq(name, &format!("set MTU {mtu}"), IfIoctl::Mtu(mtu))
+    }
+
+    pub fn set_up(&self, name: &str, up: bool) -> Result<(), SysError> {
         let what = if up {
             "bring link up"
         } else {
             "bring link down"
         };
-        self.set_link(index, what, msg::set_up(index, up))
+        self.ifreq(name, what, IfIoctl::Up(up))
     }
 
     fn dump<T>(

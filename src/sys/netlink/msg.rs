@@ -351,18 +351,6 @@ pub fn route_request(rt: &RouteEntry, add: bool) -> Vec<u8> {
     r.finish()
 }
 
-/// RTM_SETLINK with the MTU.
-pub fn set_mtu(index: u32, mtu: u32) -> Vec<u8> {
-    let mut r = Request::link(RTM_SETLINK, 0, index, 0, 0);
-    r.attr_u32(IFLA_MTU, mtu);
-    r.finish()
-}
-
-/// RTM_SETLINK changing only IFF_UP.
-pub fn set_up(index: u32, up: bool) -> Vec<u8> {
-    Request::link(RTM_SETLINK, 0, index, if up { IFF_UP } else { 0 }, IFF_UP).finish()
-}
-
 /// RTM_SETLINK with IFLA_MASTER (0 = no master).
 pub fn set_master(index: u32, master: Option<u32>) -> Vec<u8> {
     let mut r = Request::link(RTM_SETLINK, 0, index, 0, 0);
