@@ -110,14 +110,16 @@ impl<'a> Fields<'a> {
         Ok(Fields { line, pairs })
     }
     fn raw(&self, key: &str) -> Result<&'a str, String> {
-        match self.pairs.iter().find(|(k, _)| *k == key) {
-            Some((_, v)) => Ok(v),
-            None => Err(missing(self.line, key)),
-        }
+        self.pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("line {}: '{key}=' missing", self.line))
     }
     fn get<T: std::str::FromStr>(&self, key: &str) -> Result<T, String> {
         let v = self.raw(key)?;
-        v.parse().map_err(|_| bad_value(self.line, key, v))
+        v.parse()
+            .map_err(|_| format!("line {}: bad value '{v}' for {key}", self.line))
     }
     fn opt<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
         match self.raw(key)? {
@@ -128,20 +130,6 @@ impl<'a> Fields<'a> {
     fn flag(&self, key: &str) -> Result<bool, String> {
         parse_yes(self.line, self.raw(key)?)
     }
-}
-
-// The error texts are built out of line, once, rather than in every instantiation of
-// `Fields::get` (the reader was 11 KB of x86 code before).
-#[cold]
-#[inline(never)]
-fn missing(line: usize, key: &str) -> String {
-    format!("line {line}: '{key}=' missing")
-}
-
-#[cold]
-#[inline(never)]
-fn bad_value(line: usize, key: &str, v: &str) -> String {
-    format!("line {line}: bad value '{v}' for {key}")
 }
 
 fn parse_yes(line: usize, v: &str) -> Result<bool, String> {
@@ -189,23 +177,6 @@ fn link_record(f: &Fields) -> Result<LinkRecord, String> {
     })
 }
 
-/// What the lines read so far said; [`Partial::finish`] checks nothing is missing.
-#[derive(Default)]
-struct Partial {
-    ifname: Option<String>,
-    bridge: Option<String>,
-    tap: Option<String>,
-    created_bridge: Option<bool>,
-    created_tap: Option<bool>,
-    port: Option<LinkRecord>,
-    tap_orig: Option<LinkRecord>,
-    bridge_orig: Option<LinkRecord>,
-    addrs: Vec<AddrEntry>,
-    routes: Vec<RouteEntry>,
-    sysctls: Vec<(String, String)>,
-    ended: bool,
-}
-
 /// Parses the file's text; errors name the line.
 pub fn from_text(text: &str) -> Result<Record, String> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
@@ -217,22 +188,24 @@ pub fn from_text(text: &str) -> Result<Record, String> {
             ))
         }
     }
-    let mut p = Partial::default();
+    let mut ifname = None;
+    let mut bridge = None;
+    let mut tap = None;
+    let mut created_bridge = None;
+    let mut created_tap = None;
+    let mut port = None;
+    let mut tap_orig = None;
+    let mut bridge_orig = None;
+    let mut addrs = Vec::new();
+    let mut routes = Vec::new();
+    let mut sysctls = Vec::new();
+    let mut ended = false;
     for (n, line) in lines {
-        p.line(n, line.trim())?;
-    }
-    p.finish()
-}
-
-impl Partial {
-    // One line at a time, out of line: an early return here drops nothing of the
-    // record being built (it is the caller's), which kept the reader small.
-    #[inline(never)]
-    fn line(&mut self, n: usize, line: &str) -> Result<(), String> {
+        let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
-            return Ok(());
+            continue;
         }
-        if self.ended {
+        if ended {
             return Err(format!("line {n}: text after 'end'"));
         }
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -244,19 +217,75 @@ impl Partial {
             }
         };
         match key {
-            "ifname" => self.ifname = Some(one()?.to_string()),
-            "bridge" => self.bridge = Some(one()?.to_string()),
-            "tap" => self.tap = Some(one()?.to_string()),
-            "created_bridge" => self.created_bridge = Some(parse_yes(n, one()?)?),
-            "created_tap" => self.created_tap = Some(parse_yes(n, one()?)?),
-            "port" => self.port = Some(link_record(&Fields::new(n, rest)?)?),
-            "tap_orig" => self.tap_orig = Some(link_record(&Fields::new(n, rest)?)?),
-            "bridge_orig" => self.bridge_orig = Some(link_record(&Fields::new(n, rest)?)?),
-            "addr" => self.addrs.push(addr_line(n, rest)?),
-            "route" => self.routes.push(route_line(n, rest)?),
+            "ifname" => ifname = Some(one()?.to_string()),
+            "bridge" => bridge = Some(one()?.to_string()),
+            "tap" => tap = Some(one()?.to_string()),
+            "created_bridge" => created_bridge = Some(parse_yes(n, one()?)?),
+            "created_tap" => created_tap = Some(parse_yes(n, one()?)?),
+            "port" => port = Some(link_record(&Fields::new(n, rest)?)?),
+            "tap_orig" => tap_orig = Some(link_record(&Fields::new(n, rest)?)?),
+            "bridge_orig" => bridge_orig = Some(link_record(&Fields::new(n, rest)?)?),
+            "addr" => {
+                let Some((first, more)) = rest.split_first() else {
+                    return Err(format!("line {n}: addr without an address"));
+                };
+                let (addr, prefix_len) = parse_prefix(n, first)?;
+                let f = Fields::new(n, more)?;
+                let lifetimes = match f.raw("life")? {
+                    "-" => None,
+                    v => {
+                        let bad = || format!("line {n}: '{v}' is not VALID,PREFERRED");
+                        let (a, b) = v.split_once(',').ok_or_else(bad)?;
+                        Some((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+                    }
+                };
+                addrs.push(AddrEntry {
+                    index: 0,
+                    addr,
+                    prefix_len,
+                    peer: f.opt("peer")?,
+                    broadcast: f.opt("brd")?,
+                    scope: f.get("scope")?,
+                    flags: f.get("flags")?,
+                    label: f.opt("label")?,
+                    lifetimes,
+                    proto: f.opt("proto")?,
+                    metric: f.opt("metric")?,
+                });
+            }
+            "route" => {
+                let Some((first, more)) = rest.split_first() else {
+                    return Err(format!("line {n}: route without a destination"));
+                };
+                let (dst, dst_len) = parse_prefix(n, first)?;
+                let f = Fields::new(n, more)?;
+                let gateway: Option<IpAddr> = f.opt("gw")?;
+                let prefsrc: Option<IpAddr> = f.opt("src")?;
+                for ip in gateway.iter().chain(prefsrc.iter()) {
+                    if ip.is_ipv4() != dst.is_ipv4() {
+                        return Err(format!("line {n}: {ip} is not of the family of {dst}"));
+                    }
+                }
+                routes.push(RouteEntry {
+                    oif: None,
+                    table: f.get("table")?,
+                    dst,
+                    dst_len,
+                    gateway,
+                    prefsrc,
+                    metric: f.get("metric")?,
+                    protocol: f.get("proto")?,
+                    scope: f.get("scope")?,
+                    kind: f.get("type")?,
+                    tos: f.get("tos")?,
+                    onlink: f.flag("onlink")?,
+                    pref: f.opt("pref")?,
+                    multipath: false,
+                });
+            }
             "sysctl" => match rest {
                 [p, v] if p.starts_with("/proc/sys/") && !p.contains("..") => {
-                    self.sysctls.push((p.to_string(), v.to_string()))
+                    sysctls.push((p.to_string(), v.to_string()))
                 }
                 _ => {
                     return Err(format!(
@@ -264,91 +293,25 @@ impl Partial {
                     ))
                 }
             },
-            "end" => self.ended = true,
+            "end" => ended = true,
             _ => return Err(format!("line {n}: unknown key '{key}'")),
         }
-        Ok(())
     }
-
-    fn finish(self) -> Result<Record, String> {
-        if !self.ended {
-            return Err("the file is cut short (no 'end' line)".into());
-        }
-        let need = |what: &str| format!("'{what}' missing");
-        Ok(Record {
-            ifname: self.ifname.ok_or_else(|| need("ifname"))?,
-            bridge: self.bridge.ok_or_else(|| need("bridge"))?,
-            tap: self.tap.ok_or_else(|| need("tap"))?,
-            created_bridge: self.created_bridge.ok_or_else(|| need("created_bridge"))?,
-            created_tap: self.created_tap.ok_or_else(|| need("created_tap"))?,
-            port: self.port.ok_or_else(|| need("port"))?,
-            tap_orig: self.tap_orig,
-            bridge_orig: self.bridge_orig,
-            addrs: self.addrs,
-            routes: self.routes,
-            sysctls: self.sysctls,
-        })
+    if !ended {
+        return Err("the file is cut short (no 'end' line)".into());
     }
-}
-
-#[inline(never)]
-fn addr_line(n: usize, rest: &[&str]) -> Result<AddrEntry, String> {
-    let Some((first, more)) = rest.split_first() else {
-        return Err(format!("line {n}: addr without an address"));
-    };
-    let (addr, prefix_len) = parse_prefix(n, first)?;
-    let f = Fields::new(n, more)?;
-    let lifetimes = match f.raw("life")? {
-        "-" => None,
-        v => {
-            let bad = || format!("line {n}: '{v}' is not VALID,PREFERRED");
-            let (a, b) = v.split_once(',').ok_or_else(bad)?;
-            Some((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
-        }
-    };
-    Ok(AddrEntry {
-        index: 0,
-        addr,
-        prefix_len,
-        peer: f.opt("peer")?,
-        broadcast: f.opt("brd")?,
-        scope: f.get("scope")?,
-        flags: f.get("flags")?,
-        label: f.opt("label")?,
-        lifetimes,
-        proto: f.opt("proto")?,
-        metric: f.opt("metric")?,
-    })
-}
-
-#[inline(never)]
-fn route_line(n: usize, rest: &[&str]) -> Result<RouteEntry, String> {
-    let Some((first, more)) = rest.split_first() else {
-        return Err(format!("line {n}: route without a destination"));
-    };
-    let (dst, dst_len) = parse_prefix(n, first)?;
-    let f = Fields::new(n, more)?;
-    let gateway: Option<IpAddr> = f.opt("gw")?;
-    let prefsrc: Option<IpAddr> = f.opt("src")?;
-    for ip in gateway.iter().chain(prefsrc.iter()) {
-        if ip.is_ipv4() != dst.is_ipv4() {
-            return Err(format!("line {n}: {ip} is not of the family of {dst}"));
-        }
-    }
-    Ok(RouteEntry {
-        oif: None,
-        table: f.get("table")?,
-        dst,
-        dst_len,
-        gateway,
-        prefsrc,
-        metric: f.get("metric")?,
-        protocol: f.get("proto")?,
-        scope: f.get("scope")?,
-        kind: f.get("type")?,
-        tos: f.get("tos")?,
-        onlink: f.flag("onlink")?,
-        pref: f.opt("pref")?,
-        multipath: false,
+    let need = |what: &str| format!("'{what}' missing");
+    Ok(Record {
+        ifname: ifname.ok_or_else(|| need("ifname"))?,
+        bridge: bridge.ok_or_else(|| need("bridge"))?,
+        tap: tap.ok_or_else(|| need("tap"))?,
+        created_bridge: created_bridge.ok_or_else(|| need("created_bridge"))?,
+        created_tap: created_tap.ok_or_else(|| need("created_tap"))?,
+        port: port.ok_or_else(|| need("port"))?,
+        tap_orig,
+        bridge_orig,
+        addrs,
+        routes,
+        sysctls,
     })
 }
