@@ -937,3 +937,445 @@ fn help_text(prog: &str, path: &[&'static Spec]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(args: &[&str]) -> Cmd {
+        match parse("tunbox", args) {
+            Ok(Top { cmd: Some(c), .. }) => c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    /// The usage error for `args`: (message, command path).
+    fn usage_err(args: &[&str]) -> (String, String) {
+        match parse("tunbox", args) {
+            Err(e) if !e.help => (e.output, e.command),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn help(args: &[&str]) -> String {
+        match parse("tunbox", args) {
+            Err(e) if e.help => e.output,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn top_level() {
+        let t = parse("tunbox", &[]).unwrap();
+        assert!(!t.version && t.cmd.is_none());
+        let t = parse("tunbox", &["--version"]).unwrap();
+        assert!(t.version && t.cmd.is_none());
+    }
+
+    #[test]
+    fn reflect_all_options() {
+        let args = [
+            "reflect",
+            "--dev",
+            "tap1",
+            "--mode",
+            "tap",
+            "--address",
+            "198.18.0.1/15",
+            "--address",
+            "2001:2::1/48",
+            "--mtu",
+            "1400",
+            "--range",
+            "198.18.0.0/15",
+            "--mac",
+            "02:00:00:00:00:01",
+            "--icmp-echo",
+            "--user",
+            "nobody",
+            "-v",
+            "--syslog",
+            "--section",
+            "lab",
+        ];
+        let Cmd::Reflect(r) = ok(&args) else { panic!() };
+        assert_eq!(r.dev.as_deref(), Some("tap1"));
+        assert_eq!(r.mode.as_deref(), Some("tap"));
+        assert_eq!(r.address, ["198.18.0.1/15", "2001:2::1/48"]);
+        assert_eq!(r.mtu.as_deref(), Some("1400"));
+        assert_eq!(r.range, ["198.18.0.0/15"]);
+        assert_eq!(r.mac.as_deref(), Some("02:00:00:00:00:01"));
+        assert!(r.icmp_echo && r.verbose && r.syslog);
+        assert_eq!(r.user.as_deref(), Some("nobody"));
+        assert_eq!(r.section.as_deref(), Some("lab"));
+
+        let Cmd::Reflect(r) = ok(&["reflect"]) else {
+            panic!()
+        };
+        assert!(r.dev.is_none() && r.address.is_empty() && !r.verbose && !r.icmp_echo);
+        let Cmd::Reflect(r) = ok(&["reflect", "--verbose"]) else {
+            panic!()
+        };
+        assert!(r.verbose);
+    }
+
+    #[test]
+    fn tunnel_all_options() {
+        let args = [
+            "tunnel",
+            "--mode",
+            "tap",
+            "--dev",
+            "tbx1",
+            "--listen",
+            "5555",
+            "--remote",
+            "h:1",
+            "--transport",
+            "tcp",
+            "--key-file",
+            "/k",
+            "--plaintext",
+            "--address",
+            "198.18.1.1/30",
+            "--address",
+            "fd00::1/64",
+            "--mtu",
+            "1300",
+            "--keepalive",
+            "5",
+            "--timeout",
+            "20",
+            "--user",
+            "u",
+            "-v",
+            "--syslog",
+            "--section",
+            "s",
+        ];
+        let Cmd::Tunnel(t) = ok(&args) else { panic!() };
+        assert_eq!(t.mode.as_deref(), Some("tap"));
+        assert_eq!(t.dev.as_deref(), Some("tbx1"));
+        assert_eq!(t.listen.as_deref(), Some("5555"));
+        assert_eq!(t.remote.as_deref(), Some("h:1"));
+        assert_eq!(t.transport.as_deref(), Some("tcp"));
+        assert_eq!(t.key_file.as_deref(), Some("/k"));
+        assert!(t.plaintext && t.verbose && t.syslog);
+        assert_eq!(t.address, ["198.18.1.1/30", "fd00::1/64"]);
+        assert_eq!(t.mtu.as_deref(), Some("1300"));
+        assert_eq!(t.keepalive.as_deref(), Some("5"));
+        assert_eq!(t.timeout.as_deref(), Some("20"));
+        assert_eq!(t.user.as_deref(), Some("u"));
+        assert_eq!(t.section.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn bridge_actions() {
+        let args = [
+            "bridge",
+            "up",
+            "--ifname",
+            "eth1",
+            "--tap",
+            "tap9",
+            "--bridge",
+            "br0",
+            "--user",
+            "u",
+            "--state-file",
+            "/s",
+            "--dry-run",
+            "--section",
+            "b",
+        ];
+        let Cmd::Bridge(Bridge {
+            action: BridgeAction::Up(u),
+        }) = ok(&args)
+        else {
+            panic!()
+        };
+        assert_eq!(u.ifname.as_deref(), Some("eth1"));
+        assert_eq!(u.tap.as_deref(), Some("tap9"));
+        assert_eq!(u.bridge.as_deref(), Some("br0"));
+        assert_eq!(u.user.as_deref(), Some("u"));
+        assert_eq!(u.state_file.as_deref(), Some("/s"));
+        assert!(u.dry_run);
+        assert_eq!(u.section.as_deref(), Some("b"));
+
+        let args = [
+            "bridge",
+            "down",
+            "--bridge",
+            "br0",
+            "--state-file",
+            "/s",
+            "--dry-run",
+        ];
+        let Cmd::Bridge(Bridge {
+            action: BridgeAction::Down(d),
+        }) = ok(&args)
+        else {
+            panic!()
+        };
+        assert_eq!(d.bridge.as_deref(), Some("br0"));
+        assert_eq!(d.state_file.as_deref(), Some("/s"));
+        assert!(d.dry_run && d.section.is_none());
+
+        let args = ["bridge", "status", "--section", "b"];
+        let Cmd::Bridge(Bridge {
+            action: BridgeAction::Status(s),
+        }) = ok(&args)
+        else {
+            panic!()
+        };
+        assert_eq!(s.section.as_deref(), Some("b"));
+        assert!(s.bridge.is_none() && s.state_file.is_none());
+    }
+
+    #[test]
+    fn mktun_rmtun_defaults() {
+        let Cmd::Mktun(m) = ok(&["mktun", "--dev", "tap0"]) else {
+            panic!()
+        };
+        assert_eq!((m.dev.as_str(), m.mode.as_str()), ("tap0", "tun"));
+        assert!(m.user.is_none() && m.group.is_none());
+        let args = [
+            "mktun", "--dev", "tap0", "--mode", "tap", "--user", "u", "--group", "g",
+        ];
+        let Cmd::Mktun(m) = ok(&args) else { panic!() };
+        assert_eq!(m.mode, "tap");
+        assert_eq!(
+            (m.user.as_deref(), m.group.as_deref()),
+            (Some("u"), Some("g"))
+        );
+        let Cmd::Rmtun(r) = ok(&["rmtun", "--dev", "tun3"]) else {
+            panic!()
+        };
+        assert_eq!((r.dev.as_str(), r.mode.as_str()), ("tun3", "tun"));
+        let Cmd::Rmtun(r) = ok(&["rmtun", "--mode", "tap", "--dev", "t"]) else {
+            panic!()
+        };
+        assert_eq!(r.mode, "tap");
+    }
+
+    #[test]
+    fn positionals_and_double_dash() {
+        let Cmd::Genkey(g) = ok(&["genkey", "/etc/k"]) else {
+            panic!()
+        };
+        assert_eq!(g.path, "/etc/k");
+        let Cmd::Genkey(g) = ok(&["genkey", "--", "-k"]) else {
+            panic!()
+        };
+        assert_eq!(g.path, "-k");
+        let Cmd::Genkey(g) = ok(&["genkey", "--", "help"]) else {
+            panic!()
+        };
+        assert_eq!(g.path, "help");
+        let Cmd::Run(r) = ok(&["run", "lab"]) else {
+            panic!()
+        };
+        assert_eq!(r.section, "lab");
+        let c = ok(&["config", "show"]);
+        assert!(matches!(
+            c,
+            Cmd::Config(Config {
+                action: ConfigAction::Show(ConfigShow { section: None })
+            })
+        ));
+        let Cmd::Config(Config {
+            action: ConfigAction::Show(s),
+        }) = ok(&["config", "show", "x"])
+        else {
+            panic!()
+        };
+        assert_eq!(s.section.as_deref(), Some("x"));
+        assert!(matches!(
+            ok(&["config", "check"]),
+            Cmd::Config(Config {
+                action: ConfigAction::Check(_)
+            })
+        ));
+        assert!(matches!(ok(&["selftest"]), Cmd::Selftest(_)));
+        // an option's value is taken as it is, even when it looks like an option or help
+        let Cmd::Reflect(r) = ok(&["reflect", "--dev", "--help"]) else {
+            panic!()
+        };
+        assert_eq!(r.dev.as_deref(), Some("--help"));
+        let Cmd::Reflect(r) = ok(&["reflect", "--user", "help"]) else {
+            panic!()
+        };
+        assert_eq!(r.user.as_deref(), Some("help"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&["foo"], "Unrecognized argument: foo", "tunbox"),
+            (&["--foo"], "Unrecognized argument: --foo", "tunbox"),
+            (&["-h"], "Unrecognized argument: -h", "tunbox"),
+            (&["reflect", "--dev"], "No value provided for option '--dev'.", "tunbox reflect"),
+            (&["reflect", "--dev=x"], "Unrecognized argument: --dev=x", "tunbox reflect"),
+            (&["reflect", "-x"], "Unrecognized argument: -x", "tunbox reflect"),
+            (&["reflect", "-"], "Unrecognized argument: -", "tunbox reflect"),
+            (&["reflect", "x"], "Unrecognized argument: x", "tunbox reflect"),
+            (&["reflect", "--", "--dev"], "Unrecognized argument: --dev", "tunbox reflect"),
+            (
+                &["reflect", "--dev", "a", "--dev", "b"],
+                "Error parsing option '--dev' with value 'b': duplicate values provided",
+                "tunbox reflect",
+            ),
+            (
+                &["tunnel", "--help", "--dev", "x"],
+                "Trailing arguments are not allowed after `help`.",
+                "tunbox tunnel",
+            ),
+            (
+                &["bridge"],
+                "One of the following subcommands must be present:\n    help\n    up\n    down\n    status",
+                "tunbox bridge",
+            ),
+            (&["bridge", "foo"], "Unrecognized argument: foo", "tunbox bridge"),
+            (&["bridge", "up", "--bogus"], "Unrecognized argument: --bogus", "tunbox bridge up"),
+            (&["bridge", "status", "--dry-run"], "Unrecognized argument: --dry-run", "tunbox bridge status"),
+            (
+                &["config"],
+                "One of the following subcommands must be present:\n    help\n    check\n    show",
+                "tunbox config",
+            ),
+            (&["mktun"], "Required options not provided:\n    --dev", "tunbox mktun"),
+            (&["mktun", "--mode", "tap"], "Required options not provided:\n    --dev", "tunbox mktun"),
+            (&["rmtun"], "Required options not provided:\n    --dev", "tunbox rmtun"),
+            (
+                &["rmtun", "--dev", "a", "--dev", "b"],
+                "Error parsing option '--dev' with value 'b': duplicate values provided",
+                "tunbox rmtun",
+            ),
+            (&["genkey"], "Required positional arguments not provided:\n    path", "tunbox genkey"),
+            (&["genkey", "a", "b"], "Unrecognized argument: b", "tunbox genkey"),
+            (&["run"], "Required positional arguments not provided:\n    section", "tunbox run"),
+            (&["config", "check", "x"], "Unrecognized argument: x", "tunbox config check"),
+            (&["config", "show", "a", "b"], "Unrecognized argument: b", "tunbox config show"),
+            (&["selftest", "x"], "Unrecognized argument: x", "tunbox selftest"),
+            (&["reflect", "--version"], "Unrecognized argument: --version", "tunbox reflect"),
+        ];
+        for (args, msg, cmd) in cases {
+            assert_eq!(
+                usage_err(args),
+                (msg.to_string(), cmd.to_string()),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn switches_may_repeat() {
+        let Cmd::Reflect(r) = ok(&["reflect", "-v", "--verbose", "-v"]) else {
+            panic!()
+        };
+        assert!(r.verbose);
+    }
+
+    #[test]
+    fn help_at_every_level() {
+        for (args, usage) in [
+            (&["--help"][..], "Usage: tunbox [--version] [<command>] [<args>]\n"),
+            (&["help"], "Usage: tunbox [--version] [<command>] [<args>]\n"),
+            (&["--version", "--help"], "Usage: tunbox [--version]"),
+            (&["reflect", "--help"], "Usage: tunbox reflect [--dev <dev>] [--mode <mode>] [--address <address...>]"),
+            (&["reflect", "help"], "Usage: tunbox reflect "),
+            (&["help", "reflect"], "Usage: tunbox reflect "),
+            (&["reflect", "--dev", "x", "--help"], "Usage: tunbox reflect "),
+            (&["tunnel", "--help"], "Usage: tunbox tunnel [--mode <mode>]"),
+            (&["bridge", "--help"], "Usage: tunbox bridge <command> [<args>]\n"),
+            (&["bridge", "help"], "Usage: tunbox bridge <command> [<args>]\n"),
+            (&["help", "bridge", "up"], "Usage: tunbox bridge up [--ifname <ifname>]"),
+            (&["bridge", "up", "--help"], "Usage: tunbox bridge up [--ifname <ifname>]"),
+            (&["bridge", "down", "help"], "Usage: tunbox bridge down [--bridge <bridge>] [--state-file <state-file>] [--dry-run] [--section <section>]\n"),
+            (&["bridge", "status", "--help"], "Usage: tunbox bridge status [--bridge <bridge>] [--state-file <state-file>] [--section <section>]\n"),
+            (&["mktun", "--help"], "Usage: tunbox mktun --dev <dev> [--mode <mode>] [--user <user>] [--group <group>]\n"),
+            (&["rmtun", "--help"], "Usage: tunbox rmtun --dev <dev> [--mode <mode>]\n"),
+            (&["genkey", "--help"], "Usage: tunbox genkey [--] <path>\n"),
+            (&["genkey", "help"], "Usage: tunbox genkey [--] <path>\n"),
+            (&["run", "--help"], "Usage: tunbox run [--] <section>\n"),
+            (&["config", "--help"], "Usage: tunbox config <command> [<args>]\n"),
+            (&["config", "check", "--help"], "Usage: tunbox config check\n"),
+            (&["config", "show", "--help"], "Usage: tunbox config show [--] [<section>]\n"),
+            (&["selftest", "--help"], "Usage: tunbox selftest\n"),
+        ] {
+            let h = help(args);
+            assert!(h.starts_with(usage), "{args:?}: {h}");
+            assert!(h.contains("\nOptions:\n") && h.ends_with("  --help, help      display usage information\n") || h.contains("\nCommands:\n"), "{args:?}: {h}");
+        }
+        assert!(
+            help(&["--help"]).contains("then the UCI file (/etc/config/tunbox or $TUNBOX_CONFIG)")
+        );
+    }
+
+    #[test]
+    fn help_layout() {
+        let h = help(&["bridge", "up", "--help"]);
+        let want = "Usage: tunbox bridge up [--ifname <ifname>] [--tap <tap>] [--bridge <bridge>] \
+[--user <user>] [--state-file <state-file>] [--dry-run] [--section <section>]
+
+create the bridge, move eth0's addresses and routes to it, enslave eth0 and the tap
+
+Options:
+  --ifname          the physical port (default eth0)
+  --tap             the tap device to add, created persistent if missing
+                    (default tap0)
+  --bridge          the bridge (default br-tunbox)
+  --user            owner of a tap that has to be created (user name or uid)
+  --state-file      where the original state is recorded (default
+                    /var/run/tunbox/bridge-BRIDGE.state)
+  --dry-run         print the plan and change nothing
+  --section         take unset options from this section of the UCI file
+  --help, help      display usage information
+";
+        assert_eq!(h, want);
+        let h = help(&["genkey", "--help"]);
+        assert!(h.contains("\n\nPositional Arguments:\n  path              where to write the key (refuses to overwrite)\n\nOptions:\n"), "{h}");
+        let h = help(&["reflect", "--help"]);
+        assert!(
+            h.contains("\n  -v, --verbose     log every packet (LEN: SRC->DST), rate-limited\n"),
+            "{h}"
+        );
+        let h = help(&["config", "--help"]);
+        assert!(
+            h.ends_with(
+                "Commands:
+  check             validate the UCI file and TUNBOX_* variables without
+                    starting anything; errors name file, line and option. Exit
+                    status 0 when valid.
+  show              print the configuration in effect, in the
+                    section.option='value' form of `uci show`; values from the
+                    environment or from defaults are marked
+"
+            ),
+            "{h}"
+        );
+    }
+
+    /// Every help line fits in 80 columns except the usage line and the descriptions
+    /// (kept as written), and the tables are ASCII (the wrapping counts bytes).
+    #[test]
+    fn tables_are_ascii_and_wrapped() {
+        fn walk(s: &'static Spec, path: &mut Vec<&'static Spec>) {
+            path.push(s);
+            assert!(s.about.is_ascii());
+            for o in s.opts {
+                assert!(o.help.is_ascii() && o.long.is_ascii());
+            }
+            let h = help_text("tunbox", path);
+            let entries = h.split("\nOptions:\n").nth(1).unwrap();
+            for line in entries.lines() {
+                assert!(line.len() <= WRAP, "{line}");
+            }
+            for sub in s.subs {
+                walk(sub, path);
+            }
+            path.pop();
+        }
+        walk(&TOP, &mut Vec::new());
+    }
+}
