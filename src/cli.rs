@@ -10,6 +10,9 @@
 //! options, one positional, `--` ends options, `--help` or `help` anywhere (before `--`)
 //! prints the help of the command it belongs to, an option given twice that is not
 //! repeatable is an error.
+//!
+//! The help text printed is the one in the tables (`TOP`, `REFLECT`, ...); the doc
+//! comments on the structs are for readers of the code: change both together.
 use std::fmt::Write as _;
 
 /// tunbox: TUN/TAP reflector, encrypted point-to-point tunnel and eth0-to-tap bridge
@@ -258,7 +261,7 @@ struct Pos {
 }
 
 /// One command (or the top level): its options, its positional or its subcommands.
-pub struct Spec {
+struct Spec {
     name: &'static str,
     about: &'static str,
     opts: &'static [Opt],
