@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::process::ExitCode;
 use tunbox::app::{self, exit_with};
 use tunbox::cli::{Cmd, ConfigAction, Top};
@@ -18,9 +19,12 @@ fn parse_args() -> Result<Top, ExitCode> {
             tunbox::outln!("{}", early.output);
             ExitCode::SUCCESS
         } else {
-            eprintln!(
+            // not eprintln!: a closed stderr must not be a panic either
+            let _ = writeln!(
+                std::io::stderr(),
                 "{}\nRun {} --help for more information.",
-                early.output, early.command
+                early.output,
+                early.command
             );
             ExitCode::from(2)
         }
