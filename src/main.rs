@@ -1,10 +1,11 @@
+use std::io::Write as _;
 use std::process::ExitCode;
 use tunbox::app::{self, exit_with};
 use tunbox::cli::{Cmd, ConfigAction, Top};
 
-/// Parses the command line like `argh::from_env`, but prints help and usage errors
-/// without panicking when stdout is closed (`tunbox --help | head -1`): usage errors
-/// exit 2, like configuration errors.
+/// Parses the command line with `cli::parse`; prints help and usage errors without
+/// panicking when stdout is closed (`tunbox --help | head -1`): usage errors exit 2,
+/// like configuration errors.
 fn parse_args() -> Result<Top, ExitCode> {
     let args: Vec<String> = std::env::args().collect();
     let name = args
@@ -13,15 +14,17 @@ fn parse_args() -> Result<Top, ExitCode> {
         .and_then(|n| n.to_str())
         .unwrap_or("tunbox");
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    <Top as argh::FromArgs>::from_args(&[name], &rest).map_err(|early| match early.status {
-        Ok(()) => {
+    tunbox::cli::parse(name, &rest).map_err(|early| {
+        if early.help {
             tunbox::outln!("{}", early.output);
             ExitCode::SUCCESS
-        }
-        Err(()) => {
-            eprintln!(
-                "{}\nRun {name} --help for more information.",
-                early.output.trim_end()
+        } else {
+            // not eprintln!: a closed stderr must not be a panic either
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}\nRun {} --help for more information.",
+                early.output,
+                early.command
             );
             ExitCode::from(2)
         }
