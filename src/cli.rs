@@ -11,16 +11,13 @@
 //! prints the help of the command it belongs to, an option given twice that is not
 //! repeatable is an error.
 //!
-//! The help text printed is the one in the tables (`TOP`, `REFLECT`, ...); the doc
-//! comments on the structs are for readers of the code: change both together.
+//! What each command and option means is written once, in the tables (`TOP`, `REFLECT`,
+//! ...) that `--help` prints; the structs carry no doc comments of their own, so the two
+//! cannot drift apart.
 use std::fmt::Write as _;
 
-/// tunbox: TUN/TAP reflector, encrypted point-to-point tunnel and eth0-to-tap bridge
-/// setup for Raspberry Pi and OpenWrt. Configuration comes from the command line, then
-/// TUNBOX_* environment variables, then the UCI file (/etc/config/tunbox or $TUNBOX_CONFIG).
 #[derive(Debug)]
 pub struct Top {
-    /// print the version and exit
     pub version: bool,
     pub cmd: Option<Cmd>,
 }
@@ -38,75 +35,40 @@ pub enum Cmd {
     Selftest(Selftest),
 }
 
-/// answer every packet routed into a TUN (or TAP) device by sending it back with source
-/// and destination swapped (a loopback for link tests). Example:
-///   tunbox reflect --dev tun0 --address 198.18.0.1/15 --address 2001:2::1/48
-/// then `ping 198.18.0.41` or `ping 2001:2::41` is answered.
 #[derive(Debug, Default)]
 pub struct Reflect {
-    /// device name (default: tun0 / tap0 by mode; a name with %d lets the kernel pick)
     pub dev: Option<String>,
-    /// device kind: tun (IP packets, default) or tap (Ethernet frames)
     pub mode: Option<String>,
-    /// address to put on the device, CIDR form (repeatable), e.g. 198.18.0.1/15
     pub address: Vec<String>,
-    /// device MTU (default: leave as the kernel set it, 1500)
     pub mtu: Option<String>,
-    /// tap mode: address range answered (repeatable), e.g. 198.18.0.0/15
     pub range: Vec<String>,
-    /// tap mode: the reflector's MAC (default: a stable locally administered address)
     pub mac: Option<String>,
-    /// tap mode: answer ICMP/ICMPv6 echo requests directly with echo replies
     pub icmp_echo: bool,
-    /// switch to this user (and its group) after the device is set up
     pub user: Option<String>,
-    /// log every packet (LEN: SRC->DST), rate-limited
     pub verbose: bool,
-    /// log to the local syslog (logread on OpenWrt) instead of stderr
     pub syslog: bool,
-    /// take unset options from this section of the UCI file
     pub section: Option<String>,
 }
 
-/// point-to-point tunnel carrying IP (tun) or Ethernet (tap) over UDP or TCP, encrypted
-/// and authenticated with a key file shared by both ends (see `tunbox genkey`).
-/// Server: tunbox tunnel --listen 5555 --key-file /etc/tunbox/key --address 198.18.1.1/30
-/// Client: tunbox tunnel --remote server:5555 --key-file /etc/tunbox/key --address 198.18.1.2/30
 #[derive(Debug, Default)]
 pub struct Tunnel {
-    /// device kind: tun (IP, default) or tap (Ethernet)
     pub mode: Option<String>,
-    /// device name (default: tbx%d, the kernel picks the number)
     pub dev: Option<String>,
-    /// server: listen on [ADDR:]PORT
     pub listen: Option<String>,
-    /// client: connect to HOST:PORT
     pub remote: Option<String>,
-    /// udp (default) or tcp
     pub transport: Option<String>,
-    /// file with the shared key, made by `tunbox genkey`
     pub key_file: Option<String>,
-    /// no encryption (lab use only; wire-compatible with simpletun / socat)
     pub plaintext: bool,
-    /// address to put on the tunnel device, CIDR form (repeatable)
     pub address: Vec<String>,
-    /// tunnel device MTU (default: fitted to the transport overhead)
     pub mtu: Option<String>,
-    /// seconds between keepalives (default 10)
     pub keepalive: Option<String>,
-    /// seconds without traffic from the peer before it counts as dead (default 30)
     pub timeout: Option<String>,
-    /// switch to this user (and its group) after setup
     pub user: Option<String>,
-    /// log every packet, rate-limited
     pub verbose: bool,
-    /// log to the local syslog instead of stderr
     pub syslog: bool,
-    /// take unset options from this section of the UCI file
     pub section: Option<String>,
 }
 
-/// join eth0 and a tap device in a Linux bridge (and undo it exactly)
 #[derive(Debug)]
 pub struct Bridge {
     pub action: BridgeAction,
@@ -119,87 +81,56 @@ pub enum BridgeAction {
     Status(BridgeStatus),
 }
 
-/// create the bridge, move eth0's addresses and routes to it, enslave eth0 and the tap
 #[derive(Debug, Default)]
 pub struct BridgeUp {
-    /// the physical port (default eth0)
     pub ifname: Option<String>,
-    /// the tap device to add, created persistent if missing (default tap0)
     pub tap: Option<String>,
-    /// the bridge (default br-tunbox)
     pub bridge: Option<String>,
-    /// owner of a tap that has to be created (user name or uid)
     pub user: Option<String>,
-    /// where the original state is recorded (default /var/run/tunbox/bridge-BRIDGE.state)
     pub state_file: Option<String>,
-    /// print the plan and change nothing
     pub dry_run: bool,
-    /// take unset options from this section of the UCI file
     pub section: Option<String>,
 }
 
-/// put eth0 back exactly as it was and remove what `bridge up` created
 #[derive(Debug, Default)]
 pub struct BridgeDown {
-    /// the bridge (default br-tunbox)
     pub bridge: Option<String>,
-    /// the recorded state (default /var/run/tunbox/bridge-BRIDGE.state)
     pub state_file: Option<String>,
-    /// print the plan and change nothing
     pub dry_run: bool,
-    /// take unset options from this section of the UCI file
     pub section: Option<String>,
 }
 
-/// show what is bridged and whether it matches the recorded state
 #[derive(Debug, Default)]
 pub struct BridgeStatus {
-    /// the bridge (default br-tunbox)
     pub bridge: Option<String>,
-    /// the recorded state (default /var/run/tunbox/bridge-BRIDGE.state)
     pub state_file: Option<String>,
-    /// take unset options from this section of the UCI file
     pub section: Option<String>,
 }
 
-/// create a persistent tun/tap device that a given user/group may attach to
 #[derive(Debug)]
 pub struct Mktun {
-    /// device name, e.g. tap0
     pub dev: String,
-    /// tun (default) or tap
     pub mode: String,
-    /// owner (user name or uid)
     pub user: Option<String>,
-    /// group (group name or gid)
     pub group: Option<String>,
 }
 
-/// remove a persistent tun/tap device
 #[derive(Debug)]
 pub struct Rmtun {
-    /// device name
     pub dev: String,
-    /// tun (default) or tap
     pub mode: String,
 }
 
-/// write a new random tunnel key to PATH (mode 0600); copy the same file to both ends
 #[derive(Debug)]
 pub struct Genkey {
-    /// where to write the key (refuses to overwrite)
     pub path: String,
 }
 
-/// run one section of the UCI file (/etc/config/tunbox or $TUNBOX_CONFIG); the section's
-/// type names the tool: `config reflect 'lab'` runs a reflector. procd and systemd use this.
 #[derive(Debug)]
 pub struct Run {
-    /// the section name
     pub section: String,
 }
 
-/// check or show the configuration
 #[derive(Debug)]
 pub struct Config {
     pub action: ConfigAction,
@@ -211,21 +142,14 @@ pub enum ConfigAction {
     Show(ConfigShow),
 }
 
-/// validate the UCI file and TUNBOX_* variables without starting anything; errors name
-/// file, line and option. Exit status 0 when valid.
 #[derive(Debug)]
 pub struct ConfigCheck {}
 
-/// print the configuration in effect, in the section.option='value' form of `uci show`;
-/// values from the environment or from defaults are marked
 #[derive(Debug)]
 pub struct ConfigShow {
-    /// only this section
     pub section: Option<String>,
 }
 
-/// check that this box can run tunbox: /dev/net/tun, CAP_NET_ADMIN, network namespaces;
-/// then run a reflector in a throwaway namespace and ping / connect through it
 #[derive(Debug)]
 pub struct Selftest {}
 
