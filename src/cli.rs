@@ -621,7 +621,7 @@ pub fn parse(prog: &str, args: &[&str]) -> Result<Top, Early> {
                 section: p.one("section"),
             }),
         })),
-        (Some("bridge"), _) => Some(Cmd::Bridge(Bridge {
+        (Some("bridge"), Some("status")) => Some(Cmd::Bridge(Bridge {
             action: BridgeAction::Status(BridgeStatus {
                 bridge: p.one("bridge"),
                 state_file: p.one("state-file"),
@@ -643,12 +643,15 @@ pub fn parse(prog: &str, args: &[&str]) -> Result<Top, Early> {
         (Some("config"), Some("check")) => Some(Cmd::Config(Config {
             action: ConfigAction::Check(ConfigCheck {}),
         })),
-        (Some("config"), _) => Some(Cmd::Config(Config {
+        (Some("config"), Some("show")) => Some(Cmd::Config(Config {
             action: ConfigAction::Show(ConfigShow {
                 section: p.pos.map(str::to_owned),
             }),
         })),
-        (Some(_), _) => Some(Cmd::Selftest(Selftest {})),
+        (Some("selftest"), _) => Some(Cmd::Selftest(Selftest {})),
+        // The engine only ends on a command the tables hold (and requires the subcommand
+        // of bridge/config), so this is a table row without an arm above.
+        _ => None,
     };
     Ok(Top {
         version: p.flag("version"),
