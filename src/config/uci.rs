@@ -97,17 +97,15 @@ impl UciFile {
             return self.sections.iter().find(|s| s.name == name);
         }
         let (kind, idx) = parse_ref(name)?;
-        let count = self
-            .sections
-            .iter()
-            .filter(|s| kind.is_none_or(|k| s.kind == k))
-            .count() as i64;
-        let idx = if idx < 0 { idx + count } else { idx };
-        let idx = usize::try_from(idx).ok()?;
+        let of_kind = |s: &&Section| kind.is_empty() || s.kind == kind;
+        let idx = match idx {
+            i if i < 0 => self.sections.iter().filter(of_kind).count() as i64 + i,
+            i => i,
+        };
         self.sections
             .iter()
-            .filter(|s| kind.is_none_or(|k| s.kind == k))
-            .nth(idx)
+            .filter(of_kind)
+            .nth(usize::try_from(idx).ok()?)
     }
 
     /// Like [`UciFile::section`], with an error that says what the file has instead.
@@ -197,39 +195,28 @@ pub fn anonymous_name(nth: usize, kind: &str) -> String {
     format!("cfg{nth:02x}{:04x}", hash & 0xffff)
 }
 
-/// Splits `@TYPE[N]` into (TYPE, or None for `@[N]`, N). N is read like C's strtol
-/// (leading spaces, a sign); an empty N is 0, as in uci.
-fn parse_ref(r: &str) -> Option<(Option<&str>, i64)> {
-    let rest = r.strip_prefix('@')?;
-    let open = rest.find('[')?;
-    let (kind, idx) = (&rest[..open], &rest[open + 1..]);
-    let close = idx.find(']')?;
-    if close + 1 != idx.len() {
+/// Splits `@TYPE[N]` into (TYPE, empty for `@[N]`, N). N is read like C's strtol
+/// (leading blanks, a sign); an empty N is 0, as in uci.
+fn parse_ref(r: &str) -> Option<(&str, i64)> {
+    let (kind, idx) = r.strip_prefix('@')?.split_once('[')?;
+    let idx = idx.strip_suffix(']')?;
+    if idx.contains(']') || !(kind.is_empty() || valid_type(kind)) {
         return None;
     }
-    let idx = &idx[..close];
-    let n = if idx.is_empty() {
-        0
-    } else {
-        let t = idx.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b');
-        let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let v: i64 = digits.parse().unwrap_or(i64::MAX);
-        if t.starts_with('-') {
-            -v
-        } else {
-            v
-        }
+    let blanks = idx.bytes().take_while(|&b| is_space(b)).count();
+    let (neg, digits) = match &idx.as_bytes()[blanks..] {
+        _ if idx.is_empty() => (false, &[][..]),
+        [b'-', d @ ..] => (true, d),
+        [b'+', d @ ..] => (false, d),
+        d => (false, d),
     };
-    if kind.is_empty() {
-        Some((None, n))
-    } else if valid_type(kind) {
-        Some((Some(kind), n))
-    } else {
-        None
+    if !idx.is_empty() && (digits.is_empty() || !digits.iter().all(u8::is_ascii_digit)) {
+        return None;
     }
+    let n = digits.iter().fold(0i64, |n, d| {
+        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
+    Some((kind, if neg { -n } else { n }))
 }
 
 /// Parses the text of a UCI file as `uci` does (strict mode): the first error ends the
@@ -276,8 +263,37 @@ fn fail(msg: impl Into<String>) -> Fail {
     }
 }
 
+/// `'s'` for a message, control characters made visible (`\n`, `\t`, `\r`, `?`).
 fn shown(s: &str) -> String {
-    format!("'{}'", s.escape_debug())
+    let mut out = String::from("'");
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c < ' ' || c == '\x7f' => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// `b` without the blanks (uci's isspace) at both ends.
+fn trim_blank(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !is_space(*first) {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., last] = b {
+        if !is_space(*last) {
+            break;
+        }
+        b = rest;
+    }
+    b
 }
 
 fn is_space(b: u8) -> bool {
@@ -513,21 +529,21 @@ impl<'t> Parser<'t> {
 
     fn warn_dropped(&mut self) {
         let rest = self.string(self.pos + 1);
-        let rest = rest.trim();
+        let rest = String::from_utf8_lossy(trim_blank(rest.as_bytes()));
         if !rest.is_empty() && !rest.starts_with('#') {
             self.warnings.push(ConfigError::at(
                 self.path,
                 self.line,
                 format!(
-                    "uci ignores '{}' after the ';' (a ';' right after an unquoted value ends the line): put a space before the ';' or quote the value",
-                    rest.escape_debug()
+                    "uci ignores {} after the ';' (a ';' right after an unquoted value ends the line): put a space before the ';' or quote the value",
+                    shown(&rest)
                 ),
             ));
         }
     }
 
     /// Reads the next argument; returns where its text starts.
-    fn arg(&mut self, required: bool, field: Field) -> Result<String, Fail> {
+    fn arg(&mut self, required: Option<&str>, field: Field) -> Result<String, Fail> {
         self.skip_space();
         let start = self.pos;
         let mut target = start;
@@ -539,29 +555,20 @@ impl<'t> Parser<'t> {
         }
         let s = self.string(start);
         if s.is_empty() {
-            if required {
-                return Err(fail("missing argument"));
-            }
-            return Ok(s);
+            return match required {
+                Some(usage) => Err(fail(format!("expected: {usage}"))),
+                None => Ok(s),
+            };
         }
-        let ok = match field {
-            Field::Value => true,
-            Field::SectionName | Field::OptionName => valid_name(&s),
-            Field::Package => valid_package(&s),
+        let (what, ok, allowed) = match field {
+            Field::Value => return Ok(s),
+            Field::SectionName => ("section name", valid_name(&s), " and _"),
+            Field::OptionName => ("option name", valid_name(&s), " and _"),
+            Field::Package => ("package name", valid_package(&s), ", _ and -"),
         };
         if !ok {
-            let what = match field {
-                Field::SectionName => "section name",
-                Field::OptionName => "option name",
-                _ => {
-                    return Err(fail(format!(
-                        "{} is not a valid package name (letters, digits, _ and - only)",
-                        shown(&s)
-                    )))
-                }
-            };
             return Err(fail(format!(
-                "{} is not a valid {what}: uci allows only letters, digits and _ (rename it to '{}')",
+                "{} is not a valid {what}: uci allows only letters, digits{allowed} (rename it to '{}')",
                 shown(&s),
                 suggest_name(&s)
             )));
@@ -572,7 +579,7 @@ impl<'t> Parser<'t> {
     /// Strict mode: nothing but a `;` may follow the statement's arguments.
     fn end_of_statement(&mut self, usage: &str) -> Result<(), Fail> {
         self.skip_space();
-        let extra = self.arg(false, Field::Value)?;
+        let extra = self.arg(None, Field::Value)?;
         if !extra.is_empty() {
             return Err(fail(format!(
                 "too many arguments ({} is one too many): expected: {usage} (quote values that contain spaces)",
@@ -617,20 +624,13 @@ impl<'t> Parser<'t> {
                 return Err(fail(format!("expected: {usage}")));
             }
             self.pos += e - start + 1;
-            let need = |f: Fail| {
-                if f.msg == "missing argument" {
-                    fail(format!("expected: {usage}"))
-                } else {
-                    f
-                }
-            };
             match kw {
                 "package" => {
-                    self.arg(true, Field::Package).map_err(need)?;
+                    self.arg(Some(usage), Field::Package)?;
                     self.end_of_statement(usage)?;
                 }
                 "config" => {
-                    let kind = self.arg(true, Field::Value).map_err(need)?;
+                    let kind = self.arg(Some(usage), Field::Value)?;
                     if !valid_type(&kind) {
                         return Err(fail(format!(
                             "{} is not a valid section type: uci allows printable ASCII without spaces (rename it to '{}')",
@@ -638,13 +638,13 @@ impl<'t> Parser<'t> {
                             suggest_name(&kind)
                         )));
                     }
-                    let name = self.arg(false, Field::SectionName)?;
+                    let name = self.arg(None, Field::SectionName)?;
                     self.end_of_statement(usage)?;
                     self.open_section(kind, name)?;
                 }
                 _ => {
-                    let name = self.arg(true, Field::OptionName).map_err(need)?;
-                    let value = self.arg(false, Field::Value)?;
+                    let name = self.arg(Some(usage), Field::OptionName)?;
+                    let value = self.arg(None, Field::Value)?;
                     self.end_of_statement(usage)?;
                     self.set(kw == "list", name, value);
                 }
@@ -653,8 +653,8 @@ impl<'t> Parser<'t> {
     }
 
     fn unknown_keyword(&self, word: &[u8]) -> Fail {
-        let w = String::from_utf8_lossy(word);
-        let t = w.trim_end_matches(is_space_char);
+        let w = String::from_utf8_lossy(trim_blank(word));
+        let t: &str = &w;
         if t.is_empty() {
             return fail("nothing follows the ';' (uci rejects a ';' that ends a line after a quoted value or a space): remove it");
         }
@@ -671,8 +671,8 @@ impl<'t> Parser<'t> {
             return fail(format!("expected: {usage}"));
         }
         fail(format!(
-            "unknown keyword '{}' (expected config, option, list or package)",
-            t.escape_debug()
+            "unknown keyword {} (expected config, option, list or package)",
+            shown(t)
         ))
     }
 
@@ -758,10 +758,6 @@ impl<'t> Parser<'t> {
             }),
         }
     }
-}
-
-fn is_space_char(c: char) -> bool {
-    u8::try_from(c).is_ok_and(is_space)
 }
 
 #[cfg(test)]

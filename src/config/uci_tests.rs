@@ -73,6 +73,27 @@ fn corpus_matches_real_uci() {
     assert!(accepted >= 30 && refused >= 15, "{accepted} {refused}");
 }
 
+/// Section references resolved by the real uci (testdata/uci/lookup.*): a name, or
+/// uci's "Entry not found" / "Invalid argument".
+#[test]
+fn lookup_matches_real_uci() {
+    let dir = corpus_dir();
+    let text = std::fs::read_to_string(dir.join("lookup.conf")).unwrap();
+    let f = parse("t", &text).unwrap();
+    let expected = std::fs::read_to_string(dir.join("lookup.expected")).unwrap();
+    let mut n = 0;
+    for line in expected.lines() {
+        let (r, want) = line.split_once('\t').unwrap();
+        let got = f.section(r).map(|s| s.name.as_str());
+        match want {
+            "Entry not found" | "Invalid argument" => assert_eq!(got, None, "{r}"),
+            name => assert_eq!(got, Some(name), "{r}"),
+        }
+        n += 1;
+    }
+    assert!(n >= 25, "{n}");
+}
+
 #[test]
 fn anonymous_names_by_hand() {
     // DJB hash, seed 5381, h = h * 33 + byte:
@@ -119,6 +140,11 @@ fn lookup_by_name_id_and_index() {
         "uci reads an empty index as 0"
     );
     assert_eq!(name("@tunnel[+1]"), Some("wan"));
+    assert_eq!(
+        name("@tunnel[ 1]"),
+        Some("wan"),
+        "strtol skips leading blanks"
+    );
     assert_eq!(name("@[1]"), Some("lab"), "@[N] counts every type");
     assert_eq!(name("@[-1]"), Some("cfg05c6b2"));
     assert_eq!(name("@reflect[0]"), Some("lab"));
@@ -128,6 +154,8 @@ fn lookup_by_name_id_and_index() {
         "@tunnel[1x]",
         "@tunnel[1]x",
         "@tunnel[-]",
+        "@tunnel[1 ]",
+        "@tunnel[ ]",
         "@tunnel",
         "tunnel[0]",
         "@tun nel[0]",

@@ -27,3 +27,15 @@ for case in "$here"/*.uci; do
 		sed 's/^[^:]*: //' "$work/err" >"$base.err"
 	fi
 done
+
+# Section references: lookup.refs (one per line) against lookup.conf, as `uci -X show
+# t.REF` resolves them: the section's name, or uci's error.
+cp "$here/lookup.conf" "$work/conf/t"
+while IFS= read -r ref; do
+	if out=$("$UCI" -c "$work/conf" -t "$work/delta" -X show "t.$ref" 2>&1); then
+		res=$(printf '%s\n' "$out" | head -n1 | sed 's/^t\.\([^=]*\)=.*/\1/')
+	else
+		res=$(printf '%s\n' "$out" | sed 's/^[^:]*: //')
+	fi
+	printf '%s\t%s\n' "$ref" "$res"
+done <"$here/lookup.refs" >"$here/lookup.expected"
