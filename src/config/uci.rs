@@ -340,18 +340,9 @@ impl<'t> Parser<'t> {
     }
 
     fn finish(mut self) -> UciFile {
-        let mut seen: Vec<(String, usize)> = Vec::new();
-        for s in &mut self.sections {
-            match seen.iter_mut().find(|(k, _)| *k == s.kind) {
-                Some((_, n)) => {
-                    s.index = *n;
-                    *n += 1;
-                }
-                None => {
-                    s.index = 0;
-                    seen.push((s.kind.clone(), 1));
-                }
-            }
+        for i in 0..self.sections.len() {
+            let (before, rest) = self.sections.split_at_mut(i);
+            rest[0].index = before.iter().filter(|s| s.kind == rest[0].kind).count();
         }
         UciFile {
             path: self.path.to_string(),
