@@ -27,6 +27,11 @@
 //!   low 16 bits of the DJB hash (seed 5381, `h * 33 + byte`) of its type. That is the
 //!   name `uci show -X`, `uci export` and procd's `config_foreach` use. `uci show`
 //!   prints `@TYPE[N]` instead: N counts every section of that type, named or not.
+//!
+//! Where tunbox differs on purpose: an unterminated quote is reported at the line where
+//! it opened (uci names the end of the file); a last line without a newline is counted
+//! (uci does not); a NUL byte is an error; lines uci accepts but ignores are collected
+//! in [`UciFile::warnings`].
 use super::ConfigError;
 
 /// One `option` or `list` entry (a `list` collects every value given for its name).
