@@ -42,6 +42,8 @@ pub struct UciOption {
     pub is_list: bool,
     /// The line that set the value (an `option`), or the line of the first item (a list).
     pub line: usize,
+    /// The line of each value (as many as `values`).
+    pub lines: Vec<usize>,
 }
 
 /// One `config TYPE ['NAME']` block (all blocks of that name, when it is repeated).
@@ -716,6 +718,7 @@ impl<'t> Parser<'t> {
             match existing {
                 Some(o) => {
                     o.values.push(value);
+                    o.lines.push(line);
                     o.is_list = true;
                 }
                 None => sec.options.push(UciOption {
@@ -723,6 +726,7 @@ impl<'t> Parser<'t> {
                     values: vec![value],
                     is_list: true,
                     line,
+                    lines: vec![line],
                 }),
             }
             return;
@@ -743,6 +747,7 @@ impl<'t> Parser<'t> {
         match existing {
             Some(o) => {
                 o.values = vec![value];
+                o.lines = vec![line];
                 o.is_list = false;
                 o.line = line;
             }
@@ -751,6 +756,7 @@ impl<'t> Parser<'t> {
                 values: vec![value],
                 is_list: false,
                 line,
+                lines: vec![line],
             }),
         }
     }

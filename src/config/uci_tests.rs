@@ -195,6 +195,7 @@ fn sections_options_lists_and_lines() {
     assert!(addr.is_list);
     assert_eq!(addr.values, ["198.18.0.1/15", "2001:2::1/48"]);
     assert_eq!(addr.line, 8, "a list keeps the line of its first item");
+    assert_eq!(addr.lines, [8, 9]);
     let wan = f.section("wan").unwrap();
     let dev = wan.option("dev").unwrap();
     assert_eq!(
@@ -204,7 +205,7 @@ fn sections_options_lists_and_lines() {
     let mode = wan.option("mode").unwrap();
     assert!(mode.is_list);
     assert_eq!(mode.values, ["tun", "tap"]);
-    assert_eq!(mode.line, 14);
+    assert_eq!((mode.line, &mode.lines[..]), (14, &[14, 15][..]));
     assert!(f.warnings.is_empty());
 }
 
@@ -436,6 +437,10 @@ fn random_texts_never_panic() {
         match strict {
             Ok(f) => {
                 assert!(errors.is_empty(), "{text:?}");
+                for o in f.sections.iter().flat_map(|s| &s.options) {
+                    assert_eq!(o.values.len(), o.lines.len(), "{text:?}");
+                    assert!(o.is_list || o.values.len() == 1, "{text:?}");
+                }
                 assert_eq!(f, all, "{text:?}");
             }
             Err(e) => assert_eq!(errors.first(), Some(&e), "{text:?}"),
