@@ -1,6 +1,37 @@
-//! A parser for OpenWrt's UCI file format (`config`, `option`, `list`, `package`,
-//! single/double quotes, backslash escapes outside single quotes, `#` comments).
-//! Errors carry file and line.
+//! A parser for OpenWrt's UCI file format that reads a file the way `uci` itself does
+//! (libuci's file parser in strict mode, the default of the `uci` command): the same
+//! words, quotes, escapes, comments, `;` separators, name rules, merges and generated
+//! names of anonymous sections. Errors carry file and line.
+//!
+//! What uci does, and so what this parser does (each rule has a case file with uci's
+//! own output under `src/config/testdata/uci/`):
+//! - Statements are `config TYPE [NAME]`, `option NAME [VALUE]`, `list NAME [VALUE]`,
+//!   `package NAME` (ignored); `c`, `o`, `l`, `p` are accepted abbreviations.
+//! - A word is made of unquoted, `'single'` and `"double"` quoted pieces. A backslash
+//!   outside single quotes takes the next character literally; at the end of a line it
+//!   joins the next line. Quoted values may span lines (the newlines are kept).
+//! - `#` outside quotes ends the line, also in the middle of a word (`a#b` is `a`).
+//! - `;` ends a statement. After an unquoted word (`option a b; option c d`) uci drops
+//!   the rest of the line; after a quoted word or a space it reads the next statement,
+//!   and a `;` with nothing after it (and no word glued to its left) is an error.
+//! - Section and option names: ASCII letters, digits and `_`. Types: any printable
+//!   ASCII except space. Package names: letters, digits, `_` and `-`.
+//! - `option x` or `option x ''` sets nothing: a value set before stays (it is not
+//!   deleted). `list x` or `list x ''` adds an empty item.
+//! - `list x` after `option x` turns the option into a list holding both values;
+//!   `option x` after `list x` replaces the list. An option keeps its first position.
+//! - A second `config TYPE NAME` with a name already used continues that section (later
+//!   options win); with another type it is an error.
+//! - An anonymous section is named `cfgNNHHHH` when it is read: NN is the number of
+//!   sections in the file so far, this one included (hex, at least two digits), HHHH the
+//!   low 16 bits of the DJB hash (seed 5381, `h * 33 + byte`) of its type. That is the
+//!   name `uci show -X`, `uci export` and procd's `config_foreach` use. `uci show`
+//!   prints `@TYPE[N]` instead: N counts every section of that type, named or not.
+//!
+//! Where tunbox differs on purpose: an unterminated quote is reported at the line where
+//! it opened (uci names the end of the file); a last line without a newline is counted
+//! (uci does not); a NUL byte is an error; lines uci accepts but ignores are collected
+//! in [`UciFile::warnings`].
 use super::ConfigError;
 
 /// One `option` or `list` entry (a `list` collects every value given for its name).
@@ -9,22 +40,48 @@ pub struct UciOption {
     pub name: String,
     pub values: Vec<String>,
     pub is_list: bool,
+    /// The line that set the value (an `option`), or the line of the first item (a list).
     pub line: usize,
+    /// The line of each value (as many as `values`).
+    pub lines: Vec<usize>,
 }
 
-/// One `config TYPE ['NAME']` block. Anonymous sections get the name `@TYPE[N]` as
-/// `uci show` prints them.
+/// One `config TYPE ['NAME']` block (all blocks of that name, when it is repeated).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Section {
     pub kind: String,
+    /// The given name, or for an anonymous section the `cfgNNHHHH` name uci gives it.
     pub name: String,
+    /// Line of the (first) `config` statement.
     pub line: usize,
     pub options: Vec<UciOption>,
+    /// No name was given in the file.
+    pub anonymous: bool,
+    /// Position among the file's sections of the same type (N in `@TYPE[N]`).
+    pub index: usize,
 }
 
 impl Section {
     pub fn option(&self, name: &str) -> Option<&UciOption> {
         self.options.iter().find(|o| o.name == name)
+    }
+
+    /// The name `uci show` prints: the given name, or `@TYPE[N]` for an anonymous one.
+    pub fn shown_name(&self) -> String {
+        if self.anonymous {
+            format!("@{}[{}]", self.kind, self.index)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// For messages: `lab`, or `cfg02d3bb (@tunnel[1])` for an anonymous section.
+    pub fn label(&self) -> String {
+        if self.anonymous {
+            format!("{} ({})", self.name, self.shown_name())
+        } else {
+            self.name.clone()
+        }
     }
 }
 
@@ -32,317 +89,679 @@ impl Section {
 pub struct UciFile {
     pub path: String,
     pub sections: Vec<Section>,
+    /// Lines uci accepts but that probably do not do what was meant (an option without
+    /// a value, text that uci drops after `;`).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl UciFile {
+    /// Finds a section the way `uci get tunbox.NAME` does: by name (given, or the
+    /// `cfgNNHHHH` name of an anonymous section), or as `@TYPE[N]` / `@TYPE[-N]`
+    /// (N-th section of that type, counted from the end when negative; `@[N]` counts
+    /// sections of every type).
     pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections.iter().find(|s| s.name == name)
+        if valid_name(name) {
+            return self.sections.iter().find(|s| s.name == name);
+        }
+        let (kind, idx) = parse_ref(name)?;
+        let of_kind = |s: &&Section| kind.is_empty() || s.kind == kind;
+        let idx = match idx {
+            i if i < 0 => self.sections.iter().filter(of_kind).count() as i64 + i,
+            i => i,
+        };
+        self.sections
+            .iter()
+            .filter(of_kind)
+            .nth(usize::try_from(idx).ok()?)
     }
-}
 
-/// Splits one line into words: quotes group (and are removed), adjacent quoted and bare
-/// pieces join into one word, `#` at the start of a word comments out the rest.
-fn words(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '#' if !in_word => break,
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c) => cur.push(c),
-                            None => return Err("backslash at end of line".into()),
-                        },
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => cur.push(c),
-                    None => return Err("backslash at end of line".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
+    /// Like [`UciFile::section`], with an error that says what the file has instead.
+    pub fn lookup(&self, name: &str) -> Result<&Section, ConfigError> {
+        if let Some(s) = self.section(name) {
+            return Ok(s);
+        }
+        let why = if !valid_name(name) && parse_ref(name).is_none() {
+            " (a section is given by its name, its cfg… id or as @TYPE[N])"
+        } else {
+            ""
+        };
+        let have = if self.sections.is_empty() {
+            "it has no sections".to_string()
+        } else {
+            let names: Vec<String> = self
+                .sections
+                .iter()
+                .map(|s| format!("{} ({})", s.label(), s.kind))
+                .collect();
+            format!("it has: {}", names.join(", "))
+        };
+        Err(ConfigError::plain(format!(
+            "{}: no section '{name}'{why}; {have}",
+            self.path
+        )))
+    }
+
+    /// The file as `uci show PACKAGE` prints it (`extended`), or as `uci -X show`
+    /// (anonymous sections by their cfg name).
+    pub fn show(&self, package: &str, extended: bool) -> String {
+        let mut out = String::new();
+        for s in &self.sections {
+            let name = if extended {
+                s.shown_name()
+            } else {
+                s.name.clone()
+            };
+            out.push_str(&format!("{package}.{name}={}\n", s.kind));
+            for o in &s.options {
+                let quoted: Vec<String> = o.values.iter().map(|v| shell_quote(v)).collect();
+                out.push_str(&format!(
+                    "{package}.{name}.{}={}\n",
+                    o.name,
+                    quoted.join(" ")
+                ));
             }
         }
+        out
     }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
 }
 
-fn valid_name(s: &str) -> bool {
+/// `'value'` with `'` written as `'\''`, as uci prints values.
+pub fn shell_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+/// uci's rule for section and option names: ASCII letters, digits and `_`, not empty.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// uci's rule for section types: printable ASCII except space, not empty.
+pub fn valid_type(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| (33..=126).contains(&b))
+}
+
+fn valid_package(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Parses the text of a UCI file. `path` is only used in error messages.
-pub fn parse(path: &str, text: &str) -> Result<UciFile, ConfigError> {
-    let mut file = UciFile {
-        path: path.to_string(),
-        sections: Vec::new(),
+/// A valid name close to `s`: every character uci does not allow becomes `_`.
+pub fn suggest_name(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// The name uci gives the anonymous section that is the `nth` (1-based) section of
+/// its file and has type `kind`.
+pub fn anonymous_name(nth: usize, kind: &str) -> String {
+    let hash = kind.bytes().fold(5381u32, |h, b| {
+        h.wrapping_mul(33).wrapping_add(u32::from(b))
+    }) & 0x7fff_ffff;
+    format!("cfg{nth:02x}{:04x}", hash & 0xffff)
+}
+
+/// Splits `@TYPE[N]` into (TYPE, empty for `@[N]`, N). N is read like C's strtol
+/// (leading blanks, a sign); an empty N is 0, as in uci.
+fn parse_ref(r: &str) -> Option<(&str, i64)> {
+    let (kind, idx) = r.strip_prefix('@')?.split_once('[')?;
+    let idx = idx.strip_suffix(']')?;
+    if idx.contains(']') || !(kind.is_empty() || valid_type(kind)) {
+        return None;
+    }
+    let blanks = idx.bytes().take_while(|&b| is_space(b)).count();
+    let (neg, digits) = match &idx.as_bytes()[blanks..] {
+        _ if idx.is_empty() => (false, &[][..]),
+        [b'-', d @ ..] => (true, d),
+        [b'+', d @ ..] => (false, d),
+        d => (false, d),
     };
-    let mut anon_counts: Vec<(String, usize)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let err = |msg: String| ConfigError::at(path, line, msg);
-        let w = words(raw).map_err(&err)?;
-        let Some(keyword) = w.first() else { continue };
-        match keyword.as_str() {
-            "package" => {
-                if w.len() != 2 {
-                    return Err(err("expected: package NAME".into()));
-                }
+    if !idx.is_empty() && (digits.is_empty() || !digits.iter().all(u8::is_ascii_digit)) {
+        return None;
+    }
+    let n = digits.iter().fold(0i64, |n, d| {
+        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
+    Some((kind, if neg { -n } else { n }))
+}
+
+/// Parses the text of a UCI file as `uci` does (strict mode): the first error ends the
+/// parse. `path` is only used in messages.
+pub fn parse(path: &str, text: &str) -> Result<UciFile, ConfigError> {
+    let mut p = Parser::new(path, text, true);
+    p.run();
+    match std::mem::take(&mut p.errors).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(p.finish()),
+    }
+}
+
+/// Parses the whole file and returns every error: a line with an error is skipped (its
+/// statements before the error on that line stay, as with `uci -S`), the rest of the
+/// file is read as usual.
+pub fn parse_all(path: &str, text: &str) -> (UciFile, Vec<ConfigError>) {
+    let mut p = Parser::new(path, text, false);
+    p.run();
+    let errors = std::mem::take(&mut p.errors);
+    (p.finish(), errors)
+}
+
+/// What the name being read is checked as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Value,
+    SectionName,
+    OptionName,
+    Package,
+}
+
+/// Why a statement failed: the message, and the line to report when it is not the
+/// line being read.
+struct Fail {
+    msg: String,
+    line: Option<usize>,
+}
+
+fn fail(msg: impl Into<String>) -> Fail {
+    Fail {
+        msg: msg.into(),
+        line: None,
+    }
+}
+
+/// `'s'` for a message, control characters made visible (`\n`, `\t`, `\r`, `?`).
+fn shown(s: &str) -> String {
+    let mut out = String::from("'");
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c < ' ' || c == '\x7f' => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// `b` without the blanks (uci's isspace) at both ends.
+fn trim_blank(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !is_space(*first) {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., last] = b {
+        if !is_space(*last) {
+            break;
+        }
+        b = rest;
+    }
+    b
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// The reader. Like libuci it works on a line buffer that it edits in place (a word is
+/// copied over its own quotes and backslashes and ended with a 0 byte; 0 ends the
+/// buffer), because some of uci's outcomes (what happens after `;`) follow from that.
+struct Parser<'t> {
+    path: &'t str,
+    lines: std::str::SplitInclusive<'t, char>,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Length of the buffer after the last successful read.
+    filled: usize,
+    /// Lines read so far (the line being parsed).
+    line: usize,
+    /// Line where the statement being parsed started.
+    stmt_line: usize,
+    stop_at_first: bool,
+    sections: Vec<Section>,
+    current: Option<usize>,
+    warnings: Vec<ConfigError>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'t> Parser<'t> {
+    fn new(path: &'t str, text: &'t str, stop_at_first: bool) -> Self {
+        Parser {
+            path,
+            lines: text.split_inclusive('\n'),
+            buf: vec![0],
+            pos: 0,
+            filled: 0,
+            line: 0,
+            stmt_line: 0,
+            stop_at_first,
+            sections: Vec::new(),
+            current: None,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn finish(mut self) -> UciFile {
+        for i in 0..self.sections.len() {
+            let (before, rest) = self.sections.split_at_mut(i);
+            rest[0].index = before.iter().filter(|s| s.kind == rest[0].kind).count();
+        }
+        UciFile {
+            path: self.path.to_string(),
+            sections: self.sections,
+            warnings: self.warnings,
+        }
+    }
+
+    fn run(&mut self) {
+        loop {
+            self.pos = 0;
+            if !self.read_line(0) {
+                return;
             }
-            "config" => {
-                if w.len() < 2 || w.len() > 3 {
-                    return Err(err("expected: config TYPE ['NAME']".into()));
+            if self.buf[..self.buf.len() - 1].contains(&0) {
+                self.errors.push(ConfigError::at(
+                    self.path,
+                    self.line,
+                    "NUL byte in the line (is this a text file?)",
+                ));
+                if self.stop_at_first {
+                    return;
                 }
-                let kind = w[1].clone();
-                if !valid_name(&kind) {
-                    return Err(err(format!("'{kind}' is not a valid section type")));
-                }
-                let name = match w.get(2) {
-                    Some(n) => {
-                        if !valid_name(n) {
-                            return Err(err(format!(
-                                "'{n}' is not a valid section name (letters, digits, _ and - only)"
-                            )));
-                        }
-                        if let Some(prev) = file.sections.iter().find(|s| &s.name == n) {
-                            return Err(err(format!(
-                                "section '{n}' is defined twice (first at line {})",
-                                prev.line
-                            )));
-                        }
-                        n.clone()
-                    }
-                    None => {
-                        let n = match anon_counts.iter_mut().find(|(k, _)| *k == kind) {
-                            Some((_, c)) => {
-                                *c += 1;
-                                *c - 1
-                            }
-                            None => {
-                                anon_counts.push((kind.clone(), 1));
-                                0
-                            }
-                        };
-                        format!("@{kind}[{n}]")
-                    }
-                };
-                file.sections.push(Section {
-                    kind,
-                    name,
-                    line,
-                    options: Vec::new(),
-                });
+                continue;
             }
-            kw @ ("option" | "list") => {
-                let is_list = kw == "list";
-                if w.len() != 3 {
-                    return Err(err(format!(
-                        "expected: {kw} NAME 'VALUE' (quote values that contain spaces)"
-                    )));
+            if let Err(f) = self.statement_line() {
+                let line = f.line.unwrap_or(self.line);
+                self.errors.push(ConfigError::at(self.path, line, f.msg));
+                if self.stop_at_first {
+                    return;
                 }
-                let Some(section) = file.sections.last_mut() else {
-                    return Err(err(format!("'{kw}' before any 'config' line")));
-                };
-                let name = &w[1];
-                if !valid_name(name) {
-                    return Err(err(format!("'{name}' is not a valid option name")));
-                }
-                let value = w[2].clone();
-                match section.options.iter_mut().find(|o| &o.name == name) {
-                    Some(o) if o.is_list != is_list => {
-                        return Err(err(format!(
-                            "'{name}' is used both as option and as list (line {})",
-                            o.line
-                        )));
-                    }
-                    Some(o) if is_list => o.values.push(value),
-                    Some(o) => {
-                        // uci: a repeated option replaces the earlier value
-                        o.values = vec![value];
-                        o.line = line;
-                    }
-                    None => section.options.push(UciOption {
-                        name: name.clone(),
-                        values: vec![value],
-                        is_list,
-                        line,
-                    }),
-                }
-            }
-            other => {
-                return Err(err(format!(
-                    "unknown keyword '{other}' (expected config, option, list or package)"
-                )))
             }
         }
     }
-    Ok(file)
+
+    fn at(&self, i: usize) -> u8 {
+        self.buf.get(i).copied().unwrap_or(0)
+    }
+
+    fn put(&mut self, i: usize, b: u8) {
+        if let Some(x) = self.buf.get_mut(i) {
+            *x = b;
+        }
+    }
+
+    fn cur(&self) -> u8 {
+        self.at(self.pos)
+    }
+
+    /// Reads the next line into the buffer at `offset` (dropping what was there).
+    /// Returns false at the end of the text (the buffer then ends at `offset`).
+    fn read_line(&mut self, offset: usize) -> bool {
+        self.buf.truncate(offset.min(self.buf.len()));
+        let got = match self.lines.next() {
+            Some(l) => {
+                self.buf.extend_from_slice(l.as_bytes());
+                self.filled = self.buf.len();
+                self.line += 1;
+                true
+            }
+            None => false,
+        };
+        self.buf.push(0);
+        got
+    }
+
+    /// The 0-ended string starting at `at`.
+    fn string(&self, at: usize) -> String {
+        let end = self.buf[at.min(self.buf.len())..]
+            .iter()
+            .position(|&b| b == 0)
+            .map_or(self.buf.len(), |n| at + n);
+        String::from_utf8_lossy(&self.buf[at.min(end)..end]).into_owned()
+    }
+
+    fn skip_space(&mut self) {
+        while self.cur() != 0 && is_space(self.cur()) {
+            self.pos += 1;
+        }
+    }
+
+    /// Copies the byte at the read position to `target`.
+    fn copy(&mut self, target: &mut usize) {
+        let b = self.cur();
+        self.put(*target, b);
+        *target += 1;
+        self.pos += 1;
+    }
+
+    /// After a backslash: true when the next byte is to be taken literally, false when
+    /// the backslash ended the line and the next line was joined.
+    fn backslash(&mut self) -> bool {
+        self.pos += 1;
+        let c = self.cur();
+        let crlf_end = c == b'\r' && self.at(self.pos + 1) == b'\n' && self.at(self.pos + 2) == 0;
+        if c == 0 || c == b'\n' || crlf_end {
+            let at = self.pos;
+            self.read_line(at);
+            return false;
+        }
+        true
+    }
+
+    fn quoted(&mut self, target: &mut usize, quote: u8) -> Result<(), Fail> {
+        let opened = self.line;
+        self.pos += 1;
+        loop {
+            match self.cur() {
+                c if c == quote => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                0 => {
+                    let at = self.pos;
+                    self.read_line(at);
+                    if self.cur() == 0 {
+                        let kind = if quote == b'"' { "double" } else { "single" };
+                        return Err(Fail {
+                            msg: format!(
+                                "unterminated {kind} quote (the value opened on this line runs to the end of the file)"
+                            ),
+                            line: Some(opened),
+                        });
+                    }
+                }
+                b'\\' if quote == b'"' => {
+                    if self.backslash() {
+                        self.copy(target);
+                    }
+                }
+                _ => self.copy(target),
+            }
+        }
+    }
+
+    /// Reads one word into `target` onwards, ending it with a 0 byte.
+    fn word(&mut self, target: &mut usize) -> Result<(), Fail> {
+        let mut step_over = true;
+        loop {
+            match self.cur() {
+                b'\'' => self.quoted(target, b'\'')?,
+                b'"' => self.quoted(target, b'"')?,
+                b'#' => {
+                    let at = self.pos;
+                    self.put(at, 0);
+                    break;
+                }
+                0 => break,
+                b';' => {
+                    step_over = false;
+                    if *target == self.pos {
+                        // The word's end marker lands on the ';': uci loses the rest.
+                        self.warn_dropped();
+                    }
+                    break;
+                }
+                b'\\' => {
+                    if self.backslash() {
+                        self.copy(target);
+                    }
+                }
+                _ => self.copy(target),
+            }
+            if self.cur() == 0 || is_space(self.cur()) {
+                break;
+            }
+        }
+        if self.cur() != 0 && step_over {
+            self.pos += 1;
+        }
+        let t = *target;
+        self.put(t, 0);
+        Ok(())
+    }
+
+    fn warn_dropped(&mut self) {
+        let rest = self.string(self.pos + 1);
+        let rest = String::from_utf8_lossy(trim_blank(rest.as_bytes()));
+        if !rest.is_empty() && !rest.starts_with('#') {
+            self.warnings.push(ConfigError::at(
+                self.path,
+                self.line,
+                format!(
+                    "uci ignores {} after the ';' (a ';' right after an unquoted value ends the line): put a space before the ';' or quote the value",
+                    shown(&rest)
+                ),
+            ));
+        }
+    }
+
+    /// Reads the next argument; returns where its text starts.
+    fn arg(&mut self, required: Option<&str>, field: Field) -> Result<String, Fail> {
+        self.skip_space();
+        let start = self.pos;
+        let mut target = start;
+        if self.cur() == b';' {
+            self.put(start, 0);
+            self.pos += 1;
+        } else {
+            self.word(&mut target)?;
+        }
+        let s = self.string(start);
+        if s.is_empty() {
+            return match required {
+                Some(usage) => Err(fail(format!("expected: {usage}"))),
+                None => Ok(s),
+            };
+        }
+        let (what, ok, allowed) = match field {
+            Field::Value => return Ok(s),
+            Field::SectionName => ("section name", valid_name(&s), " and _"),
+            Field::OptionName => ("option name", valid_name(&s), " and _"),
+            Field::Package => ("package name", valid_package(&s), ", _ and -"),
+        };
+        if !ok {
+            return Err(fail(format!(
+                "{} is not a valid {what}: uci allows only letters, digits{allowed} (rename it to '{}')",
+                shown(&s),
+                suggest_name(&s)
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Strict mode: nothing but a `;` may follow the statement's arguments.
+    fn end_of_statement(&mut self, usage: &str) -> Result<(), Fail> {
+        self.skip_space();
+        let extra = self.arg(None, Field::Value)?;
+        if !extra.is_empty() {
+            return Err(fail(format!(
+                "too many arguments ({} is one too many): expected: {usage} (quote values that contain spaces)",
+                shown(&extra)
+            )));
+        }
+        Ok(())
+    }
+
+    fn statement_line(&mut self) -> Result<(), Fail> {
+        self.stmt_line = self.line;
+        self.skip_space();
+        loop {
+            // The keyword ends at a space or tab (only).
+            let start = self.pos;
+            let mut w = start;
+            while matches!(self.at(w), b' ' | b'\t') {
+                w += 1;
+            }
+            if self.at(w) == 0 {
+                return Ok(());
+            }
+            let mut e = w;
+            while !matches!(self.at(e), 0 | b' ' | b'\t') {
+                e += 1;
+            }
+            let word = self.buf[w..e].to_vec();
+            self.put(e, 0);
+            let (kw, usage) = match word.as_slice() {
+                [b'#', ..] => return Ok(()),
+                b"p" | b"package" => ("package", "package NAME"),
+                b"c" | b"config" => ("config", "config TYPE ['NAME']"),
+                b"o" | b"option" => ("option", "option NAME 'VALUE'"),
+                b"l" | b"list" => ("list", "list NAME 'VALUE'"),
+                _ => return Err(self.unknown_keyword(&word)),
+            };
+            if matches!(kw, "option" | "list") && self.current.is_none() {
+                return Err(fail(format!("'{kw}' before any 'config' line")));
+            }
+            // Step over the keyword and the byte after it, which must exist.
+            if self.pos + (e - start) + 1 > self.filled {
+                return Err(fail(format!("expected: {usage}")));
+            }
+            self.pos += e - start + 1;
+            match kw {
+                "package" => {
+                    self.arg(Some(usage), Field::Package)?;
+                    self.end_of_statement(usage)?;
+                }
+                "config" => {
+                    let kind = self.arg(Some(usage), Field::Value)?;
+                    if !valid_type(&kind) {
+                        return Err(fail(format!(
+                            "{} is not a valid section type: uci allows printable ASCII without spaces (rename it to '{}')",
+                            shown(&kind),
+                            suggest_name(&kind)
+                        )));
+                    }
+                    let name = self.arg(None, Field::SectionName)?;
+                    self.end_of_statement(usage)?;
+                    self.open_section(kind, name)?;
+                }
+                _ => {
+                    let name = self.arg(Some(usage), Field::OptionName)?;
+                    let value = self.arg(None, Field::Value)?;
+                    self.end_of_statement(usage)?;
+                    self.set(kw == "list", name, value);
+                }
+            }
+        }
+    }
+
+    fn unknown_keyword(&self, word: &[u8]) -> Fail {
+        let w = String::from_utf8_lossy(trim_blank(word));
+        let t: &str = &w;
+        if t.is_empty() {
+            return fail("nothing follows the ';' (uci rejects a ';' that ends a line after a quoted value or a space): remove it");
+        }
+        if matches!(
+            t,
+            "p" | "package" | "c" | "config" | "o" | "option" | "l" | "list"
+        ) {
+            let usage = match &t[..1] {
+                "p" => "package NAME",
+                "c" => "config TYPE ['NAME']",
+                "o" => "option NAME 'VALUE'",
+                _ => "list NAME 'VALUE'",
+            };
+            return fail(format!("expected: {usage}"));
+        }
+        fail(format!(
+            "unknown keyword {} (expected config, option, list or package)",
+            shown(t)
+        ))
+    }
+
+    fn open_section(&mut self, kind: String, name: String) -> Result<(), Fail> {
+        if !name.is_empty() {
+            if let Some(i) = self.sections.iter().position(|s| s.name == name) {
+                let s = &self.sections[i];
+                if s.kind != kind {
+                    return Err(fail(format!(
+                        "section '{name}' is already a '{}' section (line {}): uci rejects it again as '{kind}'; rename one of them",
+                        s.kind, s.line
+                    )));
+                }
+                // The same name again continues that section.
+                self.current = Some(i);
+                return Ok(());
+            }
+        }
+        let nth = self.sections.len() + 1;
+        let anonymous = name.is_empty();
+        let name = if anonymous {
+            anonymous_name(nth, &kind)
+        } else {
+            name
+        };
+        self.sections.push(Section {
+            kind,
+            name,
+            line: self.stmt_line,
+            options: Vec::new(),
+            anonymous,
+            index: 0,
+        });
+        self.current = Some(self.sections.len() - 1);
+        Ok(())
+    }
+
+    fn set(&mut self, is_list: bool, name: String, value: String) {
+        let line = self.stmt_line;
+        let Some(sec) = self.current.and_then(|i| self.sections.get_mut(i)) else {
+            return;
+        };
+        let existing = sec.options.iter_mut().find(|o| o.name == name);
+        if is_list {
+            match existing {
+                Some(o) => {
+                    o.values.push(value);
+                    o.lines.push(line);
+                    o.is_list = true;
+                }
+                None => sec.options.push(UciOption {
+                    name,
+                    values: vec![value],
+                    is_list: true,
+                    line,
+                    lines: vec![line],
+                }),
+            }
+            return;
+        }
+        if value.is_empty() {
+            let had = if existing.is_some() {
+                "; the value set before stays"
+            } else {
+                ""
+            };
+            self.warnings.push(ConfigError::at(
+                self.path,
+                line,
+                format!("option '{name}' has no value: uci ignores this line (it neither sets nor deletes '{name}'{had})"),
+            ));
+            return;
+        }
+        match existing {
+            Some(o) => {
+                o.values = vec![value];
+                o.lines = vec![line];
+                o.is_list = false;
+                o.line = line;
+            }
+            None => sec.options.push(UciOption {
+                name,
+                values: vec![value],
+                is_list: false,
+                line,
+                lines: vec![line],
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SAMPLE: &str = r#"
-# tunbox example
-package tunbox
-
-config reflect 'lab'
-	option dev 'tun0'
-	option enabled 1   # trailing comment
-	list address '198.18.0.1/15'
-	list address "2001:2::1/48"
-	option user "nobody"
-
-config tunnel wan
-	option remote 'peer.example:5555'
-	option key_file '/etc/tunbox/my key'
-	option dev tbx0
-	option dev tbx1
-
-config bridge
-	option ifname eth0
-config bridge
-	option ifname 'eth1'
-"#;
-
-    #[test]
-    fn parses_sections_options_lists() {
-        let f = parse("/etc/config/tunbox", SAMPLE).unwrap();
-        assert_eq!(f.sections.len(), 4);
-        let lab = f.section("lab").unwrap();
-        assert_eq!(lab.kind, "reflect");
-        assert_eq!(lab.line, 5);
-        assert_eq!(lab.option("dev").unwrap().values, ["tun0"]);
-        assert_eq!(lab.option("enabled").unwrap().values, ["1"]);
-        let addr = lab.option("address").unwrap();
-        assert!(addr.is_list);
-        assert_eq!(addr.values, ["198.18.0.1/15", "2001:2::1/48"]);
-        assert_eq!(addr.line, 8, "a list keeps the line of its first value");
-        let wan = f.section("wan").unwrap();
-        assert_eq!(
-            wan.option("key_file").unwrap().values,
-            ["/etc/tunbox/my key"]
-        );
-        assert_eq!(
-            wan.option("dev").unwrap().values,
-            ["tbx1"],
-            "last option wins"
-        );
-        assert_eq!(wan.option("dev").unwrap().line, 16);
-        assert_eq!(f.sections[2].name, "@bridge[0]");
-        assert_eq!(f.sections[3].name, "@bridge[1]");
-        assert_eq!(f.sections[3].option("ifname").unwrap().values, ["eth1"]);
-    }
-
-    #[test]
-    fn quoting_and_escapes() {
-        let f = parse(
-            "f",
-            "config reflect x\noption a 'it'\\''s'\noption b \"say \\\"hi\\\" # not a comment\"\noption c 'x#y'\n",
-        )
-        .unwrap();
-        let s = f.section("x").unwrap();
-        assert_eq!(s.option("a").unwrap().values, ["it's"]);
-        assert_eq!(
-            s.option("b").unwrap().values,
-            ["say \"hi\" # not a comment"]
-        );
-        assert_eq!(s.option("c").unwrap().values, ["x#y"]);
-    }
-
-    #[test]
-    fn errors_name_file_and_line() {
-        let cases = [
-            ("option a b\n", 1, "before any 'config'"),
-            (
-                "config reflect x\n\toption a 'b\n",
-                2,
-                "unterminated single quote",
-            ),
-            (
-                "config reflect x\n\toption a \"b\n",
-                2,
-                "unterminated double quote",
-            ),
-            (
-                "config reflect x\nfrobnicate a b\n",
-                2,
-                "unknown keyword 'frobnicate'",
-            ),
-            ("config reflect x\noption a\n", 2, "expected: option NAME"),
-            (
-                "config reflect x\noption a b c\n",
-                2,
-                "expected: option NAME",
-            ),
-            ("config\n", 1, "expected: config TYPE"),
-            ("config reflect 'a b'\n", 1, "not a valid section name"),
-            (
-                "config reflect x\nconfig tunnel x\n",
-                2,
-                "defined twice (first at line 1)",
-            ),
-            (
-                "config reflect x\noption a 1\nlist a 2\n",
-                3,
-                "both as option and as list",
-            ),
-            (
-                "config reflect x\noption 'a.b' 1\n",
-                2,
-                "not a valid option name",
-            ),
-        ];
-        for (text, line, msg) in cases {
-            let e = parse("/tmp/t.conf", text).unwrap_err();
-            assert_eq!(e.line, Some(line), "{text:?}: {e}");
-            let shown = e.to_string();
-            assert!(
-                shown.starts_with(&format!("/tmp/t.conf:{line}: ")),
-                "{shown}"
-            );
-            assert!(shown.contains(msg), "{text:?}: {shown}");
-        }
-    }
-
-    #[test]
-    fn empty_and_comment_only() {
-        assert!(parse("f", "").unwrap().sections.is_empty());
-        assert!(parse("f", "# x\n   \n\t# y\n").unwrap().sections.is_empty());
-    }
-}
+#[path = "uci_tests.rs"]
+mod tests;
