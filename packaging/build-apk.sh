@@ -88,7 +88,7 @@ install -m 0644 "$work/tunbox.list" "$meta/tunbox.list"
 mk_define Package/tunbox/conffiles >"$meta/tunbox.conffiles"
 : >"$meta/tunbox.conffiles_static"
 while IFS= read -r c; do
-	[ -n "$c" ] && [ -f "$files/$c" ] || continue
+	if [ -z "$c" ] || [ ! -f "$files/$c" ]; then continue; fi
 	echo "$c $(sha256sum "$files/$c" | cut -d' ' -f1)" >>"$meta/tunbox.conffiles_static"
 done <"$meta/tunbox.conffiles"
 chmod 0644 "$meta/tunbox.conffiles" "$meta/tunbox.conffiles_static"

@@ -160,6 +160,7 @@ openwrt_stage() {
 # installing into an image root (IPKG_INSTROOT).
 #   ipk-postinst ipk-prerm                    (opkg: $0 names the package)
 #   apk-post-install apk-post-upgrade apk-pre-deinstall
+# shellcheck disable=SC2016  # the $ are the generated scripts', not expanded here
 openwrt_script() {
 	local head='#!/bin/sh'
 	local noscript='[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0'
