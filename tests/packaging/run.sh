@@ -755,6 +755,56 @@ stub_kmods() {
 # adb_field DUMP FIELD: the value of "  FIELD: value" in the info block
 adb_field() { awk -v f="  $2: " 'index($0, f) == 1 { print substr($0, length(f) + 1); exit }' "$1"; }
 
+# Signing with a key of one's own (packaging/sign-apk.sh = apk adbsign): a root
+# that trusts the key installs the package without --allow-untrusted, refuses
+# it unsigned or signed by another key.
+apk_sign_test() {
+	local pkg="$1" a="$2" d="$3" P="[apk signing $2]" out k
+	command -v openssl >/dev/null || { skip "$P" "openssl not installed"; return; }
+	mkdir -p "$d/sign"
+	for k in mine other; do
+		openssl ecparam -name prime256v1 -genkey -noout -out "$d/sign/$k.pem" 2>/dev/null &&
+			openssl ec -in "$d/sign/$k.pem" -pubout -out "$d/sign/$k.pub" 2>/dev/null ||
+			{ fail "$P openssl key"; return; }
+	done
+	stub_kmods "$d/sign/kmods" "$a"
+	cp "$pkg" "$d/sign/tunbox.apk"
+	cp "$pkg" "$d/sign/tunbox-other.apk"
+	if ! out="$("$root/packaging/sign-apk.sh" "$d/sign/mine.pem" "$d/sign/tunbox.apk" \
+		"$d/sign/kmods/kmod-tun.apk" "$d/sign/kmods/kmod-bridge.apk" 2>&1 &&
+		"$root/packaging/sign-apk.sh" "$d/sign/other.pem" "$d/sign/tunbox-other.apk" 2>&1)"; then
+		fail "$P packaging/sign-apk.sh" "$out"
+		return
+	fi
+	trusting_root() { # DIR: a root of arch $a trusting mine.pub
+		mkdir -p "$1/etc/apk/keys"
+		echo "$a" >"$1/etc/apk/arch"
+		cp "$d/sign/mine.pub" "$1/etc/apk/keys/"
+	}
+	local kmods=("$d/sign/kmods/kmod-tun.apk" "$d/sign/kmods/kmod-bridge.apk")
+	trusting_root "$d/sign/r-ok"
+	if out="$("$APK" add --root "$d/sign/r-ok" --initdb --no-network --no-scripts "${kmods[@]}" "$d/sign/tunbox.apk" 2>&1)" &&
+		cmp -s "$d/sign/r-ok/usr/bin/tunbox" "$d/x-$a/root/usr/bin/tunbox"; then
+		ok "$P signed with the user's key: installed without --allow-untrusted where /etc/apk/keys has the public key"
+	else
+		fail "$P signed package installs with the key trusted" "$out"
+	fi
+	trusting_root "$d/sign/r-unsigned"
+	if out="$("$APK" add --root "$d/sign/r-unsigned" --initdb --no-network --no-scripts "${kmods[@]}" "$pkg" 2>&1)"; then
+		fail "$P the unsigned package is refused without --allow-untrusted" "$out"
+	else
+		printf '%s\n' "$out" | grep -q UNTRUSTED && ok "$P unsigned: refused without --allow-untrusted (UNTRUSTED)" ||
+			fail "$P unsigned refused for its signature" "$out"
+	fi
+	trusting_root "$d/sign/r-other"
+	if out="$("$APK" add --root "$d/sign/r-other" --initdb --no-network --no-scripts "${kmods[@]}" "$d/sign/tunbox-other.apk" 2>&1)"; then
+		fail "$P a package signed by another key is refused" "$out"
+	else
+		printf '%s\n' "$out" | grep -q UNTRUSTED && ok "$P signed by another key: refused (UNTRUSTED)" ||
+			fail "$P other key refused for its signature" "$out"
+	fi
+}
+
 apk_checks() {
 	local bin="$1" triple="$2" static="$3" dyn_flag=() out archs a pkg d
 	find_apk || return
@@ -866,8 +916,9 @@ $(ls -l "$r/etc/rc.d"; cat "$x/instroot.log" 2>/dev/null)"
 		fi
 	done
 	[ -n "$archs" ] || fail "[$triple] OpenWrt architectures in $TSV"
-	# a package for another arch is refused
 	a="${archs%% *}"
+	apk_sign_test "$d/$a/tunbox-$version-r$release.apk" "$a" "$d"
+	# a package for another arch is refused
 	local r2="$d/wrongroot" other=x86_64
 	[ "$a" = x86_64 ] && other=mips_24kc
 	mkdir -p "$r2/etc/apk"
