@@ -2,8 +2,11 @@
 # SC2015: `cond && ok ... || fail ...` is intended: ok always returns 0.
 # SC2016: the single-quoted $(...) are literal Makefile text / scripts for sh -c.
 # shellcheck disable=SC2015,SC2016
-# Packaging tests: shellcheck, the OpenWrt init script's logic, the built .ipk
-# and .deb, the shipped config, the systemd units.
+# Packaging tests: shellcheck, the OpenWrt init script's logic (alone and through
+# rc.common), the built .ipk, .apk and .deb, the .apk with the real apk-tools 3
+# (offline root, signing, install/upgrade/remove in a busybox root with stand-ins
+# of OpenWrt's shell libraries: tests/packaging/openwrt/), the .ipk's scripts
+# there too, the shipped config, the systemd units.
 #
 #   tests/packaging/run.sh [BINARY | TRIPLE=BINARY]...
 #
@@ -13,8 +16,10 @@
 # for the layout checks). The config and init tests run a tunbox built for this
 # host (cargo build) or, for a cross binary, under the qemu-user of targets.tsv.
 #
-# Installs what it needs with apt-get (shellcheck, file, busybox, dpkg, systemd).
-# Changes nothing outside temporary directories; bridge commands are faked.
+# Installs what it needs with apt-get (shellcheck, file, busybox, dpkg, systemd,
+# openssl; apk-tools 3 through packaging/apk-tools.sh, which builds it once into
+# ~/.cache/tunbox from ../shared/vendor). Changes nothing outside temporary
+# directories (and that cache); bridge commands are faked.
 # Prints "ok"/"FAIL"/"skip" per check and, last, "N passed, N failed";
 # exits 1 if anything failed.
 set -uo pipefail
@@ -60,11 +65,16 @@ command -v file >/dev/null || need_apt+=(file)
 command -v busybox >/dev/null || need_apt+=(busybox)
 command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v openssl >/dev/null || need_apt+=(openssl)
+# (apk-tools 3 is found or built by packaging/apk-tools.sh, which installs its own
+# build dependencies)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "installing: ${need_apt[*]}"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >"$WORK/apt.log" 2>&1; then
-		apt-get update >>"$WORK/apt.log" 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >>"$WORK/apt.log" 2>&1 ||
+	# wait for a dpkg lock another apt holds rather than fail
+	apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+	if ! apt_get install -y "${need_apt[@]}" >"$WORK/apt.log" 2>&1; then
+		apt_get update >>"$WORK/apt.log" 2>&1
+		apt_get install -y "${need_apt[@]}" >>"$WORK/apt.log" 2>&1 ||
 			echo "apt-get install ${need_apt[*]} failed (see below); the checks needing them fail or skip" &&
 			tail -5 "$WORK/apt.log"
 	fi
