@@ -166,7 +166,8 @@ makefile_checks() {
 		'$(RUST_ARCH_DEPENDS)' '+kmod-tun' '$(eval $(call RustBinPackage,tunbox))' \
 		'$(eval $(call BuildPackage,tunbox))' 'define Package/tunbox/conffiles' \
 		'./files/tunbox.init $(1)/etc/init.d/tunbox' './files/tunbox.config $(1)/etc/config/tunbox' \
-		'$(PKG_INSTALL_DIR)/bin/tunbox $(1)/usr/bin/tunbox'; do
+		'$(PKG_INSTALL_DIR)/bin/tunbox $(1)/usr/bin/tunbox' './files/README $(1)/usr/share/tunbox/README' \
+		'$(INSTALL_DIR) $(1)/etc/tunbox' 'chmod 0700 $(1)/etc/tunbox'; do
 		grep -qF -- "$want" "$mk" || missing="$missing
 $want"
 	done
@@ -216,6 +217,19 @@ $out"
 	fi
 	[ "$types" = "bridge reflect tunnel " ] && ok "shipped config has reflect, tunnel and bridge examples" ||
 		fail "shipped config has reflect, tunnel and bridge examples" "types: $types"
+	# the usage notes survive `uci commit` (which drops the file's comments): the
+	# installed README has README.md's firewall commands, the config points to it
+	local doc="$root/openwrt/files/README" cmds missing_cmds=""
+	cmds="$(sed -n '/^\*\*Firewall\.\*\*/,/^```$/p' "$root/README.md" | grep '^uci ' | sed 's/ *#.*//')"
+	while IFS= read -r c; do
+		[ -n "$c" ] && ! grep -qF -- "$c" "$doc" && missing_cmds="$missing_cmds
+$c"
+	done <<<"$cmds"
+	if [ -n "$cmds" ] && [ -z "$missing_cmds" ] && grep -q '/usr/share/tunbox/README' "$SHIPPED_CONFIG"; then
+		ok "usage notes: openwrt/files/README has README.md's $(printf '%s\n' "$cmds" | wc -l) firewall uci commands; the shipped config points to it"
+	else
+		fail "usage notes in /usr/share/tunbox/README" "missing in openwrt/files/README:${missing_cmds:- (none found in README.md)}"
+	fi
 }
 
 # ---------------------------------------------------------------- init script
