@@ -207,7 +207,7 @@ shipped_config_checks() {
 	types="$(printf '%s\n' "$sections" | awk '{ print $2 }' | sort -u | tr '\n' ' ')"
 	while read -r s _; do
 		[ -n "$s" ] || continue
-		printf '%s\n' "$out" | grep -qx "tunbox\.$s\.enabled='0'" || enabled_bad="$enabled_bad $s"
+		grep -qx "tunbox\.$s\.enabled='0'" <<<"$out" || enabled_bad="$enabled_bad $s"
 	done <<<"$sections"
 	if [ -n "$sections" ] && [ -z "$enabled_bad" ]; then
 		ok "shipped config: every section disabled ($(printf '%s\n' "$sections" | awk '{ printf "%s ", $1 }'))"
@@ -288,7 +288,7 @@ procd_set_param stderr 1"
 		local block
 		block="$(awk -v s="$s" '$0 == "procd_open_instance " s { on = 1; next } on && /^procd_close_instance/ { exit } on' "$H/log")"
 		while IFS= read -r p; do
-			printf '%s\n' "$block" | grep -qxF -- "$p" || missing="$missing
+			grep -qxF -- "$p" <<<"$block" || missing="$missing
 $s: $p"
 		done <<<"$want_params"
 	done
@@ -545,9 +545,9 @@ elf_check() { # FILE TRIPLE STATIC(1/0) -> ok/fail lines
 	edesc="$(file -b "$f")"
 	# shellcheck source=packaging/lib.sh
 	pat="$( . "$root/packaging/lib.sh" && elf_pattern "$t")"
-	printf '%s\n' "$edesc" | grep -Eq "$pat" || { echo "not a $t binary: $edesc"; return 1; }
+	grep -Eq "$pat" <<<"$edesc" || { echo "not a $t binary: $edesc"; return 1; }
 	if [ "$static" = 1 ]; then
-		printf '%s\n' "$edesc" | grep -Eq 'statically linked|static-pie linked' || { echo "not static: $edesc"; return 1; }
+		grep -Eq 'statically linked|static-pie linked' <<<"$edesc" || { echo "not static: $edesc"; return 1; }
 	fi
 	return 0
 }
@@ -740,7 +740,7 @@ binary_config_check() {
 	# it must really check: the broken fixture fails with its FILE:LINE
 	local bad="$FIX/bad-value.uci" line
 	line="$(grep -n "option mtu 'abc'" "$bad" | cut -d: -f1)"
-	if out="$(TUNBOX_CONFIG="$bad" "${runner[@]}" "$bin" config check 2>&1)" || ! printf '%s\n' "$out" | grep -qF "$bad:$line:"; then
+	if out="$(TUNBOX_CONFIG="$bad" "${runner[@]}" "$bin" config check 2>&1)" || ! grep -qF "$bad:$line:" <<<"$out"; then
 		fail "[$triple] this binary's config check rejects bad-value.uci with $bad:$line" "$out"
 		return
 	fi
@@ -817,14 +817,14 @@ apk_sign_test() {
 	if out="$("$APK" add --root "$d/sign/r-unsigned" --initdb --no-network --no-scripts "${kmods[@]}" "$pkg" 2>&1)"; then
 		fail "$P the unsigned package is refused without --allow-untrusted" "$out"
 	else
-		printf '%s\n' "$out" | grep -q UNTRUSTED && ok "$P unsigned: refused without --allow-untrusted (UNTRUSTED)" ||
+		grep -q UNTRUSTED <<<"$out" && ok "$P unsigned: refused without --allow-untrusted (UNTRUSTED)" ||
 			fail "$P unsigned refused for its signature" "$out"
 	fi
 	trusting_root "$d/sign/r-other"
 	if out="$("$APK" add --root "$d/sign/r-other" --initdb --no-network --no-scripts "${kmods[@]}" "$d/sign/tunbox-other.apk" 2>&1)"; then
 		fail "$P a package signed by another key is refused" "$out"
 	else
-		printf '%s\n' "$out" | grep -q UNTRUSTED && ok "$P signed by another key: refused (UNTRUSTED)" ||
+		grep -q UNTRUSTED <<<"$out" && ok "$P signed by another key: refused (UNTRUSTED)" ||
 			fail "$P other key refused for its signature" "$out"
 	fi
 }
@@ -951,7 +951,7 @@ $(ls -l "$r/etc/rc.d"; cat "$x/instroot.log" 2>/dev/null)"
 	if out="$("$APK" add --root "$r2" --initdb --allow-untrusted --no-network --no-scripts \
 		"$d/kmods-$other/kmod-tun.apk" "$d/kmods-$other/kmod-bridge.apk" "$d/$a/tunbox-$version-r$release.apk" 2>&1)"; then
 		fail "[$triple apk $a] refused by a root of arch $other" "$out"
-	elif printf '%s\n' "$out" | grep -q "arch: $a" && [ ! -e "$r2/usr/bin/tunbox" ]; then
+	elif grep -q "arch: $a" <<<"$out" && [ ! -e "$r2/usr/bin/tunbox" ]; then
 		ok "[$triple apk $a] refused by a root of arch $other (apk: uninstallable, arch $a)"
 	else
 		fail "[$triple apk $a] refused for its arch" "$out"
@@ -1189,7 +1189,7 @@ systemd_tests() {
 	for u in tunbox@lab.service tunbox-bridge@lan.service; do
 		if out="$(cd "$d" && systemd-analyze verify "$d/$u" 2>&1)" && [ -z "$out" ]; then
 			ok "systemd-analyze verify $u: no warnings"
-		elif printf '%s\n' "$out" | grep -q 'Failed to \(connect\|initialize\)\|Operation not permitted\|No such file or directory.*/run/systemd'; then
+		elif grep -q 'Failed to \(connect\|initialize\)\|Operation not permitted\|No such file or directory.*/run/systemd' <<<"$out"; then
 			skip "systemd-analyze verify $u" "cannot run here: $(printf '%s' "$out" | head -1)"
 		else
 			fail "systemd-analyze verify $u" "$out"
@@ -1283,7 +1283,7 @@ cli_contract_test() {
 		usage="$("$HOST_TUNBOX" ${form%%:*} --help 2>&1 | grep -m1 '^Usage:')" || usage=""
 		[ -n "$usage" ] || { bad="$bad [tunbox ${form%%:*}: no usage]"; continue; }
 		for opt in ${form#*:}; do
-			printf '%s\n' "$usage" | grep -q -- "\[$opt " || bad="$bad [tunbox ${form%%:*} $opt]"
+			grep -q -- "\[$opt " <<<"$usage" || bad="$bad [tunbox ${form%%:*} $opt]"
 		done
 	done
 	[ -z "$bad" ] && ok "tunbox CLI accepts what the init script and units run (run, config check/show, bridge up/down options)" ||
