@@ -1034,6 +1034,11 @@ $(rlog "$r")"
 	sed -i "/^config reflect 'lab'/,/^config/ s/option enabled '0'/option enabled '1'/; s/option dev 'tbxr0'/option dev 'tbxr7'/" \
 		"$r/etc/config/tunbox"
 	echo "test key" >"$r/etc/tunbox/tunnel.key"
+	# sysupgrade saves what the keep.d lists name (files found under listed
+	# directories), besides the changed conffiles
+	out="$(in_root "$r" sh -c 'find $(sed -e "/^[[:space:]]*$/d; /^#/d" /lib/upgrade/keep.d/* 2>/dev/null) -type f -o -type l 2>/dev/null')"
+	grep -qx /etc/tunbox/tunnel.key <<<"$out" && ok "$P sysupgrade's keep list (/lib/upgrade/keep.d) takes /etc/tunbox/tunnel.key" ||
+		fail "$P sysupgrade keeps the keys" "keep list: $out"
 	rlog_clear "$r"
 	in_root "$r" /etc/init.d/tunbox start >/dev/null 2>&1
 	grep -q "^procd_open_instance lab$" "$r/tmp/tbx.log" && ok "$P the changed config starts section lab" ||
