@@ -480,6 +480,7 @@ rc_tests() {
 	for act in restart start reload; do
 		h_run "$shell" rc "$act"
 		if [ "$(h_rc)" != 0 ] && grep -q "^log daemon.err error: $cfg:$line_no: " "$H/log" &&
+			grep -q "^log daemon.err .*the running tunbox instances are kept as they are$" "$H/log" &&
 			! grep -q '^procd_kill\|^procd_close_service\|^procd_open_instance\|^tunbox bridge' "$H/log" &&
 			[ -s "$H/procd" ]; then
 			ok "$P $act with a broken file while running: exit $(h_rc), error in the log with FILE:LINE, running instances kept"
