@@ -114,6 +114,8 @@ for a in "$@"; do
 	*) b="$a"; t="$(triple_of "$b")" || { fail "target of $b" "name it: TRIPLE=$b"; continue; } ;;
 	esac
 	[ -f "$b" ] || { fail "binary $b exists"; continue; }
+	# absolute: the unit checks put it in ExecStart=, chroots copy it
+	b="$(cd "$(dirname "$b")" && pwd)/$(basename "$b")"
 	BINS+=("$b")
 	TRIPLES+=("$t")
 done
