@@ -152,6 +152,9 @@ shellcheck_all() {
 	check "shellcheck -s sh openwrt/files/tunbox.init" shellcheck -s sh "$INIT"
 	check "shellcheck -s sh tests/packaging/{procd-harness,fake-tunbox}.sh" \
 		shellcheck -s sh "$HARNESS" "$FAKE"
+	check "shellcheck -s sh tests/packaging/openwrt/ (functions.sh, procd.sh, rc.common, logger stand-ins)" \
+		shellcheck -s sh "$here/openwrt/lib/functions.sh" "$here/openwrt/lib/functions/procd.sh" \
+		"$here/openwrt/etc/rc.common" "$here/openwrt/usr/bin/logger"
 	check "shellcheck packaging/*.sh tests/packaging/run.sh" \
 		shellcheck -x -P "$root" "$root"/packaging/*.sh "$here/run.sh"
 }
