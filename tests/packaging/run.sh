@@ -994,20 +994,29 @@ rlog_clear() { : >"$1/tmp/tbx.log"; }
 # in_root ROOT CMD...: run CMD in the root as OpenWrt would (PATH only)
 in_root() { local r="$1"; shift; chroot "$r" /bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
+# host_root_ready LABEL: whether the busybox-root tests can run (root, chroot,
+# busybox, a host tunbox); sets HR_TRIPLE, HR_ARCH (its first OpenWrt arch) and
+# HR_FLAGS (--allow-dynamic for a dynamically linked host build)
+host_root_ready() {
+	[ -n "$HOST_TUNBOX" ] || { skip "$1" "no host tunbox"; return 1; }
+	if [ "$(id -u)" != 0 ] || ! command -v busybox >/dev/null || ! command -v chroot >/dev/null; then
+		skip "$1" "needs root, chroot and busybox"
+		return 1
+	fi
+	HR_TRIPLE="$(triple_of "$HOST_TUNBOX")"
+	HR_FLAGS=()
+	file -b -L "$HOST_TUNBOX" | grep -Eq 'statically linked|static-pie linked' || HR_FLAGS=(--allow-dynamic)
+	HR_ARCH="$(tsv_field "$HR_TRIPLE" 2 | cut -d, -f1)"
+}
+
 # A host-runnable tunbox packaged for the host's OpenWrt arch, installed,
 # upgraded and removed by the real apk in a busybox root: the package scripts
 # and the init script run there as on a router.
 apk_lifecycle_tests() {
 	local P="[apk lifecycle]" bin="$HOST_TUNBOX" triple d r out a static_flag=()
 	find_apk || return
-	[ -n "$bin" ] || { skip "$P" "no host tunbox"; return; }
-	if [ "$(id -u)" != 0 ] || ! command -v busybox >/dev/null || ! command -v chroot >/dev/null; then
-		skip "$P" "needs root, chroot and busybox"
-		return
-	fi
-	triple="$(triple_of "$bin")"
-	file -b -L "$bin" | grep -Eq 'statically linked|static-pie linked' || static_flag=(--allow-dynamic)
-	a="$(tsv_field "$triple" 2 | cut -d, -f1)"
+	host_root_ready "$P" || return
+	triple="$HR_TRIPLE" a="$HR_ARCH" static_flag=("${HR_FLAGS[@]}")
 	d="$WORK/lifecycle"
 	r="$d/root"
 	mkdir -p "$d"
@@ -1097,14 +1106,8 @@ $(rlog "$r")"
 # files listed in /usr/lib/opkg/info/tunbox.list) in a busybox root.
 ipk_script_tests() {
 	local P="[ipk scripts]" bin="$HOST_TUNBOX" triple d r out a x static_flag=()
-	[ -n "$bin" ] || { skip "$P" "no host tunbox"; return; }
-	if [ "$(id -u)" != 0 ] || ! command -v busybox >/dev/null || ! command -v chroot >/dev/null; then
-		skip "$P" "needs root, chroot and busybox"
-		return
-	fi
-	triple="$(triple_of "$bin")"
-	file -b -L "$bin" | grep -Eq 'statically linked|static-pie linked' || static_flag=(--allow-dynamic)
-	a="$(tsv_field "$triple" 2 | cut -d, -f1)"
+	host_root_ready "$P" || return
+	triple="$HR_TRIPLE" a="$HR_ARCH" static_flag=("${HR_FLAGS[@]}")
 	d="$WORK/ipk-scripts"
 	r="$d/root"
 	x="$d/x"
