@@ -16,8 +16,10 @@
 # Output: OUTDIR/tunbox_<version>_<arch>.ipk, version from Cargo.toml. The layout is
 # that of OpenWrt's scripts/ipkg-build: a gzip'd tar of ./debian-binary,
 # ./data.tar.gz and ./control.tar.gz (not the ar archive of a .deb, which opkg
-# on OpenWrt rejects). Contents: /usr/bin/tunbox, /etc/init.d/tunbox (procd),
-# /etc/config/tunbox (conffile, all sections disabled).
+# on OpenWrt rejects). Contents: those of Package/tunbox/install in openwrt/Makefile
+# (/usr/bin/tunbox, /etc/init.d/tunbox, /etc/config/tunbox with all sections
+# disabled, /etc/tunbox/, /usr/share/tunbox/README) and /lib/upgrade/keep.d/tunbox;
+# conffiles, postinst and prerm as OpenWrt's build makes them.
 set -euo pipefail
 # shellcheck source=packaging/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -59,64 +61,46 @@ outdir="$(cd "$outdir" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# ---- data: the files as installed on the router
+# ---- data: the files as installed on the router (Package/tunbox/install of
+# openwrt/Makefile, plus the keep.d list OpenWrt's build adds)
 data="$work/data"
-install -d -m 0755 "$data/usr/bin" "$data/etc/init.d" "$data/etc/config"
-install -m 0755 "$binary" "$data/usr/bin/tunbox"
-install -m 0755 "$PKG_ROOT/openwrt/files/tunbox.init" "$data/etc/init.d/tunbox"
-# 0600 as OpenWrt's INSTALL_CONF installs UCI files
-install -m 0600 "$PKG_ROOT/openwrt/files/tunbox.config" "$data/etc/config/tunbox"
+openwrt_stage "$data" "$binary"
 tar_dir "$data" "$epoch" >"$work/data.tar"
 installed_size="$(stat -c %s "$work/data.tar")" # as ipkg-build: size of the data tar
 gzip -n -9 <"$work/data.tar" >"$work/data.tar.gz"
 
-# ---- control scripts
+# ---- control: conffiles and the scripts OpenWrt's build generates (they call
+# base-files' default_postinst / default_prerm)
 control="$work/control"
 install -d -m 0755 "$control"
-echo "/etc/config/tunbox" >"$control/conffiles"
-cat >"$control/postinst" <<'EOF'
-#!/bin/sh
-# Installing into an image root (ImageBuilder, SDK): nothing to enable or start.
-[ -n "$IPKG_INSTROOT" ] && exit 0
-[ -x /etc/init.d/tunbox ] || exit 0
-/etc/init.d/tunbox enable
-# restart, so an upgrade replaces running instances by the new binary; with all
-# sections disabled (the shipped file) this only checks the config
-/etc/init.d/tunbox restart
-exit 0
-EOF
-cat >"$control/prerm" <<'EOF'
-#!/bin/sh
-# Removing from an image root: nothing runs there.
-[ -n "$IPKG_INSTROOT" ] && exit 0
-[ -x /etc/init.d/tunbox ] || exit 0
-/etc/init.d/tunbox stop
-/etc/init.d/tunbox disable
-exit 0
-EOF
+mk_define Package/tunbox/conffiles >"$control/conffiles"
+openwrt_script ipk-postinst >"$control/postinst"
+openwrt_script ipk-prerm >"$control/prerm"
 chmod 0755 "$control/postinst" "$control/prerm"
 chmod 0644 "$control/conffiles"
 
 echo "2.0" >"$work/debian-binary"
 made=()
 for arch in "${archs[@]}"; do
-	cat >"$control/control" <<EOF
+	{
+		cat <<EOF
 Package: tunbox
 Version: $version
 Depends: $depends
-License: Apache-2.0 MIT
-Section: net
+Source: package/tunbox
 SourceName: tunbox
+License: $(mk_var PKG_LICENSE)
+LicenseFiles: $(mk_var PKG_LICENSE_FILES)
+Section: net
+URL: $(pkg_field URL)
+Maintainer: $(mk_var PKG_MAINTAINER)
 Architecture: $arch
 Installed-Size: $installed_size
-Description: TUN/TAP reflector, point-to-point tunnel and eth0-to-tap bridge
- One small static binary with three network tools built on TUN/TAP devices:
- a reflector answering every packet for a subnet with source and destination
- swapped, an encrypted point-to-point tunnel over UDP or TCP, and an
- eth0-to-tap bridge setup that it can undo exactly. Configured in
- /etc/config/tunbox (all sections disabled as installed); procd runs one
- instance per enabled section.
 EOF
+		# the description block, each line indented by one space
+		printf 'Description:'
+		mk_define Package/tunbox/description | sed 's/^/ /'
+	} >"$control/control"
 	chmod 0644 "$control/control"
 	tar_dir "$control" "$epoch" | gzip -n -9 >"$work/control.tar.gz"
 	ipk="$outdir/tunbox_${version}_${arch}.ipk"

@@ -96,3 +96,92 @@ tar_dir() {
 	(cd "$dir" && tar --format=gnu --numeric-owner --owner=0 --group=0 --sort=name \
 		--mtime="@$mtime" -cf - .)
 }
+
+# ---- OpenWrt package facts, read from openwrt/Makefile (their only home)
+openwrt_makefile() { printf '%s\n' "$PKG_ROOT/openwrt/Makefile"; }
+
+# mk_var NAME: the value of a top-level "NAME:=value" line (first one)
+mk_var() {
+	local v
+	v="$(sed -n "s/^$1:=//p" "$(openwrt_makefile)" | head -1)"
+	[ -n "$v" ] || die "no $1:= in $(openwrt_makefile)"
+	printf '%s\n' "$v"
+}
+
+# mk_define NAME: the lines of "define NAME" ... "endef", leading blanks removed
+mk_define() {
+	awk -v d="define $1" '
+		$0 == d { on = 1; next }
+		on && /^endef/ { exit }
+		on { sub(/^[ \t]+/, ""); print }' "$(openwrt_makefile)"
+}
+
+# pkg_field NAME: "  NAME:=value" inside define Package/tunbox (URL, TITLE, ...)
+pkg_field() {
+	mk_define Package/tunbox | sed -n "s/^$1:=//p" | head -1
+}
+
+# The package release (PKG_RELEASE), as apk versions it: VERSION-rRELEASE
+openwrt_release() { mk_var PKG_RELEASE; }
+
+# The description on one line, as OpenWrt's build strips it for apk
+pkg_description_line() { mk_define Package/tunbox/description | paste -sd' ' - | sed 's/[[:space:]]\{1,\}/ /g; s/ $//'; }
+
+# openwrt_stage DIR BINARY: the files of the OpenWrt package, as
+# Package/tunbox/install in openwrt/Makefile lays them out, plus what OpenWrt's
+# build adds for every package: /lib/upgrade/keep.d/tunbox with the conffiles
+# entries that are not files of the package (the key directory), so sysupgrade
+# keeps them.
+openwrt_stage() {
+	local d="$1" bin="$2" files="$PKG_ROOT/openwrt/files" c keep=""
+	install -d -m 0755 "$d/usr/bin" "$d/etc/init.d" "$d/etc/config" "$d/usr/share/tunbox"
+	install -m 0755 "$bin" "$d/usr/bin/tunbox"
+	install -m 0755 "$files/tunbox.init" "$d/etc/init.d/tunbox"
+	# 0600 as OpenWrt's INSTALL_CONF installs UCI files
+	install -m 0600 "$files/tunbox.config" "$d/etc/config/tunbox"
+	install -d -m 0700 "$d/etc/tunbox"
+	install -m 0644 "$files/README" "$d/usr/share/tunbox/README"
+	while IFS= read -r c; do
+		[ -n "$c" ] || continue
+		[ -f "$d/$c" ] || keep="${keep}${c}"$'\n'
+	done < <(mk_define Package/tunbox/conffiles)
+	if [ -n "$keep" ]; then
+		install -d -m 0755 "$d/lib/upgrade/keep.d"
+		printf '%s' "$keep" >"$d/lib/upgrade/keep.d/tunbox"
+		chmod 0644 "$d/lib/upgrade/keep.d/tunbox"
+	fi
+}
+
+# openwrt_script KIND: the maintainer scripts OpenWrt's build generates for a
+# package without scripts of its own (include/package-pack.mk): they hand over
+# to base-files' default_postinst / default_prerm, which enable the init script
+# on a first install only (PKG_UPGRADE=1 on an upgrade), start it, stop and
+# disable it on removal, run /etc/uci-defaults, and only enable when
+# installing into an image root (IPKG_INSTROOT).
+#   ipk-postinst ipk-prerm                    (opkg: $0 names the package)
+#   apk-post-install apk-post-upgrade apk-pre-deinstall
+# shellcheck disable=SC2016  # the $ are the generated scripts', not expanded here
+openwrt_script() {
+	local head='#!/bin/sh'
+	local noscript='[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0'
+	local lib='[ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
+. "${IPKG_INSTROOT}/lib/functions.sh"'
+	local apkvars='export root="${IPKG_INSTROOT}"
+export pkgname="tunbox"'
+	case "$1" in
+	ipk-postinst) printf '%s\n' "$head" "$noscript" "$lib" 'default_postinst "$0" "$@"' ;;
+	ipk-prerm) printf '%s\n' "$head" "$lib" 'default_prerm "$0" "$@"' ;;
+	apk-post-install) printf '%s\n' "$head" "$noscript" "$lib" "$apkvars" add_group_and_user default_postinst ;;
+	apk-post-upgrade) printf '%s\n' "$head" 'export PKG_UPGRADE=1' "$noscript" "$lib" "$apkvars" add_group_and_user default_postinst ;;
+	apk-pre-deinstall) printf '%s\n' "$head" "$lib" "$apkvars" default_prerm ;;
+	*) die "openwrt_script: unknown kind $1" ;;
+	esac
+}
+
+# openwrt_archs TRIPLE: the OpenWrt architectures a binary for TRIPLE serves
+openwrt_archs() {
+	local a
+	a="$(target_field "$1" openwrt_arch)"
+	[ -n "$a" ] || die "target $1 has no OpenWrt architecture in $(targets_tsv)"
+	printf '%s\n' "$a" | tr ',' '\n'
+}

@@ -2,8 +2,11 @@
 # SC2015: `cond && ok ... || fail ...` is intended: ok always returns 0.
 # SC2016: the single-quoted $(...) are literal Makefile text / scripts for sh -c.
 # shellcheck disable=SC2015,SC2016
-# Packaging tests: shellcheck, the OpenWrt init script's logic, the built .ipk
-# and .deb, the shipped config, the systemd units.
+# Packaging tests: shellcheck, the OpenWrt init script's logic (alone and through
+# rc.common), the built .ipk, .apk and .deb, the .apk with the real apk-tools 3
+# (offline root, signing, install/upgrade/remove in a busybox root with stand-ins
+# of OpenWrt's shell libraries: tests/packaging/openwrt/), the .ipk's scripts
+# there too, the shipped config, the systemd units.
 #
 #   tests/packaging/run.sh [BINARY | TRIPLE=BINARY]...
 #
@@ -13,8 +16,10 @@
 # for the layout checks). The config and init tests run a tunbox built for this
 # host (cargo build) or, for a cross binary, under the qemu-user of targets.tsv.
 #
-# Installs what it needs with apt-get (shellcheck, file, busybox, dpkg, systemd).
-# Changes nothing outside temporary directories; bridge commands are faked.
+# Installs what it needs with apt-get (shellcheck, file, busybox, dpkg, systemd,
+# openssl; apk-tools 3 through packaging/apk-tools.sh, which builds it once into
+# ~/.cache/tunbox from ../shared/vendor). Changes nothing outside temporary
+# directories (and that cache); bridge commands are faked.
 # Prints "ok"/"FAIL"/"skip" per check and, last, "N passed, N failed";
 # exits 1 if anything failed.
 set -uo pipefail
@@ -60,11 +65,16 @@ command -v file >/dev/null || need_apt+=(file)
 command -v busybox >/dev/null || need_apt+=(busybox)
 command -v dpkg-deb >/dev/null || need_apt+=(dpkg)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v openssl >/dev/null || need_apt+=(openssl)
+# (apk-tools 3 is found or built by packaging/apk-tools.sh, which installs its own
+# build dependencies)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "installing: ${need_apt[*]}"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >"$WORK/apt.log" 2>&1; then
-		apt-get update >>"$WORK/apt.log" 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_apt[@]}" >>"$WORK/apt.log" 2>&1 ||
+	# wait for a dpkg lock another apt holds rather than fail
+	apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+	if ! apt_get install -y "${need_apt[@]}" >"$WORK/apt.log" 2>&1; then
+		apt_get update >>"$WORK/apt.log" 2>&1
+		apt_get install -y "${need_apt[@]}" >>"$WORK/apt.log" 2>&1 ||
 			echo "apt-get install ${need_apt[*]} failed (see below); the checks needing them fail or skip" &&
 			tail -5 "$WORK/apt.log"
 	fi
@@ -104,6 +114,8 @@ for a in "$@"; do
 	*) b="$a"; t="$(triple_of "$b")" || { fail "target of $b" "name it: TRIPLE=$b"; continue; } ;;
 	esac
 	[ -f "$b" ] || { fail "binary $b exists"; continue; }
+	# absolute: the unit checks put it in ExecStart=, chroots copy it
+	b="$(cd "$(dirname "$b")" && pwd)/$(basename "$b")"
 	BINS+=("$b")
 	TRIPLES+=("$t")
 done
@@ -140,6 +152,9 @@ shellcheck_all() {
 	check "shellcheck -s sh openwrt/files/tunbox.init" shellcheck -s sh "$INIT"
 	check "shellcheck -s sh tests/packaging/{procd-harness,fake-tunbox}.sh" \
 		shellcheck -s sh "$HARNESS" "$FAKE"
+	check "shellcheck -s sh tests/packaging/openwrt/ (functions.sh, procd.sh, rc.common, logger stand-ins)" \
+		shellcheck -s sh "$here/openwrt/lib/functions.sh" "$here/openwrt/lib/functions/procd.sh" \
+		"$here/openwrt/etc/rc.common" "$here/openwrt/usr/bin/logger"
 	check "shellcheck packaging/*.sh tests/packaging/run.sh" \
 		shellcheck -x -P "$root" "$root"/packaging/*.sh "$here/run.sh"
 }
@@ -156,17 +171,30 @@ makefile_checks() {
 		'$(RUST_ARCH_DEPENDS)' '+kmod-tun' '$(eval $(call RustBinPackage,tunbox))' \
 		'$(eval $(call BuildPackage,tunbox))' 'define Package/tunbox/conffiles' \
 		'./files/tunbox.init $(1)/etc/init.d/tunbox' './files/tunbox.config $(1)/etc/config/tunbox' \
-		'$(PKG_INSTALL_DIR)/bin/tunbox $(1)/usr/bin/tunbox'; do
+		'$(PKG_INSTALL_DIR)/bin/tunbox $(1)/usr/bin/tunbox' './files/README $(1)/usr/share/tunbox/README' \
+		'$(INSTALL_DIR) $(1)/etc/tunbox' 'chmod 0700 $(1)/etc/tunbox'; do
 		grep -qF -- "$want" "$mk" || missing="$missing
 $want"
 	done
 	if [ -z "$missing" ]; then ok "openwrt/Makefile has the feed's Rust package parts"; else
 		fail "openwrt/Makefile has the feed's Rust package parts" "missing:$missing"; fi
-	# conffiles block lists exactly the UCI file
+	# conffiles: the UCI file and the key directory (kept by sysupgrade)
 	local cf
-	cf="$(sed -n '/^define Package\/tunbox\/conffiles/,/^endef/p' "$mk" | sed '1d;$d')"
-	[ "$cf" = "/etc/config/tunbox" ] && ok "Makefile conffiles = /etc/config/tunbox" ||
-		fail "Makefile conffiles = /etc/config/tunbox" "$cf"
+	cf="$(sed -n '/^define Package\/tunbox\/conffiles/,/^endef/p' "$mk" | sed '1d;$d' | tr '\n' ' ')"
+	[ "$cf" = "/etc/config/tunbox /etc/tunbox/ " ] && ok "Makefile conffiles = /etc/config/tunbox /etc/tunbox/" ||
+		fail "Makefile conffiles = /etc/config/tunbox /etc/tunbox/" "$cf"
+	# the facts the SDK's package-pack.mk puts in .ipk/.apk metadata
+	missing=""
+	grep -q '^PKG_MAINTAINER:=.* <[^ @>]*@[^ >]*>$' "$mk" || missing="$missing [PKG_MAINTAINER with an address]"
+	grep -qx 'PKG_LICENSE_FILES:=LICENSE-APACHE LICENSE-MIT' "$mk" || missing="$missing [PKG_LICENSE_FILES]"
+	grep -q '^  URL:=https://' "$mk" || missing="$missing [URL]"
+	for f in LICENSE-APACHE LICENSE-MIT; do
+		[ -s "$root/$f" ] || missing="$missing [$f missing]"
+	done
+	grep -q 'Apache License' "$root/LICENSE-APACHE" && grep -q 'Permission is hereby granted' "$root/LICENSE-MIT" ||
+		missing="$missing [license texts]"
+	[ -z "$missing" ] && ok "openwrt/Makefile: maintainer address, license files (present in the repo), URL" ||
+		fail "openwrt/Makefile metadata" "$missing"
 }
 
 # ---------------------------------------------------------------- shipped config
@@ -184,7 +212,7 @@ shipped_config_checks() {
 	types="$(printf '%s\n' "$sections" | awk '{ print $2 }' | sort -u | tr '\n' ' ')"
 	while read -r s _; do
 		[ -n "$s" ] || continue
-		printf '%s\n' "$out" | grep -qx "tunbox\.$s\.enabled='0'" || enabled_bad="$enabled_bad $s"
+		grep -qx "tunbox\.$s\.enabled='0'" <<<"$out" || enabled_bad="$enabled_bad $s"
 	done <<<"$sections"
 	if [ -n "$sections" ] && [ -z "$enabled_bad" ]; then
 		ok "shipped config: every section disabled ($(printf '%s\n' "$sections" | awk '{ printf "%s ", $1 }'))"
@@ -194,6 +222,19 @@ $out"
 	fi
 	[ "$types" = "bridge reflect tunnel " ] && ok "shipped config has reflect, tunnel and bridge examples" ||
 		fail "shipped config has reflect, tunnel and bridge examples" "types: $types"
+	# the usage notes survive `uci commit` (which drops the file's comments): the
+	# installed README has README.md's firewall commands, the config points to it
+	local doc="$root/openwrt/files/README" cmds missing_cmds=""
+	cmds="$(sed -n '/^\*\*Firewall\.\*\*/,/^```$/p' "$root/README.md" | grep '^uci ' | sed 's/ *#.*//')"
+	while IFS= read -r c; do
+		[ -n "$c" ] && ! grep -qF -- "$c" "$doc" && missing_cmds="$missing_cmds
+$c"
+	done <<<"$cmds"
+	if [ -n "$cmds" ] && [ -z "$missing_cmds" ] && grep -q '/usr/share/tunbox/README' "$SHIPPED_CONFIG"; then
+		ok "usage notes: openwrt/files/README has README.md's $(printf '%s\n' "$cmds" | wc -l) firewall uci commands; the shipped config points to it"
+	else
+		fail "usage notes in /usr/share/tunbox/README" "missing in openwrt/files/README:${missing_cmds:- (none found in README.md)}"
+	fi
 }
 
 # ---------------------------------------------------------------- init script
@@ -205,7 +246,8 @@ h_run() {
 	: >"$H/log"
 	# shellcheck disable=SC2086  # $shell may be "busybox ash"
 	UCI_CONFIG_DIR="$H/uci" TBX_LOG="$H/log" TBX_STATE_DIR="$H/state" TBX_PROG="$FAKE" \
-		REAL_TUNBOX="$HOST_TUNBOX" PATH="$H_PATH" $shell "$HARNESS" "$INIT" "$@" >"$H/out" 2>&1
+		TBX_PROCD_STATE="$H/procd" REAL_TUNBOX="$HOST_TUNBOX" PATH="$H_PATH" \
+		$shell "$HARNESS" "$INIT" "$@" >"$H/out" 2>&1
 	echo $? >"$H/rc"
 }
 h_rc() { cat "$H/rc"; }
@@ -243,19 +285,19 @@ init_tests() {
 	for s in r_on t_default; do
 		want_params="procd_set_param command $FAKE|run|$s
 procd_set_param env TUNBOX_CONFIG=$cfg
-procd_set_param file $H/state/$s.conf
-procd_set_param respawn 3600|5|5
+procd_set_param file $H/state/$s.conf|$FAKE
+procd_set_param respawn
 procd_set_param stdout 1
 procd_set_param stderr 1"
 		# the params between this instance's open and close
 		local block
 		block="$(awk -v s="$s" '$0 == "procd_open_instance " s { on = 1; next } on && /^procd_close_instance/ { exit } on' "$H/log")"
 		while IFS= read -r p; do
-			printf '%s\n' "$block" | grep -qxF -- "$p" || missing="$missing
+			grep -qxF -- "$p" <<<"$block" || missing="$missing
 $s: $p"
 		done <<<"$want_params"
 	done
-	[ -z "$missing" ] && ok "$P each instance: command tunbox run SECTION, env TUNBOX_CONFIG, file, respawn, stdout/stderr to log" ||
+	[ -z "$missing" ] && ok "$P each instance: command tunbox run SECTION, env TUNBOX_CONFIG, files (section state + binary), respawn with the system defaults (no values), stdout/stderr to log" ||
 		fail "$P instance params" "$(h_show "missing:$missing")"
 	# the per-section state file is what tunbox resolves for that section
 	if [ "$(cat "$H/state/r_on.conf" 2>/dev/null)" = "$(TUNBOX_CONFIG="$cfg" "$HOST_TUNBOX" config show r_on 2>/dev/null)" ] &&
@@ -389,8 +431,7 @@ $s: $p"
 	# the premise: without the check, config_load of the broken file loads nothing, silently
 	local n
 	cp "$FIX/bad-syntax.uci" "$cfg"
-	sed -n '/^rec()/p; /^# ---- UCI/,/^# ---- procd/p' "$HARNESS" >"$H/uci-loader.sh"
-	n="$(UCI_CONFIG_DIR="$H/uci" TBX_LOG=/dev/null sh -c '. "$1"; config_load tunbox; echo "${TBX_SECTIONS:-none}"' _ "$H/uci-loader.sh" 2>&1)"
+	n="$(UCI_CONFIG_DIR="$H/uci" TBX_LOG=/dev/null sh -c '. "$1"; config_load tunbox; echo "${TBX_SECTIONS:-none}"' _ "$here/openwrt/lib/functions.sh" 2>&1)"
 	[ "$n" = none ] && ok "$P (premise) a file that does not parse loads as no sections at all" ||
 		fail "$P (premise) a file that does not parse loads as no sections" "$n"
 
@@ -407,10 +448,89 @@ $s: $p"
 		ok "$P binary missing: error logged" || fail "$P binary missing: error logged" "$(h_show)"
 }
 
+# The init script through rc.common (stand-in of OpenWrt's, same order of
+# definitions): exit status of start/restart/reload, restart with a broken file,
+# start from a package upgrade of a disabled service.
+rc_tests() {
+	local shell="$1" label="$2" cfg
+	H="$WORK/rc-${label// /-}"
+	mkdir -p "$H/uci" "$H/state/rc.d"
+	cfg="$H/uci/tunbox"
+	cp "$FIX/multi.uci" "$cfg"
+	local P="[$label rc.common]"
+	rc_enabled() { [ -x "$H/state/rc.d/S90tunbox" ]; }
+
+	h_run "$shell" rc enable
+	[ "$(h_rc)" = 0 ] && rc_enabled && [ -L "$H/state/rc.d/K10tunbox" ] &&
+		ok "$P enable: S90tunbox and K10tunbox links" || fail "$P enable" "$(h_show "$(ls -l "$H/state/rc.d")")"
+
+	h_run "$shell" rc start
+	if [ "$(h_rc)" = 0 ] && h_has "procd_close_service set" && [ "$(h_instances)" = "r_on t_default " ]; then
+		ok "$P start with a good file: exit 0, instances sent to procd"
+	else
+		fail "$P start with a good file" "$(h_show)"
+	fi
+
+	h_run "$shell" rc restart
+	local nk ns
+	nk="$(h_line "procd_kill tunbox")"
+	ns="$(h_line "procd_close_service set")"
+	[ "$(h_rc)" = 0 ] && [ -n "$nk" ] && [ -n "$ns" ] && [ "$nk" -lt "$ns" ] &&
+		ok "$P restart with a good file: checked, stopped, started, exit 0" || fail "$P restart with a good file" "$(h_show)"
+
+	# broken file while instances run: restart, start, reload keep them, exit non-zero
+	local line_no act
+	cp "$FIX/bad-value.uci" "$cfg"
+	line_no="$(grep -n "option mtu 'abc'" "$cfg" | cut -d: -f1)"
+	for act in restart start reload; do
+		h_run "$shell" rc "$act"
+		if [ "$(h_rc)" != 0 ] && grep -q "^log daemon.err error: $cfg:$line_no: " "$H/log" &&
+			grep -q "^log daemon.err .*the running tunbox instances are kept as they are$" "$H/log" &&
+			! grep -q '^procd_kill\|^procd_close_service\|^procd_open_instance\|^tunbox bridge' "$H/log" &&
+			[ -s "$H/procd" ]; then
+			ok "$P $act with a broken file while running: exit $(h_rc), error in the log with FILE:LINE, running instances kept"
+		else
+			fail "$P $act with a broken file while running: non-zero, logged, kept" "$(h_show "procd state: $(cat "$H/procd" 2>&1)")"
+		fi
+	done
+	grep -q '^log daemon.err tunbox: ' "$H/log" && fail "$P no doubled 'tunbox: tunbox:' in syslog lines" "$(h_show)" ||
+		ok "$P logged lines carry no 'tunbox: ' of their own (the syslog tag says it)"
+
+	# broken file, nothing running: start fails, the error instance shows why
+	h_run "$shell" rc stop
+	h_run "$shell" rc start
+	if [ "$(h_rc)" != 0 ] && [ "$(h_instances)" = "config_error " ] && h_has "procd_close_service set"; then
+		ok "$P start with a broken file, nothing running: exit $(h_rc), config_error instance with the error"
+	else
+		fail "$P start with a broken file, nothing running" "$(h_show)"
+	fi
+	cp "$FIX/multi.uci" "$cfg"
+
+	# package upgrade (PKG_UPGRADE=1, as opkg and apk's post-upgrade set it)
+	h_run "$shell" rc stop
+	h_run "$shell" rc disable
+	PKG_UPGRADE=1 h_run "$shell" rc start
+	if [ "$(h_rc)" = 0 ] && ! rc_enabled && ! grep -q '^procd_open_instance\|^procd_close_service\|^tunbox bridge' "$H/log" &&
+		h_has "log daemon.info package upgrade: the service is disabled, not starting it"; then
+		ok "$P upgrade of a disabled, stopped service: not started, stays disabled"
+	else
+		fail "$P upgrade of a disabled, stopped service: not started" "$(h_show)"
+	fi
+	TBX_RUNNING=1 PKG_UPGRADE=1 h_run "$shell" rc start
+	[ "$(h_rc)" = 0 ] && [ "$(h_instances)" = "r_on t_default " ] && ! rc_enabled &&
+		ok "$P upgrade of a disabled service that runs: instances sent again (procd restarts changed binaries)" ||
+		fail "$P upgrade of a disabled running service" "$(h_show)"
+	h_run "$shell" rc enable
+	PKG_UPGRADE=1 h_run "$shell" rc start
+	[ "$(h_rc)" = 0 ] && [ "$(h_instances)" = "r_on t_default " ] &&
+		ok "$P upgrade of an enabled service: started" || fail "$P upgrade of an enabled service: started" "$(h_show)"
+}
+
 run_init_tests() {
 	[ -n "$HOST_TUNBOX" ] || { skip "init script tests" "no host tunbox"; return; }
 	H_PATH="$PATH"
 	init_tests sh "sh=$(readlink -f "$(command -v sh)")"
+	rc_tests sh "sh=$(readlink -f "$(command -v sh)")"
 	if command -v busybox >/dev/null; then
 		# busybox ash with busybox's own applets first in PATH, as on OpenWrt
 		local bb="$WORK/busybox-bin"
@@ -418,6 +538,7 @@ run_init_tests() {
 		busybox --install -s "$bb" 2>/dev/null
 		H_PATH="$bb:$PATH"
 		init_tests "busybox ash" "busybox ash"
+		rc_tests "busybox ash" "busybox ash"
 		H_PATH="$PATH"
 	else
 		skip "init script under busybox ash" "busybox not installed"
@@ -430,9 +551,9 @@ elf_check() { # FILE TRIPLE STATIC(1/0) -> ok/fail lines
 	edesc="$(file -b "$f")"
 	# shellcheck source=packaging/lib.sh
 	pat="$( . "$root/packaging/lib.sh" && elf_pattern "$t")"
-	printf '%s\n' "$edesc" | grep -Eq "$pat" || { echo "not a $t binary: $edesc"; return 1; }
+	grep -Eq "$pat" <<<"$edesc" || { echo "not a $t binary: $edesc"; return 1; }
 	if [ "$static" = 1 ]; then
-		printf '%s\n' "$edesc" | grep -Eq 'statically linked|static-pie linked' || { echo "not static: $edesc"; return 1; }
+		grep -Eq 'statically linked|static-pie linked' <<<"$edesc" || { echo "not static: $edesc"; return 1; }
 	fi
 	return 0
 }
@@ -480,8 +601,10 @@ ipk_checks() {
 		# data layout and modes
 		local files want got bad=""
 		files="$(awk '$1 !~ /^d/ { print $6 }' "$x/data.list" | sort | tr '\n' ' ')"
-		[ "$files" = "./etc/config/tunbox ./etc/init.d/tunbox ./usr/bin/tunbox " ] &&
-			ok "$P data: /usr/bin/tunbox, /etc/init.d/tunbox, /etc/config/tunbox" ||
+		[ "$files" = "./etc/config/tunbox ./etc/init.d/tunbox ./lib/upgrade/keep.d/tunbox ./usr/bin/tunbox ./usr/share/tunbox/README " ] &&
+			[ "$(tar_entry "$x/data.list" etc/tunbox/)" = "drwx------ 0/0" ] &&
+			[ "$(cat "$x/d/lib/upgrade/keep.d/tunbox")" = "/etc/tunbox/" ] &&
+			ok "$P data: /usr/bin/tunbox, /etc/init.d/tunbox, /etc/config/tunbox, /etc/tunbox/ (0700), README, keep.d/tunbox = /etc/tunbox/" ||
 			fail "$P data layout" "$files"
 		for want in "usr/bin/tunbox -rwxr-xr-x 0/0" "etc/init.d/tunbox -rwxr-xr-x 0/0" "etc/config/tunbox -rw------- 0/0"; do
 			got="$(tar_entry "$x/data.list" "${want%% *}")"
@@ -504,46 +627,25 @@ ipk_checks() {
 		[ -z "$missing" ] && ok "$P control: Package, Version, Architecture, Depends, Installed-Size, Description" ||
 			fail "$P control fields" "wrong/missing:$missing
 $(cat "$ctl")"
-		[ "$(cat "$x/c/conffiles")" = "/etc/config/tunbox" ] && ok "$P conffiles = /etc/config/tunbox" ||
-			fail "$P conffiles" "$(cat "$x/c/conffiles")"
+		[ "$(tr '\n' ' ' <"$x/c/conffiles")" = "/etc/config/tunbox /etc/tunbox/ " ] &&
+			ok "$P conffiles = /etc/config/tunbox /etc/tunbox/" || fail "$P conffiles" "$(cat "$x/c/conffiles")"
 		bad=""
 		for want in postinst prerm; do
 			[ "$(tar_entry "$x/control.list" "$want" | cut -d' ' -f1)" = "-rwxr-xr-x" ] || bad="$bad $want"
 		done
 		[ -z "$bad" ] && ok "$P postinst/prerm executable" || fail "$P postinst/prerm executable" "$bad"
-		check "$P shellcheck -s sh postinst prerm" shellcheck -s sh "$x/c/postinst" "$x/c/prerm"
+		# (they source the router's /lib/functions.sh: SC1091)
+		check "$P shellcheck -s sh postinst prerm" shellcheck -s sh -e SC1091 "$x/c/postinst" "$x/c/prerm"
+		grep -qx 'default_postinst "$0" "$@"' "$x/c/postinst" && grep -qx 'default_prerm "$0" "$@"' "$x/c/prerm" &&
+			ok "$P postinst/prerm hand over to default_postinst/default_prerm, as OpenWrt's build makes them" ||
+			fail "$P postinst/prerm as OpenWrt's" "$(cat "$x/c/postinst" "$x/c/prerm")"
 		if out="$(elf_check "$x/d/usr/bin/tunbox" "$triple" "$static")"; then
 			ok "$P binary is $triple$([ "$static" = 1 ] && echo ", static"): $(file -b "$x/d/usr/bin/tunbox" | cut -d, -f1-2)"
 		else
 			fail "$P binary architecture" "$out"
 		fi
-		maint_script_checks "$P" "$x/c"
 	done
 	[ -n "$archs" ] || fail "[$triple] OpenWrt architectures in $TSV"
-}
-
-# postinst/prerm against a stand-in /etc/init.d/tunbox, in a private mount
-# namespace (the host's /etc/init.d is not touched)
-maint_script_checks() {
-	local P="$1" c="$2" calls
-	if ! unshare --mount true 2>/dev/null; then
-		skip "$P postinst/prerm behaviour" "unshare --mount not permitted here"
-		return
-	fi
-	calls="$(unshare --mount sh -c '
-		c="$1"; fakedir="$(mktemp -d)"; log="$fakedir/calls"
-		mkdir -p /etc/init.d
-		mount -t tmpfs tmpfs /etc/init.d
-		printf "#!/bin/sh\necho \"\$1\" >>%s\n" "$log" >/etc/init.d/tunbox
-		chmod 755 /etc/init.d/tunbox
-		IPKG_INSTROOT=/tmp/imageroot sh "$c/postinst"; echo "instroot-postinst:$?" >>"$log"
-		IPKG_INSTROOT=/tmp/imageroot sh "$c/prerm"; echo "instroot-prerm:$?" >>"$log"
-		env -u IPKG_INSTROOT sh "$c/postinst"; echo "postinst:$?" >>"$log"
-		env -u IPKG_INSTROOT sh "$c/prerm"; echo "prerm:$?" >>"$log"
-		tr "\n" " " <"$log"; rm -rf "$fakedir"' _ "$c" 2>&1)"
-	[ "$calls" = "instroot-postinst:0 instroot-prerm:0 enable restart postinst:0 stop disable prerm:0 " ] &&
-		ok "$P postinst enables+restarts, prerm stops+disables, both no-ops with IPKG_INSTROOT set" ||
-		fail "$P postinst/prerm behaviour" "calls: $calls"
 }
 
 deb_checks() {
@@ -644,7 +746,7 @@ binary_config_check() {
 	# it must really check: the broken fixture fails with its FILE:LINE
 	local bad="$FIX/bad-value.uci" line
 	line="$(grep -n "option mtu 'abc'" "$bad" | cut -d: -f1)"
-	if out="$(TUNBOX_CONFIG="$bad" "${runner[@]}" "$bin" config check 2>&1)" || ! printf '%s\n' "$out" | grep -qF "$bad:$line:"; then
+	if out="$(TUNBOX_CONFIG="$bad" "${runner[@]}" "$bin" config check 2>&1)" || ! grep -qF "$bad:$line:" <<<"$out"; then
 		fail "[$triple] this binary's config check rejects bad-value.uci with $bad:$line" "$out"
 		return
 	fi
@@ -652,6 +754,402 @@ binary_config_check() {
 		ok "[$triple] this binary's config check passes on the shipped config, rejects a bad one with FILE:LINE${runner:+ (under ${runner[0]})}"
 	else
 		fail "[$triple] config check on the shipped config" "$out"
+	fi
+}
+
+# ---------------------------------------------------------------- .apk (OpenWrt 25.12)
+APK=""
+find_apk() {
+	[ -n "$APK" ] && return 0
+	local out
+	if out="$("$root/packaging/apk-tools.sh" 2>&1)"; then
+		APK="$(printf '%s\n' "$out" | tail -1)"
+		echo "apk-tools: $APK ($("$APK" --version | head -1))"
+		return 0
+	fi
+	fail "packaging/apk-tools.sh finds or builds apk-tools 3" "$out"
+	return 1
+}
+
+# stub_kmods DIR ARCH: kmod-tun and kmod-bridge packages for ARCH (the feed's
+# are kernel modules; only their names matter to the solver)
+stub_kmods() {
+	local d="$1" a="$2" k
+	mkdir -p "$d/empty"
+	for k in kmod-tun kmod-bridge; do
+		[ -f "$d/$k.apk" ] || "$APK" mkpkg --info "name:$k" --info "version:6.12.0-r1" --info "arch:$a" \
+			--info "description:test stand-in" --files "$d/empty" --output "$d/$k.apk" >/dev/null || return 1
+	done
+}
+
+# adb_field DUMP FIELD: the value of "  FIELD: value" in the info block
+adb_field() { awk -v f="  $2: " 'index($0, f) == 1 { print substr($0, length(f) + 1); exit }' "$1"; }
+
+# Signing with a key of one's own (packaging/sign-apk.sh = apk adbsign): a root
+# that trusts the key installs the package without --allow-untrusted, refuses
+# it unsigned or signed by another key.
+apk_sign_test() {
+	local pkg="$1" a="$2" d="$3" P="[apk signing $2]" out k
+	command -v openssl >/dev/null || { skip "$P" "openssl not installed"; return; }
+	mkdir -p "$d/sign"
+	for k in mine other; do
+		openssl ecparam -name prime256v1 -genkey -noout -out "$d/sign/$k.pem" 2>/dev/null &&
+			openssl ec -in "$d/sign/$k.pem" -pubout -out "$d/sign/$k.pub" 2>/dev/null ||
+			{ fail "$P openssl key"; return; }
+	done
+	stub_kmods "$d/sign/kmods" "$a"
+	cp "$pkg" "$d/sign/tunbox.apk"
+	cp "$pkg" "$d/sign/tunbox-other.apk"
+	if ! out="$("$root/packaging/sign-apk.sh" "$d/sign/mine.pem" "$d/sign/tunbox.apk" \
+		"$d/sign/kmods/kmod-tun.apk" "$d/sign/kmods/kmod-bridge.apk" 2>&1 &&
+		"$root/packaging/sign-apk.sh" "$d/sign/other.pem" "$d/sign/tunbox-other.apk" 2>&1)"; then
+		fail "$P packaging/sign-apk.sh" "$out"
+		return
+	fi
+	trusting_root() { # DIR: a root of arch $a trusting mine.pub
+		mkdir -p "$1/etc/apk/keys"
+		echo "$a" >"$1/etc/apk/arch"
+		cp "$d/sign/mine.pub" "$1/etc/apk/keys/"
+	}
+	local kmods=("$d/sign/kmods/kmod-tun.apk" "$d/sign/kmods/kmod-bridge.apk")
+	trusting_root "$d/sign/r-ok"
+	if out="$("$APK" add --root "$d/sign/r-ok" --initdb --no-network --no-scripts "${kmods[@]}" "$d/sign/tunbox.apk" 2>&1)" &&
+		cmp -s "$d/sign/r-ok/usr/bin/tunbox" "$d/x-$a/root/usr/bin/tunbox"; then
+		ok "$P signed with the user's key: installed without --allow-untrusted where /etc/apk/keys has the public key"
+	else
+		fail "$P signed package installs with the key trusted" "$out"
+	fi
+	trusting_root "$d/sign/r-unsigned"
+	if out="$("$APK" add --root "$d/sign/r-unsigned" --initdb --no-network --no-scripts "${kmods[@]}" "$pkg" 2>&1)"; then
+		fail "$P the unsigned package is refused without --allow-untrusted" "$out"
+	else
+		grep -q UNTRUSTED <<<"$out" && ok "$P unsigned: refused without --allow-untrusted (UNTRUSTED)" ||
+			fail "$P unsigned refused for its signature" "$out"
+	fi
+	trusting_root "$d/sign/r-other"
+	if out="$("$APK" add --root "$d/sign/r-other" --initdb --no-network --no-scripts "${kmods[@]}" "$d/sign/tunbox-other.apk" 2>&1)"; then
+		fail "$P a package signed by another key is refused" "$out"
+	else
+		grep -q UNTRUSTED <<<"$out" && ok "$P signed by another key: refused (UNTRUSTED)" ||
+			fail "$P other key refused for its signature" "$out"
+	fi
+}
+
+apk_checks() {
+	local bin="$1" triple="$2" static="$3" dyn_flag=() out archs a pkg d
+	find_apk || return
+	[ "$static" = 1 ] || dyn_flag=(--allow-dynamic)
+	d="$WORK/apk-$triple"
+	mkdir -p "$d"
+	if ! out="$("$root/packaging/build-apk.sh" "${dyn_flag[@]}" "$bin" "$triple" "$d" 2>&1)"; then
+		fail "[$triple] build-apk.sh" "$out"
+		return
+	fi
+	if out="$("$root/packaging/build-apk.sh" "${dyn_flag[@]}" "$bin" "$triple" "$d/again" 2>&1)" &&
+		(for f in "$d"/*/*.apk; do cmp -s "$f" "$d/again/${f#"$d"/}" || exit 1; done); then
+		ok "[$triple] build-apk.sh is reproducible (same bytes twice)"
+	else
+		fail "[$triple] build-apk.sh is reproducible" "$out"
+	fi
+	archs="$(tsv_field "$triple" 2 | tr ',' ' ')"
+	local version release mk="$root/openwrt/Makefile"
+	version="$(sed -n 's/^PKG_VERSION:=//p' "$mk")"
+	release="$(sed -n 's/^PKG_RELEASE:=//p' "$mk")"
+	for a in $archs; do
+		local P="[$triple apk $a]" x="$d/x-$a" field want got missing=""
+		pkg="$d/$a/tunbox-$version-r$release.apk"
+		[ -f "$pkg" ] || { fail "$P $a/tunbox-$version-r$release.apk made" "$out"; continue; }
+		mkdir -p "$x"
+		"$APK" adbdump "$pkg" >"$x/dump" 2>&1 || { fail "$P apk adbdump" "$(cat "$x/dump")"; continue; }
+		for field in "name=tunbox" "version=$version-r$release" "arch=$a" \
+			"license=$(sed -n 's/^PKG_LICENSE:=//p' "$mk")" "origin=package/tunbox" \
+			"url=$(sed -n 's/^  URL:=//p' "$mk")" "maintainer=$(sed -n 's/^PKG_MAINTAINER:=//p' "$mk")"; do
+			got="$(adb_field "$x/dump" "${field%%=*}")"
+			[ "$got" = "${field#*=}" ] || missing="$missing [${field%%=*}: '$got' != '${field#*=}']"
+		done
+		grep -A1 '^  description: ' "$x/dump" | grep -q 'reflector' || missing="$missing [description]"
+		[ "$(awk '/^  depends:/ { on = 1; next } on && /^    - / { print $2; next } { on = 0 }' "$x/dump" | tr '\n' ' ')" = "kmod-bridge kmod-tun " ] ||
+			missing="$missing [depends kmod-tun kmod-bridge]"
+		for want in post-install post-upgrade pre-deinstall; do
+			grep -q "^  $want: " "$x/dump" || missing="$missing [script $want]"
+		done
+		[ -z "$missing" ] && ok "$P adbdump: name, version, arch, description, license, origin, url, maintainer, depends, post-install/post-upgrade/pre-deinstall" ||
+			fail "$P adbdump fields" "$missing
+$(sed -n '1,20p' "$x/dump")"
+		# scripts: OpenWrt's form (post-upgrade = post-install with PKG_UPGRADE=1)
+		awk '/^  post-upgrade: /{ on = 1; next } on && /^  [a-z-]*: / { exit } on { sub(/^    /, ""); print }' "$x/dump" >"$x/post-upgrade"
+		if grep -qx 'export PKG_UPGRADE=1' "$x/post-upgrade" && grep -qx 'default_postinst' "$x/post-upgrade" &&
+			grep -A8 '^  pre-deinstall: ' "$x/dump" | grep -q '^    default_prerm$'; then
+			ok "$P scripts: post-install/post-upgrade call default_postinst (PKG_UPGRADE=1 on upgrade), pre-deinstall default_prerm"
+		else
+			fail "$P scripts as OpenWrt's" "$(sed -n '/^scripts:/,$p' "$x/dump")"
+		fi
+
+		# into an offline root of this arch (as the image builder does: no
+		# scripts run, they are recorded)
+		local r="$x/root"
+		mkdir -p "$r/etc/apk"
+		echo "$a" >"$r/etc/apk/arch"
+		stub_kmods "$d/kmods-$a" "$a" || { fail "$P stub kmod packages"; continue; }
+		if ! out="$("$APK" add --root "$r" --initdb --allow-untrusted --no-network --no-scripts \
+			"$d/kmods-$a/kmod-tun.apk" "$d/kmods-$a/kmod-bridge.apk" "$pkg" 2>&1)"; then
+			fail "$P apk add --root (arch $a)" "$out"
+			continue
+		fi
+		local bad="" f
+		for f in usr/bin/tunbox etc/init.d/tunbox etc/config/tunbox usr/share/tunbox/README \
+			lib/upgrade/keep.d/tunbox lib/apk/packages/tunbox.list lib/apk/packages/tunbox.conffiles \
+			lib/apk/packages/tunbox.conffiles_static; do
+			[ -f "$r/$f" ] || bad="$bad [$f]"
+		done
+		[ -d "$r/etc/tunbox" ] && [ "$(stat -c %a "$r/etc/tunbox")" = 700 ] || bad="$bad [etc/tunbox 0700]"
+		[ "$(stat -c %a "$r/etc/config/tunbox")" = 600 ] && [ "$(stat -c %a "$r/usr/bin/tunbox")" = 755 ] || bad="$bad [modes]"
+		cmp -s "$r/usr/bin/tunbox" "$bin" && cmp -s "$r/etc/init.d/tunbox" "$INIT" && cmp -s "$r/etc/config/tunbox" "$SHIPPED_CONFIG" ||
+			bad="$bad [contents]"
+		[ -z "$bad" ] && ok "$P apk add --root: files in place (binary, init, config 0600, /etc/tunbox 0700, README, keep.d, lib/apk/packages)" ||
+			fail "$P apk add --root: files in place" "$bad
+$(cd "$r" && find . | sort)"
+		# the lists OpenWrt's build writes
+		want="$(cd "$r" && { find etc lib usr -type f -o -type l; } | grep -v '^lib/apk/packages/tunbox\.\(list\|conffiles\)' |
+			grep -v '^lib/apk/db\|^etc/apk' | sed 's#^#/#' | LC_ALL=C sort)"
+		if [ "$(cat "$r/lib/apk/packages/tunbox.list")" = "$want" ] &&
+			[ "$(tr '\n' ' ' <"$r/lib/apk/packages/tunbox.conffiles")" = "/etc/config/tunbox /etc/tunbox/ " ] &&
+			[ "$(cat "$r/lib/apk/packages/tunbox.conffiles_static")" = "/etc/config/tunbox $(sha256sum <"$SHIPPED_CONFIG" | cut -d' ' -f1)" ] &&
+			[ "$(cat "$r/lib/upgrade/keep.d/tunbox")" = "/etc/tunbox/" ]; then
+			ok "$P tunbox.list = the package's files; .conffiles = config + key dir; .conffiles_static = config's sha256; keep.d = /etc/tunbox/"
+		else
+			fail "$P lib/apk/packages lists" "list:
+$(cat "$r/lib/apk/packages/tunbox.list")
+want:
+$want
+conffiles: $(cat "$r/lib/apk/packages/tunbox.conffiles")
+static: $(cat "$r/lib/apk/packages/tunbox.conffiles_static")"
+		fi
+		if tar -tzf "$r/lib/apk/db/scripts.tar.gz" 2>/dev/null | sort | tr '\n' ' ' |
+			grep -q "^tunbox-$version-r$release\.[^ ]*\.post-install tunbox-$version-r$release\.[^ ]*\.post-upgrade tunbox-$version-r$release\.[^ ]*\.pre-deinstall $"; then
+			ok "$P scripts recorded in the root's database (lib/apk/db/scripts.tar.gz)"
+		else
+			fail "$P scripts recorded" "$(tar -tzvf "$r/lib/apk/db/scripts.tar.gz" 2>&1)"
+		fi
+		# the image builder then runs post-install with IPKG_INSTROOT: enable only
+		mkdir -p "$r/etc/rc.d" "$r/lib/functions"
+		cp "$here/openwrt/lib/functions.sh" "$r/lib/functions.sh"
+		cp "$here/openwrt/lib/functions/procd.sh" "$r/lib/functions/procd.sh"
+		cp "$here/openwrt/etc/rc.common" "$r/etc/rc.common"
+		tar -xzOf "$r/lib/apk/db/scripts.tar.gz" --wildcards '*.post-install' >"$x/post-install"
+		if out="$(cd "$r" && env -i PATH="$PATH" IPKG_INSTROOT="$r" TBX_LOG="$x/instroot.log" sh "$x/post-install" 2>&1)" &&
+			[ -L "$r/etc/rc.d/S90tunbox" ] && [ ! -s "$x/instroot.log" ]; then
+			ok "$P post-install under IPKG_INSTROOT (image build): enables (rc.d/S90tunbox), starts nothing"
+		else
+			fail "$P post-install under IPKG_INSTROOT" "$out
+$(ls -l "$r/etc/rc.d"; cat "$x/instroot.log" 2>/dev/null)"
+		fi
+	done
+	[ -n "$archs" ] || fail "[$triple] OpenWrt architectures in $TSV"
+	a="${archs%% *}"
+	apk_sign_test "$d/$a/tunbox-$version-r$release.apk" "$a" "$d"
+	# a package for another arch is refused
+	local r2="$d/wrongroot" other=x86_64
+	[ "$a" = x86_64 ] && other=mips_24kc
+	mkdir -p "$r2/etc/apk"
+	echo "$other" >"$r2/etc/apk/arch"
+	stub_kmods "$d/kmods-$other" "$other"
+	if out="$("$APK" add --root "$r2" --initdb --allow-untrusted --no-network --no-scripts \
+		"$d/kmods-$other/kmod-tun.apk" "$d/kmods-$other/kmod-bridge.apk" "$d/$a/tunbox-$version-r$release.apk" 2>&1)"; then
+		fail "[$triple apk $a] refused by a root of arch $other" "$out"
+	elif grep -q "arch: $a" <<<"$out" && [ ! -e "$r2/usr/bin/tunbox" ]; then
+		ok "[$triple apk $a] refused by a root of arch $other (apk: uninstallable, arch $a)"
+	else
+		fail "[$triple apk $a] refused for its arch" "$out"
+	fi
+}
+
+# ---------------------------------------------------------------- busybox root
+# openwrt_root DIR BINARY...: a root to chroot into with busybox as /bin/sh and
+# its applets, OpenWrt's shell libraries as stand-ins (tests/packaging/openwrt:
+# /lib/functions.sh, /lib/functions/procd.sh, /etc/rc.common, logger) and the
+# shared libraries BINARY... need (a host tunbox may be dynamically linked).
+# Calls to procd and syslog land in DIR/tmp/tbx.log.
+openwrt_root() {
+	local r="$1" b lib
+	shift
+	mkdir -p "$r/bin" "$r/sbin" "$r/usr/bin" "$r/usr/sbin" "$r/etc/rc.d" "$r/etc/config" "$r/tmp" \
+		"$r/var/run" "$r/var/lock" "$r/lib/functions" "$r/etc/apk"
+	cp "$(command -v busybox)" "$r/bin/busybox"
+	for b in $("$r/bin/busybox" --list); do
+		[ -e "$r/bin/$b" ] || ln -s busybox "$r/bin/$b"
+	done
+	for lib in $(ldd "$(command -v busybox)" "$@" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
+		[ -f "$lib" ] && cp -L --parents "$lib" "$r/"
+	done
+	cp "$here/openwrt/lib/functions.sh" "$r/lib/functions.sh"
+	cp "$here/openwrt/lib/functions/procd.sh" "$r/lib/functions/procd.sh"
+	cp "$here/openwrt/etc/rc.common" "$r/etc/rc.common"
+	cp "$here/openwrt/usr/bin/logger" "$r/usr/bin/logger"
+	chmod 755 "$r/etc/rc.common" "$r/usr/bin/logger"
+	: >"$r/tmp/tbx.log"
+}
+rlog() { cat "$1/tmp/tbx.log"; }
+rlog_clear() { : >"$1/tmp/tbx.log"; }
+# in_root ROOT CMD...: run CMD in the root as OpenWrt would (PATH only)
+in_root() { local r="$1"; shift; chroot "$r" /bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+
+# host_root_ready LABEL: whether the busybox-root tests can run (root, chroot,
+# busybox, a host tunbox); sets HR_TRIPLE, HR_ARCH (its first OpenWrt arch) and
+# HR_FLAGS (--allow-dynamic for a dynamically linked host build)
+host_root_ready() {
+	[ -n "$HOST_TUNBOX" ] || { skip "$1" "no host tunbox"; return 1; }
+	if [ "$(id -u)" != 0 ] || ! command -v busybox >/dev/null || ! command -v chroot >/dev/null; then
+		skip "$1" "needs root, chroot and busybox"
+		return 1
+	fi
+	HR_TRIPLE="$(triple_of "$HOST_TUNBOX")"
+	HR_FLAGS=()
+	file -b -L "$HOST_TUNBOX" | grep -Eq 'statically linked|static-pie linked' || HR_FLAGS=(--allow-dynamic)
+	HR_ARCH="$(tsv_field "$HR_TRIPLE" 2 | cut -d, -f1)"
+}
+
+# A host-runnable tunbox packaged for the host's OpenWrt arch, installed,
+# upgraded and removed by the real apk in a busybox root: the package scripts
+# and the init script run there as on a router.
+apk_lifecycle_tests() {
+	local P="[apk lifecycle]" bin="$HOST_TUNBOX" triple d r out a static_flag=()
+	find_apk || return
+	host_root_ready "$P" || return
+	triple="$HR_TRIPLE" a="$HR_ARCH" static_flag=("${HR_FLAGS[@]}")
+	d="$WORK/lifecycle"
+	r="$d/root"
+	mkdir -p "$d"
+	for rel in 1 2 3; do
+		out="$("$root/packaging/build-apk.sh" "${static_flag[@]}" --arch "$a" --release "$rel" "$bin" "$triple" "$d/r$rel" 2>&1)" ||
+			{ fail "$P build-apk.sh --release $rel" "$out"; return; }
+	done
+	local v1 v2 v3 ver
+	ver="$(sed -n 's/^PKG_VERSION:=//p' "$root/openwrt/Makefile")"
+	v1="$d/r1/$a/tunbox-$ver-r1.apk"
+	v2="$d/r2/$a/tunbox-$ver-r2.apk"
+	v3="$d/r3/$a/tunbox-$ver-r3.apk"
+	openwrt_root "$r" "$bin"
+	echo "$a" >"$r/etc/apk/arch"
+	stub_kmods "$d/kmods" "$a"
+	apk_r() { "$APK" --root "$r" --allow-untrusted --no-network "$@"; }
+
+	# -- first install: post-install enables and starts (the shipped file: every section disabled)
+	if out="$(apk_r add --initdb "$d/kmods/kmod-tun.apk" "$d/kmods/kmod-bridge.apk" "$v1" 2>&1)" &&
+		[ -L "$r/etc/rc.d/S90tunbox" ] && grep -q "^procd_close_service set$" "$r/tmp/tbx.log" &&
+		! grep -q '^log daemon.err' "$r/tmp/tbx.log"; then
+		ok "$P apk add: post-install ran in the root: service enabled (rc.d/S90tunbox) and started, config check ok"
+	else
+		fail "$P apk add: post-install enables and starts" "$out
+$(ls -l "$r/etc/rc.d" 2>&1)
+$(rlog "$r")"
+	fi
+
+	# -- the user enables a section, adds a key, starts it
+	sed -i "/^config reflect 'lab'/,/^config/ s/option enabled '0'/option enabled '1'/; s/option dev 'tbxr0'/option dev 'tbxr7'/" \
+		"$r/etc/config/tunbox"
+	echo "test key" >"$r/etc/tunbox/tunnel.key"
+	# sysupgrade saves what the keep.d lists name (files found under listed
+	# directories), besides the changed conffiles
+	out="$(in_root "$r" sh -c 'find $(sed -e "/^[[:space:]]*$/d; /^#/d" /lib/upgrade/keep.d/* 2>/dev/null) -type f -o -type l 2>/dev/null')"
+	grep -qx /etc/tunbox/tunnel.key <<<"$out" && ok "$P sysupgrade's keep list (/lib/upgrade/keep.d) takes /etc/tunbox/tunnel.key" ||
+		fail "$P sysupgrade keeps the keys" "keep list: $out"
+	rlog_clear "$r"
+	in_root "$r" /etc/init.d/tunbox start >/dev/null 2>&1
+	grep -q "^procd_open_instance lab$" "$r/tmp/tbx.log" && ok "$P the changed config starts section lab" ||
+		fail "$P the changed config starts section lab" "$(rlog "$r")"
+
+	# -- upgrade while enabled: stays enabled, instances sent again with the binary in their files
+	rlog_clear "$r"
+	if out="$(apk_r add "$v2" 2>&1)" && grep -q "tbxr7" "$r/etc/config/tunbox" && [ -L "$r/etc/rc.d/S90tunbox" ] &&
+		grep -q "^procd_open_instance lab$" "$r/tmp/tbx.log" &&
+		grep -q "^procd_set_param file /var/run/tunbox/lab.conf|/usr/bin/tunbox$" "$r/tmp/tbx.log"; then
+		ok "$P upgrade r1 -> r2 while enabled: config change kept, still enabled, lab sent to procd again (file: its state + the new binary)"
+	else
+		fail "$P upgrade while enabled" "$out
+$(rlog "$r")"
+	fi
+	[ -f "$r/etc/config/tunbox.apk-new" ] && cmp -s "$r/etc/config/tunbox.apk-new" "$SHIPPED_CONFIG" &&
+		ok "$P the new shipped config is left beside it as tunbox.apk-new" ||
+		fail "$P tunbox.apk-new" "$(ls -l "$r/etc/config")"
+
+	# -- disabled and stopped by the user, then upgraded: stays disabled and stopped
+	in_root "$r" /etc/init.d/tunbox stop >/dev/null 2>&1
+	in_root "$r" /etc/init.d/tunbox disable >/dev/null 2>&1
+	rlog_clear "$r"
+	if out="$(apk_r add "$v3" 2>&1)" && [ ! -e "$r/etc/rc.d/S90tunbox" ] && [ ! -e "$r/etc/rc.d/K10tunbox" ] &&
+		! grep -q '^procd_open_instance\|^procd_close_service' "$r/tmp/tbx.log" &&
+		grep -q "^log daemon.info package upgrade: the service is disabled, not starting it" "$r/tmp/tbx.log" &&
+		grep -q "tbxr7" "$r/etc/config/tunbox" && grep -q "^V:$ver-r3$" "$r/lib/apk/db/installed"; then
+		ok "$P upgrade r2 -> r3 of a disabled service: stays disabled, not started, config change kept"
+	else
+		fail "$P upgrade of a disabled service" "$out
+$(ls -l "$r/etc/rc.d"; rlog "$r")"
+	fi
+
+	# -- removal: pre-deinstall stops and disables; binary and init gone, config and key kept
+	in_root "$r" /etc/init.d/tunbox enable >/dev/null 2>&1
+	in_root "$r" /etc/init.d/tunbox start >/dev/null 2>&1
+	rlog_clear "$r"
+	if out="$(apk_r del tunbox 2>&1)" && [ ! -e "$r/usr/bin/tunbox" ] && [ ! -e "$r/etc/init.d/tunbox" ] &&
+		[ ! -e "$r/etc/rc.d/S90tunbox" ] && grep -q "^procd_kill tunbox" "$r/tmp/tbx.log" &&
+		grep -q "tbxr7" "$r/etc/config/tunbox" && [ -f "$r/etc/tunbox/tunnel.key" ] && [ ! -e "$r/lib/apk/packages/tunbox.list" ]; then
+		ok "$P apk del: stopped and disabled, binary and init script gone, changed config and key kept"
+	else
+		fail "$P apk del" "$out
+$(cd "$r" && find etc usr lib/apk/packages 2>/dev/null | sort)
+$(rlog "$r")"
+	fi
+}
+
+# The .ipk's postinst/prerm as opkg runs them (PKG_UPGRADE=0/1, the package's
+# files listed in /usr/lib/opkg/info/tunbox.list) in a busybox root.
+ipk_script_tests() {
+	local P="[ipk scripts]" bin="$HOST_TUNBOX" triple d r out a x static_flag=()
+	host_root_ready "$P" || return
+	triple="$HR_TRIPLE" a="$HR_ARCH" static_flag=("${HR_FLAGS[@]}")
+	d="$WORK/ipk-scripts"
+	r="$d/root"
+	x="$d/x"
+	mkdir -p "$x"
+	out="$("$root/packaging/build-ipk.sh" "${static_flag[@]}" --arch "$a" "$bin" "$triple" "$d" 2>&1)" ||
+		{ fail "$P build-ipk.sh" "$out"; return; }
+	tar -xzf "$d"/tunbox_*_"$a".ipk -C "$x"
+	openwrt_root "$r" "$bin"
+	tar -xzf "$x/data.tar.gz" -C "$r"
+	mkdir -p "$r/usr/lib/opkg/info"
+	tar -xzf "$x/control.tar.gz" -C "$r/usr/lib/opkg/info"
+	for f in control conffiles postinst prerm; do mv "$r/usr/lib/opkg/info/$f" "$r/usr/lib/opkg/info/tunbox.$f"; done
+	tar -tzf "$x/data.tar.gz" | grep -v '/$' | sed 's#^\./#/#' >"$r/usr/lib/opkg/info/tunbox.list"
+	local pi=/usr/lib/opkg/info/tunbox.postinst pr=/usr/lib/opkg/info/tunbox.prerm
+
+	in_root "$r" PKG_UPGRADE=0 "$pi" configure >/dev/null 2>&1
+	[ -L "$r/etc/rc.d/S90tunbox" ] && grep -q "^procd_close_service set$" "$r/tmp/tbx.log" &&
+		ok "$P install (PKG_UPGRADE=0): postinst enables and starts" || fail "$P install: enable + start" "$(rlog "$r")"
+	in_root "$r" /etc/init.d/tunbox stop >/dev/null 2>&1
+	in_root "$r" /etc/init.d/tunbox disable >/dev/null 2>&1
+	rlog_clear "$r"
+	in_root "$r" PKG_UPGRADE=1 "$pi" configure >/dev/null 2>&1
+	[ ! -e "$r/etc/rc.d/S90tunbox" ] && ! grep -q '^procd_close_service' "$r/tmp/tbx.log" &&
+		ok "$P upgrade (PKG_UPGRADE=1) of a disabled service: stays disabled, not started" ||
+		fail "$P upgrade of a disabled service" "$(ls -l "$r/etc/rc.d"; rlog "$r")"
+	in_root "$r" /etc/init.d/tunbox enable >/dev/null 2>&1
+	rlog_clear "$r"
+	in_root "$r" PKG_UPGRADE=1 "$pi" configure >/dev/null 2>&1
+	[ -L "$r/etc/rc.d/S90tunbox" ] && grep -q "^procd_close_service set$" "$r/tmp/tbx.log" &&
+		ok "$P upgrade of an enabled service: stays enabled, started" || fail "$P upgrade of an enabled service" "$(rlog "$r")"
+	rlog_clear "$r"
+	in_root "$r" PKG_UPGRADE=0 "$pr" remove >/dev/null 2>&1
+	[ ! -e "$r/etc/rc.d/S90tunbox" ] && grep -q "^procd_kill tunbox" "$r/tmp/tbx.log" &&
+		ok "$P remove: prerm stops and disables" || fail "$P remove: stop + disable" "$(rlog "$r")"
+	# image build: IPKG_INSTROOT set, only the link is made
+	rm -f "$r/etc/rc.d/"*
+	rlog_clear "$r"
+	if out="$(env -i PATH="$PATH" IPKG_INSTROOT="$r" TBX_LOG="$d/instroot.log" sh "$r$pi" configure 2>&1)" &&
+		[ -L "$r/etc/rc.d/S90tunbox" ] && [ ! -s "$d/instroot.log" ]; then
+		ok "$P postinst under IPKG_INSTROOT (image build): enables only"
+	else
+		fail "$P postinst under IPKG_INSTROOT" "$out $(ls -l "$r/etc/rc.d")"
 	fi
 }
 
@@ -669,6 +1167,7 @@ package_tests() {
 			continue
 		fi
 		ipk_checks "$bin" "$triple" "$static"
+		apk_checks "$bin" "$triple" "$static"
 		deb_checks "$bin" "$triple" "$static"
 		binary_config_check "$bin" "$triple"
 	done
@@ -704,7 +1203,7 @@ systemd_tests() {
 	for u in tunbox@lab.service tunbox-bridge@lan.service; do
 		if out="$(cd "$d" && systemd-analyze verify "$d/$u" 2>&1)" && [ -z "$out" ]; then
 			ok "systemd-analyze verify $u: no warnings"
-		elif printf '%s\n' "$out" | grep -q 'Failed to \(connect\|initialize\)\|Operation not permitted\|No such file or directory.*/run/systemd'; then
+		elif grep -q 'Failed to \(connect\|initialize\)\|Operation not permitted\|No such file or directory.*/run/systemd' <<<"$out"; then
 			skip "systemd-analyze verify $u" "cannot run here: $(printf '%s' "$out" | head -1)"
 		else
 			fail "systemd-analyze verify $u" "$out"
@@ -798,7 +1297,7 @@ cli_contract_test() {
 		usage="$("$HOST_TUNBOX" ${form%%:*} --help 2>&1 | grep -m1 '^Usage:')" || usage=""
 		[ -n "$usage" ] || { bad="$bad [tunbox ${form%%:*}: no usage]"; continue; }
 		for opt in ${form#*:}; do
-			printf '%s\n' "$usage" | grep -q -- "\[$opt " || bad="$bad [tunbox ${form%%:*} $opt]"
+			grep -q -- "\[$opt " <<<"$usage" || bad="$bad [tunbox ${form%%:*} $opt]"
 		done
 	done
 	[ -z "$bad" ] && ok "tunbox CLI accepts what the init script and units run (run, config check/show, bridge up/down options)" ||
@@ -811,6 +1310,8 @@ cli_contract_test
 shipped_config_checks
 run_init_tests
 package_tests
+apk_lifecycle_tests
+ipk_script_tests
 systemd_tests
 unit_privilege_test
 
