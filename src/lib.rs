@@ -2,10 +2,10 @@
 //!
 //! The core (`wire`, `tunnel`, `config`, the bridge plan) does no I/O; `sys` is the
 //! only module that talks to the kernel.
-pub mod app;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod reflect;
 pub mod selftest;

@@ -1,0 +1,124 @@
+//! `tunbox bridge up/down/status`, `tunbox mktun`, `tunbox rmtun`: options, commands,
+//! exit status: 0 done (status: consistent), 1 a failure, 2 bad configuration, 3
+//! (status only) half up or changed since `up`.
+use super::{resolve_cmd, AppError, EXIT_INCOMPLETE};
+use crate::bridge::{self, BridgeError, Expect, Health, Settings};
+use crate::cli;
+use crate::config::{schema, Resolved, Source};
+
+impl From<BridgeError> for AppError {
+    fn from(e: BridgeError) -> Self {
+        AppError::Failed(e.0)
+    }
+}
+
+impl Settings {
+    /// Settings from the merged configuration (command line > TUNBOX_* > UCI
+    /// `config bridge` section > the schema's defaults).
+    pub fn from_resolved(r: &Resolved) -> Settings {
+        let bridge: String = r.one("bridge").unwrap_or_default();
+        Settings {
+            ifname: r.one("ifname").unwrap_or_default(),
+            tap: r.one("tap").unwrap_or_default(),
+            // no default in the schema: it follows the bridge's name
+            state_file: r
+                .one("state_file")
+                .unwrap_or_else(|| bridge::default_state_file(&bridge)),
+            bridge,
+            user: r.one("user"),
+        }
+    }
+}
+
+/// A value that was given (command line, environment or UCI), not defaulted.
+fn given(r: &Resolved, name: &str) -> Option<String> {
+    r.setting(name)
+        .filter(|s| s.source != Source::Default)
+        .and_then(|_| r.one(name))
+}
+
+/// `tunbox bridge up`
+pub fn cmd_up(a: &cli::BridgeUp) -> Result<(), AppError> {
+    let r = resolve_cmd(&schema::BRIDGE, a.section.as_deref(), &a.layered())?;
+    Ok(bridge::up(&Settings::from_resolved(&r), a.dry_run)?)
+}
+
+/// `tunbox bridge down`: `--ifname`, `--tap` and `--bridge` (given anywhere, not
+/// defaulted) must match what the state file records.
+pub fn cmd_down(a: &cli::BridgeDown) -> Result<(), AppError> {
+    let r = resolve_cmd(&schema::BRIDGE, a.section.as_deref(), &a.layered())?;
+    let expect = Expect {
+        ifname: given(&r, "ifname"),
+        tap: given(&r, "tap"),
+        bridge: given(&r, "bridge"),
+    };
+    let s = Settings::from_resolved(&r);
+    Ok(bridge::down(&s.state_file, &expect, a.dry_run)?)
+}
+
+/// `tunbox bridge status`
+pub fn cmd_status(a: &cli::BridgeStatus) -> Result<(), AppError> {
+    let r = resolve_cmd(&schema::BRIDGE, a.section.as_deref(), &a.layered())?;
+    let s = Settings::from_resolved(&r);
+    match bridge::status(&s.bridge, &s.state_file)? {
+        Health::Consistent => Ok(()),
+        Health::Incomplete => Err(AppError::Exit(EXIT_INCOMPLETE)),
+    }
+}
+
+/// `tunbox mktun`
+pub fn cmd_mktun(m: &cli::Mktun) -> Result<(), AppError> {
+    let name = bridge::mktun(&m.dev, m.mode, m.user.as_deref(), m.group.as_deref())?;
+    crate::outln!(
+        "{name}: persistent {} device{}{}",
+        m.mode.as_str(),
+        m.user
+            .as_deref()
+            .map_or(String::new(), |u| format!(", owner {u}")),
+        m.group
+            .as_deref()
+            .map_or(String::new(), |g| format!(", group {g}"))
+    );
+    Ok(())
+}
+
+/// `tunbox rmtun`
+pub fn cmd_rmtun(r: &cli::Rmtun) -> Result<(), AppError> {
+    bridge::rmtun(&r.dev, r.mode)?;
+    crate::outln!("{}: removed", r.dev);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn resolve(cli: &[(&'static str, &str)]) -> Resolved {
+        let cli: Vec<(&'static str, Vec<String>)> =
+            cli.iter().map(|(k, v)| (*k, vec![v.to_string()])).collect();
+        config::resolve(&schema::BRIDGE, None, &[], &cli).unwrap()
+    }
+
+    #[test]
+    fn defaults_come_from_the_schema() {
+        let s = Settings::from_resolved(&resolve(&[]));
+        assert_eq!(
+            (s.ifname.as_str(), s.tap.as_str(), s.bridge.as_str()),
+            ("eth0", "tap0", "br-tunbox")
+        );
+        assert_eq!(s.state_file, "/var/run/tunbox/bridge-br-tunbox.state");
+        assert!(s.user.is_none());
+        let s = Settings::from_resolved(&resolve(&[("bridge", "br0"), ("user", "u")]));
+        assert_eq!(s.state_file, "/var/run/tunbox/bridge-br0.state");
+        assert_eq!(s.user.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn only_given_names_are_checked_against_the_record() {
+        let r = resolve(&[("tap", "tap9")]);
+        assert_eq!(given(&r, "tap").as_deref(), Some("tap9"));
+        assert_eq!(given(&r, "ifname"), None, "a default is not a given name");
+        assert_eq!(given(&r, "bridge"), None);
+    }
+}
