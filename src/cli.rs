@@ -403,7 +403,22 @@ pub struct Early {
 
 /// Parses `args` (without the program name); `prog` is the program name used in help
 /// and errors.
+///
+/// A lone `-` at the end that is not an option's value is taken as a positional (as in
+/// `tunbox genkey -`): argh would read it as an unknown option, so it is passed as
+/// `-- -`.
 pub fn parse(prog: &str, args: &[&str]) -> Result<Top, Early> {
+    let dash_last = match args {
+        [.., before, "-"] => !before.starts_with('-'),
+        _ => false,
+    };
+    let mut owned;
+    let mut args = args;
+    if dash_last {
+        owned = args.to_vec();
+        owned.insert(owned.len() - 1, "--");
+        args = &owned;
+    }
     Top::from_args(&[prog], args).map_err(|mut e| {
         // argh ends some messages with a newline and not others
         e.output.truncate(e.output.trim_end().len());
@@ -644,6 +659,14 @@ mod tests {
             panic!()
         };
         assert_eq!(g.path, "-k");
+        let Cmd::Genkey(g) = ok(&["genkey", "-"]) else {
+            panic!()
+        };
+        assert_eq!(g.path, "-");
+        let Cmd::Reflect(r) = ok(&["reflect", "--dev", "-"]) else {
+            panic!()
+        };
+        assert_eq!(r.dev.as_deref(), Some("-"));
         let Cmd::Genkey(g) = ok(&["genkey", "--", "help"]) else {
             panic!()
         };

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod counters;
 pub mod reflect;
 pub mod selftest;
 pub mod sys;
