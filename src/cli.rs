@@ -105,10 +105,41 @@ pub enum Cmd {
     Selftest(Selftest),
 }
 
-layered_options! {
+/// Declares a tool that runs on a tun/tap device (reflect, tunnel): `--mode` first,
+/// its own options, then the ones both tools have, written once here.
+macro_rules! device_tool {
+    ($(#[$sm:meta])* pub struct $name:ident { $($own:tt)* }) => {
+        layered_options! {
+            #[derive(FromArgs, Debug, Default)]
+            $(#[$sm])*
+            pub struct $name {
+                /// device kind: tun (IP packets, default) or tap (Ethernet frames)
+                #[argh(option)]
+                pub mode: Option<String>,
+                $($own)*
+                /// address to put on the device, CIDR form (repeatable), e.g. 198.18.0.1/15
+                #[argh(option)]
+                pub address: Vec<String>,
+                /// switch to this user (and its group) after the device is set up
+                #[argh(option)]
+                pub user: Option<String>,
+                /// log every packet, rate-limited
+                #[argh(switch, short = 'v')]
+                pub verbose: bool,
+                /// log to the local syslog (logread on OpenWrt) instead of stderr
+                #[argh(switch)]
+                pub syslog: bool,
+                /// take unset options from this section of the UCI file
+                #[argh(option)]
+                pub section: Option<String>,
+            }
+        }
+    };
+}
+
+device_tool! {
     /// answer every packet routed into a TUN (or TAP) device by sending it back with
     /// source and destination swapped (a loopback for link tests).
-    #[derive(FromArgs, Debug, Default)]
     #[argh(
         subcommand,
         name = "reflect",
@@ -118,12 +149,6 @@ layered_options! {
         /// device name (default: tun0 / tap0 by mode; a name with %d lets the kernel pick)
         #[argh(option)]
         pub dev: Option<String>,
-        /// device kind: tun (IP packets, default) or tap (Ethernet frames)
-        #[argh(option)]
-        pub mode: Option<String>,
-        /// address to put on the device, CIDR form (repeatable), e.g. 198.18.0.1/15
-        #[argh(option)]
-        pub address: Vec<String>,
         /// device MTU (default: leave as the kernel set it, 1500)
         #[argh(option)]
         pub mtu: Option<String>,
@@ -136,26 +161,13 @@ layered_options! {
         /// tap mode: answer ICMP/ICMPv6 echo requests directly with echo replies
         #[argh(switch)]
         pub icmp_echo: bool,
-        /// switch to this user (and its group) after the device is set up
-        #[argh(option)]
-        pub user: Option<String>,
-        /// log every packet (LEN: SRC->DST), rate-limited
-        #[argh(switch, short = 'v')]
-        pub verbose: bool,
-        /// log to the local syslog (logread on OpenWrt) instead of stderr
-        #[argh(switch)]
-        pub syslog: bool,
-        /// take unset options from this section of the UCI file
-        #[argh(option)]
-        pub section: Option<String>,
     }
 }
 
-layered_options! {
+device_tool! {
     /// point-to-point tunnel carrying IP (tun) or Ethernet (tap) over UDP or TCP,
     /// encrypted and authenticated with a key file shared by both ends (see `tunbox
     /// genkey`).
-    #[derive(FromArgs, Debug, Default)]
     #[argh(
         subcommand,
         name = "tunnel",
@@ -163,9 +175,6 @@ layered_options! {
         example = "client: tunbox tunnel --remote server:5555 --key-file /etc/tunbox/key --address 198.18.1.2/30"
     )]
     pub struct Tunnel {
-        /// device kind: tun (IP, default) or tap (Ethernet)
-        #[argh(option)]
-        pub mode: Option<String>,
         /// device name (default: tbx%d, the kernel picks the number)
         #[argh(option)]
         pub dev: Option<String>,
@@ -184,9 +193,6 @@ layered_options! {
         /// no encryption (lab use only; wire-compatible with simpletun / socat)
         #[argh(switch)]
         pub plaintext: bool,
-        /// address to put on the tunnel device, CIDR form (repeatable)
-        #[argh(option)]
-        pub address: Vec<String>,
         /// tunnel device MTU (default: fitted to the transport overhead)
         #[argh(option)]
         pub mtu: Option<String>,
@@ -196,18 +202,6 @@ layered_options! {
         /// seconds without traffic from the peer before it counts as dead (default 30)
         #[argh(option)]
         pub timeout: Option<String>,
-        /// switch to this user (and its group) after setup
-        #[argh(option)]
-        pub user: Option<String>,
-        /// log every packet, rate-limited
-        #[argh(switch, short = 'v')]
-        pub verbose: bool,
-        /// log to the local syslog instead of stderr
-        #[argh(switch)]
-        pub syslog: bool,
-        /// take unset options from this section of the UCI file
-        #[argh(option)]
-        pub section: Option<String>,
     }
 }
 
@@ -227,76 +221,71 @@ pub enum BridgeAction {
     Status(BridgeStatus),
 }
 
-layered_options! {
+/// Declares a `bridge` subcommand: its own options, then the ones every bridge
+/// subcommand has (`--bridge`, `--state-file`, `--section`), written once here. With
+/// `changes:` (up, down), also `--ifname`, `--tap` first and `--dry-run`.
+macro_rules! bridge_command {
+    (changes: $(#[$sm:meta])* pub struct $name:ident { $($own:tt)* }) => {
+        bridge_command! {
+            $(#[$sm])*
+            pub struct $name {
+                /// the physical port (default eth0); `down` checks it against the state file
+                #[argh(option)]
+                pub ifname: Option<String>,
+                /// the tap device (default tap0); `up` creates it persistent if missing,
+                /// `down` checks it against the state file
+                #[argh(option)]
+                pub tap: Option<String>,
+                $($own)*
+                /// print the plan and change nothing
+                #[argh(switch)]
+                pub dry_run: bool,
+            }
+        }
+    };
+    ($(#[$sm:meta])* pub struct $name:ident { $($own:tt)* }) => {
+        layered_options! {
+            #[derive(FromArgs, Debug, Default)]
+            $(#[$sm])*
+            pub struct $name {
+                $($own)*
+                /// the bridge (default br-tunbox)
+                #[argh(option)]
+                pub bridge: Option<String>,
+                /// the state file, where `up` records the original state (default
+                /// /var/run/tunbox/bridge-BRIDGE.state)
+                #[argh(option)]
+                pub state_file: Option<String>,
+                /// take unset options from this section of the UCI file
+                #[argh(option)]
+                pub section: Option<String>,
+            }
+        }
+    };
+}
+
+bridge_command! {
+    changes:
     /// create the bridge, move eth0's addresses and routes to it, enslave eth0 and the tap
-    #[derive(FromArgs, Debug, Default)]
     #[argh(subcommand, name = "up")]
     pub struct BridgeUp {
-        /// the physical port (default eth0)
-        #[argh(option)]
-        pub ifname: Option<String>,
-        /// the tap device to add, created persistent if missing (default tap0)
-        #[argh(option)]
-        pub tap: Option<String>,
-        /// the bridge (default br-tunbox)
-        #[argh(option)]
-        pub bridge: Option<String>,
         /// owner of a tap that has to be created (user name or uid)
         #[argh(option)]
         pub user: Option<String>,
-        /// where the original state is recorded (default /var/run/tunbox/bridge-BRIDGE.state)
-        #[argh(option)]
-        pub state_file: Option<String>,
-        /// print the plan and change nothing
-        #[argh(switch)]
-        pub dry_run: bool,
-        /// take unset options from this section of the UCI file
-        #[argh(option)]
-        pub section: Option<String>,
     }
 }
 
-layered_options! {
+bridge_command! {
+    changes:
     /// put eth0 back exactly as it was and remove what `bridge up` created
-    #[derive(FromArgs, Debug, Default)]
     #[argh(subcommand, name = "down")]
-    pub struct BridgeDown {
-        /// the physical port; when given, must be the one the state file records
-        #[argh(option)]
-        pub ifname: Option<String>,
-        /// the tap device; when given, must be the one the state file records
-        #[argh(option)]
-        pub tap: Option<String>,
-        /// the bridge (default br-tunbox)
-        #[argh(option)]
-        pub bridge: Option<String>,
-        /// the recorded state (default /var/run/tunbox/bridge-BRIDGE.state)
-        #[argh(option)]
-        pub state_file: Option<String>,
-        /// print the plan and change nothing
-        #[argh(switch)]
-        pub dry_run: bool,
-        /// take unset options from this section of the UCI file
-        #[argh(option)]
-        pub section: Option<String>,
-    }
+    pub struct BridgeDown {}
 }
 
-layered_options! {
+bridge_command! {
     /// show what is bridged and whether it matches the recorded state
-    #[derive(FromArgs, Debug, Default)]
     #[argh(subcommand, name = "status")]
-    pub struct BridgeStatus {
-        /// the bridge (default br-tunbox)
-        #[argh(option)]
-        pub bridge: Option<String>,
-        /// the recorded state (default /var/run/tunbox/bridge-BRIDGE.state)
-        #[argh(option)]
-        pub state_file: Option<String>,
-        /// take unset options from this section of the UCI file
-        #[argh(option)]
-        pub section: Option<String>,
-    }
+    pub struct BridgeStatus {}
 }
 
 /// create a persistent tun/tap device that a given user/group may attach to
@@ -778,7 +767,7 @@ mod tests {
             (&["--help"][..], "Usage: tunbox [--version] [<command>] [<args>]\n"),
             (&["help"], "Usage: tunbox [--version] [<command>] [<args>]\n"),
             (&["--version", "--help"], "Usage: tunbox [--version]"),
-            (&["reflect", "--help"], "Usage: tunbox reflect [--dev <dev>] [--mode <mode>] [--address <address...>]"),
+            (&["reflect", "--help"], "Usage: tunbox reflect [--mode <mode>] [--dev <dev>] [--mtu <mtu>] [--range <range...>]"),
             (&["reflect", "help"], "Usage: tunbox reflect "),
             (&["help", "reflect"], "Usage: tunbox reflect "),
             (&["reflect", "--dev", "x", "--help"], "Usage: tunbox reflect "),
@@ -787,7 +776,7 @@ mod tests {
             (&["bridge", "help"], "Usage: tunbox bridge <command> [<args>]\n"),
             (&["help", "bridge", "up"], "Usage: tunbox bridge up [--ifname <ifname>]"),
             (&["bridge", "up", "--help"], "Usage: tunbox bridge up [--ifname <ifname>]"),
-            (&["bridge", "down", "help"], "Usage: tunbox bridge down [--ifname <ifname>] [--tap <tap>] [--bridge <bridge>] [--state-file <state-file>] [--dry-run] [--section <section>]\n"),
+            (&["bridge", "down", "help"], "Usage: tunbox bridge down [--ifname <ifname>] [--tap <tap>] [--dry-run] [--bridge <bridge>] [--state-file <state-file>] [--section <section>]\n"),
             (&["bridge", "status", "--help"], "Usage: tunbox bridge status [--bridge <bridge>] [--state-file <state-file>] [--section <section>]\n"),
             (&["mktun", "--help"], "Usage: tunbox mktun --dev <dev> [--mode <mode>] [--user <user>] [--group <group>]\n"),
             (&["rmtun", "--help"], "Usage: tunbox rmtun --dev <dev> [--mode <mode>]\n"),
@@ -811,20 +800,21 @@ mod tests {
     #[test]
     fn help_layout() {
         let h = help(&["bridge", "up", "--help"]);
-        let want = "Usage: tunbox bridge up [--ifname <ifname>] [--tap <tap>] [--bridge <bridge>] \
-[--user <user>] [--state-file <state-file>] [--dry-run] [--section <section>]
+        let want = "Usage: tunbox bridge up [--ifname <ifname>] [--tap <tap>] [--user <user>] \
+[--dry-run] [--bridge <bridge>] [--state-file <state-file>] [--section <section>]
 
 create the bridge, move eth0's addresses and routes to it, enslave eth0 and the tap
 
 Options:
-  --ifname          the physical port (default eth0)
-  --tap             the tap device to add, created persistent if missing
-                    (default tap0)
-  --bridge          the bridge (default br-tunbox)
+  --ifname          the physical port (default eth0); `down` checks it against
+                    the state file
+  --tap             the tap device (default tap0); `up` creates it persistent if
+                    missing, `down` checks it against the state file
   --user            owner of a tap that has to be created (user name or uid)
-  --state-file      where the original state is recorded (default
-                    /var/run/tunbox/bridge-BRIDGE.state)
   --dry-run         print the plan and change nothing
+  --bridge          the bridge (default br-tunbox)
+  --state-file      the state file, where `up` records the original state
+                    (default /var/run/tunbox/bridge-BRIDGE.state)
   --section         take unset options from this section of the UCI file
   --help, help      display usage information";
         assert_eq!(h, want);
@@ -832,7 +822,7 @@ Options:
         assert!(h.contains("\n\nPositional Arguments:\n  path              where to write the key (refuses to overwrite); - for stdout\n\nOptions:\n"), "{h}");
         let h = help(&["reflect", "--help"]);
         assert!(
-            h.contains("\n  -v, --verbose     log every packet (LEN: SRC->DST), rate-limited\n"),
+            h.contains("\n  -v, --verbose     log every packet, rate-limited\n"),
             "{h}"
         );
         let h = help(&["config", "--help"]);

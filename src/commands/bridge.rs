@@ -1,10 +1,11 @@
 //! `tunbox bridge up/down/status`, `tunbox mktun`, `tunbox rmtun`: options, commands,
 //! exit status: 0 done (status: consistent), 1 a failure, 2 bad configuration, 3
 //! (status only) half up or changed since `up`.
-use super::{resolve_cmd, AppError, EXIT_INCOMPLETE};
+use super::{options, resolve_cmd, AppError, ToolOptions, EXIT_INCOMPLETE};
 use crate::bridge::{self, BridgeError, Expect, Health, Settings};
 use crate::cli;
-use crate::config::{schema, Resolved, Source};
+use crate::config::schema::{self, SectionSpec};
+use crate::config::{ConfigError, Resolved, Source};
 
 impl From<BridgeError> for AppError {
     fn from(e: BridgeError) -> Self {
@@ -12,12 +13,14 @@ impl From<BridgeError> for AppError {
     }
 }
 
-impl Settings {
+impl ToolOptions for Settings {
+    const SPEC: &'static SectionSpec = &schema::BRIDGE;
+
     /// Settings from the merged configuration (command line > TUNBOX_* > UCI
     /// `config bridge` section > the schema's defaults).
-    pub fn from_resolved(r: &Resolved) -> Settings {
+    fn from_resolved(r: &Resolved) -> Result<Settings, ConfigError> {
         let bridge: String = r.one("bridge").unwrap_or_default();
-        Settings {
+        Ok(Settings {
             ifname: r.one("ifname").unwrap_or_default(),
             tap: r.one("tap").unwrap_or_default(),
             // no default in the schema: it follows the bridge's name
@@ -26,7 +29,7 @@ impl Settings {
                 .unwrap_or_else(|| bridge::default_state_file(&bridge)),
             bridge,
             user: r.one("user"),
-        }
+        })
     }
 }
 
@@ -39,8 +42,8 @@ fn given(r: &Resolved, name: &str) -> Option<String> {
 
 /// `tunbox bridge up`
 pub fn cmd_up(a: &cli::BridgeUp) -> Result<(), AppError> {
-    let r = resolve_cmd(&schema::BRIDGE, a.section.as_deref(), &a.layered())?;
-    Ok(bridge::up(&Settings::from_resolved(&r), a.dry_run)?)
+    let s: Settings = options(a.section.as_deref(), &a.layered())?;
+    Ok(bridge::up(&s, a.dry_run)?)
 }
 
 /// `tunbox bridge down`: `--ifname`, `--tap` and `--bridge` (given anywhere, not
@@ -52,14 +55,13 @@ pub fn cmd_down(a: &cli::BridgeDown) -> Result<(), AppError> {
         tap: given(&r, "tap"),
         bridge: given(&r, "bridge"),
     };
-    let s = Settings::from_resolved(&r);
+    let s = Settings::from_resolved(&r)?;
     Ok(bridge::down(&s.state_file, &expect, a.dry_run)?)
 }
 
 /// `tunbox bridge status`
 pub fn cmd_status(a: &cli::BridgeStatus) -> Result<(), AppError> {
-    let r = resolve_cmd(&schema::BRIDGE, a.section.as_deref(), &a.layered())?;
-    let s = Settings::from_resolved(&r);
+    let s: Settings = options(a.section.as_deref(), &a.layered())?;
     match bridge::status(&s.bridge, &s.state_file)? {
         Health::Consistent => Ok(()),
         Health::Incomplete => Err(AppError::Exit(EXIT_INCOMPLETE)),
@@ -91,32 +93,27 @@ pub fn cmd_rmtun(r: &cli::Rmtun) -> Result<(), AppError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::from_cli;
     use super::*;
-    use crate::config;
-
-    fn resolve(cli: &[(&'static str, &str)]) -> Resolved {
-        let cli: Vec<(&'static str, Vec<String>)> =
-            cli.iter().map(|(k, v)| (*k, vec![v.to_string()])).collect();
-        config::resolve(&schema::BRIDGE, None, &[], &cli).unwrap()
-    }
 
     #[test]
     fn defaults_come_from_the_schema() {
-        let s = Settings::from_resolved(&resolve(&[]));
+        let s: Settings = from_cli(&[]).unwrap();
         assert_eq!(
             (s.ifname.as_str(), s.tap.as_str(), s.bridge.as_str()),
             ("eth0", "tap0", "br-tunbox")
         );
         assert_eq!(s.state_file, "/var/run/tunbox/bridge-br-tunbox.state");
         assert!(s.user.is_none());
-        let s = Settings::from_resolved(&resolve(&[("bridge", "br0"), ("user", "u")]));
+        let s: Settings = from_cli(&[("bridge", "br0"), ("user", "u")]).unwrap();
         assert_eq!(s.state_file, "/var/run/tunbox/bridge-br0.state");
         assert_eq!(s.user.as_deref(), Some("u"));
     }
 
     #[test]
     fn only_given_names_are_checked_against_the_record() {
-        let r = resolve(&[("tap", "tap9")]);
+        let cli = vec![("tap", vec!["tap9".to_string()])];
+        let r = crate::config::resolve(&schema::BRIDGE, None, &[], &cli).unwrap();
         assert_eq!(given(&r, "tap").as_deref(), Some("tap9"));
         assert_eq!(given(&r, "ifname"), None, "a default is not a given name");
         assert_eq!(given(&r, "bridge"), None);

@@ -1,6 +1,6 @@
 //! `tunbox run SECTION`, `tunbox config check` and `tunbox config show`: exit status 0,
 //! 2 for a configuration error, or the started tool's.
-use super::{tunbox_env, AppError};
+use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
 use crate::config::{self, schema, ConfigError, Resolved};
 use crate::reflect::{self, ReflectOptions};

@@ -102,6 +102,20 @@ pub fn run(cmd: Cmd) -> ExitCode {
     })
 }
 
+/// A tool's typed options, built from a merged section: the same shape for every tool.
+pub trait ToolOptions: Sized {
+    /// The section type (and subcommand) the options come from.
+    const SPEC: &'static schema::SectionSpec;
+    /// Reads the typed values (parsed once by the schema at merge time) and checks what
+    /// needs more than one option.
+    fn from_resolved(r: &Resolved) -> Result<Self, ConfigError>;
+}
+
+/// A tool's options from its command line (plus environment, UCI section, defaults).
+pub fn options<T: ToolOptions>(section: Option<&str>, cli: &CliOpts) -> Result<T, AppError> {
+    Ok(T::from_resolved(&resolve_cmd(T::SPEC, section, cli)?)?)
+}
+
 /// The process environment's TUNBOX_* variables.
 pub fn tunbox_env() -> Vec<(String, String)> {
     std::env::vars()
@@ -133,6 +147,14 @@ pub fn resolve_cmd(
         );
     }
     Ok(r)
+}
+
+/// Test helper: a tool's options from command-line options given as (name, value).
+#[cfg(test)]
+pub(crate) fn from_cli<T: ToolOptions>(cli: &[(&'static str, &str)]) -> Result<T, ConfigError> {
+    let cli: Vec<(&'static str, Vec<String>)> =
+        cli.iter().map(|(k, v)| (*k, vec![v.to_string()])).collect();
+    T::from_resolved(&conf::resolve(T::SPEC, None, &[], &cli)?)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! `tunbox tunnel` and `tunbox genkey`: options, commands, exit status (0, or 1 / 2
 //! through `AppError`).
-use super::{resolve_cmd, AppError};
+use super::{options, AppError, ToolOptions};
 use crate::cli;
-use crate::config::{schema, ConfigError, Resolved};
+use crate::config::schema::{self, SectionSpec};
+use crate::config::{ConfigError, Resolved};
 use crate::sys::SysError;
 use crate::tunnel::key::Key;
 use crate::tunnel::{Role, Transport};
@@ -10,10 +11,11 @@ use crate::tunnel_run::{self, keyfile, TunnelOptions, MAX_MTU};
 use std::path::PathBuf;
 use std::time::Duration;
 
-impl TunnelOptions {
-    /// Builds the tunnel's settings from merged configuration, with the checks that
-    /// need more than one option. Defaults come from the schema.
-    pub fn from_resolved(r: &Resolved) -> Result<TunnelOptions, ConfigError> {
+impl ToolOptions for TunnelOptions {
+    const SPEC: &'static SectionSpec = &schema::TUNNEL;
+
+    /// The tunnel's settings; defaults come from the schema.
+    fn from_resolved(r: &Resolved) -> Result<TunnelOptions, ConfigError> {
         let listen = r.one("listen");
         let remote = r.one("remote");
         let role = match (&listen, &remote) {
@@ -74,8 +76,7 @@ impl TunnelOptions {
 
 /// `tunbox tunnel ...`
 pub fn cmd_tunnel(a: &cli::Tunnel) -> Result<(), AppError> {
-    let r = resolve_cmd(&schema::TUNNEL, a.section.as_deref(), &a.layered())?;
-    let o = TunnelOptions::from_resolved(&r)?;
+    let o: TunnelOptions = options(a.section.as_deref(), &a.layered())?;
     Ok(tunnel_run::run(&o)?)
 }
 
@@ -103,20 +104,15 @@ pub fn cmd_genkey(a: &cli::Genkey) -> Result<(), AppError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::from_cli;
     use super::*;
     use crate::config;
     use crate::sys::tun::Mode;
 
-    fn resolve(cli: &[(&'static str, &str)]) -> Result<TunnelOptions, ConfigError> {
-        let cli: Vec<(&'static str, Vec<String>)> =
-            cli.iter().map(|(k, v)| (*k, vec![v.to_string()])).collect();
-        let r = config::resolve(&schema::TUNNEL, None, &[], &cli)?;
-        TunnelOptions::from_resolved(&r)
-    }
-
     #[test]
     fn client_and_server_options() {
-        let o = resolve(&[("remote", "198.18.0.1:5555"), ("key_file", "/k")]).unwrap();
+        let o = from_cli::<TunnelOptions>(&[("remote", "198.18.0.1:5555"), ("key_file", "/k")])
+            .unwrap();
         assert_eq!(o.role, Role::Client);
         assert_eq!(o.remote, Some(("198.18.0.1".into(), 5555)));
         assert_eq!(o.transport, Transport::Udp);
@@ -124,7 +120,7 @@ mod tests {
         assert_eq!(o.mode, Mode::Tun);
         assert_eq!(o.keepalive, Duration::from_secs(10));
         assert_eq!(o.timeout, Duration::from_secs(30));
-        let o = resolve(&[
+        let o = from_cli::<TunnelOptions>(&[
             ("listen", "5555"),
             ("key_file", "/k"),
             ("transport", "tcp"),
@@ -135,20 +131,23 @@ mod tests {
         assert_eq!(o.listen, Some("[::]:5555".parse().unwrap()));
         assert_eq!(o.transport, Transport::Tcp);
         assert_eq!(o.mode, Mode::Tap);
-        let o = resolve(&[("listen", "198.18.0.1:7"), ("plaintext", "1")]).unwrap();
+        let o =
+            from_cli::<TunnelOptions>(&[("listen", "198.18.0.1:7"), ("plaintext", "1")]).unwrap();
         assert_eq!(o.listen, Some("198.18.0.1:7".parse().unwrap()));
         assert!(o.plaintext);
     }
 
     #[test]
     fn bad_combinations_are_rejected_with_a_reason() {
-        let e = resolve(&[("remote", "h:1"), ("listen", "1"), ("key_file", "/k")]).unwrap_err();
+        let e =
+            from_cli::<TunnelOptions>(&[("remote", "h:1"), ("listen", "1"), ("key_file", "/k")])
+                .unwrap_err();
         assert!(e.msg.contains("not both"), "{e}");
-        let e = resolve(&[("key_file", "/k")]).unwrap_err();
+        let e = from_cli::<TunnelOptions>(&[("key_file", "/k")]).unwrap_err();
         assert!(e.msg.contains("listen"), "{e}");
-        let e = resolve(&[("remote", "h:1")]).unwrap_err();
+        let e = from_cli::<TunnelOptions>(&[("remote", "h:1")]).unwrap_err();
         assert!(e.msg.contains("tunbox genkey"), "{e}");
-        let e = resolve(&[
+        let e = from_cli::<TunnelOptions>(&[
             ("remote", "h:1"),
             ("key_file", "/k"),
             ("keepalive", "30"),
@@ -156,12 +155,15 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.msg.contains("longer than keepalive"), "{e}");
-        let e = resolve(&[("remote", "h:1"), ("key_file", "/k"), ("mtu", "60000")]).unwrap_err();
+        let e =
+            from_cli::<TunnelOptions>(&[("remote", "h:1"), ("key_file", "/k"), ("mtu", "60000")])
+                .unwrap_err();
         assert!(
             e.to_string().contains("--mtu") && e.msg.contains("maximum MTU"),
             "{e}"
         );
-        let e = resolve(&[("listen", "myhost:1"), ("key_file", "/k")]).unwrap_err();
+        let e =
+            from_cli::<TunnelOptions>(&[("listen", "myhost:1"), ("key_file", "/k")]).unwrap_err();
         assert!(e.msg.contains("not an IP address"), "{e}");
     }
 
