@@ -867,4 +867,34 @@ Options:
             }
         }
     }
+
+    /// `layered()` hands the merge what was given, by UCI name: values as typed,
+    /// switches as "1", lists whole; nothing for what was not given, nor `section`.
+    #[test]
+    fn layered_gives_what_was_given() {
+        let Cmd::Tunnel(t) = ok(&[
+            "tunnel",
+            "--key-file",
+            "/k",
+            "--address",
+            "198.18.1.1/30",
+            "--address",
+            "fd00::1/64",
+            "-v",
+            "--section",
+            "s",
+        ]) else {
+            panic!()
+        };
+        let want: Vec<(&str, Vec<String>)> = vec![
+            ("key_file", vec!["/k".into()]),
+            ("address", vec!["198.18.1.1/30".into(), "fd00::1/64".into()]),
+            ("verbose", vec!["1".into()]),
+        ];
+        assert_eq!(t.layered().0, want);
+        let Cmd::Reflect(r) = ok(&["reflect"]) else {
+            panic!()
+        };
+        assert!(r.layered().0.is_empty());
+    }
 }
