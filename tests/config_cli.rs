@@ -271,3 +271,21 @@ fn bridge_down_checks_names_against_the_record() {
     assert!(err.contains("records ifname 'eth0', not 'eth1'"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A variable that is not UTF-8 (ours or anyone's) is not a panic: a foreign one is
+/// ignored, a TUNBOX_ one is checked like any other value.
+#[test]
+fn non_utf8_environment_is_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xff");
+    let out = Command::new(TUNBOX)
+        .args(["reflect", "--dev", "x/y"])
+        .env("OTHER", bad)
+        .env("TUNBOX_MTU", bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("TUNBOX_MTU") || err.contains("--dev"), "{err}");
+}

@@ -116,10 +116,18 @@ pub fn options<T: ToolOptions>(section: Option<&str>, cli: &CliOpts) -> Result<T
     Ok(T::from_resolved(&resolve_cmd(T::SPEC, section, cli)?)?)
 }
 
-/// The process environment's TUNBOX_* variables.
+/// The process environment's TUNBOX_* variables. Not `std::env::vars()`, which panics
+/// on a variable that is not UTF-8 (anyone's, not only ours); such a TUNBOX_ variable
+/// is passed on lossily, so that its check names it.
 pub fn tunbox_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("TUNBOX_"))
+    std::env::vars_os()
+        .filter(|(k, _)| k.as_encoded_bytes().starts_with(b"TUNBOX_"))
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
         .collect()
 }
 
