@@ -6,9 +6,10 @@
 //! Fixed-size output (no allocation), so it may be called from the loops.
 use core::fmt::{self, Write as _};
 
-/// Capacity of a counter line; longer lines are cut (never the case with today's
-/// counters: the longest, with every drop reason non-zero, is well under it).
-pub const LINE_CAP: usize = 640;
+/// Capacity of a counter line; a longer line is cut (it takes counts in the billions
+/// for most drop reasons at once). The capacity of the TAP reflector's detail line
+/// too, so both share one copy of the buffer code.
+pub const LINE_CAP: usize = 480;
 
 /// What one counter line shows: traffic, tool-specific counters, drops by reason
 /// (only the non-zero ones are listed).
@@ -78,5 +79,23 @@ mod tests {
             ..l
         };
         assert!(l.to_heapless().ends_with("(84 bytes), dropped 0"));
+    }
+
+    /// The reflector's line with every drop reason in the millions still fits.
+    #[test]
+    fn reflector_line_fits() {
+        use crate::wire::ip::DropReason;
+        let n = 4_000_000_000u64;
+        let l = Line {
+            rx_packets: n,
+            rx_bytes: n * 1500,
+            tx_packets: n,
+            tx_bytes: n * 1500,
+            extra: &[("tx errors", n)],
+            drops: &DropReason::ALL.map(|r| (r.name(), 9_999_999)),
+        };
+        let full = l.to_string();
+        assert!(full.len() < LINE_CAP, "{} bytes: {full}", full.len());
+        assert_eq!(l.to_heapless().as_str(), full);
     }
 }
