@@ -33,10 +33,13 @@ impl ToolOptions for Settings {
     }
 }
 
-/// A value that was given (command line, environment or UCI), not defaulted.
+/// A value given on the command line. Values from the UCI section or the environment
+/// are not checked against the record: a section edited after `up` (or a stray
+/// TUNBOX_TAP) must not keep `down` (systemd's ExecStop, the init script) from
+/// restoring what the record says was done.
 fn given(r: &Resolved, name: &str) -> Option<String> {
     r.setting(name)
-        .filter(|s| s.source != Source::Default)
+        .filter(|s| s.source == Source::Cli)
         .and_then(|_| r.one(name))
 }
 
@@ -46,8 +49,8 @@ pub fn cmd_up(a: &cli::BridgeUp) -> Result<(), AppError> {
     Ok(bridge::up(&s, a.dry_run)?)
 }
 
-/// `tunbox bridge down`: `--ifname`, `--tap` and `--bridge` (given anywhere, not
-/// defaulted) must match what the state file records.
+/// `tunbox bridge down`: `--ifname`, `--tap` and `--bridge`, when given on the command
+/// line, must match what the state file records.
 pub fn cmd_down(a: &cli::BridgeDown) -> Result<(), AppError> {
     let r = resolve_cmd(&schema::BRIDGE, a.section.as_deref(), &a.layered())?;
     let expect = Expect {
@@ -113,9 +116,14 @@ mod tests {
     #[test]
     fn only_given_names_are_checked_against_the_record() {
         let cli = vec![("tap", vec!["tap9".to_string()])];
-        let r = crate::config::resolve(&schema::BRIDGE, None, &[], &cli).unwrap();
+        let env = [("TUNBOX_IFNAME".to_string(), "eth7".to_string())];
+        let r = crate::config::resolve(&schema::BRIDGE, None, &env, &cli).unwrap();
         assert_eq!(given(&r, "tap").as_deref(), Some("tap9"));
-        assert_eq!(given(&r, "ifname"), None, "a default is not a given name");
-        assert_eq!(given(&r, "bridge"), None);
+        assert_eq!(
+            given(&r, "ifname"),
+            None,
+            "only the command line is checked"
+        );
+        assert_eq!(given(&r, "bridge"), None, "a default is not a given name");
     }
 }
