@@ -8,7 +8,10 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
   echo "ci: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Another apt/dpkg (unattended-upgrades, a parallel job) may hold the lock: wait for it
+  # (up to 10 minutes) instead of failing.
+  lock=(-o DPkg::Lock::Timeout=600)
+  apt-get "${lock[@]}" update -qq
+  apt-get "${lock[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "ci: cargo is missing (install Rust with rustup)"; exit 1; }

@@ -2,11 +2,12 @@
 //!
 //! The core (`wire`, `tunnel`, `config`, the bridge plan) does no I/O; `sys` is the
 //! only module that talks to the kernel.
-pub mod app;
 pub mod bridge;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
+pub mod counters;
 pub mod reflect;
 pub mod selftest;
 pub mod sys;

@@ -1,12 +1,12 @@
 use std::io::Write as _;
 use std::process::ExitCode;
-use tunbox::app::{self, exit_with};
-use tunbox::cli::{Cmd, ConfigAction, Top};
+use tunbox::cli;
+use tunbox::commands::{self, EXIT_USAGE};
 
-/// Parses the command line with `cli::parse`; prints help and usage errors without
-/// panicking when stdout is closed (`tunbox --help | head -1`): usage errors exit 2,
-/// like configuration errors.
-fn parse_args() -> Result<Top, ExitCode> {
+/// Parses the command line with argh (`cli::parse`) and prints help and usage errors
+/// here, without panicking when stdout or stderr is closed (`tunbox --help | head -1`):
+/// help exits 0, a usage error 2, like a configuration error.
+fn parse_args() -> Result<cli::Top, ExitCode> {
     let args: Vec<String> = std::env::args().collect();
     let name = args
         .first()
@@ -14,7 +14,7 @@ fn parse_args() -> Result<Top, ExitCode> {
         .and_then(|n| n.to_str())
         .unwrap_or("tunbox");
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    tunbox::cli::parse(name, &rest).map_err(|early| {
+    cli::parse(name, &rest).map_err(|early| {
         if early.help {
             tunbox::outln!("{}", early.output);
             ExitCode::SUCCESS
@@ -22,11 +22,10 @@ fn parse_args() -> Result<Top, ExitCode> {
             // not eprintln!: a closed stderr must not be a panic either
             let _ = writeln!(
                 std::io::stderr(),
-                "{}\nRun {} --help for more information.",
-                early.output,
-                early.command
+                "{}\nRun {name} --help for more information.",
+                early.output
             );
-            ExitCode::from(2)
+            ExitCode::from(EXIT_USAGE)
         }
     })
 }
@@ -40,22 +39,14 @@ fn main() -> ExitCode {
         tunbox::outln!("tunbox {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let Some(cmd) = top.cmd else {
-        eprintln!("tunbox: no command given; `tunbox --help` lists them");
-        return ExitCode::from(2);
-    };
-    match cmd {
-        Cmd::Reflect(a) => exit_with(app::cmd_reflect(&a)),
-        Cmd::Run(a) => exit_with(app::cmd_run(&a)),
-        Cmd::Config(c) => match c.action {
-            ConfigAction::Check(_) => exit_with(app::cmd_config_check()),
-            ConfigAction::Show(a) => exit_with(app::cmd_config_show(&a)),
-        },
-        Cmd::Selftest(_) => tunbox::selftest::main(),
-        Cmd::Tunnel(a) => exit_with(tunbox::tunnel_run::cmd_tunnel(&a)),
-        Cmd::Genkey(a) => exit_with(tunbox::tunnel_run::cmd_genkey(&a)),
-        Cmd::Bridge(b) => tunbox::bridge::main_bridge(&b),
-        Cmd::Mktun(m) => tunbox::bridge::main_mktun(&m),
-        Cmd::Rmtun(r) => tunbox::bridge::main_rmtun(&r),
+    match top.cmd {
+        Some(cmd) => commands::run(cmd),
+        None => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "tunbox: no command given; `tunbox --help` lists them"
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }

@@ -58,31 +58,17 @@ impl Stats {
         self.drops[r.index()]
     }
 
-    /// One line: `rx N packets (B bytes), tx N packets (B bytes), tx errors N, dropped N (reason N ...)`.
-    pub fn summary(&self) -> heapless::String<400> {
-        let mut s = heapless::String::new();
-        let _ = write!(
-            s,
-            "rx {} packets ({} bytes), tx {} packets ({} bytes), tx errors {}, dropped {}",
-            self.rx_packets,
-            self.rx_bytes,
-            self.tx_packets,
-            self.tx_bytes,
-            self.tx_errors,
-            self.dropped()
-        );
-        let mut first = true;
-        for r in DropReason::ALL {
-            let n = self.drop_count(r);
-            if n > 0 {
-                let _ = write!(s, "{}{} {}", if first { " (" } else { ", " }, r, n);
-                first = false;
-            }
+    /// The counter line, in the format shared with the tunnel ([`crate::counters`]).
+    pub fn summary(&self) -> heapless::String<{ crate::counters::LINE_CAP }> {
+        crate::counters::Line {
+            rx_packets: self.rx_packets,
+            rx_bytes: self.rx_bytes,
+            tx_packets: self.tx_packets,
+            tx_bytes: self.tx_bytes,
+            extra: &[("tx errors", self.tx_errors)],
+            drops: &DropReason::ALL.map(|r| (r.name(), self.drop_count(r))),
         }
-        if !first {
-            let _ = s.push(')');
-        }
-        s
+        .to_heapless()
     }
 }
 

@@ -13,7 +13,8 @@
 #   env    print the environment the cargo commands run with (for copy-paste debugging)
 #   size   print the stripped size of an already built release binary
 #
-# Toolchain: Debian's rustc-web/cargo-web 1.96 (/usr/bin, put first on PATH only inside this script)
+# Toolchain: Debian's rustc-web/cargo-web >= 1.92, 1.96 today (/usr/bin, put first on PATH only
+# inside this script; `setup` runs apt-get update and upgrades it when it is older)
 # with its std sources (rust-web-src) and RUSTC_BOOTSTRAP=1 -Zbuild-std, because Debian ships std
 # for the host only; zig (from the ziglang wheel) as C compiler and linker with its own musl libc.
 #
@@ -38,12 +39,16 @@ ZIGLANG_PIP_SPEC="ziglang==$ZIG_VERSION"
 # Installed into a directory of its own, so another ziglang on the machine is left alone.
 ZIG_HOME="${TUNBOX_ZIG_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/tunbox/ziglang-$ZIG_VERSION}"
 APT_PKGS=(rustc-web cargo-web rust-web-src qemu-user file llvm)
+RUST_PKGS=(rustc-web cargo-web rust-web-src)
+# Oldest rustc-web that builds the release: -Cpanic=immediate-abort (DEFAULT_RELEASE_RUSTFLAGS)
+# is a panic strategy since 1.92; 1.85 (Debian's rustc-web before the 1.96 update) fails.
+MIN_RUSTC=1.92
 # std features for the release build; see targets/README.md for what each saves.
 DEFAULT_BUILD_STD_FEATURES="optimize_for_size"
 # extra rustflags for the release build only (tests keep unwinding panics for the harness).
 DEFAULT_RELEASE_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no"
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 die() { echo "targets/build.sh: $*" >&2; exit 1; }
 log() { echo "targets/build.sh: $*" >&2; }
 
@@ -83,6 +88,16 @@ apt_missing() {
     echo "${missing[@]:-}"
 }
 
+# "rustc 1.96.0 (...)" -> "1.96.0"
+rustc_version() { /usr/bin/rustc --version 2>/dev/null | awk '{print $2}'; }
+rustc_version_text() { local v; v="$(rustc_version)"; echo "/usr/bin/rustc ${v:-(not installed)}"; }
+# True when /usr/bin/rustc is at least MIN_RUSTC (version sort; 1.96.0 > 1.92).
+rustc_new_enough() {
+    local v
+    v="$(rustc_version)"
+    [ -n "$v" ] && [ "$(printf '%s\n%s\n' "$MIN_RUSTC" "${v%%-*}" | sort -V | head -n1)" = "$MIN_RUSTC" ]
+}
+
 find_zig() {
     if [ -n "${TUNBOX_ZIG:-}" ]; then echo "$TUNBOX_ZIG"; return 0; fi
     [ -x "$ZIG_HOME/ziglang/zig" ] && [ "$("$ZIG_HOME/ziglang/zig" version)" = "$ZIG_VERSION" ] || return 1
@@ -110,6 +125,18 @@ setup() {
         ZIG="$(find_zig)" || die "ziglang installed but its zig binary was not found"
     fi
     [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] || die "/usr/bin/cargo or /usr/bin/rustc missing (cargo-web, rustc-web)"
+    if ! rustc_new_enough; then
+        [ "${TUNBOX_CROSS_NO_INSTALL:-0}" = 1 ] &&
+            die "$(rustc_version_text) is older than $MIN_RUSTC; run: apt-get update && apt-get install --no-install-recommends ${RUST_PKGS[*]}"
+        # Stale package lists install an old rustc-web without complaint: refresh and upgrade.
+        log "$(rustc_version_text) is older than $MIN_RUSTC: apt-get update and upgrading ${RUST_PKGS[*]}"
+        as_root apt-get update -q -o DPkg::Lock::Timeout=600 >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            -o DPkg::Lock::Timeout=600 "${RUST_PKGS[@]}" >&2
+        rustc_new_enough || die "$(rustc_version_text) is still older than $MIN_RUSTC after apt-get update: \
+the release build needs rustc-web >= $MIN_RUSTC (Debian 12 bookworm-security/updates ship 1.96); \
+check /etc/apt/sources.list, or point TUNBOX_RELEASE_RUSTFLAGS at flags your rustc knows"
+    fi
     local src
     src="$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library"
     [ -f "$src/Cargo.lock" ] || die "std sources not found at $src (rust-web-src)"

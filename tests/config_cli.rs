@@ -185,3 +185,107 @@ fn closed_stdout_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Run tunbox --help"));
 }
+
+/// `genkey -` writes the key file's text to stdout (as `wg genkey`); a full disk is an
+/// error, not a panic.
+#[test]
+fn genkey_to_stdout() {
+    let out = Command::new(TUNBOX).args(["genkey", "-"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text.lines().last().unwrap_or_default();
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{text}"
+    );
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(TUNBOX)
+        .args(["genkey", "-"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot write the key to stdout") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// `bridge down --tap X` refuses a state file that records another tap, before asking
+/// for privileges or changing anything.
+#[test]
+fn bridge_down_checks_names_against_the_record() {
+    let dir = std::env::temp_dir().join(format!("tbx-down-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("bridge.state");
+    // an `up --dry-run` prints a plan but writes nothing: make the record by hand
+    let rec = tunbox::bridge::plan::Record {
+        ifname: "eth0".into(),
+        tap: "tap0".into(),
+        bridge: "br-tunbox".into(),
+        created_bridge: true,
+        created_tap: true,
+        port: tunbox::bridge::plan::LinkRecord {
+            mtu: 1500,
+            up: true,
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            master: None,
+        },
+        tap_orig: None,
+        bridge_orig: None,
+        addrs: Vec::new(),
+        routes: Vec::new(),
+        sysctls: Vec::new(),
+    };
+    std::fs::write(&state, tunbox::bridge::state::to_text(&rec)).unwrap();
+    let st = state.to_str().unwrap();
+    let p = std::path::Path::new("/nonexistent");
+    let (code, _, err) = tunbox(
+        &["bridge", "down", "--state-file", st, "--tap", "tap7"],
+        p,
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{st} records tap 'tap0', not 'tap7'")),
+        "{err}"
+    );
+    let (code, _, err) = tunbox(
+        &[
+            "bridge",
+            "down",
+            "--state-file",
+            st,
+            "--ifname",
+            "eth1",
+            "--dry-run",
+        ],
+        p,
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("records ifname 'eth0', not 'eth1'"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A variable that is not UTF-8 (ours or anyone's) is not a panic: a foreign one is
+/// ignored, a TUNBOX_ one is checked like any other value.
+#[test]
+fn non_utf8_environment_is_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xff");
+    let out = Command::new(TUNBOX)
+        .args(["reflect", "--dev", "x/y"])
+        .env("OTHER", bad)
+        .env("TUNBOX_MTU", bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("TUNBOX_MTU") || err.contains("--dev"), "{err}");
+}

@@ -120,7 +120,7 @@ fn malformed_packets_counted_and_dropped_reflector_keeps_working() {
     );
     assert!(
         r.wait_log(
-            "(truncated 1, bad_version 1, bad_header 1, length_mismatch 1",
+            "(truncated=1 bad_version=1 bad_header=1 length_mismatch=1",
             5
         ),
         "drops by reason on SIGUSR1: {}",

@@ -231,7 +231,7 @@ fn kill_usr1(pid: u32) {
     );
 }
 
-/// The counters line: `t0: rx N pkts N B, ... drops N (auth=2 replay=1)`.
+/// The counters line: `t0: rx N packets (B bytes), ... dropped N (auth=2 replay=1)`.
 #[derive(Debug, Default)]
 struct Counters {
     rx_packets: u64,

@@ -10,9 +10,6 @@ pub mod apply;
 pub mod plan;
 pub mod state;
 
-use crate::app::{self, CliOpts};
-use crate::cli;
-use crate::config::{schema, Resolved};
 use crate::sys::netlink::Rtnl;
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, SysError};
@@ -20,12 +17,8 @@ use plan::{Options, PlanError, Record, Snapshot, Step};
 use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::ExitCode;
 
-pub const DEFAULT_IFNAME: &str = "eth0";
-pub const DEFAULT_TAP: &str = "tap0";
-pub const DEFAULT_BRIDGE: &str = "br-tunbox";
-
+/// The state file of a bridge when none is named.
 pub fn default_state_file(bridge: &str) -> String {
     format!("/var/run/tunbox/bridge-{bridge}.state")
 }
@@ -54,9 +47,8 @@ impl From<PlanError> for BridgeError {
     }
 }
 
-/// The settings of one bridge, resolved from the command line, TUNBOX_* variables and
-/// the UCI `config bridge` section (options enabled, ifname, tap, bridge, user,
-/// state_file).
+/// The settings of one bridge, resolved from the command line, TUNBOX_* variables, the
+/// UCI `config bridge` section and the schema's defaults (`commands::bridge`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub ifname: String,
@@ -65,30 +57,6 @@ pub struct Settings {
     /// Owner of a tap that `up` creates (user name or uid).
     pub user: Option<String>,
     pub state_file: String,
-}
-
-impl Settings {
-    /// Settings from explicit values, defaults filling the gaps. This is the seam where
-    /// the layered configuration plugs in: the caller passes CLI values already merged
-    /// with the environment and the UCI section.
-    pub fn resolve(
-        ifname: Option<&str>,
-        tap: Option<&str>,
-        bridge: Option<&str>,
-        user: Option<&str>,
-        state_file: Option<&str>,
-    ) -> Settings {
-        let bridge = bridge.unwrap_or(DEFAULT_BRIDGE).to_string();
-        Settings {
-            ifname: ifname.unwrap_or(DEFAULT_IFNAME).to_string(),
-            tap: tap.unwrap_or(DEFAULT_TAP).to_string(),
-            state_file: state_file
-                .map(str::to_string)
-                .unwrap_or_else(|| default_state_file(&bridge)),
-            bridge,
-            user: user.map(str::to_string),
-        }
-    }
 }
 
 /// Reads the state file; `None` when there is none.
@@ -312,11 +280,44 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// What `bridge down` was told about the bridge besides its state file: each given
+/// name must be the one the record holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    pub ifname: Option<String>,
+    pub tap: Option<String>,
+    pub bridge: Option<String>,
+}
+
+impl Expect {
+    /// Compares with the record; the error names both and the way out.
+    pub fn check(&self, rec: &Record, state_file: &str) -> Result<(), BridgeError> {
+        for (what, given, recorded) in [
+            ("ifname", &self.ifname, &rec.ifname),
+            ("tap", &self.tap, &rec.tap),
+            ("bridge", &self.bridge, &rec.bridge),
+        ] {
+            if let Some(g) = given.as_ref().filter(|g| *g != recorded) {
+                return Err(BridgeError(format!(
+                    "{state_file} records {what} '{recorded}', not '{g}': nothing was changed; \
+                     leave out --{what} to restore what the file records, or name the state file \
+                     of the other bridge with --state-file"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `tunbox bridge down`.
-pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
-    if read_record(state_file)?.is_none() {
-        crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
-        return Ok(());
+pub fn down(state_file: &str, expect: &Expect, dry_run: bool) -> Result<(), BridgeError> {
+    // Checked before asking for CAP_NET_ADMIN, so that a wrong name is the error shown.
+    match read_record(state_file)? {
+        None => {
+            crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
+            return Ok(());
+        }
+        Some(rec) => expect.check(&rec, state_file)?,
     }
     if !dry_run {
         caps::require_net_admin("taking a bridge down")?;
@@ -331,6 +332,7 @@ pub fn down(state_file: &str, dry_run: bool) -> Result<(), BridgeError> {
         crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
         return Ok(());
     };
+    expect.check(&rec, state_file)?;
     let (mut rtnl, snap) = read_snapshot()?;
     let steps = plan::plan_down(&rec, &snap)?;
     if dry_run {
@@ -473,11 +475,10 @@ fn warn_if_tun_node_closed(who: &str) {
 /// `tunbox mktun`: a persistent tun/tap device a given user/group may attach to.
 pub fn mktun(
     dev: &str,
-    mode: &str,
+    mode: Mode,
     user: Option<&str>,
     group: Option<&str>,
 ) -> Result<String, BridgeError> {
-    let mode = Mode::parse(mode).map_err(BridgeError)?;
     caps::require_net_admin("creating a persistent tun/tap device")?;
     let uid = match user {
         Some(u) => Some(caps::lookup_user(u)?.uid.as_raw()),
@@ -502,8 +503,7 @@ pub fn mktun(
 }
 
 /// `tunbox rmtun`: removes a persistent tun/tap device (of that mode only).
-pub fn rmtun(dev: &str, mode: &str) -> Result<(), BridgeError> {
-    let mode = Mode::parse(mode).map_err(BridgeError)?;
+pub fn rmtun(dev: &str, mode: Mode) -> Result<(), BridgeError> {
     caps::require_net_admin("removing a tun/tap device")?;
     let mut rtnl = Rtnl::new()?;
     let links = rtnl.links()?;
@@ -519,109 +519,6 @@ pub fn rmtun(dev: &str, mode: &str) -> Result<(), BridgeError> {
     }
     rtnl.delete_link(l.index)?;
     Ok(())
-}
-
-impl Settings {
-    /// Settings from the merged configuration (command line > TUNBOX_* > UCI
-    /// `config bridge` section > defaults).
-    pub fn from_resolved(r: &Resolved) -> Settings {
-        Settings::resolve(
-            r.get("ifname"),
-            r.get("tap"),
-            r.get("bridge"),
-            r.get("user"),
-            r.get("state_file"),
-        )
-    }
-}
-
-fn settings(section: Option<&str>, cli: CliOpts) -> Result<Settings, ExitCode> {
-    let r = app::resolve_cmd(&schema::BRIDGE, section, &cli).map_err(|e| app::exit_with(Err(e)))?;
-    if section.is_some() && !r.flag("enabled") {
-        crate::warn!(
-            "section '{}' is disabled (option enabled '0'); going ahead because it was named",
-            section.unwrap_or_default()
-        );
-    }
-    Ok(Settings::from_resolved(&r))
-}
-
-fn report(r: Result<(), BridgeError>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            crate::error!("{e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Dispatch for `tunbox bridge ...`. Exit status: 0 done (status: consistent), 1 a
-/// failure, 2 bad configuration, 3 (status only) half up or changed since `up`.
-pub fn main_bridge(b: &cli::Bridge) -> ExitCode {
-    match &b.action {
-        cli::BridgeAction::Up(u) => {
-            let cli = CliOpts::default()
-                .opt("ifname", &u.ifname)
-                .opt("tap", &u.tap)
-                .opt("bridge", &u.bridge)
-                .opt("user", &u.user)
-                .opt("state_file", &u.state_file);
-            match settings(u.section.as_deref(), cli) {
-                Ok(s) => report(up(&s, u.dry_run)),
-                Err(code) => code,
-            }
-        }
-        cli::BridgeAction::Down(d) => {
-            let cli = CliOpts::default()
-                .opt("bridge", &d.bridge)
-                .opt("state_file", &d.state_file);
-            match settings(d.section.as_deref(), cli) {
-                Ok(s) => report(down(&s.state_file, d.dry_run)),
-                Err(code) => code,
-            }
-        }
-        cli::BridgeAction::Status(st) => {
-            let cli = CliOpts::default()
-                .opt("bridge", &st.bridge)
-                .opt("state_file", &st.state_file);
-            let s = match settings(st.section.as_deref(), cli) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            match status(&s.bridge, &s.state_file) {
-                Ok(Health::Consistent) => ExitCode::SUCCESS,
-                Ok(Health::Incomplete) => ExitCode::from(3),
-                Err(e) => {
-                    crate::error!("{e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-    }
-}
-
-/// Dispatch for `tunbox mktun`.
-pub fn main_mktun(m: &cli::Mktun) -> ExitCode {
-    report(
-        mktun(&m.dev, &m.mode, m.user.as_deref(), m.group.as_deref()).map(|name| {
-            crate::outln!(
-                "{name}: persistent {} device{}{}",
-                m.mode,
-                m.user
-                    .as_deref()
-                    .map_or(String::new(), |u| format!(", owner {u}")),
-                m.group
-                    .as_deref()
-                    .map_or(String::new(), |g| format!(", group {g}"))
-            )
-        }),
-    )
-}
-
-/// Dispatch for `tunbox rmtun`.
-pub fn main_rmtun(r: &cli::Rmtun) -> ExitCode {
-    report(rmtun(&r.dev, &r.mode).map(|()| crate::outln!("{}: removed", r.dev)))
 }
 
 #[cfg(test)]

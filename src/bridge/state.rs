@@ -116,12 +116,17 @@ impl<'a> Fields<'a> {
             .map(|(_, v)| *v)
             .ok_or_else(|| format!("line {}: '{key}=' missing", self.line))
     }
-    fn get<T: std::str::FromStr>(&self, key: &str) -> Result<T, String> {
+    /// The value of `key` parsed as `T`. Numbers of every width go through one `u32`
+    /// parser and one error path (fewer copies of the parsing and formatting code).
+    fn get<T: FieldValue>(&self, key: &str) -> Result<T, String> {
         let v = self.raw(key)?;
-        v.parse()
-            .map_err(|_| format!("line {}: bad value '{v}' for {key}", self.line))
+        T::parse(v).ok_or_else(|| self.bad(key, v))
     }
-    fn opt<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+    #[inline(never)]
+    fn bad(&self, key: &str, v: &str) -> String {
+        format!("line {}: bad value '{v}' for {key}", self.line)
+    }
+    fn opt<T: FieldValue>(&self, key: &str) -> Result<Option<T>, String> {
         match self.raw(key)? {
             "-" => Ok(None),
             _ => self.get(key).map(Some),
@@ -129,6 +134,41 @@ impl<'a> Fields<'a> {
     }
     fn flag(&self, key: &str) -> Result<bool, String> {
         parse_yes(self.line, self.raw(key)?)
+    }
+}
+
+/// A value of a `key=value` field.
+trait FieldValue: Sized {
+    fn parse(v: &str) -> Option<Self>;
+}
+
+impl FieldValue for u32 {
+    fn parse(v: &str) -> Option<Self> {
+        v.parse().ok()
+    }
+}
+
+impl FieldValue for u8 {
+    fn parse(v: &str) -> Option<Self> {
+        u32::parse(v).and_then(|n| n.try_into().ok())
+    }
+}
+
+impl FieldValue for IpAddr {
+    fn parse(v: &str) -> Option<Self> {
+        v.parse().ok()
+    }
+}
+
+impl FieldValue for std::net::Ipv4Addr {
+    fn parse(v: &str) -> Option<Self> {
+        v.parse().ok()
+    }
+}
+
+impl FieldValue for String {
+    fn parse(v: &str) -> Option<Self> {
+        Some(v.to_string())
     }
 }
 

@@ -848,3 +848,30 @@ fn restore_record_failure_names_the_path_and_the_cause() {
         assert!(w.contains("tunbox bridge down"), "{w}");
     }
 }
+
+#[test]
+fn down_checks_given_names_against_the_record() {
+    let (rec, _) = plan_up(&opts(), &pi(), None).unwrap();
+    let ok = super::Expect {
+        ifname: Some(rec.ifname.clone()),
+        tap: Some(rec.tap.clone()),
+        bridge: None,
+    };
+    assert!(ok.check(&rec, "/s").is_ok());
+    assert!(super::Expect::default().check(&rec, "/s").is_ok());
+    let wrong = super::Expect {
+        tap: Some("tap9".into()),
+        ..Default::default()
+    };
+    let e = wrong.check(&rec, "/s").unwrap_err().0;
+    assert!(
+        e.starts_with(&format!("/s records tap '{}', not 'tap9'", rec.tap))
+            && e.contains("nothing was changed"),
+        "{e}"
+    );
+    let wrong = super::Expect {
+        ifname: Some("eth9".into()),
+        ..Default::default()
+    };
+    assert!(wrong.check(&rec, "/s").unwrap_err().0.contains("--ifname"));
+}

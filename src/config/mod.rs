@@ -76,7 +76,10 @@ impl Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Setting {
     pub spec: &'static OptSpec,
+    /// The values as written (for `config show`).
     pub values: Vec<String>,
+    /// The same values parsed by the option's kind, once, at merge time.
+    pub parsed: Vec<schema::Value>,
     pub source: Source,
 }
 
@@ -212,12 +215,14 @@ pub fn resolve(
             }
         }
         if let Some((values, source)) = chosen {
-            for v in &values {
-                os.kind.check(v).map_err(|m| source.error(os.name, m))?;
-            }
+            let parsed = values
+                .iter()
+                .map(|v| os.kind.parse(v).map_err(|m| source.error(os.name, m)))
+                .collect::<Result<_, _>>()?;
             settings.push(Setting {
                 spec: os,
                 values,
+                parsed,
                 source,
             });
         }
@@ -235,53 +240,33 @@ impl Resolved {
         self.settings.iter().find(|s| s.spec.name == name)
     }
 
-    /// The single value of an option, if set (or defaulted).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    /// The single value of an option in its typed form, if set (or defaulted); `None`
+    /// too when `T` is not the option's kind (a bug the unit tests catch).
+    pub fn one<T: schema::FromValue>(&self, name: &str) -> Option<T> {
+        debug_assert!(self.spec.option(name).is_some(), "no option {name}");
         self.setting(name)
-            .and_then(|s| s.values.last())
-            .map(String::as_str)
+            .and_then(|s| s.parsed.last())
+            .and_then(T::from_value)
     }
 
-    /// Every value of a list option (empty when unset).
-    pub fn list(&self, name: &str) -> &[String] {
-        self.setting(name).map(|s| &s.values[..]).unwrap_or(&[])
+    /// Every value of a list option in its typed form (empty when unset).
+    pub fn all<T: schema::FromValue>(&self, name: &str) -> Vec<T> {
+        debug_assert!(self.spec.option(name).is_some(), "no option {name}");
+        self.setting(name)
+            .map(|s| s.parsed.iter().filter_map(T::from_value).collect())
+            .unwrap_or_default()
     }
 
-    /// A boolean option; unset counts as false. Values were checked at resolve time.
+    /// A boolean option; unset counts as false.
     pub fn flag(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|v| schema::parse_bool(v) == Some(true))
+        self.one::<bool>(name).unwrap_or(false)
     }
 
-    /// Parses an option's value with `f`, turning a failure into an error that names
-    /// where the value came from.
-    pub fn parse<T>(
-        &self,
-        name: &str,
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
+    /// An error about one option's value, located where the value came from.
+    pub fn option_error(&self, name: &str, msg: impl fmt::Display) -> ConfigError {
         match self.setting(name) {
-            None => Ok(None),
-            Some(s) => match s.values.last() {
-                None => Ok(None),
-                Some(v) => f(v).map(Some).map_err(|m| s.source.error(name, m)),
-            },
-        }
-    }
-
-    /// Parses every value of a list option.
-    pub fn parse_list<T>(
-        &self,
-        name: &str,
-        f: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Vec<T>, ConfigError> {
-        match self.setting(name) {
-            None => Ok(Vec::new()),
-            Some(s) => s
-                .values
-                .iter()
-                .map(|v| f(v).map_err(|m| s.source.error(name, m)))
-                .collect(),
+            Some(s) => s.source.error(name, msg),
+            None => self.error(msg.to_string()),
         }
     }
 

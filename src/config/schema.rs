@@ -1,6 +1,13 @@
-//! What each section type accepts: option names, list or single, value kind, default,
-//! help. One table serves the UCI file, the environment, `config show` and the checks.
-use std::net::IpAddr;
+//! What each section type accepts: option names, list or single, value kind, default.
+//! One table serves the UCI file, the environment, `config show` and the checks, and it
+//! is the one place for each option's name (UCI option; TUNBOX_NAME in the
+//! environment; `--name` on the command line, `_` as `-`), kind and default. What an
+//! option means is in its doc comment in `cli`.
+use crate::sys::tun::Mode;
+use crate::tunnel::Transport;
+use crate::wire::cidr::Cidr;
+use crate::wire::ethernet::MacAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// The kind of value an option takes; `check` says what is wrong with a bad one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,69 +88,132 @@ pub fn split_host_port(v: &str) -> Result<(&str, u16), String> {
     Ok((host, parse_port(port)?))
 }
 
+/// `[ADDR:]PORT` to a socket address; a bare port listens on every address (IPv6 and,
+/// dual-stack, IPv4; the tunnel falls back to IPv4 when the box has no IPv6).
+pub fn parse_listen(v: &str) -> Result<SocketAddr, String> {
+    if !v.contains(':') {
+        return Ok(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            parse_port(v)?,
+        ));
+    }
+    let (host, port) = split_host_port(v)?;
+    let ip: IpAddr = host.parse().map_err(|_| {
+        format!("'{host}' is not an IP address to listen on (names are not resolved here)")
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// An option's value in its typed form: what [`Kind::parse`] makes of the text, once,
+/// when the layers are merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Bool(bool),
+    Uint(u32),
+    /// An interface name, a path or an account name, checked.
+    Text(String),
+    Cidr(IpAddr, u8),
+    Mode(Mode),
+    Transport(Transport),
+    Mac(MacAddr),
+    Range(Cidr),
+    Listen(SocketAddr),
+    HostPort(String, u16),
+}
+
+/// A typed value read back from a [`Value`] (see `config::Resolved::one`).
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> Option<Self>;
+}
+
+macro_rules! from_value {
+    ($($t:ty => $p:pat => $e:expr;)*) => {$(
+        impl FromValue for $t {
+            fn from_value(v: &Value) -> Option<Self> {
+                match v {
+                    $p => Some($e),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+from_value! {
+    bool => Value::Bool(b) => *b;
+    u32 => Value::Uint(n) => *n;
+    String => Value::Text(t) => t.clone();
+    (IpAddr, u8) => Value::Cidr(a, l) => (*a, *l);
+    Mode => Value::Mode(m) => *m;
+    Transport => Value::Transport(t) => *t;
+    MacAddr => Value::Mac(m) => *m;
+    Cidr => Value::Range(c) => *c;
+    SocketAddr => Value::Listen(a) => *a;
+    (String, u16) => Value::HostPort(h, p) => (h.clone(), *p);
+}
+
 impl Kind {
-    pub fn check(self, v: &str) -> Result<(), String> {
-        match self {
-            Kind::Bool => parse_bool(v).map(drop).ok_or_else(|| {
+    /// Parses one value of this kind; the message says what is wrong with a bad one.
+    pub fn parse(self, v: &str) -> Result<Value, String> {
+        Ok(match self {
+            Kind::Bool => Value::Bool(parse_bool(v).ok_or_else(|| {
                 format!("'{v}' is not a boolean (use 1/0, yes/no, on/off, true/false)")
-            }),
-            Kind::Uint { min, max } => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .map(drop)
-                .ok_or_else(|| format!("'{v}' is not a whole number from {min} to {max}")),
+            })?),
+            Kind::Uint { min, max } => Value::Uint(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| format!("'{v}' is not a whole number from {min} to {max}"))?,
+            ),
             Kind::IfName => {
                 if v.is_empty()
                     || v.len() > 15
                     || v.contains(['/', ':'])
                     || v.contains(char::is_whitespace)
                 {
-                    Err(format!("'{v}' is not an interface name (1 to 15 characters, no '/', ':' or spaces)"))
-                } else {
-                    Ok(())
+                    return Err(format!("'{v}' is not an interface name (1 to 15 characters, no '/', ':' or spaces)"));
                 }
+                Value::Text(v.to_string())
             }
-            Kind::Cidr => parse_cidr(v).map(drop),
-            Kind::Mode => crate::sys::tun::Mode::parse(v).map(drop),
-            Kind::Transport => match v {
-                "udp" | "tcp" => Ok(()),
-                _ => Err(format!("'{v}' is not a transport: use udp or tcp")),
-            },
-            Kind::Mac => v
-                .parse::<crate::wire::ethernet::MacAddr>()
-                .map(drop)
-                .map_err(|e| format!("'{v}': {e}")),
-            Kind::Range => v
-                .parse::<crate::wire::cidr::Cidr>()
-                .map(drop)
-                .map_err(|e| format!("'{v}': {e}")),
-            Kind::Listen => {
-                if v.contains(':') {
-                    split_host_port(v).map(drop)
-                } else {
-                    parse_port(v).map(drop)
-                }
+            Kind::Cidr => {
+                let (a, l) = parse_cidr(v)?;
+                Value::Cidr(a, l)
             }
-            Kind::HostPort => split_host_port(v).map(drop),
+            Kind::Mode => Value::Mode(Mode::parse(v)?),
+            Kind::Transport => Value::Transport(match v {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                _ => return Err(format!("'{v}' is not a transport: use udp or tcp")),
+            }),
+            Kind::Mac => Value::Mac(v.parse::<MacAddr>().map_err(|e| format!("'{v}': {e}"))?),
+            Kind::Range => Value::Range(v.parse::<Cidr>().map_err(|e| format!("'{v}': {e}"))?),
+            Kind::Listen => Value::Listen(parse_listen(v)?),
+            Kind::HostPort => {
+                let (h, p) = split_host_port(v)?;
+                Value::HostPort(h.to_string(), p)
+            }
             Kind::Path => {
-                if v.starts_with('/') {
-                    Ok(())
-                } else {
-                    Err(format!("'{v}' is not an absolute path"))
+                if !v.starts_with('/') {
+                    return Err(format!("'{v}' is not an absolute path"));
                 }
+                Value::Text(v.to_string())
             }
             Kind::Account => {
-                if !v.is_empty()
-                    && v.bytes()
+                if v.is_empty()
+                    || !v
+                        .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
                 {
-                    Ok(())
-                } else {
-                    Err(format!("'{v}' is not a user or group name"))
+                    return Err(format!("'{v}' is not a user or group name"));
                 }
+                Value::Text(v.to_string())
             }
-        }
+        })
+    }
+
+    /// Checks a value without keeping the parsed form.
+    pub fn check(self, v: &str) -> Result<(), String> {
+        self.parse(v).map(drop)
     }
 }
 

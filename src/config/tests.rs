@@ -28,10 +28,16 @@ fn layers_in_order() {
     let s = f.section("lab").unwrap();
     // file only
     let r = resolve(&schema::REFLECT, Some((&f.path, s)), &[], &[]).unwrap();
-    assert_eq!(r.get("dev"), Some("tun7"));
-    assert_eq!(r.get("mode"), Some("tun"));
+    assert_eq!(r.one::<String>("dev").as_deref(), Some("tun7"));
+    assert_eq!(
+        r.one::<crate::sys::tun::Mode>("mode"),
+        Some(crate::sys::tun::Mode::Tun)
+    );
     assert_eq!(r.setting("mode").unwrap().source, Source::Default);
-    assert_eq!(r.list("address"), ["198.18.0.1/15", "2001:2::1/48"]);
+    assert_eq!(
+        r.setting("address").unwrap().values,
+        ["198.18.0.1/15", "2001:2::1/48"]
+    );
     assert_eq!(
         r.setting("mtu").unwrap().source,
         Source::Uci {
@@ -45,19 +51,22 @@ fn layers_in_order() {
         ("TUNBOX_ADDRESS", "198.18.9.1/24, 2001:2::9/64"),
     ]);
     let r = resolve(&schema::REFLECT, Some((&f.path, s)), &e, &[]).unwrap();
-    assert_eq!(r.get("dev"), Some("tun8"));
+    assert_eq!(r.one::<String>("dev").as_deref(), Some("tun8"));
     assert_eq!(
         r.setting("dev").unwrap().source,
         Source::Env("TUNBOX_DEV".into())
     );
-    assert_eq!(r.list("address"), ["198.18.9.1/24", "2001:2::9/64"]);
+    assert_eq!(
+        r.setting("address").unwrap().values,
+        ["198.18.9.1/24", "2001:2::9/64"]
+    );
     // the command line beats both
     let cli = vec![("dev", vec!["tun9".to_string()]), ("address", vec![])];
     let r = resolve(&schema::REFLECT, Some((&f.path, s)), &e, &cli).unwrap();
-    assert_eq!(r.get("dev"), Some("tun9"));
+    assert_eq!(r.one::<String>("dev").as_deref(), Some("tun9"));
     assert_eq!(r.setting("dev").unwrap().source, Source::Cli);
     assert_eq!(
-        r.list("address").len(),
+        r.all::<(std::net::IpAddr, u8)>("address").len(),
         2,
         "an empty CLI list does not override"
     );

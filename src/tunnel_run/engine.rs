@@ -388,7 +388,23 @@ impl<D: Device> Engine<D> {
     }
 
     pub fn log_counters(&self) {
-        info!("{}: {}", self.core.name, self.core.tunnel.counters());
+        let c = self.core.tunnel.counters();
+        let line = crate::counters::Line {
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            extra: &[
+                ("keepalives rx", c.keepalives_rx),
+                ("keepalives tx", c.keepalives_tx),
+                ("handshakes sent", c.handshakes_sent),
+                ("handshakes answered", c.handshakes_answered),
+                ("sessions", c.sessions),
+                ("peer dead", c.peer_dead),
+            ],
+            drops: &crate::tunnel::counters::DropReason::ALL.map(|r| (r.name(), c.dropped(r))),
+        };
+        info!("{}: {line}", self.core.name);
     }
 
     fn peer(&self) -> Option<SocketAddr> {
