@@ -1,6 +1,7 @@
 //! The reflector: reads a packet from the device, transforms it in place, writes it
 //! back. The loop is generic over [`PacketIo`] so tests can drive it without a kernel.
-use crate::sys::log::{self, RateLimit};
+use crate::ratelimit::RateLimit;
+use crate::sys::log;
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, netlink::Rtnl, signals, SysError};
 use crate::wire::cidr::Cidr;

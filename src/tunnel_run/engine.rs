@@ -5,7 +5,7 @@ use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
     TCP_CONNECT_TIME, TCP_PENDING,
 };
-use crate::sys::log::RateLimit;
+use crate::ratelimit::RateLimit;
 use crate::sys::signals;
 use crate::sys::tun::Tun;
 use crate::tunnel::noise::DATA_OVERHEAD;
