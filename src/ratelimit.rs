@@ -54,6 +54,52 @@ impl RateLimit {
     }
 }
 
+/// The limit on `--verbose` per-packet lines: 20 at once, then 10 a second, so a
+/// flood cannot fill a router's log; says how many it held back (at the next line it
+/// lets through, and at the end).
+#[derive(Debug)]
+pub struct VerboseLog {
+    limit: RateLimit,
+}
+
+impl Default for VerboseLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VerboseLog {
+    pub const fn new() -> VerboseLog {
+        VerboseLog {
+            limit: RateLimit::new(20, 10),
+        }
+    }
+
+    /// Whether a per-packet line about `dev` may be logged now. If lines were held
+    /// back before this one, a line saying how many goes first.
+    pub fn allow(&mut self, now: Instant, dev: &str) -> bool {
+        let ok = self.limit.allow(now);
+        if ok {
+            self.report(dev);
+        }
+        ok
+    }
+
+    /// Logs how many lines were held back since the last report, if any (call when
+    /// the loop ends).
+    pub fn report(&mut self, dev: &str) {
+        let n = self.limit.take_suppressed();
+        if n > 0 {
+            crate::info!("{dev}: --verbose: {n} per-packet lines suppressed (rate limit)");
+        }
+    }
+
+    /// Lines held back and not yet reported.
+    pub fn pending(&self) -> u32 {
+        self.limit.suppressed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +122,24 @@ mod tests {
         let later = t0 + Duration::from_secs(60);
         assert!(rl.allow(later) && rl.allow(later) && rl.allow(later));
         assert!(!rl.allow(later));
+    }
+
+    #[test]
+    fn verbose_log_counts_what_it_held_back() {
+        let t0 = Instant::now();
+        let mut v = VerboseLog::new();
+        for _ in 0..20 {
+            assert!(v.allow(t0, "tun0"));
+        }
+        for _ in 0..7 {
+            assert!(!v.allow(t0, "tun0"));
+        }
+        assert_eq!(v.pending(), 7);
+        // the next allowed line reports (and resets) the count first
+        assert!(v.allow(t0 + Duration::from_millis(100), "tun0"));
+        assert_eq!(v.pending(), 0);
+        assert!(!v.allow(t0 + Duration::from_millis(110), "tun0"));
+        v.report("tun0");
+        assert_eq!(v.pending(), 0);
     }
 }

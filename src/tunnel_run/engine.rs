@@ -5,7 +5,7 @@ use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
     TCP_CONNECT_TIME, TCP_PENDING,
 };
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::{RateLimit, VerboseLog};
 use crate::sys::poll::{PollSet, Want};
 use crate::sys::signals;
 use crate::sys::tun::Tun;
@@ -98,7 +98,7 @@ struct Core<D: Device> {
     out_buf: Box<[u8]>,
     drop_log: RateLimit,
     event_log: RateLimit,
-    verbose_log: RateLimit,
+    verbose_log: VerboseLog,
 }
 
 /// What a TCP connection's frames asked for.
@@ -149,7 +149,7 @@ impl<D: Device> Core<D> {
             self.log_drop("packet", n, Some(from), DropReason::BadInner);
             return;
         }
-        if self.verbose && self.verbose_log.allow(Instant::now()) {
+        if self.verbose && self.verbose_log.allow(Instant::now(), &self.name) {
             info!("{}: {n} bytes from {from} to the device", self.name);
         }
         if let Err(e) = self.dev.send(&self.out_buf[..n]) {
@@ -361,7 +361,7 @@ impl<D: Device> Engine<D> {
                 // a flood cannot fill a router's log: 5 lines at once, then 1 a second
                 drop_log: RateLimit::new(5, 1),
                 event_log: RateLimit::new(10, 1),
-                verbose_log: RateLimit::new(20, 10),
+                verbose_log: VerboseLog::new(),
             },
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
@@ -398,6 +398,12 @@ impl<D: Device> Engine<D> {
 
     /// Runs until `stop()` says so.
     pub fn run(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
+        let res = self.run_until(stop);
+        self.core.verbose_log.report(&self.core.name);
+        res
+    }
+
+    fn run_until(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
         while !stop() {
             if signals::take_usr1() {
                 self.log_counters();
@@ -614,9 +620,15 @@ impl<D: Device> Engine<D> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
+                Err(e) if crate::sys::tun::device_gone(&e) => {
+                    return Err(io::Error::other(format!(
+                        "device {} went away (deleted?): {e}",
+                        core.name
+                    )))
+                }
                 Err(e) => return Err(e),
             };
-            if core.verbose && core.verbose_log.allow(now) {
+            if core.verbose && core.verbose_log.allow(now, &core.name) {
                 info!("{}: {n} bytes from the device", core.name);
             }
             let pkt = &core.dev_buf[..n];
