@@ -150,7 +150,7 @@ impl Backend {
             ""
         };
         let mut out: heapless::String<{ LINE + 20 }> = heapless::String::new();
-        let _ = write!(out, "{name}{tag}{line}\n");
+        let _ = writeln!(out, "{name}{tag}{line}");
         let _ = std::io::stderr().write_all(out.as_bytes());
     }
 }
@@ -274,7 +274,8 @@ mod tests {
         assert!(cut.starts_with("<30>tunbox[42]: xxx") && cut.len() == DATAGRAM);
         // cut at a character boundary
         let mut c = Cut::<5>::new();
-        assert!(write!(c, "ab{}", "cdé").is_err());
+        let rest = "cdé";
+        assert!(write!(c, "ab{rest}").is_err());
         assert_eq!(c.0.as_str(), "abcd");
     }
 
