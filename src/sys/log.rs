@@ -10,15 +10,19 @@
 //! stamp the time and host themselves. The crate's own `Formatter3164` is not used: it
 //! formats a local-time timestamp through the `time` crate on every line (allocating,
 //! and panicking where `time` cannot determine the UTC offset in a threaded process),
-//! and its hostname lookup is of no use on the local socket. Only the crate's transport
-//! (`unix_custom`: datagram, or stream where /dev/log is a stream socket) is linked.
+//! and its hostname lookup is of no use on the local socket; nor is `unix_custom`: its
+//! boxed errors link the whole `Debug` machinery of `io::Error` (about 4 KB on mips)
+//! and its TCP/UDP/stream branches ride along. So the crate's `Logger` and `LogFormat`
+//! run over a connected datagram socket of our own (logd, busybox syslogd, rsyslog and
+//! journald all listen on a datagram /dev/log).
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once, OnceLock};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use syslog::{Facility, LogFormat, Logger, LoggerBackend, Severity};
+use std::os::unix::net::UnixDatagram;
+use syslog::{Facility, LogFormat, Logger, Severity};
 
 /// The local syslog socket.
 pub const SYSLOG_PATH: &str = "/dev/log";
@@ -76,7 +80,7 @@ impl LogFormat<&str> for Local {
         severity: Severity,
         line: &str,
     ) -> syslog::Result<()> {
-        // One write: one datagram (LoggerBackend formats `write_fmt` into a String).
+        // One write: one datagram.
         let msg = self.datagram(severity, line);
         w.write(msg.as_bytes())
             .map(drop)
@@ -84,10 +88,28 @@ impl LogFormat<&str> for Local {
     }
 }
 
+/// The connected /dev/log socket as the crate's logger backend: a write is a datagram.
+struct Dgram(UnixDatagram);
+
+impl std::io::Write for Dgram {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn connect(path: &str) -> std::io::Result<Dgram> {
+    let sock = UnixDatagram::unbound()?;
+    sock.connect(path)?;
+    Ok(Dgram(sock))
+}
+
 /// Where lines go once `--syslog` connected: the crate's logger and its socket path
 /// (to connect again after logd restarts).
 struct Syslog {
-    logger: Mutex<Logger<LoggerBackend, Local>>,
+    logger: Mutex<Logger<Dgram, Local>>,
     path: &'static str,
 }
 
@@ -126,11 +148,10 @@ impl Backend {
         if fmt.format(&mut logger.backend, sev, line).is_ok() {
             return true;
         }
-        // logd restarted: its socket is new, connect once more (allocates, but only
-        // on this failure path)
-        match syslog::unix_custom(fmt, sys.path) {
+        // logd restarted: its socket is new, connect once more
+        match connect(sys.path) {
             Ok(fresh) => {
-                *logger = fresh;
+                logger.backend = fresh;
                 fmt.format(&mut logger.backend, sev, line).is_ok()
             }
             Err(_) => false,
@@ -209,20 +230,14 @@ pub fn init_at(path: &'static str) {
     let fmt = Local {
         pid: std::process::id(),
     };
-    match syslog::unix_custom(fmt, path) {
-        Ok(logger) => {
+    match connect(path) {
+        Ok(backend) => {
             let _ = BACKEND.syslog.set(Syslog {
-                logger: Mutex::new(logger),
+                logger: Mutex::new(Logger::new(backend, fmt)),
                 path,
             });
         }
-        Err(e) => {
-            let cause = match &e {
-                syslog::Error::Initialization(inner) => inner.to_string(),
-                other => other.to_string(),
-            };
-            log::warn!("no local syslog at {path} ({cause}); logging to stderr");
-        }
+        Err(e) => log::warn!("no local syslog at {path} ({e}); logging to stderr"),
     }
 }
 

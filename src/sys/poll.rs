@@ -69,7 +69,12 @@ impl<'fd, const N: usize> PollSet<'fd, N> {
     /// Waits up to `timeout` (rounded up to whole milliseconds, at most 65 s) for any
     /// descriptor. A signal ends the wait early with nothing ready.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<Ready<N>> {
-        let ms = timeout.as_micros().div_ceil(1000).min(u128::from(u16::MAX)) as u16;
+        // whole milliseconds, rounded up, in u64 (u128 division is 2 KB on mips)
+        let ms = timeout
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(timeout.subsec_nanos().div_ceil(1_000_000)))
+            .min(u64::from(u16::MAX)) as u16;
         let mut ready = [false; N];
         match nix::poll::poll(&mut self.fds, PollTimeout::from(ms)) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => {}

@@ -6,6 +6,7 @@
 //! threads. A child reports through a pipe and stops when the parent closes its end of
 //! another one, which also happens when the parent dies, so a child never outlives
 //! its parent's interest in it.
+use super::SysError;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use std::fs::File;
@@ -38,26 +39,30 @@ impl ChildSide<'_> {
     }
 }
 
-/// How many threads this process has (from /proc).
-fn threads() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/task")?.count())
+/// How many threads this process has (the `Threads:` line of /proc/self/status).
+fn threads() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Forks; the child runs `body` and exits 0 if it returned true, 1 otherwise, without
 /// returning into the caller's code. Refused while the process has more than one
 /// thread (a forked copy of a threaded process may deadlock in the allocator).
-pub fn spawn_child(body: impl FnOnce(ChildSide<'_>) -> bool) -> io::Result<Child> {
-    if threads()? != 1 {
-        return Err(io::Error::other(
-            "cannot fork a helper process: more than one thread is running",
+pub fn spawn_child(body: impl FnOnce(ChildSide<'_>) -> bool) -> Result<Child, SysError> {
+    if threads() != Some(1) {
+        return Err(SysError::new(
+            "cannot fork a helper process: more than one thread is running (or no /proc)",
         ));
     }
-    let (report_r, report_w) = nix::unistd::pipe()?;
-    let (stop_r, stop_w) = nix::unistd::pipe()?;
+    let (report_r, report_w) = nix::unistd::pipe().map_err(|e| SysError::os("pipe", e))?;
+    let (stop_r, stop_w) = nix::unistd::pipe().map_err(|e| SysError::os("pipe", e))?;
     let _ = io::stdout().flush();
     // SAFETY: the process has one thread (checked above), so the child may allocate
     // and run ordinary Rust code; it leaves through _exit, never back into the caller.
-    match unsafe { nix::unistd::fork() }? {
+    match unsafe { nix::unistd::fork() }.map_err(|e| SysError::os("fork", e))? {
         ForkResult::Child => {
             drop((report_r, stop_w));
             let mut report = File::from(report_w);

@@ -620,12 +620,6 @@ impl<D: Device> Engine<D> {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                Err(e) if crate::sys::tun::device_gone(&e) => {
-                    return Err(io::Error::other(format!(
-                        "device {} went away (deleted?): {e}",
-                        core.name
-                    )))
-                }
                 Err(e) => return Err(e),
             };
             if core.verbose && core.verbose_log.allow(now, &core.name) {
