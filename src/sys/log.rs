@@ -128,13 +128,15 @@ static BACKEND: Backend = Backend {
     tag: AtomicBool::new(false),
 };
 
-fn severity(level: Level) -> Severity {
+/// One line through the crate's logger, at the syslog severity of `level`.
+fn send(logger: &mut Logger<Dgram, Local>, level: Level, line: &str) -> bool {
     match level {
-        Level::Error => Severity::LOG_ERR,
-        Level::Warn => Severity::LOG_WARNING,
-        Level::Info => Severity::LOG_INFO,
-        Level::Debug | Level::Trace => Severity::LOG_DEBUG,
+        Level::Error => logger.err(line),
+        Level::Warn => logger.warning(line),
+        Level::Info => logger.info(line),
+        Level::Debug | Level::Trace => logger.debug(line),
     }
+    .is_ok()
 }
 
 impl Backend {
@@ -143,16 +145,14 @@ impl Backend {
         let Ok(mut logger) = sys.logger.lock() else {
             return false;
         };
-        let sev = severity(level);
-        let fmt = logger.formatter;
-        if fmt.format(&mut logger.backend, sev, line).is_ok() {
+        if send(&mut logger, level, line) {
             return true;
         }
         // logd restarted: its socket is new, connect once more
         match connect(sys.path) {
             Ok(fresh) => {
                 logger.backend = fresh;
-                fmt.format(&mut logger.backend, sev, line).is_ok()
+                send(&mut logger, level, line)
             }
             Err(_) => false,
         }
@@ -274,6 +274,15 @@ mod tests {
     use super::*;
     use std::os::unix::net::UnixDatagram;
     use std::time::Duration;
+
+    fn severity(level: Level) -> Severity {
+        match level {
+            Level::Error => Severity::LOG_ERR,
+            Level::Warn => Severity::LOG_WARNING,
+            Level::Info => Severity::LOG_INFO,
+            Level::Debug | Level::Trace => Severity::LOG_DEBUG,
+        }
+    }
 
     #[test]
     fn syslog_datagrams_carry_priority_and_tag() {
