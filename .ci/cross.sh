@@ -59,9 +59,10 @@ done
 
 echo
 echo "=== stripped size of the release binary (opt-level=z, lto, panic=immediate-abort, build-std optimize_for_size)"
-# The router budget (issue: at most 400 KiB on mipsel with every tool in): checked on the
-# mips targets CI builds, so a change that outgrows it fails here rather than on a router.
-budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-400}"
+# The router budget (issue 11: at most 480 KiB on mipsel with every tool and the design's
+# crates): checked on the mips targets CI builds, so a change that outgrows it fails here
+# rather than on a router.
+budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-480}"
 for t in "${targets[@]}"; do
     line="$("$build" "$t" size 2>/dev/null)" || { echo "$t: no binary"; continue; }
     echo "$line"
