@@ -60,8 +60,8 @@ done
 echo
 echo "=== stripped size of the release binary (opt-level=z, lto, panic=immediate-abort, build-std optimize_for_size)"
 # The router budget (issue 11: at most 480 KiB on mipsel with every tool and the design's
-# crates in): checked on the
-# mips targets CI builds, so a change that outgrows it fails here rather than on a router.
+# crates): checked on the mips targets CI builds, so a change that outgrows it fails here
+# rather than on a router.
 budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-480}"
 for t in "${targets[@]}"; do
     line="$("$build" "$t" size 2>/dev/null)" || { echo "$t: no binary"; continue; }

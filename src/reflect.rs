@@ -1,12 +1,13 @@
 //! The reflector: reads a packet from the device, transforms it in place, writes it
 //! back. The loop is generic over [`PacketIo`] so tests can drive it without a kernel.
-use crate::sys::log::{self, RateLimit};
+use crate::ratelimit::{RateLimit, VerboseLog};
+use crate::sys::log;
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, netlink::Rtnl, signals, SysError};
 use crate::wire::cidr::Cidr;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip::{self, DropReason, IpPacket};
-use crate::{error, info, warn};
+use crate::{info, warn};
 use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
@@ -110,7 +111,7 @@ pub struct LoopState {
     pub stats: Stats,
     pub verbose: bool,
     pub dev: String,
-    verbose_limit: RateLimit,
+    verbose_limit: VerboseLog,
     drop_limit: RateLimit,
 }
 
@@ -120,14 +121,18 @@ impl LoopState {
             stats: Stats::default(),
             verbose,
             dev: dev.to_string(),
-            // a flood cannot fill a router's log: 20 lines at once, then 10 a second
-            verbose_limit: RateLimit::new(20, 10),
+            verbose_limit: VerboseLog::new(),
             drop_limit: RateLimit::new(5, 1),
         }
     }
 
     pub fn log_stats(&self) {
         info!("{}: {}", self.dev, self.stats.summary());
+    }
+
+    /// At the end of the loop: what `--verbose` held back since its last line.
+    pub fn finish(&mut self) {
+        self.verbose_limit.report(&self.dev);
     }
 }
 
@@ -155,7 +160,7 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
         };
         st.stats.rx_packets += 1;
         st.stats.rx_bytes += n as u64;
-        if st.verbose && st.verbose_limit.allow(Instant::now()) {
+        if st.verbose && st.verbose_limit.allow(Instant::now(), &st.dev) {
             if let Some((src, dst)) = refl.addrs(&mut buf[..n]) {
                 info!("{n}: {src}->{dst}");
             } else {
@@ -183,7 +188,14 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
                 // NotForUs is a TAP reflector ignoring ordinary LAN traffic: counted only.
                 if reason != DropReason::NotForUs && st.drop_limit.allow(Instant::now()) {
                     let skipped = st.drop_limit.take_suppressed();
-                    warn!(
+                    let level = if reason.is_routine() {
+                        ::log::Level::Info
+                    } else {
+                        ::log::Level::Warn
+                    };
+                    crate::sys::log::ensure_init();
+                    ::log::log!(
+                        level,
                         "{}: dropped a {n}-byte packet: {reason} ({} dropped so far, {skipped} messages suppressed)",
                         st.dev,
                         st.stats.dropped()
@@ -276,12 +288,20 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
         Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
         None => run_loop(&mut io, &mut TunReflector, &mut buf, &mut st, stop),
     };
+    st.finish();
     st.log_stats();
     if let Some(t) = &tap_refl {
         t.log_detail(tun.name());
     }
+    // One line about the failure: the caller logs the error it is given.
     res.map_err(|e| {
-        error!("{}: read failed: {e}", tun.name());
-        SysError::os(format!("reading {}", tun.name()), e)
+        if crate::sys::tun::device_gone(&e) {
+            SysError::new(format!(
+                "device {} went away (deleted?): reading it failed with {e}",
+                tun.name()
+            ))
+        } else {
+            SysError::os(format!("reading {}", tun.name()), e)
+        }
     })
 }

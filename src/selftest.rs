@@ -2,19 +2,14 @@
 //! network namespace (made with unshare, so it vanishes with the process) and pings
 //! and connects through it. For a technician with a new router.
 use crate::reflect::{self, LoopState, ReflectOptions, TunIo, TunReflector, BUF_SIZE};
+use crate::sys::net::IcmpSocket;
+use crate::sys::poll::{wait_one, PollSet, Want};
+use crate::sys::process::{spawn_child, ChildSide};
 use crate::sys::{caps, netlink::Rtnl, tun::Mode};
 use crate::wire::ip::checksum;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    recvfrom, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
-    SockType, SockaddrIn, SockaddrIn6, SockaddrStorage,
-};
-use nix::sys::time::TimeVal;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -45,22 +40,13 @@ fn prerequisites() -> Vec<(String, Result<(), String>)> {
     ]
 }
 
-fn icmp_socket(v6: bool) -> Result<OwnedFd, String> {
-    let (fam, proto) = if v6 {
-        (AddressFamily::Inet6, SockProtocol::IcmpV6)
-    } else {
-        (AddressFamily::Inet, SockProtocol::Icmp)
-    };
-    let fd = socket(fam, SockType::Raw, SockFlag::empty(), proto)
-        .map_err(|e| format!("raw ICMP socket: {}", io::Error::from(e)))?;
-    setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 200_000))
-        .map_err(|e| format!("socket timeout: {}", io::Error::from(e)))?;
-    Ok(fd)
+fn icmp_socket(v6: bool) -> Result<IcmpSocket, String> {
+    IcmpSocket::new(v6).map_err(|e| format!("raw ICMP socket: {e}"))
 }
 
 /// Sends one echo request and waits up to `wait` for its reply. `Ok(None)`: no reply.
 fn echo_once(
-    fd: &OwnedFd,
+    fd: &IcmpSocket,
     dst: IpAddr,
     id: u16,
     seq: u16,
@@ -79,27 +65,14 @@ fn echo_once(
         pkt[2..4].copy_from_slice(&c.to_be_bytes());
     }
     let t0 = Instant::now();
-    let sent = match dst {
-        IpAddr::V4(a) => sendto(
-            fd.as_raw_fd(),
-            &pkt,
-            &SockaddrIn::from(SocketAddrV4::new(a, 0)),
-            MsgFlags::empty(),
-        ),
-        IpAddr::V6(a) => sendto(
-            fd.as_raw_fd(),
-            &pkt,
-            &SockaddrIn6::from(SocketAddrV6::new(a, 0, 0, 0)),
-            MsgFlags::empty(),
-        ),
-    };
-    sent.map_err(|e| format!("send to {dst}: {}", io::Error::from(e)))?;
+    fd.send_to(&pkt, dst)
+        .map_err(|e| format!("send to {dst}: {e}"))?;
     let mut buf = [0u8; 2048];
     while t0.elapsed() < wait {
-        let n = match recvfrom::<SockaddrStorage>(fd.as_raw_fd(), &mut buf) {
-            Ok((n, _)) => n,
-            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("receive: {}", io::Error::from(e))),
+        let n = match fd.recv(&mut buf) {
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(e) => return Err(format!("receive: {e}")),
         };
         // IPv4 raw sockets hand over the IP header too; IPv6 ones do not. The reflected
         // echo request (type 8/128) arrives here as well and is skipped.
@@ -145,70 +118,14 @@ fn ping(dst: IpAddr, count: u16) -> Result<(Vec<Duration>, u16), String> {
     ))
 }
 
-/// A helper process of the self-test. The reflector and the TCP echo server run in
-/// forked children, not threads: std's thread machinery (pthread_create, spawn hooks,
-/// join packets) was about 8 KB of a router binary that has no other use for threads.
-/// The child reports through a pipe and stops when the parent closes its end of
-/// another one, which also happens when the parent dies, so a child never outlives
-/// the self-test.
-struct Child {
-    pid: Pid,
-    report: std::fs::File,
-    stop: Option<OwnedFd>,
-}
-
-/// Forks; the child runs `body(report, stop)` and exits 0 if it returned true.
-/// `stop` becomes readable (end of file) when the parent wants the child to end.
-/// Only call while the process has one thread.
-fn spawn_child(body: impl FnOnce(&mut std::fs::File, &OwnedFd) -> bool) -> Result<Child, String> {
-    let pipe = || nix::unistd::pipe().map_err(|e| format!("pipe: {}", io::Error::from(e)));
-    let (report_r, report_w) = pipe()?;
-    let (stop_r, stop_w) = pipe()?;
-    let _ = io::stdout().flush();
-    // SAFETY: the self-test has no other threads, so the child may allocate and run
-    // ordinary Rust code; it leaves through _exit, never back into the parent's code.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(format!("fork: {}", io::Error::from(e))),
-        Ok(ForkResult::Child) => {
-            drop((report_r, stop_w));
-            let ok = body(&mut std::fs::File::from(report_w), &stop_r);
-            // SAFETY: ends the child without running the parent's exit handlers.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-        }
-        Ok(ForkResult::Parent { child }) => Ok(Child {
-            pid: child,
-            report: std::fs::File::from(report_r),
-            stop: Some(stop_w),
-        }),
-    }
-}
-
-impl Child {
-    /// Tells the child to stop, then collects its report and whether it succeeded.
-    fn finish(mut self) -> (bool, String) {
-        self.stop = None;
-        let mut text = String::new();
-        let _ = self.report.read_to_string(&mut text);
-        let ok = matches!(waitpid(self.pid, None), Ok(WaitStatus::Exited(_, 0)));
-        (ok, text)
-    }
-}
-
-/// Whether the parent asked the child to stop (its end of the stop pipe is closed).
-fn stop_requested(stop: &OwnedFd) -> bool {
-    crate::sys::poll_in(stop.as_fd(), 0).unwrap_or(true)
-}
-
 /// The echo server's side: one connection, everything read is written back, until
 /// the client closes. Errors go to the report.
-fn echo_server(l: &TcpListener, report: &mut std::fs::File, stop: &OwnedFd) -> bool {
+fn echo_server(l: &TcpListener, me: ChildSide<'_>) -> bool {
     let serve = || -> io::Result<()> {
-        let mut fds = [
-            PollFd::new(l.as_fd(), PollFlags::POLLIN),
-            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-        ];
-        poll(&mut fds, PollTimeout::from(5000u16))?;
-        if !fds[0].any().unwrap_or(false) {
+        let mut set = PollSet::<2>::new();
+        let li = set.add(l.as_fd(), Want::In);
+        set.add(me.stop_fd(), Want::In);
+        if !set.wait(Duration::from_secs(5))?.is(li) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no connection came",
@@ -227,7 +144,7 @@ fn echo_server(l: &TcpListener, report: &mut std::fs::File, stop: &OwnedFd) -> b
     match serve() {
         Ok(()) => true,
         Err(e) => {
-            let _ = write!(report, "echo server: {e}");
+            let _ = write!(me.report, "echo server: {e}");
             false
         }
     }
@@ -242,17 +159,11 @@ fn exchange(c: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 16384];
     while Instant::now() < deadline {
         let want = if sent < data.len() {
-            PollFlags::POLLIN | PollFlags::POLLOUT
+            Want::InOut
         } else {
-            PollFlags::POLLIN
+            Want::In
         };
-        match poll(
-            &mut [PollFd::new(c.as_fd(), want)],
-            PollTimeout::from(1000u16),
-        ) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
+        wait_one(c.as_fd(), want, Duration::from_secs(1))?;
         if sent < data.len() {
             match c.write(&data[sent..]) {
                 Ok(n) => sent += n,
@@ -280,7 +191,7 @@ fn exchange(c: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
 /// port here), sends 256 KiB through an echo server, checks it; returns connect time.
 fn tcp(listen: SocketAddr, target: SocketAddr) -> Result<Duration, String> {
     let l = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
-    let server = spawn_child(|report, stop| echo_server(&l, report, stop))?;
+    let server = spawn_child(|me| echo_server(&l, me)).map_err(|e| format!("echo server: {e}"))?;
     drop(l);
     let t0 = Instant::now();
     let result = TcpStream::connect_timeout(&target, Duration::from_secs(3))
@@ -377,11 +288,8 @@ pub fn main() -> ExitCode {
         crate::outln!("FAILED: prerequisites missing (see above); nothing else was tried");
         return ExitCode::from(1);
     }
-    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-        crate::outln!(
-            "FAILED: cannot create a network namespace: {}",
-            io::Error::from(e)
-        );
+    if let Err(e) = crate::sys::process::unshare_net() {
+        crate::outln!("FAILED: cannot create a network namespace: {e}");
         return ExitCode::from(1);
     }
     let setup = (|| -> Result<_, String> {
@@ -410,7 +318,7 @@ pub fn main() -> ExitCode {
         "  ok       reflector on {} in a throwaway namespace",
         tun.name()
     );
-    let worker = spawn_child(|report, stop| {
+    let worker = spawn_child(|me| {
         let mut buf = vec![0u8; BUF_SIZE];
         let mut st = LoopState::new(tun.name(), false);
         let res = reflect::run_loop(
@@ -418,12 +326,12 @@ pub fn main() -> ExitCode {
             &mut TunReflector,
             &mut buf,
             &mut st,
-            &|| stop_requested(stop),
+            &|| me.stop_requested(),
         );
         if let Err(e) = &res {
-            let _ = writeln!(report, "  reflector loop failed: {e}");
+            let _ = writeln!(me.report, "  reflector loop failed: {e}");
         }
-        let _ = write!(report, "  reflector: {}", st.stats.summary());
+        let _ = write!(me.report, "  reflector: {}", st.stats.summary());
         res.is_ok()
     });
     let worker = match worker {

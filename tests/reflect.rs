@@ -166,3 +166,91 @@ fn run_section_from_uci_with_env_override() {
     assert_eq!(ns.stop(r.pid), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The kernel's own multicast (router solicitations, MLD) is routine: its drops are
+/// logged as information, not warnings. Deleting the device under a running reflector
+/// (as `tunbox bridge down` does to its tap) ends it with one line saying so, not an
+/// error about the read twice.
+#[test]
+fn routine_drops_are_info_and_a_deleted_device_ends_the_reflector_once() {
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("gone");
+    let r = start_reflector(&mut ns, &[]);
+    // UDP to 224.0.0.251 (mDNS) from an address of the device's range
+    let mut mcast = vec![
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 5, 224, 0, 0, 251,
+    ];
+    let sum = mcast
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
+    mcast[10..12].copy_from_slice(&sum.to_be_bytes());
+    mcast.extend_from_slice(&[0x14, 0xe9, 0x14, 0xe9, 0, 8, 0, 0]);
+    inject(&ns, "tun0", vec![mcast]);
+    assert!(
+        r.wait_log("dropped a 28-byte packet: multicast", 5),
+        "{}",
+        r.log()
+    );
+    let log = r.log();
+    for line in log.lines().filter(|l| l.contains("multicast")) {
+        assert!(
+            !line.starts_with("warning:") && !line.contains("tunbox: "),
+            "routine drop logged as a warning (or with the program name on a pipe): {line}"
+        );
+    }
+    ns.ip("link del tun0");
+    assert!(r.wait_log("went away", 5), "{}", r.log());
+    let status = ns.stop(r.pid);
+    let log = r.log();
+    assert_eq!(status, Some(1), "{log}");
+    assert_eq!(
+        log.matches("device tun0 went away (deleted?)").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.matches("Bad address").count() <= 1, "{log}");
+    assert!(log.contains("tun0: rx "), "counters at exit: {log}");
+}
+
+/// `--verbose` is rate-limited and says how many per-packet lines it held back.
+#[test]
+fn verbose_says_how_many_lines_it_suppressed() {
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("verb");
+    let r = start_reflector(&mut ns, &["--verbose"]);
+    // 60 echo requests in about 0.1 s: more than the 20-line burst
+    let out = ns.run(
+        10,
+        "ping",
+        &["-c", "60", "-i", "0.002", "-W", "1", "-q", "198.18.0.77"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(ns.stop(r.pid), Some(0));
+    let log = r.log();
+    let shown = log.lines().filter(|l| l.contains("198.18.0.77")).count();
+    let held: u32 = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once(": --verbose: ")?
+                .1
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .sum();
+    assert!(held > 0, "{log}");
+    // every request read was either shown or counted as held back (the kernel's own
+    // packets on the new device may add a few lines of their own)
+    assert!(
+        shown as u32 + held >= 60,
+        "shown {shown}, held {held}: {log}"
+    );
+    assert!(shown < 60, "{log}");
+}

@@ -1412,3 +1412,25 @@ fn udp_client_with_clock_gone_back_is_let_in_after_the_timeout() {
         lab.logs()
     );
 }
+
+/// Deleting the tunnel's device under it ends the tunnel with one line saying so.
+#[test]
+fn a_deleted_device_ends_the_tunnel_once() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("gone", "udp", "tun", false);
+    assert_eq!(ping(&lab.b, SRV_TUN, 1).0, 1, "{}", lab.logs());
+    lab.a.ip("link del t0");
+    assert!(lab.srv().wait_log("went away", 5), "{}", lab.logs());
+    let pid = lab.srv().pid;
+    let status = lab.a.stop(pid);
+    let log = lab.srv().log();
+    assert_eq!(status, Some(1), "{log}");
+    assert_eq!(
+        log.matches("device t0 went away (deleted?)").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("t0: rx "), "counters at exit: {log}");
+}

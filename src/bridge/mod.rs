@@ -104,7 +104,7 @@ pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
 /// it while or after holding the flock would let a waiting process lock the unlinked
 /// inode while a third creates and locks a new file of the same name, so two `up` or
 /// `down` could run at once. An empty file in /var/run is the price.
-struct Lock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+struct Lock(#[allow(dead_code)] crate::sys::lock::FileLock);
 
 fn lock(state_file: &str) -> Result<Lock, BridgeError> {
     let path = format!("{state_file}.lock");
@@ -121,12 +121,11 @@ fn lock(state_file: &str) -> Result<Lock, BridgeError> {
         .write(true)
         .open(&path)
         .map_err(|e| SysError::os(format!("cannot open lock file {path}"), e))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    crate::sys::lock::try_lock_exclusive(f)
         .map(Lock)
-        .map_err(|(_, e)| {
+        .map_err(|e| {
             BridgeError(format!(
-                "another `tunbox bridge up/down` holds {path} ({}): wait for it to finish",
-                std::io::Error::from(e)
+                "another `tunbox bridge up/down` holds {path} ({e}): wait for it to finish"
             ))
         })
 }

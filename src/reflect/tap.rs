@@ -151,13 +151,7 @@ pub fn own_addresses_in(ranges: &Ranges) -> Result<Vec<(String, IpAddr)>, SysErr
 
 /// The name of link `index`, or `#index` if it is gone.
 fn link_name(index: u32) -> String {
-    let mut buf = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: buf has the IF_NAMESIZE bytes if_indextoname may write (NUL included).
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr().cast()) };
-    match std::ffi::CStr::from_bytes_until_nul(&buf) {
-        Ok(name) if !p.is_null() => name.to_string_lossy().into_owned(),
-        _ => format!("#{index}"),
-    }
+    crate::sys::net::link_name(index).unwrap_or_else(|| format!("#{index}"))
 }
 
 /// Everything a TAP reflector does before the loop, while it still has CAP_NET_ADMIN:

@@ -1,45 +1,14 @@
 //! Capabilities: check CAP_NET_ADMIN before doing anything that needs it, and drop
 //! every capability (optionally switching user) once the devices are open.
 //!
-//! Talks to capget/capset/prctl directly: the `caps` crate did the same through a
-//! HashSet per call, which cost about 8 KB of code (hashbrown, RandomState) on mips.
+//! Through the `caps` crate (capget/capset/prctl); `no_new_privs` through nix's prctl.
 use super::SysError;
+use caps::{CapSet, Capability};
 use nix::unistd::{Gid, Uid};
 
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SETPCAP: u32 = 8;
-/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit sets, passed as two 32-bit halves.
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// This thread's capability sets (`[low 32 caps, high 32 caps]`), or None if capget fails.
-fn capget() -> Option<[CapData; 2]> {
-    let mut hdr = CapHeader {
-        version: CAP_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and a two-element data array, as the v3 ABI requires.
-    let r = unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) };
-    (r == 0).then_some(data)
-}
-
-/// Whether `cap` is in this thread's effective set.
-fn has_effective(cap: u32) -> bool {
-    capget().is_some_and(|d| d[(cap / 32) as usize].effective & (1 << (cap % 32)) != 0)
+/// Whether `cap` is in this thread's effective set (false when capget fails).
+fn has_effective(cap: Capability) -> bool {
+    caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false)
 }
 
 const HOW_TO: &str = "run as root, or `setcap cap_net_admin+ep /usr/bin/tunbox`, or \
@@ -47,7 +16,7 @@ const HOW_TO: &str = "run as root, or `setcap cap_net_admin+ep /usr/bin/tunbox`,
 
 /// Whether this process has CAP_NET_ADMIN in its effective set.
 pub fn has_net_admin() -> bool {
-    has_effective(CAP_NET_ADMIN)
+    has_effective(Capability::CAP_NET_ADMIN)
 }
 
 /// Fails with an actionable message when CAP_NET_ADMIN is missing. `what` says what
@@ -116,18 +85,17 @@ pub fn lookup_group(name: &str) -> Result<Gid, SysError> {
 }
 
 /// Drops every capability from every set (bounding set too, where we may), after
-/// switching to `user` and its primary group when given. Afterwards the process can
-/// still use the fds it holds, but cannot reconfigure the network.
+/// switching to `user` and its primary group when given, then sets no_new_privs and
+/// checks that all of it took. Afterwards the process can still use the fds it holds,
+/// but cannot reconfigure the network, nor regain anything through a setuid binary.
 pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
+    let fail = |set: &str, e: caps::errors::CapsError| {
+        SysError::new(format!("cannot drop capabilities ({set}): {e}"))
+    };
     // Bounding set first: dropping from it needs CAP_SETPCAP, which we are about to lose.
-    if has_effective(CAP_SETPCAP) {
-        // Up to the kernel's last capability: PR_CAPBSET_DROP answers EINVAL past it.
-        for cap in 0..64 {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
-                break;
-            }
-        }
+    let bounding = has_effective(Capability::CAP_SETPCAP);
+    if bounding {
+        caps::clear(None, CapSet::Bounding).map_err(|e| fail("bounding", e))?;
     }
     if let Some(name) = user {
         let u = lookup_user(name)?;
@@ -138,48 +106,54 @@ pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
         nix::unistd::setuid(u.uid)
             .map_err(|e| SysError::os(format!("cannot switch to user '{name}'"), e))?;
     }
-    // Ambient first (it may only hold what permitted and inheritable hold). Kernels before
-    // 4.3 have no ambient set and answer EINVAL: nothing to clear there.
-    // SAFETY: prctl with integer arguments only.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
-    if r != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINVAL) {
-            return Err(SysError::os("cannot drop capabilities (ambient)", err));
+    // Ambient first (it may only hold what permitted and inheritable hold). Kernels
+    // before 4.3 have no ambient set: nothing to clear there.
+    let ambient = caps::runtime::ambient_set_supported().is_ok();
+    if ambient {
+        caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient", e))?;
+    }
+    for (set, name) in [
+        (CapSet::Inheritable, "inheritable"),
+        (CapSet::Effective, "effective"),
+        (CapSet::Permitted, "permitted"),
+    ] {
+        caps::clear(None, set).map_err(|e| fail(name, e))?;
+    }
+    // Verify: the kernel may refuse silently what it cannot do (e.g. under a
+    // securebits lock), and a half-dropped process must not go on.
+    let sets = [
+        (CapSet::Effective, "effective", true),
+        (CapSet::Permitted, "permitted", true),
+        (CapSet::Inheritable, "inheritable", true),
+        (CapSet::Ambient, "ambient", ambient),
+        (CapSet::Bounding, "bounding", bounding),
+    ];
+    for (set, name, check) in sets {
+        if !check {
+            continue;
+        }
+        match caps::read(None, set) {
+            Ok(held) if held.is_empty() => {}
+            Ok(held) => {
+                return Err(SysError::new(format!(
+                    "capabilities are still held after dropping them ({name}: {} left)",
+                    held.len()
+                )))
+            }
+            Err(e) => {
+                return Err(SysError::new(format!(
+                    "cannot read the {name} capabilities back: {e}"
+                )))
+            }
         }
     }
-    let mut hdr = CapHeader {
-        version: CAP_VERSION_3,
-        pid: 0,
-    };
-    let empty = [CapData::default(); 2];
-    // SAFETY: header and a two-element data array, as the v3 ABI requires.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, empty.as_ptr()) } != 0 {
-        return Err(SysError::os(
-            "cannot drop capabilities (effective, permitted, inheritable)",
-            std::io::Error::last_os_error(),
-        ));
+    // No way back through setuid binaries or file capabilities either.
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SysError::os("cannot set no_new_privs", e))?;
+    match nix::sys::prctl::get_no_new_privs() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(SysError::new("no_new_privs is still off after setting it")),
+        Err(e) => Err(SysError::os("cannot read no_new_privs back", e)),
     }
-    if capget().is_none_or(|d| {
-        d.iter()
-            .any(|c| c.effective | c.permitted | c.inheritable != 0)
-    }) {
-        return Err(SysError::new(
-            "capabilities are still held after dropping them",
-        ));
-    }
-    // No way back through setuid binaries either.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    Ok(())
 }
 
 #[cfg(test)]
@@ -248,8 +222,8 @@ mod tests {
             .find(|(k, _)| k == "CapEff")
             .unwrap()
             .1;
-        assert_eq!(has_net_admin(), eff & (1 << CAP_NET_ADMIN) != 0);
-        assert_eq!(has_effective(CAP_SETPCAP), eff & (1 << CAP_SETPCAP) != 0);
+        assert_eq!(has_net_admin(), eff & (1 << 12) != 0);
+        assert_eq!(has_effective(Capability::CAP_SETPCAP), eff & (1 << 8) != 0);
     }
 
     #[test]
@@ -257,10 +231,19 @@ mod tests {
         // Capabilities are per thread: drop them on a thread of our own, so the rest of
         // the test process keeps its own.
         std::thread::spawn(|| {
-            let had_setpcap = has_effective(CAP_SETPCAP);
+            let had_setpcap = has_effective(Capability::CAP_SETPCAP);
             drop_privileges(None).unwrap();
             assert!(!has_net_admin());
-            for (k, v) in thread_caps() {
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            assert!(
+                status
+                    .lines()
+                    .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
+                "no_new_privs not set:\n{status}"
+            );
+            let caps = thread_caps();
+            assert!(caps.iter().any(|(k, _)| k == "CapAmb"), "{caps:?}");
+            for (k, v) in caps {
                 if k == "CapBnd" && !had_setpcap {
                     continue; // dropping the bounding set needs CAP_SETPCAP
                 }

@@ -1,8 +1,12 @@
 //! The only module that talks to the kernel: ioctls, netlink, capabilities, syslog,
 //! signals. Everything here is thin; decisions live in the pure core.
 pub mod caps;
+pub mod lock;
 pub mod log;
+pub mod net;
 pub mod netlink;
+pub mod poll;
+pub mod process;
 pub mod signals;
 pub mod sysctl;
 pub mod thread_name;
@@ -48,13 +52,4 @@ impl fmt::Display for SysError {
 
 impl std::error::Error for SysError {}
 
-/// Waits up to `timeout_ms` for `fd` to become readable. EINTR counts as "not yet".
-pub fn poll_in(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: u16) -> std::io::Result<bool> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
-        Ok(n) => Ok(n > 0),
-        Err(nix::errno::Errno::EINTR) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
+pub use poll::poll_in;

@@ -164,6 +164,20 @@ impl Tun {
     }
 }
 
+/// Whether a read or write error means the device itself is gone (deleted under us,
+/// e.g. by `tunbox bridge down` while a reflector was attached to its tap): the kernel
+/// answers EBADFD for a detached queue, and EFAULT, ENODEV, ENXIO or EIO on some paths.
+pub fn device_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADFD)
+            | Some(libc::EFAULT)
+            | Some(libc::ENODEV)
+            | Some(libc::ENXIO)
+            | Some(libc::EIO)
+    )
+}
+
 impl AsRawFd for Tun {
     fn as_raw_fd(&self) -> RawFd {
         self.file.as_raw_fd()

@@ -5,7 +5,8 @@ use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
     TCP_CONNECT_TIME, TCP_PENDING,
 };
-use crate::sys::log::RateLimit;
+use crate::ratelimit::{RateLimit, VerboseLog};
+use crate::sys::poll::{PollSet, Want};
 use crate::sys::signals;
 use crate::sys::tun::Tun;
 use crate::tunnel::noise::DATA_OVERHEAD;
@@ -13,7 +14,7 @@ use crate::tunnel::{DropReason, Event, Output, Role, Tunnel};
 use crate::{info, warn};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// Largest packet read from the device or the socket.
@@ -22,7 +23,7 @@ pub const BUF_SIZE: usize = 65536;
 const BATCH: usize = 64;
 
 /// The packet device: the tun/tap [`Tun`], or a datagram socket in tests.
-pub trait Device: AsRawFd {
+pub trait Device: AsFd {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
 }
@@ -97,7 +98,7 @@ struct Core<D: Device> {
     out_buf: Box<[u8]>,
     drop_log: RateLimit,
     event_log: RateLimit,
-    verbose_log: RateLimit,
+    verbose_log: VerboseLog,
 }
 
 /// What a TCP connection's frames asked for.
@@ -148,7 +149,7 @@ impl<D: Device> Core<D> {
             self.log_drop("packet", n, Some(from), DropReason::BadInner);
             return;
         }
-        if self.verbose && self.verbose_log.allow(Instant::now()) {
+        if self.verbose && self.verbose_log.allow(Instant::now(), &self.name) {
             info!("{}: {n} bytes from {from} to the device", self.name);
         }
         if let Err(e) = self.dev.send(&self.out_buf[..n]) {
@@ -339,14 +340,6 @@ fn tcp_frame_fits(n: usize, plaintext: bool) -> bool {
     n + overhead <= MAX_FRAME
 }
 
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
 impl<D: Device> Engine<D> {
     pub fn new(
         dev: D,
@@ -368,7 +361,7 @@ impl<D: Device> Engine<D> {
                 // a flood cannot fill a router's log: 5 lines at once, then 1 a second
                 drop_log: RateLimit::new(5, 1),
                 event_log: RateLimit::new(10, 1),
-                verbose_log: RateLimit::new(20, 10),
+                verbose_log: VerboseLog::new(),
             },
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
@@ -421,7 +414,12 @@ impl<D: Device> Engine<D> {
 
     /// Runs until `stop()` says so.
     pub fn run(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
-        let mut fds = [pollfd(-1, 0); 3 + TCP_PENDING];
+        let res = self.run_until(stop);
+        self.core.verbose_log.report(&self.core.name);
+        res
+    }
+
+    fn run_until(&mut self, stop: &dyn Fn() -> bool) -> io::Result<()> {
         while !stop() {
             if signals::take_usr1() {
                 self.log_counters();
@@ -433,7 +431,7 @@ impl<D: Device> Engine<D> {
 
             // What to wait for.
             let c = &self.core;
-            let mut n = 0;
+            let mut set = PollSet::<{ 3 + TCP_PENDING }>::new();
             let mut dev_i = None;
             let backlog_full = match &self.net {
                 Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
@@ -443,66 +441,46 @@ impl<D: Device> Engine<D> {
                 Net::Udp { .. } => false,
             };
             if !backlog_full {
-                fds[n] = pollfd(c.dev.as_raw_fd(), libc::POLLIN);
-                dev_i = Some(n);
-                n += 1;
+                dev_i = set.add(c.dev.as_fd(), Want::In);
             }
             let (mut a_i, mut b_i, mut l_i) = (None, None, None);
             let mut inc_i: [Option<usize>; TCP_PENDING] = [None; TCP_PENDING];
             match &self.net {
                 Net::Udp { sock, .. } => {
-                    fds[n] = pollfd(sock.as_raw_fd(), libc::POLLIN);
-                    a_i = Some(n);
-                    n += 1;
+                    a_i = set.add(sock.as_fd(), Want::In);
                 }
                 Net::TcpServer {
                     listener,
                     active,
                     incoming,
                 } => {
-                    fds[n] = pollfd(listener.as_raw_fd(), libc::POLLIN);
-                    l_i = Some(n);
-                    n += 1;
+                    l_i = set.add(listener.as_fd(), Want::In);
                     let slots = std::iter::once(&mut a_i).chain(inc_i.iter_mut());
                     for (conn, slot) in std::iter::once(active).chain(incoming.iter()).zip(slots) {
                         if let Some(fd) = conn.fd() {
-                            fds[n] = pollfd(fd, conn.poll_events());
-                            *slot = Some(n);
-                            n += 1;
+                            *slot = set.add(fd, conn.poll_events());
                         }
                     }
                 }
                 Net::TcpClient { conn, dial, .. } => match dial {
                     Dial::Connecting { sock, .. } => {
-                        fds[n] = pollfd(sock.as_raw_fd(), libc::POLLOUT);
-                        b_i = Some(n);
-                        n += 1;
+                        b_i = set.add(sock.as_fd(), Want::Out);
                     }
                     Dial::Up => {
                         if let Some(fd) = conn.fd() {
-                            fds[n] = pollfd(fd, conn.poll_events());
-                            a_i = Some(n);
-                            n += 1;
+                            a_i = set.add(fd, conn.poll_events());
                         }
                     }
                     Dial::Idle { .. } => {}
                 },
             }
-            let timeout = self.poll_timeout(now);
-            // SAFETY: fds[..n] are valid pollfd structs for fds this loop owns.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, timeout) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if r == 0 {
-                continue;
+            let ready = set.wait(self.poll_timeout(now))?;
+            drop(set); // ends the borrows of the descriptors
+            if !ready.any() {
+                continue; // timeout or a signal
             }
             let now = Instant::now();
-            let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
+            let ready = |i: Option<usize>| ready.is(i);
             let inc = inc_i.map(ready);
             if ready(a_i) || ready(b_i) || ready(l_i) || inc.contains(&true) {
                 self.on_network(now, ready(a_i), ready(b_i), ready(l_i), inc);
@@ -515,7 +493,7 @@ impl<D: Device> Engine<D> {
         Ok(())
     }
 
-    fn poll_timeout(&self, now: Instant) -> libc::c_int {
+    fn poll_timeout(&self, now: Instant) -> Duration {
         // The tunnel's timers only run while it can send (a TCP client: connected).
         let mut deadline = match &self.net {
             Net::TcpClient { dial, .. } if !matches!(dial, Dial::Up) => None,
@@ -536,10 +514,8 @@ impl<D: Device> Engine<D> {
             _ => {}
         }
         let max = Duration::from_millis(1000);
-        let wait = deadline.map_or(max, |d| d.saturating_duration_since(now).min(max));
-        // round up so the deadline has passed when we wake
-        // (at most 1000 ms, so the cast cannot truncate)
-        (u64::from(wait.subsec_micros()).div_ceil(1000) + wait.as_secs() * 1000) as libc::c_int
+        // (PollSet::wait rounds up, so the deadline has passed when we wake)
+        deadline.map_or(max, |d| d.saturating_duration_since(now).min(max))
     }
 
     /// Sends what the tunnel's timers produce; manages TCP dialing and stale connections.
@@ -662,7 +638,7 @@ impl<D: Device> Engine<D> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
                 Err(e) => return Err(e),
             };
-            if core.verbose && core.verbose_log.allow(now) {
+            if core.verbose && core.verbose_log.allow(now, &core.name) {
                 info!("{}: {n} bytes from the device", core.name);
             }
             let pkt = &core.dev_buf[..n];

@@ -148,5 +148,11 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     }
     let res = eng.run(&signals::exit_requested);
     eng.log_counters();
-    res.map_err(|e| SysError::os(format!("{name}: tunnel loop"), e))
+    res.map_err(|e| {
+        if crate::sys::tun::device_gone(&e) {
+            SysError::new(format!("device {name} went away (deleted?): {e}"))
+        } else {
+            SysError::os(format!("{name}: tunnel loop"), e)
+        }
+    })
 }

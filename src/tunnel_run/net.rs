@@ -2,12 +2,13 @@
 //! up to [`TCP_PENDING`] being authenticated), TCP client (non-blocking connect with backoff). Buffers
 //! are made here once, when the socket side is set up.
 use super::TunnelOptions;
-use crate::sys::SysError;
+use crate::sys::poll::Want;
+use crate::sys::{net, SysError};
 use crate::tunnel::peer::Backoff;
 use crate::tunnel::{FrameDecoder, Role, StreamTx, Transport};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Largest TCP frame accepted (encrypted or plain): room for a 16 KB jumbo MTU.
@@ -95,16 +96,16 @@ impl Conn {
         self.vouched = false;
     }
 
-    pub fn fd(&self) -> Option<RawFd> {
-        self.stream.as_ref().map(|s| s.as_raw_fd())
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.stream.as_ref().map(|s| s.as_fd())
     }
 
     /// What to poll for: always input, output too while something is queued.
-    pub fn poll_events(&self) -> libc::c_short {
+    pub fn poll_events(&self) -> Want {
         if self.tx.is_empty() {
-            libc::POLLIN
+            Want::In
         } else {
-            libc::POLLIN | libc::POLLOUT
+            Want::InOut
         }
     }
 
@@ -194,45 +195,12 @@ fn unspecified(v6: bool) -> IpAddr {
     }
 }
 
-/// The path MTU the kernel knows towards `remote` (IP_MTU on a connected UDP socket).
-fn path_mtu(remote: SocketAddr) -> Option<u32> {
-    let s = UdpSocket::bind(SocketAddr::new(unspecified(remote.is_ipv6()), 0)).ok()?;
-    s.connect(remote).ok()?;
-    let (level, opt) = if remote.is_ipv6() {
-        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
-    } else {
-        (libc::IPPROTO_IP, libc::IP_MTU)
-    };
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `v`, an int.
-    let r = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            level,
-            opt,
-            &mut v as *mut libc::c_int as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    (r == 0 && v >= 576).then_some(v as u32)
-}
-
 /// Binds `addr`; a `[::]` that the box cannot do (no IPv6) falls back to `0.0.0.0`.
 fn bind_fallback<T>(addr: SocketAddr, bind: impl Fn(SocketAddr) -> io::Result<T>) -> io::Result<T> {
     match bind(addr) {
-        Err(e)
-            if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-                && matches!(
-                    e.raw_os_error(),
-                    Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
-                ) =>
-        {
-            bind(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                addr.port(),
-            ))
-        }
+        Err(e) if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && net::is_no_ipv6(&e) => bind(
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port()),
+        ),
         r => r,
     }
 }
@@ -276,7 +244,7 @@ impl Net {
     pub fn udp(sock: UdpSocket, remote: Option<SocketAddr>) -> Result<Net, SysError> {
         sock.set_nonblocking(true)
             .map_err(|e| SysError::os("udp socket non-blocking", e))?;
-        let underlay_mtu = remote.and_then(path_mtu).unwrap_or(1500);
+        let underlay_mtu = remote.and_then(net::path_mtu).unwrap_or(1500);
         Ok(Net::Udp {
             sock,
             remote,
@@ -331,37 +299,19 @@ impl Net {
                     .unwrap_or(false);
                 (1500, v6)
             }
-            Net::TcpClient { remote, .. } => (path_mtu(*remote).unwrap_or(1500), remote.is_ipv6()),
+            Net::TcpClient { remote, .. } => {
+                (net::path_mtu(*remote).unwrap_or(1500), remote.is_ipv6())
+            }
         }
     }
 }
 
 /// Starts a non-blocking TCP connect.
 pub fn start_connect(remote: SocketAddr) -> io::Result<OwnedFd> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
-    let fam = if remote.is_ipv6() {
-        AddressFamily::Inet6
-    } else {
-        AddressFamily::Inet
-    };
-    let fd = socket(
-        fam,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    match connect(fd.as_raw_fd(), &SockaddrStorage::from(remote)) {
-        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => Ok(fd),
-        Err(e) => Err(e.into()),
-    }
+    net::tcp_connect_start(remote)
 }
 
 /// After the connecting socket became writable: the connect's result.
 pub fn finish_connect(fd: OwnedFd) -> io::Result<TcpStream> {
-    use nix::sys::socket::{getsockopt, sockopt::SocketError};
-    let err = getsockopt(&fd, SocketError)?;
-    if err != 0 {
-        return Err(io::Error::from_raw_os_error(err));
-    }
-    Ok(TcpStream::from(fd))
+    net::tcp_connect_finish(fd)
 }

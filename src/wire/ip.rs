@@ -49,6 +49,16 @@ impl DropReason {
         self as usize
     }
 
+    /// Traffic the kernel sends by itself on any new point-to-point device (IPv6
+    /// router solicitations to ff02::2, MLD reports, DHCP broadcasts): expected at
+    /// every start, so its drops are logged as information, not as warnings.
+    pub fn is_routine(self) -> bool {
+        matches!(
+            self,
+            DropReason::Multicast | DropReason::Broadcast | DropReason::Unspecified
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Truncated => "truncated",
