@@ -31,6 +31,8 @@ fn parse_args() -> Result<cli::Top, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // the `log` backend (stderr; `--syslog` switches it later) before anything logs
+    tunbox::sys::log::ensure_init();
     let top = match parse_args() {
         Ok(t) => t,
         Err(code) => return code,

@@ -90,7 +90,7 @@ impl VerboseLog {
     pub fn report(&mut self, dev: &str) {
         let n = self.limit.take_suppressed();
         if n > 0 {
-            crate::info!("{dev}: --verbose: {n} per-packet lines suppressed (rate limit)");
+            log::info!("{dev}: --verbose: {n} per-packet lines suppressed (rate limit)");
         }
     }
 

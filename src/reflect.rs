@@ -1,13 +1,13 @@
 //! The reflector: reads a packet from the device, transforms it in place, writes it
 //! back. The loop is generic over [`PacketIo`] so tests can drive it without a kernel.
 use crate::ratelimit::{RateLimit, VerboseLog};
-use crate::sys::log;
+
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, netlink::Rtnl, signals, SysError};
 use crate::wire::cidr::Cidr;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip::{self, DropReason, IpPacket};
-use crate::{info, warn};
+use log::{info, warn};
 use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
@@ -189,12 +189,11 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
                 if reason != DropReason::NotForUs && st.drop_limit.allow(Instant::now()) {
                     let skipped = st.drop_limit.take_suppressed();
                     let level = if reason.is_routine() {
-                        ::log::Level::Info
+                        log::Level::Info
                     } else {
-                        ::log::Level::Warn
+                        log::Level::Warn
                     };
-                    crate::sys::log::ensure_init();
-                    ::log::log!(
+                    log::log!(
                         level,
                         "{}: dropped a {n}-byte packet: {reason} ({} dropped so far, {skipped} messages suppressed)",
                         st.dev,
@@ -262,7 +261,7 @@ pub fn open_device(o: &ReflectOptions) -> Result<Tun, SysError> {
 
 /// `tunbox reflect`: open, configure, drop privileges, loop until SIGTERM/SIGINT.
 pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
-    log::init(o.syslog);
+    crate::sys::log::init(o.syslog);
     let tun = open_device(o)?;
     let mut desc = String::new();
     for (a, l) in &o.addresses {

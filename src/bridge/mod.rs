@@ -219,7 +219,7 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
             s.tap
         );
         if recorded.is_none() {
-            crate::warn!(
+            log::warn!(
                 "no state file {}: the original state of {} is unknown, `tunbox bridge down` cannot restore it",
                 s.state_file,
                 s.ifname
@@ -237,7 +237,7 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         return Ok(());
     }
     for a in rec.addrs.iter().filter(|a| a.lifetimes.is_some()) {
-        crate::warn!(
+        log::warn!(
             "{}/{} on {} has a lease (a DHCP client manages it): point the client at {} \
              or it may re-add the address to {} or let it expire on the bridge",
             a.addr,
@@ -260,7 +260,7 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         // it stays, for `down`.
         if undone {
             if let Err(w) = restore_record(&s.state_file, recorded.as_ref()) {
-                crate::warn!("{w}");
+                log::warn!("{w}");
             }
         }
         return Err(e);
@@ -463,7 +463,7 @@ fn warn_if_tun_node_closed(who: &str) {
     if let Ok(m) = std::fs::metadata("/dev/net/tun") {
         let mode = m.permissions().mode() & 0o777;
         if mode & 0o006 != 0o006 {
-            crate::warn!(
+            log::warn!(
                 "/dev/net/tun is mode {mode:04o}: {who} cannot open it to attach; \
                  `chmod 0666 /dev/net/tun` (the device's owner check still applies)"
             );

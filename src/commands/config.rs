@@ -78,7 +78,7 @@ pub fn cmd_run(a: &cli::Run) -> Result<(), AppError> {
     })?;
     let r = config::resolve(spec, Some((&path, s)), &env, &[])?;
     if !r.flag("enabled") {
-        crate::warn!(
+        log::warn!(
             "section '{}' is disabled in {path} (option enabled '0'); running it because it was asked for by name",
             a.section
         );
@@ -90,11 +90,11 @@ pub fn cmd_run(a: &cli::Run) -> Result<(), AppError> {
 pub fn cmd_check() -> Result<(), AppError> {
     let env = tunbox_env();
     for var in config::unknown_env_vars(&env) {
-        crate::warn!("environment variable {var} is not a tunbox option; it is ignored");
+        log::warn!("environment variable {var} is not a tunbox option; it is ignored");
     }
     let (path, ok, errors) = resolve_file()?;
     for e in &errors {
-        crate::error!("{e}");
+        log::error!("{e}");
     }
     if !errors.is_empty() {
         return Err(ConfigError::plain(format!(

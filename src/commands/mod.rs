@@ -73,7 +73,7 @@ pub fn exit_with(res: Result<(), AppError>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if !matches!(e, AppError::Exit(_)) {
-                crate::error!("{e}");
+                log::error!("{e}");
             }
             ExitCode::from(e.exit_status())
         }
@@ -150,7 +150,7 @@ pub fn resolve_cmd(
         .ok_or_else(|| ConfigError::plain(format!("{path}: no section named '{name}'")))?;
     let r = conf::resolve(spec, Some((&file.path, s)), &env, &cli.0)?;
     if !r.flag("enabled") {
-        crate::warn!(
+        log::warn!(
             "section '{name}' is disabled in {path} (option enabled '0'); going ahead because it was named"
         );
     }

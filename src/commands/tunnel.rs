@@ -95,7 +95,7 @@ pub fn cmd_genkey(a: &cli::Genkey) -> Result<(), AppError> {
     }
     let path = PathBuf::from(&a.path);
     keyfile::genkey(&path).map_err(|e| AppError::Failed(e.to_string()))?;
-    crate::info!(
+    log::info!(
         "wrote a new key to {} (mode 0600); copy it to the other end, e.g. with scp",
         path.display()
     );

@@ -7,7 +7,7 @@ use crate::wire::cidr::Ranges;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip;
 use crate::wire::tap::{self, Action, DropReason, Reply, TapConfig};
-use crate::{info, warn};
+use log::{info, warn};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 

@@ -200,7 +200,7 @@ impl Log for Backend {
 }
 
 /// Installs the backend (stderr) once per process; later calls do nothing. The
-/// `crate::info!`-style macros call it, so every command logs without setup.
+/// `log::info!`-style macros call it, so every command logs without setup.
 pub fn ensure_init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -249,24 +249,6 @@ pub fn set_debug(on: bool) {
     } else {
         LevelFilter::Info
     });
-}
-
-// Thin forwards to the `log` macros that also make sure the backend is installed.
-#[macro_export]
-macro_rules! info {
-    ($($t:tt)*) => {{ $crate::sys::log::ensure_init(); ::log::info!($($t)*) }};
-}
-#[macro_export]
-macro_rules! warn {
-    ($($t:tt)*) => {{ $crate::sys::log::ensure_init(); ::log::warn!($($t)*) }};
-}
-#[macro_export]
-macro_rules! error {
-    ($($t:tt)*) => {{ $crate::sys::log::ensure_init(); ::log::error!($($t)*) }};
-}
-#[macro_export]
-macro_rules! debug {
-    ($($t:tt)*) => {{ $crate::sys::log::ensure_init(); ::log::debug!($($t)*) }};
 }
 
 #[cfg(test)]
@@ -329,7 +311,7 @@ mod tests {
             let n = s.recv(&mut buf).unwrap();
             String::from_utf8(buf[..n].to_vec()).unwrap()
         };
-        crate::warn!("disk {} is {}% full", "sda", 99);
+        log::warn!("disk {} is {}% full", "sda", 99);
         let pid = std::process::id();
         assert_eq!(
             recv(&server),
@@ -343,7 +325,7 @@ mod tests {
         drop(server);
         std::fs::remove_file(path).unwrap();
         let server = bind();
-        crate::info!("after the restart");
+        log::info!("after the restart");
         assert_eq!(
             recv(&server),
             format!("<30>tunbox[{pid}]: after the restart")

@@ -11,7 +11,7 @@ use crate::sys::signals;
 use crate::sys::tun::Tun;
 use crate::tunnel::noise::DATA_OVERHEAD;
 use crate::tunnel::{DropReason, Event, Output, Role, Tunnel};
-use crate::{info, warn};
+use log::{info, warn};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;

@@ -7,9 +7,9 @@ pub mod net;
 
 use crate::sys::netlink::Rtnl;
 use crate::sys::tun::{Mode, Tun};
-use crate::sys::{caps, log, signals, SysError};
+use crate::sys::{caps, signals, SysError};
 use crate::tunnel::{self, Role, Transport, Tunnel, TunnelConfig};
-use crate::{info, warn};
+use log::{info, warn};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -76,7 +76,7 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
 
 /// `tunbox tunnel`: key, socket, device, privilege drop, loop until SIGTERM/SIGINT.
 pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
-    log::init(o.syslog);
+    crate::sys::log::init(o.syslog);
     let now = Instant::now();
     let tunnel = if o.plaintext {
         warn!(
