@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod probe;
 pub mod reflect;
 pub mod selftest;
 pub mod sys;

@@ -3,6 +3,7 @@
 pub mod caps;
 pub mod log;
 pub mod netlink;
+pub mod probe;
 pub mod signals;
 pub mod sysctl;
 pub mod thread_name;
