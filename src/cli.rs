@@ -235,7 +235,8 @@ static TOP: Spec = Spec {
     name: "",
     about: "tunbox: TUN/TAP reflector, encrypted point-to-point tunnel and eth0-to-tap bridge
 setup for Raspberry Pi and OpenWrt. Configuration comes from the command line, then
-TUNBOX_* environment variables, then the UCI file (/etc/config/tunbox or $TUNBOX_CONFIG).",
+TUNBOX_* environment variables, then the UCI file (/etc/config/tunbox or $TUNBOX_CONFIG).
+`tunbox probe --help`: loss, RTT, jitter and RFC 2544 throughput against a reflector.",
     opts: &[opt("version", Switch, "print the version and exit")],
     pos: None,
     subs: &[

@@ -31,7 +31,32 @@ fn parse_args() -> Result<Top, ExitCode> {
     })
 }
 
+/// Temporary: `tunbox probe ...` is parsed by its argh struct until the whole command
+/// line moves to argh (the lead rewires it then).
+fn probe_main(rest: &[String]) -> ExitCode {
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match <tunbox::probe::ProbeArgs as argh::FromArgs>::from_args(&["tunbox probe"], &rest) {
+        Ok(a) => tunbox::probe::run(&a),
+        Err(early) if early.status.is_ok() => {
+            tunbox::outln!("{}", early.output);
+            ExitCode::SUCCESS
+        }
+        Err(early) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}\nRun tunbox probe --help for more information.",
+                early.output
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("probe") {
+        return probe_main(&argv[2..]);
+    }
     let top = match parse_args() {
         Ok(t) => t,
         Err(code) => return code,
