@@ -53,6 +53,9 @@ pub struct RunState {
     /// probes the schedule called for while sending was on
     pub planned: u64,
     pub started: u64,
+    /// times of the first and the last probe sent
+    pub first_send: u64,
+    pub last_send: u64,
     pub send_ended: u64,
     pub ended: u64,
     /// stopped by a signal (Ctrl-C)
@@ -75,6 +78,8 @@ impl RunState {
             rx_overflow: 0,
             planned: 0,
             started: 0,
+            first_send: 0,
+            last_send: 0,
             send_ended: 0,
             ended: 0,
             interrupted: false,
@@ -89,6 +94,8 @@ impl RunState {
         self.rx_overflow = 0;
         self.planned = 0;
         self.started = 0;
+        self.first_send = 0;
+        self.last_send = 0;
         self.send_ended = 0;
         self.ended = 0;
         self.interrupted = false;
@@ -99,24 +106,23 @@ impl RunState {
         self.send_ended.saturating_sub(self.started) as f64 / 1e9
     }
 
-    /// Probes per second actually sent.
+    /// Probes per second actually sent: the intervals between the first and the last
+    /// probe (0 with fewer than two).
     pub fn send_pps(&self) -> f64 {
-        let s = self.send_secs();
-        if s > 0.0 {
-            self.stats.sent as f64 / s
+        let span = self.last_send.saturating_sub(self.first_send);
+        if self.stats.sent > 1 && span > 0 {
+            (self.stats.sent - 1) as f64 * 1e9 / span as f64
         } else {
             0.0
         }
     }
 
-    /// Distinct replies per second, over the sending time.
+    /// Distinct replies per second: the send rate scaled by the share that came back.
     pub fn recv_pps(&self) -> f64 {
-        let s = self.send_secs();
-        if s > 0.0 {
-            self.stats.received as f64 / s
-        } else {
-            0.0
+        if self.stats.sent == 0 {
+            return 0.0;
         }
+        self.send_pps() * self.stats.received as f64 / self.stats.sent as f64
     }
 
     /// The sender fell short of its schedule: fewer probes than planned (more than 1 %
@@ -202,7 +208,13 @@ pub fn run<I: ProbeIo>(
             let t = io.now();
             write_header(payload, spec.tag, st.stats.sent as u32, t);
             match io.send(payload) {
-                Ok(()) => st.stats.sent += 1,
+                Ok(()) => {
+                    if st.stats.sent == 0 {
+                        st.first_send = t;
+                    }
+                    st.last_send = t;
+                    st.stats.sent += 1;
+                }
                 Err(e) if is_icmp_error(&e) => st.icmp_errors += 1,
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
@@ -261,4 +273,135 @@ pub fn run<I: ProbeIo>(
     st.ended = io.now();
     st.rx_overflow = io.rx_dropped().saturating_sub(dropped0);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A simulated path: the clock moves only when the loop waits (or a send costs
+    /// time); each probe comes back `delay` later unless `lose` says otherwise.
+    struct Sim {
+        now: u64,
+        delay: u64,
+        send_cost: u64,
+        lose: fn(u32) -> bool,
+        queue: VecDeque<(u64, Vec<u8>)>,
+        waits: u64,
+    }
+
+    impl Sim {
+        fn new(delay: u64, lose: fn(u32) -> bool) -> Sim {
+            Sim {
+                now: 1_000,
+                delay,
+                send_cost: 0,
+                lose,
+                queue: VecDeque::new(),
+                waits: 0,
+            }
+        }
+    }
+
+    impl ProbeIo for Sim {
+        fn now(&mut self) -> u64 {
+            self.now
+        }
+        fn send(&mut self, p: &[u8]) -> io::Result<()> {
+            let seq = u32::from_be_bytes(p[4..8].try_into().unwrap());
+            if !(self.lose)(seq) {
+                self.queue.push_back((self.now + self.delay, p.to_vec()));
+            }
+            self.now += self.send_cost;
+            Ok(())
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            match self.queue.front() {
+                Some((t, _)) if *t <= self.now => {
+                    let (_, p) = self.queue.pop_front().unwrap();
+                    buf[..p.len()].copy_from_slice(&p);
+                    Ok(Some(p.len()))
+                }
+                _ => Ok(None),
+            }
+        }
+        fn wait(&mut self, until: u64) -> io::Result<()> {
+            self.waits += 1;
+            let next = self.queue.front().map_or(u64::MAX, |(t, _)| *t);
+            self.now = self.now.max(until.min(next));
+            Ok(())
+        }
+        fn rx_dropped(&self) -> u64 {
+            0
+        }
+    }
+
+    fn spec(pps: f64, count: Option<u64>, duration_ns: Option<u64>) -> RunSpec {
+        RunSpec {
+            pps,
+            count,
+            duration_ns,
+            tag: 9,
+            linger_max_ns: 2 * SECOND,
+        }
+    }
+
+    fn go(sim: &mut Sim, s: &RunSpec) -> (RunState, u64) {
+        let mut st = RunState::new();
+        let (mut p, mut r) = (vec![0u8; 64], vec![0u8; 2048]);
+        let mut ticks = 0;
+        run(sim, s, &mut p, &mut r, &mut st, &|| false, &mut |_, _| {
+            ticks += 1
+        })
+        .unwrap();
+        (st, ticks)
+    }
+
+    #[test]
+    fn paced_run_with_loss_and_delay() {
+        let mut sim = Sim::new(20_000_000, |seq| seq % 10 == 3);
+        let (st, ticks) = go(&mut sim, &spec(1000.0, None, Some(3 * SECOND)));
+        assert_eq!(st.stats.sent, 3000);
+        assert_eq!(st.stats.lost(), 300);
+        assert_eq!((st.stats.duplicates, st.stats.reordered), (0, 0));
+        let r = st.stats.rtt().unwrap();
+        assert_eq!((r.min, r.max, r.jitter), (20_000_000, 20_000_000, 0));
+        assert!((st.send_pps() - 1000.0).abs() < 0.5, "{}", st.send_pps());
+        assert!(!st.sender_limited());
+        // it slept between probes instead of spinning: about one wait per probe
+        assert!(sim.waits <= 3 * 3000, "{}", sim.waits);
+        assert_eq!(ticks, 3);
+        // it waited for the replies still on the way, no longer than needed
+        assert!(st.ended - st.send_ended >= 20_000_000);
+    }
+
+    #[test]
+    fn count_and_stray() {
+        let mut sim = Sim::new(1_000, |_| false);
+        sim.queue.push_back((0, vec![1, 2, 3]));
+        let (st, _) = go(&mut sim, &spec(100.0, Some(5), None));
+        assert_eq!(
+            (st.stats.sent, st.stats.received, st.stats.stray),
+            (5, 5, 1)
+        );
+        assert_eq!(st.planned, 5);
+    }
+
+    /// A sender slower than the schedule is caught: it says so instead of reporting the
+    /// missing probes as loss.
+    #[test]
+    fn slow_sender_is_reported() {
+        let mut sim = Sim::new(1_000, |_| false);
+        sim.send_cost = 2_000_000; // 2 ms per send, 1000/s asked
+        let (st, _) = go(&mut sim, &spec(1000.0, None, Some(SECOND)));
+        assert!(
+            st.sender_limited(),
+            "sent {} of {}",
+            st.stats.sent,
+            st.planned
+        );
+        assert_eq!(st.stats.lost(), 0);
+        assert!(st.send_pps() < 600.0);
+    }
 }
