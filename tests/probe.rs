@@ -748,3 +748,122 @@ fn unreachable_target_and_port_in_use() {
     );
     fails(&out, 1, "port 7007 is already in use");
 }
+
+/// The TAP reflector on a LAN made by `tunbox bridge up` (as in tests/tap.rs), probed
+/// from a "laptop" namespace, optionally through the impairment bridge:
+/// lap0 198.18.0.2/15 <-> [m0 impair m1] <-> eth0 + tap0 in br-tunbox 198.18.0.1/15,
+/// `tunbox reflect --mode tap --range 198.19.0.0/16`.
+struct TapLan {
+    laptop: Netns,
+    _pi: Netns,
+    _r: Spawned,
+    _impair: Option<ImpairBridge>,
+    state: std::path::PathBuf,
+}
+
+impl Drop for TapLan {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.state);
+    }
+}
+
+fn tap_lan(impair: Option<Impair>) -> TapLan {
+    let laptop = Netns::new("ptlap");
+    let mut pi = Netns::new("ptpi");
+    let bridge = match impair {
+        None => {
+            veth(&laptop, "lap0", &pi, "eth0");
+            None
+        }
+        Some(imp) => {
+            let mid = Netns::new("ptmid");
+            veth(&laptop, "lap0", &mid, "m0");
+            veth(&mid, "m1", &pi, "eth0");
+            mid.ip("link set m0 promisc on");
+            mid.ip("link set m1 promisc on");
+            Some(ImpairBridge::start(mid, imp))
+        }
+    };
+    laptop.ip("addr add 198.18.0.2/15 dev lap0");
+    pi.ip("addr add 198.18.0.1/15 dev eth0");
+    let state = std::env::temp_dir().join(format!("{}-bridge.state", pi.name));
+    let out = pi.run(
+        20,
+        TUNBOX,
+        &[
+            "bridge",
+            "up",
+            "--ifname",
+            "eth0",
+            "--tap",
+            "tap0",
+            "--bridge",
+            "br-tunbox",
+            "--state-file",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "tunbox bridge up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = pi.spawn_tunbox(
+        &[
+            "reflect",
+            "--mode",
+            "tap",
+            "--dev",
+            "tap0",
+            "--range",
+            "198.19.0.0/16",
+        ],
+        &[],
+    );
+    assert!(
+        r.wait_log("answering for", 5) && pi.wait_dev("tap0", 5),
+        "TAP reflector did not start: {}",
+        r.log()
+    );
+    TapLan {
+        laptop,
+        _pi: pi,
+        _r: r,
+        _impair: bridge,
+        state,
+    }
+}
+
+#[test]
+fn tap_reflector_on_the_lan() {
+    if !need_root() {
+        return;
+    }
+    // clean LAN: the warm-up resolves the reflector's MAC (ARP), then nothing is lost
+    let lan = tap_lan(None);
+    let v = probe_json(
+        &lan.laptop,
+        20,
+        &["--rate", "1000", "--count", "2000", "198.19.0.5"],
+    );
+    assert_eq!((u(&v, "sent"), u(&v, "received")), (2000, 2000), "{v}");
+    assert_eq!((u(&v, "duplicates"), u(&v, "reordered")), (0, 0), "{v}");
+    drop(lan);
+    // every 10th reply frame lost, all delayed 5 ms: 200 of 2000 lost (+-3), RTT min
+    // within [5, 6) ms
+    let lan = tap_lan(Some(Impair {
+        lose_every: 10,
+        delay_ms: 5,
+        ..Impair::default()
+    }));
+    let v = probe_json(
+        &lan.laptop,
+        20,
+        &["--rate", "1000", "--count", "2000", "198.19.0.5"],
+    );
+    let lost = u(&v, "lost") as i64;
+    assert!((lost - 200).abs() <= 3, "lost {lost} for 200: {v}");
+    let min = ms(&v, "min_ns");
+    assert!((5.0..6.0).contains(&min), "rtt min {min} ms for 5: {v}");
+    assert_eq!((u(&v, "duplicates"), u(&v, "reordered")), (0, 0), "{v}");
+}
