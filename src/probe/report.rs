@@ -426,3 +426,67 @@ pub fn rfc2544_json(
     o.push_str("]}");
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::stats::Stats;
+
+    fn sample() -> Results {
+        let mut st = RunState::new();
+        st.stats = Stats::new();
+        st.stats.sent = 10;
+        for (i, rtt) in [
+            (0u64, 1_000_000u64),
+            (1, 3_000_000),
+            (3, 2_000_000),
+            (2, 2_000_000),
+        ] {
+            st.stats.on_reply(i, rtt, 100);
+        }
+        st.stats.on_reply(3, 2_000_000, 100);
+        st.rx_overflow = 1;
+        Results::new("198.18.0.41", 7007, 128, 100.0, &st)
+    }
+
+    #[test]
+    /// jitter by hand: D = 2, 1, 0 ms; J = 2/16 = 0.125, + (1 - 0.125)/16 = 0.180,
+    /// + (0 - 0.180)/16 = 0.168 ms; p99 is the histogram bucket of 3 ms (within 0.8 %).
+    fn summary_line_for_syslog() {
+        let r = sample();
+        assert_eq!(r.network_lost(), 5);
+        assert_eq!(
+            summary_line(&r),
+            "probe 198.18.0.41:7007 128B: sent 10 received 4 lost 60.00% dup 1 reordered 1 \
+             rtt min/avg/p99/max 1.000/2.000/2.998/3.000 ms jitter 0.168 ms (local receive drops 1)"
+        );
+    }
+
+    #[test]
+    fn json_is_json_and_complete() {
+        let r = sample();
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["lost"], 6);
+        assert_eq!(v["duplicates"], 1);
+        assert_eq!(v["rx_overflow"], 1);
+        assert_eq!(v["rtt"]["max_ns"], 3_000_000);
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        let row = Rfc2544Row {
+            frame: 64,
+            ip: 46,
+            skipped: Some("too \"small\"".into()),
+            max_pps: 0.0,
+            ceiling_pps: 1.0,
+            trials: 0,
+            sender_limited: false,
+            latency: Some(r),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&rfc2544_json("::1", 7, 0.0, 2.0, &[row.clone(), row])).unwrap();
+        assert_eq!(v["results"][1]["skipped"], "too \"small\"");
+        assert_eq!(v["results"][0]["latency"]["sent"], 10);
+        assert!(
+            table(&sample()).contains("note: 1 replies were dropped by this host's receive buffer")
+        );
+    }
+}
