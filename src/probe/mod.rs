@@ -21,7 +21,7 @@ use run::{ProbeIo, RunSpec, RunState};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
-use units::Rate;
+use units::{Fx, Rate};
 
 pub const DEFAULT_PORT: u16 = 7007;
 pub const DEFAULT_PPS: f64 = 100.0;
@@ -461,10 +461,10 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             tag = tag.wrapping_add(1);
             if show {
                 crate::out!(
-                    "\r  {frame} B: trial {} at {:.2} Mb/s ({:.0} pps)\x1b[K",
+                    "\r  {frame} B: trial {} at {} Mb/s ({} pps)\x1b[K",
                     search.trials() + 1,
-                    pps * frame as f64 * 8.0 / 1e6,
-                    pps
+                    Fx(pps * frame as f64 * 8.0 / 1e6, 2),
+                    Fx(pps, 0)
                 );
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
@@ -542,7 +542,7 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
             let mbps = this_second as f64 * 8.0 / 1e6 / secs.max(1e-9);
             per_second.push(mbps);
             if !plan.json {
-                crate::outln!("  {:>4} s  {:>10.2} Mb/s", per_second.len(), mbps);
+                crate::outln!("  {:>4} s  {:>10} Mb/s", per_second.len(), Fx(mbps, 2));
             }
             this_second = 0;
             tick += 1_000_000_000;
@@ -587,18 +587,21 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
     let mbps = total as f64 * 8.0 / 1e6 / secs.max(1e-9);
     let _ = pair.client.shutdown(std::net::Shutdown::Both);
     if plan.json {
-        let ps: Vec<String> = per_second.iter().map(|v| format!("{v:.3}")).collect();
+        let ps: Vec<String> = per_second.iter().map(|v| Fx(*v, 3).to_string()).collect();
         crate::outln!(
-            "{{\"mode\":\"tcp\",\"target\":{},\"port\":{port},\"bytes\":{total},\"seconds\":{secs:.3},\
-             \"mbps\":{mbps:.3},\"per_second_mbps\":[{}],\"interrupted\":{interrupted}}}",
+            "{{\"mode\":\"tcp\",\"target\":{},\"port\":{port},\"bytes\":{total},\"seconds\":{},\
+             \"mbps\":{},\"per_second_mbps\":[{}],\"interrupted\":{interrupted}}}",
             report::json_str(&ip_str),
+            Fx(secs, 3),
+            Fx(mbps, 3),
             ps.join(",")
         );
     } else {
         crate::outln!(
-            "  total   {:>10.2} Mb/s  ({} bytes in {secs:.1} s){}",
-            mbps,
+            "  total   {:>10} Mb/s  ({} bytes in {} s){}",
+            Fx(mbps, 2),
             total,
+            Fx(secs, 1),
             if interrupted { ", interrupted" } else { "" }
         );
     }

@@ -2,6 +2,7 @@
 //! or a script (JSON) reads them. Pure formatting into strings.
 use super::run::RunState;
 use super::stats::Rtt;
+use super::units::Fx;
 use std::fmt::Write as _;
 
 /// The result of one run at one size, everything the outputs show.
@@ -75,8 +76,9 @@ impl Results {
     }
 }
 
-fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
+/// Nanoseconds as milliseconds with three decimals.
+fn ms(ns: u64) -> Fx {
+    Fx(ns as f64 / 1e6, 3)
 }
 
 /// Mb/s with two decimals.
@@ -92,9 +94,10 @@ pub fn notes(r: &Results) -> Vec<String> {
     }
     if r.sender_limited {
         v.push(format!(
-            "this host could not send at the asked rate ({:.0} pps asked, {:.0} sent): \
+            "this host could not send at the asked rate ({} pps asked, {} sent): \
              the figures are for the lower rate",
-            r.asked_pps, r.send_pps
+            Fx(r.asked_pps, 0),
+            Fx(r.send_pps, 0)
         ));
     }
     if r.rx_overflow > 0 {
@@ -130,31 +133,40 @@ pub fn table(r: &Results) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{}:{}  {} B IP packets, {:.0} pps asked, {:.1} s",
-        r.target, r.port, r.size, r.asked_pps, r.secs
+        "{}:{}  {} B IP packets, {} pps asked, {} s",
+        r.target,
+        r.port,
+        r.size,
+        Fx(r.asked_pps, 0),
+        Fx(r.secs, 1)
     );
     let _ = writeln!(
         o,
-        "  sent        {:>10}   {:>10.1} pps {:>9.2} Mb/s",
+        "  sent        {:>10}   {:>10} pps {:>9} Mb/s",
         r.sent,
-        r.send_pps,
-        mbps(r.send_bps())
+        Fx(r.send_pps, 1),
+        Fx(mbps(r.send_bps()), 2)
     );
     let _ = writeln!(
         o,
-        "  received    {:>10}   {:>10.1} pps {:>9.2} Mb/s",
+        "  received    {:>10}   {:>10} pps {:>9} Mb/s",
         r.received,
-        r.recv_pps,
-        mbps(r.recv_bps())
+        Fx(r.recv_pps, 1),
+        Fx(mbps(r.recv_bps()), 2)
     );
-    let _ = writeln!(o, "  lost        {:>10}   {:>10.3} %", r.lost, r.loss_pct);
+    let _ = writeln!(
+        o,
+        "  lost        {:>10}   {:>10} %",
+        r.lost,
+        Fx(r.loss_pct, 3)
+    );
     let _ = writeln!(o, "  duplicated  {:>10}", r.duplicates);
     let _ = writeln!(o, "  reordered   {:>10}   (RFC 4737)", r.reordered);
     match &r.rtt {
         Some(t) => {
             let _ = writeln!(
                 o,
-                "  rtt ms      min {:.3}  avg {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+                "  rtt ms      min {}  avg {}  p50 {}  p90 {}  p99 {}  max {}",
                 ms(t.min),
                 ms(t.avg),
                 ms(t.p50),
@@ -164,7 +176,7 @@ pub fn table(r: &Results) -> String {
             );
             let _ = writeln!(
                 o,
-                "  jitter ms   {:.3} (RFC 3550)   PDV ms {:.3} (RFC 5481, p99 - min)",
+                "  jitter ms   {} (RFC 3550)   PDV ms {} (RFC 5481, p99 - min)",
                 ms(t.jitter),
                 ms(t.pdv)
             );
@@ -185,13 +197,13 @@ pub fn progress_line(st: &RunState, secs: u64) -> heapless::String<160> {
     let s = &st.stats;
     let _ = write!(
         o,
-        "\r{secs:>4} s  sent {}  received {}  lost {:.2} %",
+        "\r{secs:>4} s  sent {}  received {}  lost {} %",
         s.sent,
         s.received,
-        s.loss_pct()
+        Fx(s.loss_pct(), 2)
     );
     if let Some(t) = s.rtt() {
-        let _ = write!(o, "  rtt avg {:.3} ms", ms(t.avg));
+        let _ = write!(o, "  rtt avg {} ms", ms(t.avg));
     }
     let _ = write!(o, "\x1b[K");
     o
@@ -200,13 +212,20 @@ pub fn progress_line(st: &RunState, secs: u64) -> heapless::String<160> {
 /// One line for syslog or a link monitor: `tunbox probe 198.18.0.41:7007 128B: ...`.
 pub fn summary_line(r: &Results) -> String {
     let mut o = format!(
-        "probe {}:{} {}B: sent {} received {} lost {:.2}% dup {} reordered {}",
-        r.target, r.port, r.size, r.sent, r.received, r.loss_pct, r.duplicates, r.reordered
+        "probe {}:{} {}B: sent {} received {} lost {}% dup {} reordered {}",
+        r.target,
+        r.port,
+        r.size,
+        r.sent,
+        r.received,
+        Fx(r.loss_pct, 2),
+        r.duplicates,
+        r.reordered
     );
     if let Some(t) = &r.rtt {
         let _ = write!(
             o,
-            " rtt min/avg/p99/max {:.3}/{:.3}/{:.3}/{:.3} ms jitter {:.3} ms",
+            " rtt min/avg/p99/max {}/{}/{}/{} ms jitter {} ms",
             ms(t.min),
             ms(t.avg),
             ms(t.p99),
@@ -243,7 +262,7 @@ pub fn json_str(s: &str) -> String {
 /// A finite number for JSON (NaN and infinities are not JSON).
 fn num(v: f64) -> String {
     if v.is_finite() {
-        format!("{:.3}", v)
+        Fx(v, 3).to_string()
     } else {
         "null".to_string()
     }
@@ -331,8 +350,10 @@ pub fn rfc2544_table(
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "RFC 2544 throughput to {target}:{port}: highest rate with loss <= {loss_ok}% \
-         (trials of {trial_s} s), then latency (round trip) at that rate"
+        "RFC 2544 throughput to {target}:{port}: highest rate with loss <= {}% \
+         (trials of {} s), then latency (round trip) at that rate",
+        Fx(loss_ok, 2),
+        Fx(trial_s, 1)
     );
     let _ = writeln!(
         o,
@@ -345,19 +366,19 @@ pub fn rfc2544_table(
         }
         let (loss, avg, p99) = match &r.latency {
             Some(l) => (
-                format!("{:.3}", l.loss_pct),
-                l.rtt.map_or("-".into(), |t| format!("{:.3}", ms(t.avg))),
-                l.rtt.map_or("-".into(), |t| format!("{:.3}", ms(t.p99))),
+                Fx(l.loss_pct, 3).to_string(),
+                l.rtt.map_or("-".into(), |t| ms(t.avg).to_string()),
+                l.rtt.map_or("-".into(), |t| ms(t.p99).to_string()),
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
         let _ = writeln!(
             o,
-            "  {:>5}  {:>6}  {:>10.2}  {:>11.0}  {:>7}  {:>11}  {:>11}  {:>6}",
+            "  {:>5}  {:>6}  {:>10}  {:>11}  {:>7}  {:>11}  {:>11}  {:>6}",
             r.frame,
             r.ip,
-            mbps(r.max_bps()),
-            r.max_pps,
+            Fx(mbps(r.max_bps()), 2),
+            Fx(r.max_pps, 0),
             loss,
             avg,
             p99,
