@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(Fx(42.4, 0).to_string(), "42");
         assert_eq!(Fx(-0.5, 1).to_string(), "-0.5");
         assert_eq!(Fx(f64::NAN, 1).to_string(), "-");
-        assert_eq!(format!("[{:>7}]", Fx(2.71828, 2)), "[   2.72]");
+        assert_eq!(format!("[{:>7}]", Fx(7.254, 2)), "[   7.25]");
         assert_eq!(format!("{:.3}", 5.0126f64), Fx(5.0126, 3).to_string());
     }
 
