@@ -558,6 +558,7 @@ fn json_carries_every_figure_and_progress_only_on_a_tty() {
         "send_bps",
         "recv_bps",
         "sender_limited",
+        "max_lag_ns",
         "interrupted",
     ];
     let rtt_keys = [

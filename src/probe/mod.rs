@@ -32,6 +32,8 @@ pub const DEFAULT_TRIAL_NS: u64 = 2_000_000_000;
 pub const DEFAULT_RFC2544_MAX_BPS: f64 = 1e9;
 /// The RFC 2544 search stops when its step is below this fraction of the ceiling.
 pub const RFC2544_RESOLUTION: f64 = 0.01;
+/// Runs of an RFC 2544 trial that failed while the sender stalled.
+pub const RFC2544_ATTEMPTS: u32 = 3;
 /// The longest wait for the last replies of a run.
 pub const LINGER_MAX_NS: u64 = 2_000_000_000;
 /// Probes sent one by one before a run to check the target answers (and fill the
@@ -469,14 +471,28 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
             }
-            trial(&mut io, &mut st, pps, tag)?;
+            // A trial that lost probes while this host stalled the sender (which then
+            // sent a burst) says nothing about the link: it is run again, twice at most.
+            let mut attempt = 0;
+            let passed = loop {
+                attempt += 1;
+                trial(&mut io, &mut st, pps, tag)?;
+                if st.interrupted {
+                    break false;
+                }
+                let limited = st.sender_limited();
+                let passed = !limited && st.stats.loss_pct() <= plan.loss_ok;
+                if passed || limited || !st.stalled() || attempt == RFC2544_ATTEMPTS {
+                    row.sender_limited |= limited || (!passed && st.stalled());
+                    break passed;
+                }
+                tag = tag.wrapping_add(1);
+            };
             if st.interrupted {
                 interrupted = true;
                 break;
             }
-            let limited = st.sender_limited();
-            row.sender_limited |= limited;
-            search.record(!limited && st.stats.loss_pct() <= plan.loss_ok);
+            search.record(passed);
         }
         row.trials = search.trials();
         row.max_pps = search.result();

@@ -31,6 +31,8 @@ pub struct Results {
     pub recv_pps: f64,
     /// the sender could not keep to the asked rate
     pub sender_limited: bool,
+    /// how late the sender woke at worst (then caught up in a burst), nanoseconds
+    pub max_lag_ns: u64,
     pub interrupted: bool,
 }
 
@@ -57,6 +59,7 @@ impl Results {
             send_pps: st.send_pps(),
             recv_pps: st.recv_pps(),
             sender_limited: st.sender_limited(),
+            max_lag_ns: st.max_lag_ns,
             interrupted: st.interrupted,
         }
     }
@@ -98,6 +101,13 @@ pub fn notes(r: &Results) -> Vec<String> {
              the figures are for the lower rate",
             Fx(r.asked_pps, 0),
             Fx(r.send_pps, 0)
+        ));
+    }
+    if r.lost > 0 && !r.sender_limited && r.max_lag_ns > super::run::STALL_NS {
+        v.push(format!(
+            "this host stalled the sender for up to {} ms, which then caught up in a burst: \
+             a shallow queue on the path may have dropped some of it",
+            ms(r.max_lag_ns)
         ));
     }
     if r.rx_overflow > 0 {
@@ -287,7 +297,7 @@ pub fn json(r: &Results) -> String {
          \"sent\":{},\"received\":{},\"lost\":{},\"loss_pct\":{},\"duplicates\":{},\
          \"reordered\":{},\"rx_overflow\":{},\"send_errors\":{},\"icmp_errors\":{},\
          \"stray\":{},\"rtt\":{},\"send_pps\":{},\"recv_pps\":{},\"send_bps\":{},\
-         \"recv_bps\":{},\"sender_limited\":{},\"interrupted\":{}}}",
+         \"recv_bps\":{},\"sender_limited\":{},\"max_lag_ns\":{},\"interrupted\":{}}}",
         json_str(&r.target),
         r.port,
         r.size,
@@ -309,6 +319,7 @@ pub fn json(r: &Results) -> String {
         num(r.send_bps()),
         num(r.recv_bps()),
         r.sender_limited,
+        r.max_lag_ns,
         r.interrupted
     )
 }

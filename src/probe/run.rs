@@ -8,6 +8,8 @@ use super::units::{read_header, write_header};
 use std::io;
 
 const SECOND: u64 = 1_000_000_000;
+/// A sender this late (this host busy elsewhere) makes a burst worth noting.
+pub const STALL_NS: u64 = 2_000_000;
 /// Datagrams taken in at most between two looks at the send schedule.
 const RECV_BATCH: usize = 256;
 
@@ -125,6 +127,12 @@ impl RunState {
         self.send_pps() * self.stats.received as f64 / self.stats.sent as f64
     }
 
+    /// The sender woke more than [`STALL_NS`] late at least once and sent the probes
+    /// due meanwhile in a burst, which a shallow queue on the path may drop.
+    pub fn stalled(&self) -> bool {
+        self.max_lag_ns > STALL_NS
+    }
+
     /// The sender fell short of its schedule: fewer probes than planned (more than 1 %
     /// or 2 probes), or more than [`Pacer::LAG_LIMIT_NS`] behind at some point.
     pub fn sender_limited(&self) -> bool {
@@ -202,6 +210,11 @@ pub fn run<I: ProbeIo>(
             break;
         }
         let due = pacer.due(now);
+        if due > st.stats.sent + 1 {
+            // more than one probe is due: the sender woke late and catches up in a burst
+            let lag = now.saturating_sub(pacer.due_at(st.stats.sent));
+            st.max_lag_ns = st.max_lag_ns.max(lag);
+        }
         let mut burst = 0;
         let mut backoff = false;
         while st.stats.sent < due && burst < MAX_BURST {
@@ -289,6 +302,8 @@ mod tests {
         lose: fn(u32) -> bool,
         queue: VecDeque<(u64, Vec<u8>)>,
         waits: u64,
+        /// the wait number that oversleeps by 10 ms (a busy host)
+        stall_at: u64,
     }
 
     impl Sim {
@@ -300,6 +315,7 @@ mod tests {
                 lose,
                 queue: VecDeque::new(),
                 waits: 0,
+                stall_at: u64::MAX,
             }
         }
     }
@@ -330,6 +346,9 @@ mod tests {
             self.waits += 1;
             let next = self.queue.front().map_or(u64::MAX, |(t, _)| *t);
             self.now = self.now.max(until.min(next));
+            if self.waits == self.stall_at {
+                self.now += 10_000_000;
+            }
             Ok(())
         }
         fn rx_dropped(&self) -> u64 {
@@ -386,6 +405,22 @@ mod tests {
             (5, 5, 1)
         );
         assert_eq!(st.planned, 5);
+    }
+
+    /// A late wake-up is made good by a burst (the rate holds) and noted as a stall.
+    #[test]
+    fn stall_is_caught_up_and_noted() {
+        let mut sim = Sim::new(1_000, |_| false);
+        sim.stall_at = 100;
+        let (st, _) = go(&mut sim, &spec(1000.0, None, Some(SECOND)));
+        assert_eq!(st.stats.sent, 1000);
+        assert!(st.stalled() && !st.sender_limited(), "{}", st.max_lag_ns);
+        assert!(st.max_lag_ns >= 9_000_000, "{}", st.max_lag_ns);
+        let (st, _) = go(
+            &mut Sim::new(1_000, |_| false),
+            &spec(1000.0, None, Some(SECOND)),
+        );
+        assert!(!st.stalled(), "{}", st.max_lag_ns);
     }
 
     /// A sender slower than the schedule is caught: it says so instead of reporting the
