@@ -367,6 +367,33 @@ fn clean_path_no_loss() {
         ms(&v, "max_ns") < 20.0,
         "a veth answers in well under 20 ms: {v}"
     );
+
+    // no privileges needed: the same as user nobody, no capabilities (UDP and TCP)
+    for mode in [
+        &["--rate", "1000", "--count", "200"][..],
+        &["--tcp", "--duration", "1"],
+    ] {
+        let mut args = vec![
+            "--reuid",
+            "nobody",
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+            "--inh-caps",
+            "-all",
+            TUNBOX,
+            "probe",
+        ];
+        args.extend_from_slice(mode);
+        args.push("198.19.0.5");
+        let out = p.cli.run(20, "setpriv", &args);
+        assert!(
+            out.status.success(),
+            "as nobody {mode:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
