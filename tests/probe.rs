@@ -744,6 +744,26 @@ fn bad_options() {
         "not both",
     );
     fails(&run(&["--tcp", "--rfc2544", "198.18.0.5"]), 2, "give one");
+    fails(
+        &run(&["--rfc2544", "--duration", "5", "198.18.0.5"]),
+        2,
+        "--trial",
+    );
+    fails(
+        &run(&["--trial", "5", "198.18.0.5"]),
+        2,
+        "belong to --rfc2544",
+    );
+    fails(
+        &run(&["--tcp", "--size", "100", "198.18.0.5"]),
+        2,
+        "do not apply",
+    );
+    fails(
+        &run(&["--rate", "fast", "198.18.0.5"]),
+        2,
+        "bad rate 'fast'",
+    );
     fails(&run(&[]), 2, "target");
 }
 

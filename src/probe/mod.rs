@@ -123,6 +123,9 @@ impl Plan {
         if mode != Mode::Rfc2544 && (a.loss_ok.is_some() || a.trial.is_some()) {
             return usage("--loss-ok and --trial belong to --rfc2544");
         }
+        if mode == Mode::Rfc2544 && a.duration.is_some() {
+            return usage("with --rfc2544 the length of each trial is --trial, not --duration");
+        }
         if mode != Mode::Udp && a.count.is_some() {
             return usage("--count applies to the plain UDP probe only");
         }
