@@ -106,6 +106,7 @@ pub enum Cmd {
     Run(Run),
     Config(Config),
     Selftest(Selftest),
+    Probe(crate::probe::args::ProbeArgs),
 }
 
 /// Declares a tool that runs on a tun/tap device (reflect, tunnel): `--mode` first,

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod counters;
+pub mod probe;
 pub mod ratelimit;
 pub mod reflect;
 pub mod selftest;

@@ -99,6 +99,7 @@ pub fn run(cmd: Cmd) -> ExitCode {
             cli::ConfigAction::Show(a) => config::cmd_show(a),
         },
         Cmd::Selftest(_) => return crate::selftest::main(),
+        Cmd::Probe(a) => return crate::probe::run(&a),
     })
 }
 

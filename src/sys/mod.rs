@@ -6,6 +6,7 @@ pub mod log;
 pub mod net;
 pub mod netlink;
 pub mod poll;
+pub mod probe;
 pub mod process;
 pub mod signals;
 pub mod sysctl;

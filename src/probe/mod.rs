@@ -1,0 +1,634 @@
+//! `tunbox probe`: the measuring end of a field test against any tunbox reflector.
+//!
+//! - [`stats`], [`schedule`], [`units`], [`report`]: the pure core (statistics, pacing
+//!   schedule, RFC 2544 search, option values, output formats); no I/O, no clock.
+//! - [`run`]: the per-probe loop, on a socket and clock given as a [`run::ProbeIo`].
+//! - this file: the command: options -> plan -> runs -> output. Kernel calls are in
+//!   src/sys/probe.rs.
+pub mod args;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod stats;
+pub mod units;
+
+pub use args::ProbeArgs;
+pub use report::{summary_line, Results};
+
+use crate::sys::probe::{monotonic_ns, stdout_is_tty, TcpPair, UdpIo};
+use crate::sys::{signals, SysError};
+use run::{ProbeIo, RunSpec, RunState};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+use units::{Fx, Rate};
+
+pub const DEFAULT_PORT: u16 = 7007;
+pub const DEFAULT_PPS: f64 = 100.0;
+pub const DEFAULT_SIZE: usize = 128;
+pub const DEFAULT_DURATION_NS: u64 = 10_000_000_000;
+pub const DEFAULT_TRIAL_NS: u64 = 2_000_000_000;
+/// The ceiling of the RFC 2544 search when --rate is not given: 1 Gbit/s of frames.
+pub const DEFAULT_RFC2544_MAX_BPS: f64 = 1e9;
+/// The RFC 2544 search stops when its step is below this fraction of the ceiling.
+pub const RFC2544_RESOLUTION: f64 = 0.01;
+/// Runs of an RFC 2544 trial that failed while the sender stalled.
+pub const RFC2544_ATTEMPTS: u32 = 3;
+/// The longest wait for the last replies of a run.
+pub const LINGER_MAX_NS: u64 = 2_000_000_000;
+/// Probes sent one by one before a run to check the target answers (and fill the
+/// neighbour cache); each waits this long.
+const WARMUP_TRIES: u32 = 3;
+const WARMUP_WAIT_NS: u64 = 1_000_000_000;
+
+/// Exit statuses: 0 done, 1 the target did not answer or a system error, 2 bad options,
+/// 130 interrupted (the figures so far are printed).
+const EXIT_FAIL: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Udp,
+    Rfc2544,
+    Tcp,
+}
+
+/// The options resolved: defaults applied, sizes checked against the address family.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub target: SocketAddr,
+    pub mode: Mode,
+    /// IP packet sizes (udp), or Ethernet frame sizes (rfc2544)
+    pub sizes: Vec<usize>,
+    pub rate: Rate,
+    pub count: Option<u64>,
+    pub duration_ns: Option<u64>,
+    pub loss_ok: f64,
+    pub trial_ns: u64,
+    pub json: bool,
+}
+
+/// A problem with the options (exit 2) or with the system (exit 1).
+#[derive(Debug)]
+pub enum ProbeError {
+    Usage(String),
+    Sys(SysError),
+}
+
+impl From<SysError> for ProbeError {
+    fn from(e: SysError) -> Self {
+        ProbeError::Sys(e)
+    }
+}
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, ProbeError> {
+    Err(ProbeError::Usage(msg.into()))
+}
+
+/// Resolves TARGET (an address or a host name) with the port.
+pub fn resolve_target(target: &str, port: u16) -> Result<SocketAddr, ProbeError> {
+    let t = target.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = t.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    match (t, port).to_socket_addrs() {
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| ProbeError::Sys(SysError::new(format!("'{target}' has no address")))),
+        Err(e) => Err(ProbeError::Sys(SysError::new(format!(
+            "cannot resolve '{target}': {e} (give an IP address)"
+        )))),
+    }
+}
+
+impl Plan {
+    /// Applies the defaults and checks the combination of options.
+    pub fn from_args(a: &ProbeArgs) -> Result<Plan, ProbeError> {
+        let port = a.port.unwrap_or(DEFAULT_PORT);
+        let modes = [a.rfc2544, a.tcp].iter().filter(|m| **m).count();
+        if modes > 1 {
+            return usage("--rfc2544 and --tcp are different tests: give one");
+        }
+        if a.rate.is_some() && a.interval.is_some() {
+            return usage("give --rate or --interval, not both");
+        }
+        let mode = if a.rfc2544 {
+            Mode::Rfc2544
+        } else if a.tcp {
+            Mode::Tcp
+        } else {
+            Mode::Udp
+        };
+        if mode != Mode::Rfc2544 && (a.loss_ok.is_some() || a.trial.is_some()) {
+            return usage("--loss-ok and --trial belong to --rfc2544");
+        }
+        if mode == Mode::Rfc2544 && a.duration.is_some() {
+            return usage("with --rfc2544 the length of each trial is --trial, not --duration");
+        }
+        if mode != Mode::Udp && a.count.is_some() {
+            return usage("--count applies to the plain UDP probe only");
+        }
+        if mode == Mode::Tcp && (a.rate.is_some() || a.interval.is_some() || !a.size.is_empty()) {
+            return usage(
+                "--tcp sends as fast as TCP allows: --rate, --interval and --size do not apply",
+            );
+        }
+        let rate = match (a.rate, a.interval) {
+            (Some(r), _) => r,
+            (None, Some(ns)) => Rate::Pps(1e9 / ns as f64),
+            (None, None) if mode == Mode::Rfc2544 => Rate::Bps(DEFAULT_RFC2544_MAX_BPS),
+            (None, None) => Rate::Pps(DEFAULT_PPS),
+        };
+        let target = resolve_target(&a.target, port)?;
+        let v6 = target.is_ipv6();
+        let mut sizes: Vec<usize> = a.size.iter().flatten().copied().collect();
+        if sizes.is_empty() {
+            sizes = match mode {
+                Mode::Rfc2544 => units::RFC2544_FRAMES.to_vec(),
+                _ => vec![DEFAULT_SIZE],
+            };
+        }
+        match mode {
+            Mode::Udp => {
+                for &s in &sizes {
+                    units::udp_payload(s, v6).map_err(ProbeError::Usage)?;
+                }
+            }
+            Mode::Rfc2544 => {
+                for &f in &sizes {
+                    let ip = units::frame_to_ip(f).unwrap_or(0);
+                    if units::udp_payload(ip, false).is_err() {
+                        return usage(format!(
+                            "frame size {f} cannot carry a probe: RFC 2544 frame sizes count \
+                             the Ethernet header and FCS (18 bytes), the smallest is 64"
+                        ));
+                    }
+                }
+            }
+            Mode::Tcp => {}
+        }
+        let duration_ns = match (a.duration, a.count) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => None,
+            (None, None) => Some(DEFAULT_DURATION_NS),
+        };
+        Ok(Plan {
+            target,
+            mode,
+            sizes,
+            rate,
+            count: a.count,
+            duration_ns,
+            loss_ok: a.loss_ok.unwrap_or(0.0),
+            trial_ns: a.trial.unwrap_or(DEFAULT_TRIAL_NS),
+            json: a.json,
+        })
+    }
+}
+
+/// `tunbox probe ...`: runs it and maps the outcome to the exit status.
+pub fn run(args: &ProbeArgs) -> ExitCode {
+    let plan = match Plan::from_args(args) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    signals::install();
+    let res = match plan.mode {
+        Mode::Udp => run_udp(&plan),
+        Mode::Rfc2544 => run_rfc2544(&plan),
+        Mode::Tcp => run_tcp(&plan),
+    };
+    match res {
+        Ok(true) => ExitCode::from(EXIT_INTERRUPTED),
+        Ok(false) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: ProbeError) -> ExitCode {
+    match e {
+        ProbeError::Usage(m) => {
+            log::error!("probe: {m}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        ProbeError::Sys(e) => {
+            log::error!("probe: {e}");
+            ExitCode::from(EXIT_FAIL)
+        }
+    }
+}
+
+fn io_err(what: &str, e: std::io::Error) -> ProbeError {
+    ProbeError::Sys(SysError::os(what, e))
+}
+
+/// A random tag base, so replies of an earlier probe (another process, an earlier
+/// trial) are told apart.
+fn tag_base() -> u32 {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        return monotonic_ns() as u32;
+    }
+    u32::from_be_bytes(b)
+}
+
+/// Buffers of one size: the payload sent and the receive buffer.
+fn buffers(payload_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7) as u8).collect();
+    (payload, vec![0u8; units::MAX_IP_PACKET])
+}
+
+/// Sends single probes until one comes back: proves the target answers (and fills the
+/// neighbour cache on a LAN so the run does not lose its first packets to ARP).
+fn warm_up<I: ProbeIo>(
+    io: &mut I,
+    plan: &Plan,
+    payload: &mut [u8],
+    rbuf: &mut [u8],
+    st: &mut RunState,
+    tag: u32,
+) -> Result<bool, ProbeError> {
+    for i in 0..WARMUP_TRIES {
+        let spec = RunSpec {
+            pps: 1.0,
+            count: Some(1),
+            duration_ns: None,
+            tag: tag.wrapping_add(i),
+            linger_max_ns: WARMUP_WAIT_NS,
+        };
+        run::run(
+            io,
+            &spec,
+            payload,
+            rbuf,
+            st,
+            &signals::exit_requested,
+            &mut |_, _| {},
+        )
+        .map_err(|e| send_error(plan, e))?;
+        if st.interrupted {
+            return Ok(true);
+        }
+        if st.stats.received > 0 {
+            return Ok(false);
+        }
+        if st.icmp_errors > 0 && st.stats.sent == 0 {
+            break;
+        }
+    }
+    let why = if st.icmp_errors > 0 {
+        "ICMP unreachable came back"
+    } else {
+        "no reply"
+    };
+    Err(ProbeError::Sys(SysError::new(format!(
+        "{} does not answer ({why} to {WARMUP_TRIES} probes in {} s): is a tunbox reflector \
+         answering for it, and is the route to it right (`ip route get {}`)?",
+        plan.target,
+        WARMUP_TRIES as u64 * WARMUP_WAIT_NS / 1_000_000_000,
+        plan.target.ip()
+    ))))
+}
+
+fn send_error(plan: &Plan, e: std::io::Error) -> ProbeError {
+    if e.raw_os_error() == Some(libc::EMSGSIZE) {
+        ProbeError::Sys(SysError::new(format!(
+            "a probe is too big for the path to {} ({e}): use a smaller --size",
+            plan.target
+        )))
+    } else {
+        io_err(&format!("probing {}", plan.target), e)
+    }
+}
+
+/// Prints the live line (on a terminal) each second.
+fn progress_printer(show: bool) -> impl FnMut(&RunState, u64) {
+    move |st, secs| {
+        if show {
+            crate::out!("{}", report::progress_line(st, secs));
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+fn clear_progress(show: bool) {
+    if show {
+        crate::out!("\r\x1b[K");
+    }
+}
+
+/// The plain probe: one run per size. Returns whether it was interrupted.
+fn run_udp(plan: &Plan) -> Result<bool, ProbeError> {
+    let mut io = UdpIo::open(plan.target)?;
+    let show = !plan.json && stdout_is_tty();
+    let tag = tag_base();
+    let mut st = RunState::new();
+    let mut all = Vec::new();
+    let mut warmed = false;
+    for (i, &size) in plan.sizes.iter().enumerate() {
+        let len = units::udp_payload(size, plan.target.is_ipv6()).map_err(ProbeError::Usage)?;
+        let (mut payload, mut rbuf) = buffers(len);
+        if !warmed {
+            if warm_up(
+                &mut io,
+                plan,
+                &mut payload,
+                &mut rbuf,
+                &mut st,
+                tag.wrapping_add(1000),
+            )? {
+                return Ok(true);
+            }
+            warmed = true;
+        }
+        let pps = plan.rate.pps(size);
+        let spec = RunSpec {
+            pps,
+            count: plan.count,
+            duration_ns: plan.duration_ns,
+            tag: tag.wrapping_add(i as u32),
+            linger_max_ns: LINGER_MAX_NS,
+        };
+        let mut progress = progress_printer(show);
+        run::run(
+            &mut io,
+            &spec,
+            &mut payload,
+            &mut rbuf,
+            &mut st,
+            &signals::exit_requested,
+            &mut progress,
+        )
+        .map_err(|e| send_error(plan, e))?;
+        clear_progress(show);
+        let r = Results::new(
+            &plan.target.ip().to_string(),
+            plan.target.port(),
+            size,
+            pps,
+            &st,
+        );
+        if !plan.json {
+            crate::outln!("{}", report::table(&r));
+        }
+        let interrupted = r.interrupted;
+        all.push(r);
+        if interrupted {
+            break;
+        }
+    }
+    if plan.json {
+        let runs: Vec<String> = all.iter().map(report::json).collect();
+        crate::outln!("{{\"mode\":\"udp\",\"runs\":[{}]}}", runs.join(","));
+    }
+    if all.iter().all(|r| r.received == 0) && !all.iter().any(|r| r.interrupted) {
+        return Err(ProbeError::Sys(SysError::new(format!(
+            "no probe came back from {}",
+            plan.target
+        ))));
+    }
+    Ok(all.iter().any(|r| r.interrupted))
+}
+
+/// RFC 2544 throughput and latency per frame size. Returns whether it was interrupted.
+fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
+    let mut io = UdpIo::open(plan.target)?;
+    let show = !plan.json && stdout_is_tty();
+    let v6 = plan.target.is_ipv6();
+    let mut tag = tag_base();
+    let mut st = RunState::new();
+    let mut rows = Vec::new();
+    let mut warmed = false;
+    let mut interrupted = false;
+    let ip_str = plan.target.ip().to_string();
+    let port = plan.target.port();
+    for &frame in &plan.sizes {
+        let ip = units::frame_to_ip(frame).unwrap_or(0);
+        let mut row = report::Rfc2544Row {
+            frame,
+            ip,
+            skipped: None,
+            max_pps: 0.0,
+            ceiling_pps: 0.0,
+            trials: 0,
+            sender_limited: false,
+            latency: None,
+        };
+        let len = match units::udp_payload(ip, v6) {
+            Ok(l) => l,
+            Err(_) => {
+                row.skipped = Some(format!(
+                    "a {ip}-byte IP packet cannot carry an IPv6 probe ({} needed)",
+                    units::min_ip_packet(true)
+                ));
+                rows.push(row);
+                continue;
+            }
+        };
+        let (mut payload, mut rbuf) = buffers(len);
+        if !warmed {
+            if warm_up(&mut io, plan, &mut payload, &mut rbuf, &mut st, tag)? {
+                interrupted = true;
+                break;
+            }
+            tag = tag.wrapping_add(WARMUP_TRIES);
+            warmed = true;
+        }
+        // the ceiling: pps from --rate; a bit rate counts whole frames here
+        let ceiling = match plan.rate {
+            Rate::Pps(p) => p,
+            Rate::Bps(b) => b / (frame as f64 * 8.0),
+        };
+        row.ceiling_pps = ceiling;
+        let mut search = schedule::Search::new(ceiling, RFC2544_RESOLUTION);
+        let mut trial = |io: &mut UdpIo, st: &mut RunState, pps: f64, tag: u32| {
+            let spec = RunSpec {
+                pps,
+                count: None,
+                duration_ns: Some(plan.trial_ns),
+                tag,
+                linger_max_ns: LINGER_MAX_NS,
+            };
+            run::run(
+                io,
+                &spec,
+                &mut payload,
+                &mut rbuf,
+                st,
+                &signals::exit_requested,
+                &mut |_, _| {},
+            )
+            .map_err(|e| send_error(plan, e))
+        };
+        while let Some(pps) = search.next_rate() {
+            tag = tag.wrapping_add(1);
+            if show {
+                crate::out!(
+                    "\r  {frame} B: trial {} at {} Mb/s ({} pps)\x1b[K",
+                    search.trials() + 1,
+                    Fx(pps * frame as f64 * 8.0 / 1e6, 2),
+                    Fx(pps, 0)
+                );
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+            }
+            // A trial that lost probes while this host stalled the sender (which then
+            // sent a burst) says nothing about the link: it is run again, twice at most.
+            let mut attempt = 0;
+            let passed = loop {
+                attempt += 1;
+                trial(&mut io, &mut st, pps, tag)?;
+                if st.interrupted {
+                    break false;
+                }
+                let limited = st.sender_limited();
+                let passed = !limited && st.stats.loss_pct() <= plan.loss_ok;
+                if passed || limited || !st.stalled() || attempt == RFC2544_ATTEMPTS {
+                    row.sender_limited |= limited || (!passed && st.stalled());
+                    break passed;
+                }
+                tag = tag.wrapping_add(1);
+            };
+            if st.interrupted {
+                interrupted = true;
+                break;
+            }
+            search.record(passed);
+        }
+        row.trials = search.trials();
+        row.max_pps = search.result();
+        if !interrupted && row.max_pps > 0.0 {
+            // RFC 2544 section 26.2: latency at the throughput found
+            tag = tag.wrapping_add(1);
+            trial(&mut io, &mut st, row.max_pps, tag)?;
+            interrupted = st.interrupted;
+            row.latency = Some(Results::new(&ip_str, port, ip, row.max_pps, &st));
+        }
+        clear_progress(show);
+        rows.push(row);
+        if interrupted {
+            break;
+        }
+    }
+    let trial_s = plan.trial_ns as f64 / 1e9;
+    if plan.json {
+        crate::outln!(
+            "{}",
+            report::rfc2544_json(&ip_str, port, plan.loss_ok, trial_s, &rows)
+        );
+    } else {
+        crate::out!(
+            "{}",
+            report::rfc2544_table(&ip_str, port, plan.loss_ok, trial_s, &rows)
+        );
+        if interrupted {
+            crate::outln!("  note: interrupted: the sizes above are all that was measured");
+        }
+    }
+    Ok(interrupted)
+}
+
+/// Single-stream TCP goodput through the reflector. Returns whether it was interrupted.
+fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
+    use std::io::{ErrorKind, Read as _, Write as _};
+    let mut pair = TcpPair::open(plan.target, Duration::from_secs(3))?;
+    let duration = plan.duration_ns.unwrap_or(DEFAULT_DURATION_NS);
+    let wbuf: Vec<u8> = (0..65536).map(|i| (i * 7) as u8).collect();
+    let mut rbuf = vec![0u8; 65536];
+    let start = monotonic_ns();
+    let end = start + duration;
+    let mut tick = start + 1_000_000_000;
+    let mut total: u64 = 0;
+    let mut this_second: u64 = 0;
+    let mut per_second: Vec<f64> = Vec::with_capacity((duration / 1_000_000_000) as usize + 1);
+    let mut interrupted = false;
+    let mut writable = true;
+    let ip_str = plan.target.ip().to_string();
+    let port = plan.target.port();
+    if !plan.json {
+        crate::outln!("TCP goodput to {ip_str}:{port} through the reflector, one stream");
+    }
+    loop {
+        if signals::exit_requested() {
+            interrupted = true;
+            break;
+        }
+        let now = monotonic_ns();
+        if now >= tick || now >= end {
+            let secs = (now - (tick - 1_000_000_000)) as f64 / 1e9;
+            let mbps = this_second as f64 * 8.0 / 1e6 / secs.max(1e-9);
+            per_second.push(mbps);
+            if !plan.json {
+                crate::outln!("  {:>4} s  {:>10} Mb/s", per_second.len(), Fx(mbps, 2));
+            }
+            this_second = 0;
+            tick += 1_000_000_000;
+            if now >= end {
+                break;
+            }
+        }
+        if writable {
+            match pair.client.write(&wbuf) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("sending on the TCP connection", e)),
+            }
+        }
+        let mut got_any = false;
+        loop {
+            match pair.server.read(&mut rbuf) {
+                Ok(0) => {
+                    return Err(ProbeError::Sys(SysError::new(
+                        "the looped-back TCP connection was closed",
+                    )))
+                }
+                Ok(n) => {
+                    total += n as u64;
+                    this_second += n as u64;
+                    got_any = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => break,
+                Err(e) => return Err(io_err("receiving on the TCP connection", e)),
+            }
+        }
+        if !writable || !got_any {
+            let (w, _) = pair
+                .wait(!writable, tick.min(end))
+                .map_err(|e| io_err("waiting on the TCP sockets", e))?;
+            writable |= w;
+        }
+    }
+    let secs = (monotonic_ns() - start) as f64 / 1e9;
+    let mbps = total as f64 * 8.0 / 1e6 / secs.max(1e-9);
+    let _ = pair.client.shutdown(std::net::Shutdown::Both);
+    if plan.json {
+        let ps: Vec<String> = per_second.iter().map(|v| Fx(*v, 3).to_string()).collect();
+        crate::outln!(
+            "{{\"mode\":\"tcp\",\"target\":{},\"port\":{port},\"bytes\":{total},\"seconds\":{},\
+             \"mbps\":{},\"per_second_mbps\":[{}],\"interrupted\":{interrupted}}}",
+            report::json_str(&ip_str),
+            Fx(secs, 3),
+            Fx(mbps, 3),
+            ps.join(",")
+        );
+    } else {
+        crate::outln!(
+            "  total   {:>10} Mb/s  ({} bytes in {} s){}",
+            Fx(mbps, 2),
+            total,
+            Fx(secs, 1),
+            if interrupted { ", interrupted" } else { "" }
+        );
+    }
+    if total == 0 && !interrupted {
+        return Err(ProbeError::Sys(SysError::new(format!(
+            "no data came back through {}",
+            plan.target
+        ))));
+    }
+    Ok(interrupted)
+}

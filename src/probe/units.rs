@@ -1,0 +1,323 @@
+//! What the options mean: rates, sizes and durations as written by a technician, the
+//! probe header, and RFC 2544 frame sizes converted to the IP packet sent.
+
+/// IPv4 header without options.
+pub const IPV4_HEADER: usize = 20;
+/// IPv6 header without extension headers.
+pub const IPV6_HEADER: usize = 40;
+pub const UDP_HEADER: usize = 8;
+/// The probe's own header in the UDP payload: tag (4), sequence (4), send time (8).
+pub const PROBE_HEADER: usize = 16;
+/// Largest IP packet (the IPv4 total length field; also the UDP length limit).
+pub const MAX_IP_PACKET: usize = 65535;
+/// An RFC 2544 frame counts the Ethernet header (14) and the FCS (4) around the packet.
+pub const ETHERNET_OVERHEAD: usize = 18;
+/// The frame sizes of RFC 2544 section 9.1 for Ethernet.
+pub const RFC2544_FRAMES: [usize; 7] = [64, 128, 256, 512, 1024, 1280, 1518];
+
+/// The IP packet carried in an RFC 2544 Ethernet frame of `frame` bytes (FCS included).
+pub fn frame_to_ip(frame: usize) -> Option<usize> {
+    frame.checked_sub(ETHERNET_OVERHEAD)
+}
+
+/// The smallest IP packet that carries a probe, by address family.
+pub fn min_ip_packet(ipv6: bool) -> usize {
+    (if ipv6 { IPV6_HEADER } else { IPV4_HEADER }) + UDP_HEADER + PROBE_HEADER
+}
+
+/// The UDP payload of an IP packet of `ip` bytes, or a message saying why not.
+pub fn udp_payload(ip: usize, ipv6: bool) -> Result<usize, String> {
+    let min = min_ip_packet(ipv6);
+    let fam = if ipv6 { "IPv6" } else { "IPv4" };
+    if ip < min {
+        return Err(format!(
+            "size {ip} is below the smallest {fam} probe, {min} bytes \
+             (IP header, UDP header and the 16-byte probe header)"
+        ));
+    }
+    if ip > MAX_IP_PACKET {
+        return Err(format!(
+            "size {ip} is above the largest IP packet, {MAX_IP_PACKET} bytes"
+        ));
+    }
+    let hdr = if ipv6 { IPV6_HEADER } else { IPV4_HEADER };
+    Ok(ip - hdr - UDP_HEADER)
+}
+
+/// A rate as asked for: packets per second, or bits per second of IP packets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    Pps(f64),
+    Bps(f64),
+}
+
+impl Rate {
+    /// Packets per second for IP packets of `ip` bytes.
+    pub fn pps(self, ip: usize) -> f64 {
+        match self {
+            Rate::Pps(p) => p,
+            Rate::Bps(b) => b / (ip as f64 * 8.0),
+        }
+    }
+}
+
+fn split_number(s: &str) -> (&str, &str) {
+    let i = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    s.split_at(i)
+}
+
+/// A decimal number (`12`, `2.5`, `.5`) times 10^`digits`, digits beyond those cut off;
+/// in integers, because `str::parse::<f64>` links the float parser (several KB on mips).
+pub fn parse_fixed(num: &str, digits: u32) -> Option<u64> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() || frac.contains('.') {
+        return None;
+    }
+    let digit = |c: char| c.to_digit(10).map(u64::from);
+    let mut v: u64 = 0;
+    for c in int.chars() {
+        v = v.checked_mul(10)?.checked_add(digit(c)?)?;
+    }
+    let mut fr = frac.chars();
+    for _ in 0..digits {
+        let d = match fr.next() {
+            Some(c) => digit(c)?,
+            None => 0,
+        };
+        v = v.checked_mul(10)?.checked_add(d)?;
+    }
+    if fr.any(|c| c.to_digit(10).is_none()) {
+        return None;
+    }
+    Some(v)
+}
+
+/// A number with `decimals` places, printed from integers: formatting an f64 links the
+/// float formatter (about 12 KB on mips). Width and alignment flags are honoured.
+#[derive(Clone, Copy, Debug)]
+pub struct Fx(pub f64, pub u32);
+
+impl std::fmt::Display for Fx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut out: heapless::String<48> = heapless::String::new();
+        let scale = 10u64.pow(self.1.min(9));
+        let v = self.0;
+        if !v.is_finite() {
+            return f.pad("-");
+        }
+        let neg = v < 0.0;
+        // saturates at u64::MAX for absurd values rather than wrapping
+        let n = (v.abs() * scale as f64 + 0.5) as u64;
+        let _ = write!(out, "{}{}", if neg && n > 0 { "-" } else { "" }, n / scale);
+        if self.1 > 0 {
+            let _ = write!(out, ".{:0w$}", n % scale, w = self.1 as usize);
+        }
+        f.pad(&out)
+    }
+}
+
+fn multiplier(c: &str) -> Option<(f64, &str)> {
+    let mut chars = c.chars();
+    let m = match chars.next() {
+        Some('k' | 'K') => 1e3,
+        Some('m' | 'M') => 1e6,
+        Some('g' | 'G') => 1e9,
+        _ => return Some((1.0, c)),
+    };
+    Some((m, chars.as_str()))
+}
+
+/// `--rate`: `1000` or `1000pps` or `10kpps` (packets/s); `100M`, `100Mbit`, `2.5G`,
+/// `64k`, `500bit` (bits/s of IP packets, 1000-based).
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let bad = || {
+        format!(
+            "bad rate '{s}': give packets/s (1000, 10kpps) or bits/s with a unit \
+             (64k, 100M, 1G, 500bit)"
+        )
+    };
+    let (num, unit) = split_number(s.trim());
+    let n = parse_fixed(num, 3).ok_or_else(bad)? as f64 / 1e3;
+    let (mult, rest) = multiplier(unit).ok_or_else(bad)?;
+    let rate = match rest.to_ascii_lowercase().as_str() {
+        "pps" | "p/s" => Rate::Pps(n * mult),
+        "" if mult == 1.0 => Rate::Pps(n),
+        "" | "bit" | "bps" | "b" | "bit/s" | "b/s" => Rate::Bps(n * mult),
+        _ => return Err(bad()),
+    };
+    let v = match rate {
+        Rate::Pps(v) | Rate::Bps(v) => v,
+    };
+    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+        return Err(format!("rate '{s}' must be above 0"));
+    }
+    Ok(rate)
+}
+
+/// A duration: `10` or `10s`, `500ms`, `2m`, `1.5s`. Returns nanoseconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let (num, unit) = split_number(s.trim());
+    let bad = || format!("bad duration '{s}': e.g. 10, 10s, 500ms, 2m");
+    // (decimal places kept, multiplier to nanoseconds)
+    let (digits, mult) = match unit {
+        "" | "s" => (9, 1),
+        "ms" => (6, 1),
+        "us" => (3, 1),
+        "m" | "min" => (9, 60),
+        "h" => (9, 3600),
+        _ => return Err(bad()),
+    };
+    let ns = parse_fixed(num, digits)
+        .and_then(|v| v.checked_mul(mult))
+        .ok_or_else(bad)?;
+    if ns == 0 || ns > 1_000_000_000_000_000_000 {
+        return Err(format!("duration '{s}' must be above 0"));
+    }
+    Ok(ns)
+}
+
+/// A list of sizes: `--size 64,512,1500` or the option repeated.
+pub fn parse_sizes(items: &[String]) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for item in items {
+        for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let n: usize = part
+                .parse()
+                .map_err(|_| format!("bad size '{part}': a number of bytes, e.g. 64,512,1500"))?;
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// A loss percentage, 0 to 100.
+pub fn parse_pct(s: &str) -> Result<f64, String> {
+    let v = parse_fixed(s.trim().trim_end_matches('%'), 4)
+        .ok_or_else(|| format!("bad percentage '{s}'"))? as f64
+        / 1e4;
+    if v > 100.0 {
+        return Err(format!("percentage '{s}' must be between 0 and 100"));
+    }
+    Ok(v)
+}
+
+/// The probe header at the start of each UDP payload: the run's tag, the sequence
+/// number and the send time in nanoseconds, all big-endian.
+pub fn write_header(buf: &mut [u8], tag: u32, seq: u32, sent_ns: u64) {
+    buf[0..4].copy_from_slice(&tag.to_be_bytes());
+    buf[4..8].copy_from_slice(&seq.to_be_bytes());
+    buf[8..16].copy_from_slice(&sent_ns.to_be_bytes());
+}
+
+/// (tag, sequence, send time) of a received payload, None when it is too short.
+pub fn read_header(buf: &[u8]) -> Option<(u32, u32, u64)> {
+    let h = buf.get(..PROBE_HEADER)?;
+    Some((
+        u32::from_be_bytes(h[0..4].try_into().ok()?),
+        u32::from_be_bytes(h[4..8].try_into().ok()?),
+        u64::from_be_bytes(h[8..16].try_into().ok()?),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("1000"), Ok(Rate::Pps(1000.0)));
+        assert_eq!(parse_rate("1000pps"), Ok(Rate::Pps(1000.0)));
+        assert_eq!(parse_rate("10kpps"), Ok(Rate::Pps(10_000.0)));
+        assert_eq!(parse_rate("100M"), Ok(Rate::Bps(100e6)));
+        assert_eq!(parse_rate("100Mbit"), Ok(Rate::Bps(100e6)));
+        assert_eq!(parse_rate("2.5G"), Ok(Rate::Bps(2.5e9)));
+        assert_eq!(parse_rate("64k"), Ok(Rate::Bps(64e3)));
+        assert_eq!(parse_rate("500bit"), Ok(Rate::Bps(500.0)));
+        for bad in ["", "x", "10q", "1Mpp", "-5", "1e3"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        for zero in ["0", "0M", "0pps", "0.0"] {
+            assert!(parse_rate(zero).unwrap_err().contains("above 0"), "{zero}");
+        }
+        // 100 Mbit/s of 1250-byte packets is 10000 packets/s
+        assert_eq!(Rate::Bps(100e6).pps(1250), 10_000.0);
+        assert_eq!(Rate::Pps(7.0).pps(1250), 7.0);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(10_000_000_000));
+        assert_eq!(parse_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(parse_duration("500ms"), Ok(500_000_000));
+        assert_eq!(parse_duration("2m"), Ok(120_000_000_000));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes_and_limits() {
+        let v = parse_sizes(&["64,512".into(), "1500".into()]).unwrap();
+        assert_eq!(v, [64, 512, 1500]);
+        assert!(parse_sizes(&["64,x".into()]).is_err());
+        assert_eq!(min_ip_packet(false), 44);
+        assert_eq!(min_ip_packet(true), 64);
+        assert_eq!(udp_payload(44, false), Ok(16));
+        assert_eq!(udp_payload(1500, true), Ok(1452));
+        assert!(udp_payload(43, false).unwrap_err().contains("below"));
+        assert!(udp_payload(63, true).unwrap_err().contains("IPv6"));
+        assert_eq!(udp_payload(65535, false), Ok(65507));
+        assert!(udp_payload(65536, false).unwrap_err().contains("above"));
+    }
+
+    /// RFC 2544 frame sizes include the 14-byte Ethernet header and the 4-byte FCS.
+    #[test]
+    fn frames() {
+        let ip: Vec<_> = RFC2544_FRAMES
+            .iter()
+            .map(|&f| frame_to_ip(f).unwrap())
+            .collect();
+        assert_eq!(ip, [46, 110, 238, 494, 1006, 1262, 1500]);
+        // a 64-byte frame carries an IPv4 probe, not an IPv6 one
+        assert!(udp_payload(46, false).is_ok());
+        assert!(udp_payload(46, true).is_err());
+        assert_eq!(frame_to_ip(10), None);
+    }
+
+    #[test]
+    fn header_roundtrip() {
+        let mut b = [0u8; 20];
+        write_header(&mut b, 0xdead_beef, 7, 123_456_789_012);
+        assert_eq!(read_header(&b), Some((0xdead_beef, 7, 123_456_789_012)));
+        assert_eq!(read_header(&b[..15]), None);
+    }
+
+    #[test]
+    fn fixed_point() {
+        assert_eq!(parse_fixed("12", 3), Some(12_000));
+        assert_eq!(parse_fixed("2.5", 3), Some(2_500));
+        assert_eq!(parse_fixed(".25", 2), Some(25));
+        assert_eq!(parse_fixed("1.23456", 2), Some(123));
+        for bad in ["", ".", "1.2.3", "1e3", "x", "1.x", "99999999999999999999"] {
+            assert_eq!(parse_fixed(bad, 3), None, "{bad}");
+        }
+        assert_eq!(Fx(1.23456, 3).to_string(), "1.235");
+        assert_eq!(Fx(0.0, 2).to_string(), "0.00");
+        assert_eq!(Fx(1999.96, 1).to_string(), "2000.0");
+        assert_eq!(Fx(42.4, 0).to_string(), "42");
+        assert_eq!(Fx(-0.5, 1).to_string(), "-0.5");
+        assert_eq!(Fx(f64::NAN, 1).to_string(), "-");
+        assert_eq!(format!("[{:>7}]", Fx(7.254, 2)), "[   7.25]");
+        assert_eq!(format!("{:.3}", 5.0126f64), Fx(5.0126, 3).to_string());
+    }
+
+    #[test]
+    fn pct() {
+        assert_eq!(parse_pct("0.5"), Ok(0.5));
+        assert_eq!(parse_pct("1%"), Ok(1.0));
+        assert!(parse_pct("101").is_err());
+        assert!(parse_pct("x").is_err());
+    }
+}
