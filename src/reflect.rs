@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
+pub mod loop_guard;
 pub mod tap;
 
 /// Buffers hold the largest packet a TUN device can hand over (64 KiB), so segmentation
@@ -106,12 +107,16 @@ pub trait Reflector {
     fn log_detail(&self, _dev: &str) {}
 }
 
-/// The TUN (IP) reflector.
+/// The TUN (IP) reflector, with the [`loop_guard::LoopGuard`] of its own prefixes.
 #[derive(Default)]
-pub struct TunReflector;
+pub struct TunReflector {
+    pub guard: loop_guard::LoopGuard,
+}
 
 impl Reflector for TunReflector {
     fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
+        let pkt = IpPacket::new_checked(&mut buf[..len])?;
+        self.guard.check(pkt.src())?;
         ip::reflect(&mut buf[..len]).map(|()| len)
     }
     fn addrs(&self, buf: &mut [u8]) -> Option<(IpAddr, IpAddr)> {
@@ -288,7 +293,12 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     let stop = &signals::exit_requested;
     let res = match &mut tap_refl {
         Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
-        None => run_loop(&mut io, &mut TunReflector, &mut buf, &mut st, stop),
+        None => {
+            let mut refl = TunReflector {
+                guard: loop_guard::LoopGuard::new(&o.addresses),
+            };
+            run_loop(&mut io, &mut refl, &mut buf, &mut st, stop)
+        }
     };
     st.log_stats();
     if let Some(t) = &tap_refl {

@@ -30,10 +30,14 @@ pub enum DropReason {
     Unspecified,
     /// TAP: a frame this reflector does not answer (see wire::tap).
     NotForUs,
+    /// TUN: the source lies in the device's own prefix but is not one of its own
+    /// addresses: on a forwarding box the reflection would be routed back into the
+    /// device, again and again (the policy is `crate::reflect::loop_guard`).
+    WouldLoop,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeader,
@@ -42,6 +46,7 @@ impl DropReason {
         DropReason::Broadcast,
         DropReason::Unspecified,
         DropReason::NotForUs,
+        DropReason::WouldLoop,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -59,6 +64,7 @@ impl DropReason {
             DropReason::Broadcast => "broadcast",
             DropReason::Unspecified => "unspecified",
             DropReason::NotForUs => "not_for_us",
+            DropReason::WouldLoop => "would_loop",
         }
     }
 }
