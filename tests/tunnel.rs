@@ -614,9 +614,13 @@ fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
             }
             send(&g);
         }
-        let mut init = vec![0u8; 65]; // INIT_LEN
+        let mut init = vec![0u8; tunbox::tunnel::noise::INIT_LEN];
         init[0] = 1;
         send(&init);
+        // A version 1 initiation (65 bytes, no mac1): the other protocol version.
+        let mut v1 = vec![0u8; tunbox::tunnel::noise::INIT_LEN_V1];
+        v1[0] = 1;
+        send(&v1);
         n
     });
     // A client with the wrong key.
@@ -652,8 +656,13 @@ fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
     );
     assert!(after.drop("auth") > before.drop("auth"), "{after:?}");
     assert!(after.drop("short") > before.drop("short"), "{after:?}");
+    // The wrong key's initiations and the zeroed one stop at the cheap mac1 check.
     assert!(
-        after.drop("handshake_auth") >= before.drop("handshake_auth") + 3,
+        after.drop("handshake_mac") >= before.drop("handshake_mac") + 3,
+        "{after:?}"
+    );
+    assert!(
+        after.drop("handshake_mismatch") > before.drop("handshake_mismatch"),
         "{after:?}"
     );
     assert!(
@@ -1139,10 +1148,11 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
         lab.logs()
     );
     assert!(!w.log().contains("session up"));
-    assert!(lab.srv().wait_log("handshake_auth", 3), "{}", lab.logs());
+    // The other key's initiation fails the cheap mac1 check.
+    assert!(lab.srv().wait_log("handshake_mac", 3), "{}", lab.logs());
     assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
     let c = lab.server_counters();
-    assert!(c.drop("handshake_auth") >= 1, "{c:?}");
+    assert!(c.drop("handshake_mac") >= 1, "{c:?}");
     lab.b.stop(w.pid);
 }
 
@@ -1167,7 +1177,7 @@ fn udp_replayed_init_flood_does_not_starve_the_client() {
     assert!(restarted, "{}", lab.logs());
     let init = captured
         .iter()
-        .find(|d| d.len() == 65 && d[0] == 1)
+        .find(|d| d.len() == tunbox::tunnel::noise::INIT_LEN && d[0] == 1)
         .cloned()
         .unwrap_or_else(|| panic!("no INIT captured: {captured:?}"));
     let before = lab.server_counters();
@@ -1411,4 +1421,62 @@ fn udp_client_with_clock_gone_back_is_let_in_after_the_timeout() {
         "{}",
         lab.logs()
     );
+}
+
+/// What a flood of junk initiations (20 000 a second for 5 s, from many spoofed-looking
+/// sources: one socket, so one source here) costs the server's CPU, measured from
+/// /proc/PID/stat; printed, not asserted (it depends on the machine). The tunnel
+/// keeps working through it. Run optimised:
+/// `cargo test --release --test tunnel -- --ignored --nocapture junk_flood`.
+#[test]
+#[ignore = "measurement; run with --release -- --ignored --nocapture junk_flood"]
+fn junk_flood_server_cpu() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::new("flood", "udp", "tun", false);
+    let (got, text) = ping(&lab.b, SRV_TUN, 2);
+    assert_eq!(got, 2, "{text}");
+    let pid = lab.srv().pid;
+    const RATE: u64 = 20_000;
+    const SECS: u64 = 5;
+    let t0 = cpu_ticks(pid);
+    let sent = lab.b.within(|| {
+        let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+        s.connect("198.18.0.1:5555").unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut m = vec![0u8; tunbox::tunnel::noise::INIT_LEN];
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < RATE * SECS {
+            // pace: never ahead of RATE per second
+            let due = start + Duration::from_micros(sent * 1_000_000 / RATE);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            for b in m.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            m[..4].copy_from_slice(&[1, 0, 0, 0]);
+            let _ = s.send(&m);
+            sent += 1;
+        }
+        (sent, start.elapsed())
+    });
+    let ticks = cpu_ticks(pid) - t0;
+    let hz = 100.0; // USER_HZ on Linux
+    let secs = sent.1.as_secs_f64();
+    println!(
+        "junk flood: {} INITs in {:.2} s ({:.0}/s); server used {ticks} ticks = {:.1}% of one core",
+        sent.0,
+        secs,
+        sent.0 as f64 / secs,
+        ticks as f64 / hz / secs * 100.0
+    );
+    let (got, text) = ping(&lab.b, SRV_TUN, 2);
+    assert_eq!(got, 2, "tunnel still works after the flood: {text}");
 }

@@ -11,9 +11,25 @@ const FILE_COMMENT: &[u8] = b"# tunbox tunnel key: copy this file to both ends, 
 /// Length of the key file text [`Key::file_text`] makes.
 pub const FILE_TEXT_LEN: usize = FILE_COMMENT.len() + 2 * KEY_LEN + 1;
 
-/// The secret. Wiped from memory on drop; `Debug` does not print it.
-#[derive(Clone, PartialEq, Eq)]
+/// The secret. Wiped from memory on drop; `Debug` does not print it; compared in
+/// constant time.
+#[derive(Clone)]
 pub struct Key([u8; KEY_LEN]);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Key {}
+
+/// Equality of two byte strings in time independent of their contents (for keys,
+/// MACs and tags; the lengths are not secret and may end it early).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
 
 impl Key {
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {

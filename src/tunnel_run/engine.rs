@@ -253,6 +253,7 @@ impl<D: Device> Core<D> {
                         r,
                         DropReason::Auth
                             | DropReason::HandshakeAuth
+                            | DropReason::HandshakeMac
                             | DropReason::BadHeader
                             | DropReason::Short
                             | DropReason::HandshakeUnexpected
