@@ -13,8 +13,8 @@ use common::{Netns, TUNBOX};
 
 mod common;
 
-/// Root is needed for namespaces: without it the test fails loudly, unless
-/// TUNBOX_SKIP_NETNS=1 says to skip (the shared policy of tests/common).
+/// Root is needed for namespaces: without it the test fails loudly; built with
+/// TUNBOX_SKIP_NETNS=1 the tests are ignored (the shared policy of tests/common).
 macro_rules! require_root {
     () => {
         if !common::need_root() {
@@ -262,6 +262,10 @@ fn exists(path: &str) -> bool {
     std::path::Path::new(path).exists()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn up_status_up_again_down_round_trip() {
     require_root!();
@@ -382,6 +386,10 @@ fn up_status_up_again_down_round_trip() {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn killed_in_the_middle_of_up_then_down_restores_everything() {
@@ -422,6 +430,10 @@ fn killed_in_the_middle_of_up_then_down_restores_everything() {
     assert!(lab.pings());
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_failure_half_way_rolls_back() {
@@ -448,6 +460,10 @@ fn a_failure_half_way_rolls_back() {
     assert!(lab.pings());
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn errors_are_actionable_and_change_nothing() {
     require_root!();
@@ -520,6 +536,10 @@ fn attach_child() {
     assert_eq!(t.name(), dev);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn mktun_owner_attaches_without_capabilities() {
     require_root!();
@@ -605,6 +625,10 @@ fn mktun_owner_attaches_without_capabilities() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network device"));
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn uci_section_and_environment_drive_up_status_and_down() {
     require_root!();
@@ -663,6 +687,10 @@ fn uci_section_and_environment_drive_up_status_and_down() {
     feature = "test-hooks",
     ignore = "checks a build without --features test-hooks"
 )]
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 fn step_hooks_are_not_in_a_production_build() {
     require_root!();
     let lab = Lab::new("nohook");
@@ -703,6 +731,10 @@ fn step_hooks_are_not_in_a_production_build() {
 /// (spaces, `=`) survive `up` and `down`; and one state file path shared by two network
 /// namespaces (as /var/run is on a box with containers): the second namespace's `up`
 /// and `down` refuse the first one's record, say what to do, and change nothing.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn odd_labels_round_trip_and_a_foreign_record_is_never_applied() {
     require_root!();

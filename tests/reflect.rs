@@ -22,6 +22,10 @@ fn start_reflector(ns: &mut Netns, extra: &[&str]) -> Spawned {
     r
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn ping_and_tcp_v4_v6_then_clean_exit() {
     if !need_root() {
@@ -93,6 +97,10 @@ fn inject(ns: &Netns, dev: &'static str, pkts: Vec<Vec<u8>>) {
     })
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn malformed_packets_counted_and_dropped_reflector_keeps_working() {
     if !need_root() {
@@ -134,6 +142,10 @@ fn malformed_packets_counted_and_dropped_reflector_keeps_working() {
     assert_eq!(ns.stop(r.pid), Some(0));
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn run_section_from_uci_with_env_override() {
     if !need_root() {
@@ -192,6 +204,10 @@ fn udp_v4(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 /// prefix would be reflected, routed back into the device and reflected again until
 /// its TTL runs out. The loop guard drops it once, as `would_loop`; the host's own
 /// traffic through the reflector still works.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn forwarding_on_a_spoofed_packet_is_reflected_once_not_looped() {
     if !need_root() {

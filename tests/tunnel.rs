@@ -380,34 +380,66 @@ fn ping_and_transfer(transport: &'static str, mode: &'static str, plain: bool) {
     }
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_tun_encrypted() {
     ping_and_transfer("udp", "tun", false);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_tap_encrypted() {
     ping_and_transfer("udp", "tap", false);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_tun_encrypted() {
     ping_and_transfer("tcp", "tun", false);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_tap_encrypted() {
     ping_and_transfer("tcp", "tap", false);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_tun_plaintext() {
     ping_and_transfer("udp", "tun", true);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_tap_plaintext() {
     ping_and_transfer("udp", "tap", true);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_tun_plaintext() {
     ping_and_transfer("tcp", "tun", true);
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_tap_plaintext() {
     ping_and_transfer("tcp", "tap", true);
@@ -441,10 +473,18 @@ fn server_restart(transport: &'static str) {
     assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_server_restart_recovers() {
     server_restart("udp");
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_server_restart_recovers() {
     server_restart("tcp");
@@ -476,10 +516,18 @@ fn link_outage(transport: &'static str) {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_link_outage_recovers() {
     link_outage("udp");
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_link_outage_recovers() {
     link_outage("tcp");
@@ -559,6 +607,10 @@ fn dev_rx_packets(ns: &Netns) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
     if !need_root() {
@@ -682,6 +734,10 @@ fn udp_forged_truncated_replayed_and_wrong_key_are_dropped() {
     lab.b.stop(w.pid);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_hostile_lengths_close_only_that_connection() {
     if !need_root() {
@@ -722,6 +778,10 @@ impl Drop for Kid {
     }
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn plaintext_udp_talks_to_socat() {
     if !need_root() {
@@ -774,6 +834,10 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn clients_without_a_server_wait_quietly_and_drop_privileges() {
     if !need_root() {
@@ -828,6 +892,10 @@ fn clients_without_a_server_wait_quietly_and_drop_privileges() {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn server_from_uci_section_client_from_env() {
     if !need_root() {
@@ -929,6 +997,10 @@ fn echo_request(src: [u8; 4], dst: [u8; 4], seq: u16) -> Vec<u8> {
 
 /// `--plaintext --transport tcp` speaks simpletun's framing: the test is the simpletun
 /// client, sending length-prefixed ICMP echo requests and reading the framed replies.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn plaintext_tcp_speaks_simpletun_framing() {
     if !need_root() {
@@ -995,6 +1067,10 @@ fn plaintext_tcp_speaks_simpletun_framing() {
 
 /// The client's address changes (new DHCP lease, NAT rebinding): the server follows it
 /// on the next authenticated packet, no new handshake needed.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn server_follows_the_client_to_a_new_address() {
     if !need_root() {
@@ -1029,6 +1105,10 @@ fn server_follows_the_client_to_a_new_address() {
 }
 
 /// `--remote` takes a host name (resolved again before every TCP connect).
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn remote_by_host_name() {
     if !need_root() {
@@ -1111,15 +1191,27 @@ fn client_restart(transport: &'static str) {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_client_restart_replaces_the_session() {
     client_restart("udp");
 }
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_client_restart_replaces_the_session() {
     client_restart("tcp");
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
     if !need_root() {
@@ -1158,6 +1250,10 @@ fn tcp_wrong_key_client_is_cut_off_and_the_tunnel_keeps_working() {
 
 /// A recorded handshake initiation replayed hundreds of times a second (from another
 /// address) gets no answer and does not keep the real client from handshaking.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn udp_replayed_init_flood_does_not_starve_the_client() {
     if !need_root() {
@@ -1246,6 +1342,10 @@ fn connect_from(from: SocketAddr, to: SocketAddr) -> Option<TcpStream> {
 
 /// A keyless peer reconnecting to the TCP server in a loop (and holding the
 /// connections open, never sending) must not keep the real client from authenticating.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_reconnect_flood_does_not_lock_out_the_client() {
     if !need_root() {
@@ -1297,6 +1397,10 @@ fn tcp_reconnect_flood_does_not_lock_out_the_client() {
 
 /// IPv6 underlay (fd00::/64 on the veth) and IPv6 inside the tunnel (fd00:1::/64), TCP
 /// transport; the default MTU accounts for the 40-byte IPv6 header.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn ipv6_underlay_and_ipv6_inside() {
     if !need_root() {
@@ -1364,21 +1468,28 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// A client restarted with its wall clock an hour behind (router without RTC before
 /// NTP): its first initiations are refused while the server still considers the old
 /// session alive, then accepted once the peer was silent for `--timeout` (3 s here).
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
+#[cfg_attr(
+    tunbox_static_native,
+    ignore = "static tunbox run natively: LD_PRELOAD cannot fake its clock"
+)]
 fn udp_client_with_clock_gone_back_is_let_in_after_the_timeout() {
     if !need_root() {
         return;
     }
-    if !std::path::Path::new(LIBFAKETIME).exists() {
-        eprintln!("SKIP: {LIBFAKETIME} missing (apt-get install faketime)");
-        return;
-    }
-    // Under qemu-user the preload lands in the (dynamic, x86_64) qemu process, whose clock
-    // calls it fakes; a static musl tunbox run natively never loads it.
-    if std::env::var_os("TUNBOX_CROSS_NATIVE_STATIC").is_some() {
-        eprintln!("SKIP: static tunbox run natively: LD_PRELOAD cannot fake its clock");
-        return;
-    }
+    // A missing tool is a failure that says what to install, not a silent pass (like
+    // socat above). Under qemu-user the preload lands in the (dynamic, x86_64) qemu
+    // process, whose clock calls it fakes; a static musl tunbox run natively never
+    // loads it: targets/build.sh sets TUNBOX_CROSS_NATIVE_STATIC, and build.rs turns
+    // that into an `ignore` of this test (reported as ignored, not as passed).
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} missing: apt-get install faketime"
+    );
     let mut lab = Lab::new("clk", "udp", "tun", false);
     assert_eq!(ping(&lab.b, SRV_TUN, 2).0, 2, "{}", lab.logs());
     let before = lab.server_counters();
@@ -1428,6 +1539,10 @@ fn udp_client_with_clock_gone_back_is_let_in_after_the_timeout() {
 /// /proc/PID/stat; printed, not asserted (it depends on the machine). The tunnel
 /// keeps working through it. Run optimised:
 /// `cargo test --release --test tunnel -- --ignored --nocapture junk_flood`.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 #[ignore = "measurement; run with --release -- --ignored --nocapture junk_flood"]
 fn junk_flood_server_cpu() {
