@@ -767,6 +767,40 @@ fn tcp_hostile_lengths_close_only_that_connection() {
     assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
     let c = lab.server_counters();
     assert_eq!(c.drop("frame_length"), 2, "{c:?}");
+    // Many bad connections at once (zero lengths, and initiations made with another
+    // key): every one is closed and counted, the log lines stay within the rate limit.
+    let t0 = Instant::now();
+    let closed = lab.b.within(|| {
+        let mut closed = 0;
+        for i in 0..60u8 {
+            let mut c = TcpStream::connect("198.18.0.1:5555").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if i % 2 == 0 {
+                c.write_all(&[0, 0, 1, 2]).unwrap();
+            } else {
+                let mut init = vec![0u8; 2 + tunbox::tunnel::noise::INIT_LEN];
+                init[..2].copy_from_slice(&(tunbox::tunnel::noise::INIT_LEN as u16).to_be_bytes());
+                init[2] = 1;
+                c.write_all(&init).unwrap();
+            }
+            let mut b = [0u8; 16];
+            if matches!(c.read(&mut b), Ok(0) | Err(_)) {
+                closed += 1;
+            }
+        }
+        closed
+    });
+    assert_eq!(closed, 60);
+    let secs = t0.elapsed().as_secs() + 1;
+    let c = lab.server_counters();
+    assert_eq!(c.drop("frame_length"), 2 + 30, "{c:?}");
+    assert_eq!(c.drop("handshake_mac"), 30, "{c:?}");
+    let lines = lab.srv().log().matches("closing tcp connection").count();
+    assert!(
+        lines as u64 <= 2 + 5 + secs,
+        "{lines} closing lines for 62 connections in {secs} s:\n{}",
+        lab.logs()
+    );
 }
 
 /// Kills a helper process by PID when dropped.

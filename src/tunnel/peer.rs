@@ -216,8 +216,6 @@ fn wall_nanos() -> u64 {
         .map(crate::clock::nanos)
         .unwrap_or(0)
 }
-/// Server: how long an answered handshake waits for the client's confirmation.
-const PENDING_LIFETIME: Duration = Duration::from_secs(20);
 /// Server: an INIT with an older timestamp never replaces a pending handshake younger
 /// than this (matters only with a `timeout` shorter than this).
 const PENDING_GUARD: Duration = Duration::from_secs(5);
@@ -852,9 +850,15 @@ impl Tunnel {
         {
             c.previous = None;
         }
+        // A pending session waits for the client's confirmation (its first message
+        // under the new keys) as long as a session may live, or until another answered
+        // INIT replaces it. A shorter wait black-holed the client at a rekey whose
+        // confirmation keepalive was lost, when it sent nothing else for longer than
+        // the wait (a long --keepalive): it had switched to the new keys, the server
+        // had dropped them, until the dead-peer timeout.
         if c.pending
             .as_ref()
-            .is_some_and(|s| now >= s.created + PENDING_LIFETIME)
+            .is_some_and(|s| now >= s.created + cfg.reject_after)
         {
             c.pending = None;
         }
@@ -952,7 +956,7 @@ impl Tunnel {
             at(s.created + cfg.reject_after);
         }
         if let Some(s) = &c.pending {
-            at(s.created + PENDING_LIFETIME);
+            at(s.created + self.cfg.reject_after);
         }
         d
     }
@@ -1482,6 +1486,49 @@ mod tests {
         assert_eq!(p.srv.counters().sessions, 2);
         assert_eq!(p.cli.counters().total_drops(), 0);
         assert_eq!(p.srv.counters().total_drops(), 0);
+    }
+
+    #[test]
+    fn lost_confirmation_at_rekey_does_not_black_hole_the_client() {
+        let mut p = Pair::new();
+        for t in [&mut p.cli, &mut p.srv] {
+            t.cfg.keepalive = Some(Duration::from_secs(60));
+            t.cfg.timeout = Some(Duration::from_secs(150));
+            t.cfg.rekey_after = Duration::from_secs(30);
+        }
+        p.connect();
+        p.t += Duration::from_secs(31);
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!("no rekey")
+        };
+        let init = p.buf[..n].to_vec();
+        let Output::ToNetwork(m) = p.srv.decapsulate(&init, &mut p.buf2, p.t) else {
+            panic!("no answer")
+        };
+        let resp = p.buf2[..m].to_vec();
+        // The client switches to the new keys; its confirmation is lost.
+        assert!(matches!(
+            p.cli.decapsulate(&resp, &mut p.buf, p.t),
+            Output::ToNetwork(_)
+        ));
+        // Nothing from the client for longer than the server used to keep the pending
+        // session (20 s), less than its keepalive and the next rekey; timers run.
+        for _ in 0..25 {
+            p.t += S;
+            // The server's keepalives (old keys) still reach the client.
+            if let Output::ToNetwork(k) = p.srv.tick(&mut p.buf, p.t) {
+                assert_eq!(
+                    p.cli.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
+                    Output::Keepalive
+                );
+            }
+            assert_eq!(p.cli.tick(&mut p.buf, p.t), Output::Nothing);
+        }
+        // The client's next packet (new keys) confirms the session and is delivered.
+        assert_eq!(p.send(true, b"late"), Output::ToDevice(4));
+        assert_eq!(p.send(false, b"back"), Output::ToDevice(4));
+        assert_eq!(p.srv.counters().total_drops(), 0);
+        assert_eq!(p.srv.counters().sessions, 2);
     }
 
     #[test]

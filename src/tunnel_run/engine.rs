@@ -114,8 +114,10 @@ impl<D: Device> Core<D> {
         self.tunnel.counters_mut().drop(r);
     }
 
-    fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) {
-        if self.drop_log.allow(Instant::now()) {
+    /// Logs a drop within the rate limit; true if it was logged.
+    fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) -> bool {
+        let allowed = self.drop_log.allow(Instant::now());
+        if allowed {
             let skipped = self.drop_log.take_suppressed();
             let total = self.tunnel.counters().total_drops();
             match from {
@@ -131,6 +133,7 @@ impl<D: Device> Core<D> {
                 ),
             }
         }
+        allowed
     }
 
     /// Sanity of a decrypted packet before it goes to the device.
@@ -230,7 +233,13 @@ impl<D: Device> Core<D> {
                 Ok(None) => break,
                 Err(e) => {
                     self.count(DropReason::FrameLength);
-                    warn!("{}: closing tcp connection from {from}: {e}", self.name);
+                    if self.drop_log.allow(now) {
+                        let skipped = self.drop_log.take_suppressed();
+                        warn!(
+                            "{}: closing tcp connection from {from}: {e} ({skipped} messages suppressed)",
+                            self.name
+                        );
+                    }
                     return Verdict::Close;
                 }
             };
@@ -248,7 +257,7 @@ impl<D: Device> Core<D> {
                     }
                 }
                 Output::Drop(r) => {
-                    self.log_drop("frame", len, Some(from), r);
+                    let logged = self.log_drop("frame", len, Some(from), r);
                     if matches!(
                         r,
                         DropReason::Auth
@@ -259,11 +268,15 @@ impl<D: Device> Core<D> {
                             | DropReason::HandshakeUnexpected
                             | DropReason::HandshakeMismatch
                     ) {
-                        warn!(
-                            "{}: closing tcp connection from {from}: {}",
-                            self.name,
-                            r.name()
-                        );
+                        // Only with its drop line: under the same rate limit (3000 bad
+                        // connections once gave 3000 of these lines).
+                        if logged {
+                            warn!(
+                                "{}: closing tcp connection from {from}: {}",
+                                self.name,
+                                r.name()
+                            );
+                        }
                         return Verdict::Close;
                     }
                 }
@@ -747,7 +760,9 @@ impl<D: Device> Engine<D> {
                                 }
                             }
                         }
-                        Output::Drop(r) => core.log_drop("datagram", n, Some(from), r),
+                        Output::Drop(r) => {
+                            core.log_drop("datagram", n, Some(from), r);
+                        }
                         Output::Keepalive | Output::Nothing => {}
                     }
                     if remote.is_none()
