@@ -1351,6 +1351,53 @@ fn udp_replayed_init_flood_does_not_starve_the_client() {
     );
 }
 
+/// The server keeps the high-water mark of client timestamps across a restart: an
+/// initiation recorded before the restart gets no answer from the new process.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs --features test-hooks (TUNBOX_TEST_RUN_DIR)"
+)]
+#[test]
+fn restarted_server_does_not_answer_a_recorded_init() {
+    if !need_root() {
+        return;
+    }
+    let mut lab = Lab::new("hwm", "udp", "tun", false);
+    lab.b.ip("addr add 198.18.0.3/24 dev vb");
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let mut restarted = false;
+    let ns_b = lab.b.name.clone();
+    let captured = capture_tunnel_datagrams_in(&ns_b, || {
+        lab.start_client();
+        restarted = lab.cli().wait_log("session up", 5);
+    });
+    assert!(restarted, "{}", lab.logs());
+    let init = captured
+        .iter()
+        .find(|d| d.len() == tunbox::tunnel::noise::INIT_LEN && d[0] == 1)
+        .cloned()
+        .unwrap_or_else(|| panic!("no INIT captured: {captured:?}"));
+    assert_eq!(ping(&lab.b, SRV_TUN, 1).0, 1, "{}", lab.logs());
+    let pid = lab.cli().pid;
+    lab.b.stop(pid);
+    let pid = lab.srv().pid;
+    lab.a.stop(pid);
+    lab.start_server();
+    lab.b.within(move || {
+        let s = UdpSocket::bind("198.18.0.3:0").unwrap();
+        s.send_to(&init, "198.18.0.1:5555").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let c = lab.server_counters();
+    assert_eq!(c.drop("handshake_replay"), 1, "{c:?}\n{}", lab.logs());
+    assert!(!lab.srv().log().contains("session up"), "{}", lab.logs());
+}
+
 /// Opens a TCP connection from `from` to `to` (blocking, 1 s limit via SO_SNDTIMEO).
 fn connect_from(from: SocketAddr, to: SocketAddr) -> Option<TcpStream> {
     use nix::sys::socket::{

@@ -376,6 +376,15 @@ impl HandshakeKey {
         &self.psk
     }
 
+    /// A public name of the key (BLAKE2s of a label and the PSK, 8 bytes): names files
+    /// that belong to one key (the server's high-water mark) without revealing it.
+    pub fn fingerprint(&self) -> [u8; 8] {
+        let h = hash(&[b"tunbox key name", self.psk.as_bytes()]);
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&h[..8]);
+        out
+    }
+
     /// mac1 of the Noise part of an INIT (`msg.len()` is [`INIT_NOISE_LEN`]).
     pub(crate) fn mac1(&self, noise_part: &[u8]) -> [u8; MAC1_LEN] {
         let mut m = <Blake2sMac<U16> as MacKeyInit>::new((&self.mac1_key).into());

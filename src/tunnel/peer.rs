@@ -387,6 +387,31 @@ impl Tunnel {
         }
     }
 
+    /// The public name of the key (see `HandshakeKey::fingerprint`); `None` in plaintext.
+    pub fn key_fingerprint(&self) -> Option<[u8; 8]> {
+        self.crypto.as_ref().map(|c| c.psk.fingerprint())
+    }
+
+    /// Server: timestamp of the last answered initiation (the high-water mark of client
+    /// timestamps), for keeping it across restarts; `None` before the first.
+    pub fn init_high_water(&self) -> Option<u64> {
+        let c = self.crypto.as_ref()?;
+        (self.cfg.role == Role::Server && c.last_init_ts > 0).then_some(c.last_init_ts)
+    }
+
+    /// Server: a high-water mark kept from a previous run. Initiations not newer are
+    /// then not answered while the peer is alive, as if this process had answered it;
+    /// once `timeout` passed since the start without the peer, the usual clock-reset
+    /// rule lets a client whose clock went back in (see `on_init`).
+    pub fn restore_init_high_water(&mut self, ts: u64) {
+        if self.cfg.role != Role::Server {
+            return;
+        }
+        if let Some(c) = self.crypto.as_mut() {
+            c.last_init_ts = c.last_init_ts.max(ts);
+        }
+    }
+
     /// True if the last `decapsulate` authenticated a message under the active session
     /// (plaintext: any message). A server uses this to follow the client to a new
     /// address or TCP connection.
@@ -1529,6 +1554,38 @@ mod tests {
         assert_eq!(p.send(false, b"back"), Output::ToDevice(4));
         assert_eq!(p.srv.counters().total_drops(), 0);
         assert_eq!(p.srv.counters().sessions, 2);
+    }
+
+    #[test]
+    fn restored_high_water_mark_refuses_recordings_of_the_previous_run() {
+        let mut p = Pair::new();
+        let mut a = [0u8; 256];
+        // A recorded INIT of the client, then its real handshake.
+        let n = fresh_init(&mut p.cli, &mut a, p.t);
+        let recorded = a[..n].to_vec();
+        clock_ahead(&mut p.cli, Duration::from_secs(1));
+        p.cli.restart(p.t);
+        p.connect();
+        let hwm = p.srv.init_high_water().unwrap();
+        assert!(p.cli.init_high_water().is_none(), "clients keep none");
+        // The server restarts and keeps its mark: the recording gets no answer.
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), p.t);
+        srv.restore_init_high_water(hwm);
+        assert_eq!(srv.init_high_water(), Some(hwm));
+        assert_eq!(
+            srv.decapsulate_from(&recorded, &mut p.buf2, p.t, ip(9)),
+            Output::Drop(DropReason::HandshakeReplay)
+        );
+        // Without it (the old behaviour) the recording would be answered.
+        let mut forgetful = Tunnel::new(cfg(Role::Server), key(), p.t);
+        assert!(matches!(
+            forgetful.decapsulate_from(&recorded, &mut p.buf2, p.t, ip(9)),
+            Output::ToNetwork(_)
+        ));
+        // The real client, newer, is answered by the restarted server.
+        let (o, conf, _) = handshake_at(&mut srv, &mut p.cli, p.t + S, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
     }
 
     #[test]

@@ -298,6 +298,8 @@ pub struct Engine<D: Device> {
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
+    /// Server: where the handshake high-water mark is kept (super::hwm).
+    hwm: Option<super::hwm::HwmFile>,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -387,6 +389,24 @@ impl<D: Device> Engine<D> {
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
+            hwm: None,
+        }
+    }
+
+    /// Server: keep the handshake high-water mark in this file from now on.
+    pub fn keep_high_water_in(&mut self, f: Option<super::hwm::HwmFile>) {
+        self.hwm = f;
+    }
+
+    fn save_high_water(&mut self) {
+        if let Some(f) = self.hwm.as_mut() {
+            if let Err(e) = f.save(self.core.tunnel.init_high_water()) {
+                warn!(
+                    "{}: cannot write {}: {e}; the handshake high-water mark is no longer kept",
+                    self.core.name,
+                    f.path().display()
+                );
+            }
         }
     }
 
@@ -426,6 +446,7 @@ impl<D: Device> Engine<D> {
             }
             let now = Instant::now();
             self.timers(now);
+            self.save_high_water();
             let peer = self.peer();
             self.core.log_events(peer);
 

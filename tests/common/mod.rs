@@ -123,8 +123,13 @@ impl Netns {
         self.logs.push(log.clone());
         let f = File::create(&log).expect("log file");
         let mut c = self.cmd(TUNBOX);
+        // Run-time files (the tunnel server's handshake high-water mark) in a directory
+        // of this namespace, not the shared /var/run/tunbox (a test-hooks build).
+        let run_dir =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", self.name));
         c.args(args)
             .env_remove("TUNBOX_CONFIG")
+            .env("TUNBOX_TEST_RUN_DIR", &run_dir)
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f);
