@@ -242,17 +242,30 @@ impl Drop for Symmetric {
 impl Symmetric {
     /// InitializeSymmetric(PATTERN) (the name is longer than HASHLEN: h = HASH(name)),
     /// MixHash(PROLOGUE), then the psk token of message 1: MixKeyAndHash(psk).
+    #[cfg(test)]
     fn new(psk: &Key) -> Self {
-        let h = hash(&[PATTERN.as_bytes()]);
-        let mut s = Self {
-            ck: h,
-            h,
+        let mut s = Self::zeroed();
+        s.init(psk);
+        s
+    }
+
+    fn zeroed() -> Self {
+        Self {
+            ck: [0; HASH_LEN],
+            h: [0; HASH_LEN],
             k: [0; 32],
             n: 0,
-        };
-        s.mix_hash(PROLOGUE);
-        s.mix_key_and_hash(psk.as_bytes());
-        s
+        }
+    }
+
+    /// [`Self::new`] in place (into a state already on the heap).
+    fn init(&mut self, psk: &Key) {
+        self.h = hash(&[PATTERN.as_bytes()]);
+        self.ck = self.h;
+        self.k = [0; 32];
+        self.n = 0;
+        self.mix_hash(PROLOGUE);
+        self.mix_key_and_hash(psk.as_bytes());
     }
 
     fn mix_hash(&mut self, data: &[u8]) {
@@ -349,13 +362,19 @@ impl Symmetric {
 /// once per tunnel instead of once per message: the symmetric state after the `psk`
 /// token (2 hashes and an HKDF, 12 of the ~33 BLAKE2s compressions of reading an
 /// INIT) and the mac1 key. Wiped on drop.
+/// The derived part lives on the heap and is computed there, so moving a
+/// `HandshakeKey` (into the tunnel's state) copies no secret.
 pub struct HandshakeKey {
     psk: Key,
+    derived: Box<Derived>,
+}
+
+struct Derived {
     base: Symmetric,
     mac1_key: [u8; 32],
 }
 
-impl Drop for HandshakeKey {
+impl Drop for Derived {
     fn drop(&mut self) {
         self.mac1_key.zeroize();
     }
@@ -363,13 +382,13 @@ impl Drop for HandshakeKey {
 
 impl HandshakeKey {
     pub fn new(psk: Key) -> Self {
-        let base = Symmetric::new(&psk);
-        let mac1_key = hash(&[MAC1_LABEL, PROLOGUE, psk.as_bytes()]);
-        Self {
-            psk,
-            base,
-            mac1_key,
-        }
+        let mut derived = Box::new(Derived {
+            base: Symmetric::zeroed(),
+            mac1_key: [0; 32],
+        });
+        derived.base.init(&psk);
+        derived.mac1_key = hash(&[MAC1_LABEL, PROLOGUE, psk.as_bytes()]);
+        Self { psk, derived }
     }
 
     pub fn key(&self) -> &Key {
@@ -387,7 +406,7 @@ impl HandshakeKey {
 
     /// mac1 of the Noise part of an INIT (`msg.len()` is [`INIT_NOISE_LEN`]).
     pub(crate) fn mac1(&self, noise_part: &[u8]) -> [u8; MAC1_LEN] {
-        let mut m = <Blake2sMac<U16> as MacKeyInit>::new((&self.mac1_key).into());
+        let mut m = <Blake2sMac<U16> as MacKeyInit>::new((&self.derived.mac1_key).into());
         Mac::update(&mut m, noise_part);
         let mut out = [0u8; MAC1_LEN];
         out.copy_from_slice(&m.finalize().into_bytes());
@@ -475,7 +494,7 @@ impl Initiator {
         if out.len() < INIT_LEN {
             return Err(HandshakeError::Internal);
         }
-        let mut sym = psk.base.clone();
+        let mut sym = psk.derived.base.clone();
         out[..4].copy_from_slice(&[TYPE_INIT, 0, 0, 0]);
         out[4..4 + DH_LEN].copy_from_slice(&e.public);
         sym.mix_ephemeral(&e.public);
@@ -566,7 +585,7 @@ impl Responder {
         if init.len() != INIT_NOISE_LEN || message_type(init) != Some(TYPE_INIT) {
             return Err(HandshakeError::Malformed);
         }
-        let mut sym = psk.base.clone();
+        let mut sym = psk.derived.base.clone();
         let mut re = [0u8; DH_LEN];
         re.copy_from_slice(&init[4..4 + DH_LEN]);
         sym.mix_ephemeral(&re);
@@ -742,7 +761,7 @@ mod tests {
         assert!(Responder::read_noise(&k, MODE_TUN, &init[..INIT_NOISE_LEN]).is_ok());
         // The key is a keyed BLAKE2s of the label, prologue and PSK.
         assert_eq!(
-            k.mac1_key,
+            k.derived.mac1_key,
             hash(&[b"tunbox mac1", b"tunbox tunnel v2", &[12; 32]])
         );
     }
@@ -753,7 +772,7 @@ mod tests {
         let fresh = Symmetric::new(k.key());
         assert_eq!(
             (fresh.ck, fresh.h, fresh.k),
-            (k.base.ck, k.base.h, k.base.k)
+            (k.derived.base.ck, k.derived.base.h, k.derived.base.k)
         );
     }
 
