@@ -309,8 +309,8 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
     if let Some((r, b)) = &stored {
         check_binding(&s.state_file, r, b.as_ref(), &here, "`bridge up`")?;
     }
-    let recorded = stored.as_ref().map(|(r, _)| r.clone());
-    let (rec, steps) = plan::plan_up(&opts, &snap, recorded.as_ref())?;
+    let recorded = stored.as_ref().map(|(r, _)| r);
+    let (rec, steps) = plan::plan_up(&opts, &snap, recorded)?;
     if steps.is_empty() {
         crate::outln!(
             "bridge {} is up with {} and {}: nothing to do",
@@ -347,7 +347,10 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
             s.ifname
         );
     }
-    if stored.as_ref() != Some(&(rec.clone(), Some(here))) {
+    if !stored
+        .as_ref()
+        .is_some_and(|(r, b)| *r == rec && *b == Some(here))
+    {
         write_record(&s.state_file, &rec, Some(&here))?;
     }
     crate::outln!(
