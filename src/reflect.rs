@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
+pub mod loop_guard;
 pub mod tap;
 
 /// Buffers hold the largest packet a TUN device can hand over (64 KiB), so segmentation
@@ -93,13 +94,19 @@ pub trait Reflector {
     fn log_detail(&self, _dev: &str) {}
 }
 
-/// The TUN (IP) reflector.
+/// The TUN (IP) reflector, with the [`loop_guard::LoopGuard`] of its own prefixes.
 #[derive(Default)]
-pub struct TunReflector;
+pub struct TunReflector {
+    pub guard: loop_guard::LoopGuard,
+}
 
 impl Reflector for TunReflector {
     fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason> {
-        ip::reflect(&mut buf[..len]).map(|()| len)
+        let src = IpPacket::new_checked(&mut buf[..len])?.src();
+        // the structural and address rules first (a multicast packet is `multicast`,
+        // whatever its source); a dropped packet is never written, swapped or not
+        ip::reflect(&mut buf[..len])?;
+        self.guard.check(src).map(|()| len)
     }
     fn addrs(&self, buf: &mut [u8]) -> Option<(IpAddr, IpAddr)> {
         IpPacket::new_checked(buf).ok().map(|p| (p.src(), p.dst()))
@@ -285,7 +292,12 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     let stop = &signals::exit_requested;
     let res = match &mut tap_refl {
         Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
-        None => run_loop(&mut io, &mut TunReflector, &mut buf, &mut st, stop),
+        None => {
+            let mut refl = TunReflector {
+                guard: loop_guard::LoopGuard::new(&o.addresses),
+            };
+            run_loop(&mut io, &mut refl, &mut buf, &mut st, stop)
+        }
     };
     st.finish();
     st.log_stats();

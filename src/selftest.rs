@@ -323,7 +323,7 @@ pub fn main() -> ExitCode {
         let mut st = LoopState::new(tun.name(), false);
         let res = reflect::run_loop(
             &mut TunIo(&tun),
-            &mut TunReflector,
+            &mut TunReflector::default(),
             &mut buf,
             &mut st,
             &|| me.stop_requested(),

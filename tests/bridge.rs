@@ -13,8 +13,8 @@ use common::{Netns, TUNBOX};
 
 mod common;
 
-/// Root is needed for namespaces: without it the test fails loudly, unless
-/// TUNBOX_SKIP_NETNS=1 says to skip (the shared policy of tests/common).
+/// Root is needed for namespaces: without it the test fails loudly; built with
+/// TUNBOX_SKIP_NETNS=1 the tests are ignored (the shared policy of tests/common).
 macro_rules! require_root {
     () => {
         if !common::need_root() {
@@ -191,6 +191,22 @@ impl Lab {
         }
     }
 
+    /// [`Lab::state`] once it stops changing by itself: right after `bridge up` the
+    /// kernel still moves carrier, port states and link-local addresses for a moment.
+    fn steady_state(&self) -> String {
+        let t = Instant::now();
+        let mut last = self.state();
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = self.state();
+            if now == last {
+                return now;
+            }
+            assert!(t.elapsed() < Duration::from_secs(15), "never settled");
+            last = now;
+        }
+    }
+
     /// Everything `down` must restore, as `ip` prints it.
     fn state(&self) -> String {
         self.wait_settled();
@@ -262,6 +278,10 @@ fn exists(path: &str) -> bool {
     std::path::Path::new(path).exists()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn up_status_up_again_down_round_trip() {
     require_root!();
@@ -382,6 +402,10 @@ fn up_status_up_again_down_round_trip() {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn killed_in_the_middle_of_up_then_down_restores_everything() {
@@ -422,6 +446,10 @@ fn killed_in_the_middle_of_up_then_down_restores_everything() {
     assert!(lab.pings());
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_failure_half_way_rolls_back() {
@@ -448,6 +476,10 @@ fn a_failure_half_way_rolls_back() {
     assert!(lab.pings());
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn errors_are_actionable_and_change_nothing() {
     require_root!();
@@ -520,6 +552,10 @@ fn attach_child() {
     assert_eq!(t.name(), dev);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn mktun_owner_attaches_without_capabilities() {
     require_root!();
@@ -605,6 +641,10 @@ fn mktun_owner_attaches_without_capabilities() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no network device"));
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn uci_section_and_environment_drive_up_status_and_down() {
     require_root!();
@@ -663,6 +703,10 @@ fn uci_section_and_environment_drive_up_status_and_down() {
     feature = "test-hooks",
     ignore = "checks a build without --features test-hooks"
 )]
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 fn step_hooks_are_not_in_a_production_build() {
     require_root!();
     let lab = Lab::new("nohook");
@@ -697,4 +741,65 @@ fn step_hooks_are_not_in_a_production_build() {
         "{}",
         text(&check)
     );
+}
+
+/// Labels the kernel accepts but version 1 of the state file could not read back
+/// (spaces, `=`) survive `up` and `down`; and one state file path shared by two network
+/// namespaces (as /var/run is on a box with containers): the second namespace's `up`
+/// and `down` refuse the first one's record, say what to do, and change nothing.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn odd_labels_round_trip_and_a_foreign_record_is_never_applied() {
+    require_root!();
+    let a = Lab::new("bind-a");
+    let mut b = Lab::new("bind-b");
+    a.pi.ip_out(&[
+        "addr",
+        "add",
+        "198.18.0.7/24",
+        "dev",
+        "eth0",
+        "label",
+        "eth0:a b=c",
+    ]);
+    let before_a = a.state();
+    let before_b = b.state();
+    b.state_file = a.state_file.clone();
+
+    let up = a.tunbox(&["bridge", "up"], &[]);
+    assert!(up.status.success(), "{}", text(&up));
+    let recorded = std::fs::read_to_string(&a.state_file).unwrap();
+    assert!(recorded.contains("label=eth0:a%20b%3Dc"), "{recorded}");
+    assert!(recorded.contains("bound netns="), "{recorded}");
+    let bridged_a = a.steady_state();
+
+    for cmd in ["up", "down"] {
+        let out = b.tunbox(&["bridge", cmd], &[]);
+        let msg = text(&out);
+        assert!(!out.status.success(), "bridge {cmd} in b: {msg}");
+        assert!(
+            msg.contains("another network namespace") && msg.contains("--state-file"),
+            "bridge {cmd} says why and what to do: {msg}"
+        );
+        assert_eq!(b.state(), before_b, "bridge {cmd} in b changed b");
+        assert_eq!(a.state(), bridged_a, "bridge {cmd} in b changed a");
+        assert_eq!(
+            std::fs::read_to_string(&a.state_file).unwrap(),
+            recorded,
+            "bridge {cmd} in b changed the record"
+        );
+    }
+
+    let down = a.tunbox(&["bridge", "down"], &[]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(a.state(), before_a, "down restored the odd label exactly");
+    // With the record gone, b may use the path.
+    let up = b.tunbox(&["bridge", "up"], &[]);
+    assert!(up.status.success(), "{}", text(&up));
+    let down = b.tunbox(&["bridge", "down"], &[]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(b.state(), before_b);
 }

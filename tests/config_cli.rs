@@ -241,7 +241,7 @@ fn bridge_down_checks_names_against_the_record() {
         routes: Vec::new(),
         sysctls: Vec::new(),
     };
-    std::fs::write(&state, tunbox::bridge::state::to_text(&rec)).unwrap();
+    std::fs::write(&state, tunbox::bridge::state::to_text(&rec, None)).unwrap();
     let st = state.to_str().unwrap();
     let p = std::path::Path::new("/nonexistent");
     let (code, _, err) = tunbox(

@@ -3,6 +3,10 @@ mod common;
 use common::*;
 use std::process::Command;
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn selftest_passes_and_leaves_nothing_behind() {
     if !need_root() {
@@ -31,6 +35,10 @@ fn selftest_passes_and_leaves_nothing_behind() {
     assert!(!String::from_utf8_lossy(&links.stdout).contains("tbxself0"));
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn selftest_without_cap_net_admin_says_what_is_missing() {
     if !need_root() {

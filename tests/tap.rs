@@ -104,6 +104,10 @@ fn mac_in_log(log: &str) -> String {
     log[i..i + 17].to_string()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tap_reflector_answers_for_its_ranges_on_the_lan() {
     if !need_root() {
@@ -195,6 +199,10 @@ fn tap_reflector_answers_for_its_ranges_on_the_lan() {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tap_reflector_from_uci_answers_echo_directly() {
     if !need_root() {
@@ -236,6 +244,10 @@ fn tap_reflector_from_uci_answers_echo_directly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
     if !need_root() {
@@ -289,6 +301,10 @@ fn output(ns: &Netns, prog: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&ns.run(5, prog, args).stdout).into_owned()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn neighbour_solicitations_reach_the_reflector_under_mld_snooping() {
     if !need_root() {

@@ -146,6 +146,10 @@ fn case(tcp: bool) -> (usize, u32) {
     (after - before, 2 * rounds)
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tunnel_loops_allocate_nothing_per_packet() {
     if !need_root() {

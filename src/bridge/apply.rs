@@ -24,6 +24,15 @@ pub fn snapshot(rtnl: &mut Rtnl) -> Result<Snapshot, SysError> {
     })
 }
 
+/// Identity of the current network namespace: device and inode of /proc/self/ns/net
+/// (what `ip netns identify` compares).
+pub fn netns_id() -> Result<(u64, u64), SysError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata("/proc/self/ns/net")
+        .map_err(|e| SysError::os("cannot stat /proc/self/ns/net", e))?;
+    Ok((m.dev(), m.ino()))
+}
+
 /// Carries out one step.
 pub fn exec(rtnl: &mut Rtnl, step: &Step) -> Result<(), SysError> {
     match step {

@@ -59,21 +59,43 @@ pub struct Settings {
     pub state_file: String,
 }
 
+/// A state file's content: the record and what it is bound to (none: version 1).
+pub type Stored = (Record, Option<state::Binding>);
+
+/// Opening flags of every state, temporary and lock file: never through a symlink (a
+/// link planted in a shared /var/run would redirect the write or the read).
+fn no_follow(o: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    o.custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC).bits())
+}
+
 /// Reads the state file; `None` when there is none.
-pub fn read_record(path: &str) -> Result<Option<Record>, BridgeError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+pub fn read_record(path: &str) -> Result<Option<Stored>, BridgeError> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let read = no_follow(std::fs::OpenOptions::new().read(true))
+        .open(path)
+        .and_then(|mut f| f.read_to_string(&mut text));
+    match read {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(SysError::os(format!("cannot read state file {path}"), e).into()),
-    };
+    }
     state::from_text(&text)
         .map(Some)
         .map_err(|e| BridgeError(format!("state file {path}: {e}")))
 }
 
 /// Writes the state file atomically (a temporary file renamed over it, synced), so a
-/// crash leaves either the old or the new file, never half of one.
-pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
+/// crash leaves either the old or the new file, never half of one. The temporary file
+/// is created new (`O_EXCL`, no symlink followed, mode 0600); one left by a crashed
+/// process of the same PID is removed first (unlinking removes a link, not its target).
+pub fn write_record(
+    path: &str,
+    rec: &Record,
+    binding: Option<&state::Binding>,
+) -> Result<(), BridgeError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let p = Path::new(path);
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -81,8 +103,15 @@ pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
     }
     let tmp = format!("{path}.tmp.{}", std::process::id());
     let io = |what: &str, e: std::io::Error| SysError::os(format!("cannot {what} {tmp}"), e);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    f.write_all(state::to_text(rec).as_bytes())
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", e).into()),
+        _ => {}
+    }
+    let mut f = no_follow(std::fs::OpenOptions::new().write(true).create_new(true))
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| io("create", e))?;
+    f.write_all(state::to_text(rec, binding).as_bytes())
         .map_err(|e| io("write", e))?;
     f.sync_all().map_err(|e| io("sync", e))?;
     drop(f);
@@ -96,6 +125,36 @@ pub fn write_record(path: &str, rec: &Record) -> Result<(), BridgeError> {
         }
     }
     Ok(())
+}
+
+/// What the running system's record would be bound to: this network namespace and
+/// the port `ifname` as it is now (index 0 and no MAC when there is no such port).
+fn binding_here(snap: &Snapshot, ifname: &str) -> Result<state::Binding, BridgeError> {
+    let port = snap.link(ifname);
+    Ok(state::Binding {
+        netns: apply::netns_id()?,
+        ifindex: port.map_or(0, |p| p.index),
+        mac: port.and_then(|p| p.mac),
+    })
+}
+
+/// Refuses a record bound to another namespace or another device.
+fn check_binding(
+    path: &str,
+    rec: &Record,
+    recorded: Option<&state::Binding>,
+    here: &state::Binding,
+    what: &str,
+) -> Result<(), BridgeError> {
+    match recorded {
+        Some(b) if b != here => Err(BridgeError(format!(
+            "state file {path} records {} of another network namespace or a device replaced \
+             since ({b}; here: {here}): {what} does not use it. If that bridge is gone, remove \
+             {path}; for a bridge here too, give it its own --state-file",
+            rec.ifname
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Held while `up` or `down` changes things, so two of them cannot interleave.
@@ -115,12 +174,15 @@ fn lock(state_file: &str) -> Result<Lock, BridgeError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| SysError::os(format!("cannot create {}", dir.display()), e))?;
     }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| SysError::os(format!("cannot open lock file {path}"), e))?;
+    // Not create_new: the lock file stays (see above); never through a symlink.
+    let f = no_follow(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true),
+    )
+    .open(&path)
+    .map_err(|e| SysError::os(format!("cannot open lock file {path}"), e))?;
     crate::sys::lock::try_lock_exclusive(f)
         .map(Lock)
         .map_err(|e| {
@@ -142,9 +204,9 @@ fn remove_record(path: &str) -> Result<(), BridgeError> {
 /// or no file). On failure the file still holds the record of the undone `up`, which
 /// disagrees with the kernel; the error names the path and says what follows
 /// (`status` reports it as not matching, `down` removes it).
-fn restore_record(path: &str, old: Option<&Record>) -> Result<(), String> {
+fn restore_record(path: &str, old: Option<&Stored>) -> Result<(), String> {
     let r = match old {
-        Some(old) => write_record(path, old),
+        Some((old, b)) => write_record(path, old, b.as_ref()),
         None => remove_record(path),
     };
     r.map_err(|e| {
@@ -208,9 +270,14 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         bridge: s.bridge.clone(),
         owner,
     };
-    let recorded = read_record(&s.state_file)?;
+    let stored = read_record(&s.state_file)?;
     let (mut rtnl, snap) = read_snapshot()?;
-    let (rec, steps) = plan::plan_up(&opts, &snap, recorded.as_ref())?;
+    let here = binding_here(&snap, &s.ifname)?;
+    if let Some((r, b)) = &stored {
+        check_binding(&s.state_file, r, b.as_ref(), &here, "`bridge up`")?;
+    }
+    let recorded = stored.as_ref().map(|(r, _)| r);
+    let (rec, steps) = plan::plan_up(&opts, &snap, recorded)?;
     if steps.is_empty() {
         crate::outln!(
             "bridge {} is up with {} and {}: nothing to do",
@@ -247,8 +314,11 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
             s.ifname
         );
     }
-    if recorded.as_ref() != Some(&rec) {
-        write_record(&s.state_file, &rec)?;
+    if !stored
+        .as_ref()
+        .is_some_and(|(r, b)| *r == rec && *b == Some(here))
+    {
+        write_record(&s.state_file, &rec, Some(&here))?;
     }
     crate::outln!(
         "bridge {}: original state recorded in {}",
@@ -259,7 +329,7 @@ pub fn up(s: &Settings, dry_run: bool) -> Result<(), BridgeError> {
         // Everything was undone: the file goes back to what it said before. Otherwise
         // it stays, for `down`.
         if undone {
-            if let Err(w) = restore_record(&s.state_file, recorded.as_ref()) {
+            if let Err(w) = restore_record(&s.state_file, stored.as_ref()) {
                 log::warn!("{w}");
             }
         }
@@ -316,7 +386,7 @@ pub fn down(state_file: &str, expect: &Expect, dry_run: bool) -> Result<(), Brid
             crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
             return Ok(());
         }
-        Some(rec) => expect.check(&rec, state_file)?,
+        Some((rec, _)) => expect.check(&rec, state_file)?,
     }
     if !dry_run {
         caps::require_net_admin("taking a bridge down")?;
@@ -327,12 +397,22 @@ pub fn down(state_file: &str, expect: &Expect, dry_run: bool) -> Result<(), Brid
         Some(lock(state_file)?)
     };
     // Read again under the lock: an `up` or `down` may have finished meanwhile.
-    let Some(rec) = read_record(state_file)? else {
+    let Some((rec, bound)) = read_record(state_file)? else {
         crate::outln!("no state file {state_file}: nothing recorded, nothing to restore");
         return Ok(());
     };
     expect.check(&rec, state_file)?;
     let (mut rtnl, snap) = read_snapshot()?;
+    // Never apply a foreign record: its addresses, routes and MAC belong elsewhere.
+    let here = binding_here(&snap, &rec.ifname)?;
+    check_binding(state_file, &rec, bound.as_ref(), &here, "`bridge down`")?;
+    if bound.is_none() {
+        log::warn!(
+            "state file {state_file} was written by an older tunbox and does not say which \
+             namespace and device it describes: applying it as the record of {} here",
+            rec.ifname
+        );
+    }
     let steps = plan::plan_down(&rec, &snap)?;
     if dry_run {
         if steps.is_empty() {
@@ -367,8 +447,17 @@ pub enum Health {
 
 /// `tunbox bridge status`: what is bridged and whether it matches the record.
 pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
-    let rec = read_record(state_file)?;
+    let stored = read_record(state_file)?;
     let (_, snap) = read_snapshot()?;
+    if let Some((r, Some(b))) = &stored {
+        let here = binding_here(&snap, &r.ifname)?;
+        if *b != here {
+            crate::outln!(
+                "state file {state_file}: recorded for another namespace or device ({b}; here: {here}): not ours"
+            );
+        }
+    }
+    let rec = stored.map(|(r, _)| r);
     let bridge = rec.as_ref().map_or(bridge, |r| r.bridge.as_str());
     match snap.link(bridge) {
         None => crate::outln!("bridge {bridge}: not there"),

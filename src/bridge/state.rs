@@ -1,12 +1,96 @@
 //! The state file `bridge up` writes before changing anything: a small line-based
 //! text file, one fact per line, `key value` or `key k=v k=v ...`. Pure: text in,
-//! text out; reading and writing the file happens in `bridge::apply`.
+//! text out; reading and writing the file happens in `bridge::mod`.
+//!
+//! Version 2 (this one) escapes every name-like value (device names, address labels,
+//! sysctl paths and values): a byte that is whitespace, a control character, `%`, `=`,
+//! `#` or not ASCII is written as `%XX` (two upper-case hex digits), a value that is
+//! exactly `-` as `%2D` (a lone `-` means "none"), and the empty string as a lone `%`.
+//! The kernel accepts labels such as `eth0:my label=x` and version 1 wrote them as they
+//! were, which its reader could not read back. It also binds the record to what it
+//! describes: the `bound` line holds the network namespace (device and inode of
+//! `/proc/self/ns/net`), the port's interface index and MAC address. Version 1 files
+//! (no escapes, no binding) are still read.
 use super::plan::{fmt_mac, LinkRecord, Record};
 use crate::sys::netlink::{AddrEntry, RouteEntry};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-const MAGIC: &str = "tunbox-bridge-state 1";
+const MAGIC: &str = "tunbox-bridge-state 2";
+const MAGIC_V1: &str = "tunbox-bridge-state 1";
+
+/// What a record describes: the port in one network namespace. A record whose binding
+/// differs from the running system's (another namespace or container sharing /var/run,
+/// or eth0 replaced since) is someone else's: never merged into, never applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// `st_dev` and `st_ino` of /proc/self/ns/net.
+    pub netns: (u64, u64),
+    /// The port's interface index and MAC address.
+    pub ifindex: u32,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl std::fmt::Display for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "netns {}:{} ifindex {} mac {}",
+            self.netns.0,
+            self.netns.1,
+            self.ifindex,
+            self.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac)
+        )
+    }
+}
+
+/// Escapes a value so it is one word without `=` (see the module notes).
+pub fn escape(v: &str) -> String {
+    if v.is_empty() {
+        return "%".into();
+    }
+    if v == "-" {
+        return "%2D".into();
+    }
+    let mut out = String::with_capacity(v.len());
+    for &b in v.as_bytes() {
+        if b <= b' ' || b >= 0x7f || matches!(b, b'%' | b'=' | b'#') {
+            let _ = write!(out, "%{b:02X}");
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`]; `None` for a malformed escape or bytes that are not UTF-8.
+pub fn unescape(v: &str) -> Option<String> {
+    if v == "%" {
+        return Some(String::new());
+    }
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn opt_s(v: &Option<String>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), |x| escape(x))
+}
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref()
@@ -27,21 +111,31 @@ fn link_line(key: &str, l: &LinkRecord) -> String {
         l.mtu,
         yes(l.up),
         l.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac),
-        opt(&l.master)
+        opt_s(&l.master)
     )
 }
 
-/// The file's text.
-pub fn to_text(r: &Record) -> String {
+/// The file's text, bound to `binding` when given.
+pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
     let mut s = String::new();
     s.push_str(MAGIC);
     s.push('\n');
     s.push_str(
         "# written by `tunbox bridge up`: the original state `tunbox bridge down` restores\n",
     );
-    let _ = writeln!(s, "ifname {}", r.ifname);
-    let _ = writeln!(s, "bridge {}", r.bridge);
-    let _ = writeln!(s, "tap {}", r.tap);
+    if let Some(b) = binding {
+        let _ = writeln!(
+            s,
+            "bound netns={}:{} ifindex={} mac={}",
+            b.netns.0,
+            b.netns.1,
+            b.ifindex,
+            b.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac)
+        );
+    }
+    let _ = writeln!(s, "ifname {}", escape(&r.ifname));
+    let _ = writeln!(s, "bridge {}", escape(&r.bridge));
+    let _ = writeln!(s, "tap {}", escape(&r.tap));
     let _ = writeln!(s, "created_bridge {}", yes(r.created_bridge));
     let _ = writeln!(s, "created_tap {}", yes(r.created_tap));
     s.push_str(&link_line("port", &r.port));
@@ -61,7 +155,7 @@ pub fn to_text(r: &Record) -> String {
             opt(&a.broadcast),
             a.scope,
             a.flags,
-            opt(&a.label),
+            opt_s(&a.label),
             a.lifetimes
                 .map_or_else(|| "-".to_string(), |(v, p)| format!("{v},{p}")),
             opt(&a.proto),
@@ -87,7 +181,7 @@ pub fn to_text(r: &Record) -> String {
         );
     }
     for (p, v) in &r.sysctls {
-        let _ = writeln!(s, "sysctl {p} {v}");
+        let _ = writeln!(s, "sysctl {} {}", escape(p), escape(v));
     }
     s.push_str("end\n");
     s
@@ -96,10 +190,20 @@ pub fn to_text(r: &Record) -> String {
 struct Fields<'a> {
     line: usize,
     pairs: Vec<(&'a str, &'a str)>,
+    /// Version 2: string values are escaped.
+    escaped: bool,
+}
+
+/// A string value of the file: unescaped in version 2, as written in version 1.
+fn text_value(line: usize, v: &str, escaped: bool) -> Result<String, String> {
+    if !escaped {
+        return Ok(v.to_string());
+    }
+    unescape(v).ok_or_else(|| format!("line {line}: bad escape in '{v}'"))
 }
 
 impl<'a> Fields<'a> {
-    fn new(line: usize, words: &[&'a str]) -> Result<Fields<'a>, String> {
+    fn new(line: usize, words: &[&'a str], escaped: bool) -> Result<Fields<'a>, String> {
         let mut pairs = Vec::new();
         for w in words {
             let Some((k, v)) = w.split_once('=') else {
@@ -107,7 +211,18 @@ impl<'a> Fields<'a> {
             };
             pairs.push((k, v));
         }
-        Ok(Fields { line, pairs })
+        Ok(Fields {
+            line,
+            pairs,
+            escaped,
+        })
+    }
+    /// An optional string value (`-` is none).
+    fn opt_s(&self, key: &str) -> Result<Option<String>, String> {
+        match self.raw(key)? {
+            "-" => Ok(None),
+            v => text_value(self.line, v, self.escaped).map(Some),
+        }
     }
     fn raw(&self, key: &str) -> Result<&'a str, String> {
         self.pairs
@@ -213,21 +328,36 @@ fn link_record(f: &Fields) -> Result<LinkRecord, String> {
         mtu: f.get("mtu")?,
         up: f.flag("up")?,
         mac: parse_mac(f.line, f.raw("mac")?)?,
-        master: f.opt("master")?,
+        master: f.opt_s("master")?,
     })
 }
 
-/// Parses the file's text; errors name the line.
-pub fn from_text(text: &str) -> Result<Record, String> {
+fn parse_binding(f: &Fields) -> Result<Binding, String> {
+    let line = f.line;
+    let ns = f.raw("netns")?;
+    let bad = || format!("line {line}: '{ns}' is not DEVICE:INODE");
+    let (d, i) = ns.split_once(':').ok_or_else(bad)?;
+    Ok(Binding {
+        netns: (d.parse().map_err(|_| bad())?, i.parse().map_err(|_| bad())?),
+        ifindex: f.get("ifindex")?,
+        mac: parse_mac(line, f.raw("mac")?)?,
+    })
+}
+
+/// Parses the file's text into the record and its binding (none in a version 1
+/// file); errors name the line.
+pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    match lines.next() {
-        Some((_, l)) if l.trim() == MAGIC => {}
+    let escaped = match lines.next() {
+        Some((_, l)) if l.trim() == MAGIC => true,
+        Some((_, l)) if l.trim() == MAGIC_V1 => false,
         _ => {
             return Err(format!(
                 "line 1: not a tunbox bridge state file (expected '{MAGIC}')"
             ))
         }
-    }
+    };
+    let mut binding = None;
     let mut ifname = None;
     let mut bridge = None;
     let mut tap = None;
@@ -256,21 +386,23 @@ pub fn from_text(text: &str) -> Result<Record, String> {
                 _ => Err(format!("line {n}: '{key}' takes one value")),
             }
         };
+        let name = || -> Result<String, String> { text_value(n, one()?, escaped) };
         match key {
-            "ifname" => ifname = Some(one()?.to_string()),
-            "bridge" => bridge = Some(one()?.to_string()),
-            "tap" => tap = Some(one()?.to_string()),
+            "bound" if escaped => binding = Some(parse_binding(&Fields::new(n, rest, escaped)?)?),
+            "ifname" => ifname = Some(name()?),
+            "bridge" => bridge = Some(name()?),
+            "tap" => tap = Some(name()?),
             "created_bridge" => created_bridge = Some(parse_yes(n, one()?)?),
             "created_tap" => created_tap = Some(parse_yes(n, one()?)?),
-            "port" => port = Some(link_record(&Fields::new(n, rest)?)?),
-            "tap_orig" => tap_orig = Some(link_record(&Fields::new(n, rest)?)?),
-            "bridge_orig" => bridge_orig = Some(link_record(&Fields::new(n, rest)?)?),
+            "port" => port = Some(link_record(&Fields::new(n, rest, escaped)?)?),
+            "tap_orig" => tap_orig = Some(link_record(&Fields::new(n, rest, escaped)?)?),
+            "bridge_orig" => bridge_orig = Some(link_record(&Fields::new(n, rest, escaped)?)?),
             "addr" => {
                 let Some((first, more)) = rest.split_first() else {
                     return Err(format!("line {n}: addr without an address"));
                 };
                 let (addr, prefix_len) = parse_prefix(n, first)?;
-                let f = Fields::new(n, more)?;
+                let f = Fields::new(n, more, escaped)?;
                 let lifetimes = match f.raw("life")? {
                     "-" => None,
                     v => {
@@ -287,7 +419,7 @@ pub fn from_text(text: &str) -> Result<Record, String> {
                     broadcast: f.opt("brd")?,
                     scope: f.get("scope")?,
                     flags: f.get("flags")?,
-                    label: f.opt("label")?,
+                    label: f.opt_s("label")?,
                     lifetimes,
                     proto: f.opt("proto")?,
                     metric: f.opt("metric")?,
@@ -298,7 +430,7 @@ pub fn from_text(text: &str) -> Result<Record, String> {
                     return Err(format!("line {n}: route without a destination"));
                 };
                 let (dst, dst_len) = parse_prefix(n, first)?;
-                let f = Fields::new(n, more)?;
+                let f = Fields::new(n, more, escaped)?;
                 let gateway: Option<IpAddr> = f.opt("gw")?;
                 let prefsrc: Option<IpAddr> = f.opt("src")?;
                 for ip in gateway.iter().chain(prefsrc.iter()) {
@@ -323,16 +455,22 @@ pub fn from_text(text: &str) -> Result<Record, String> {
                     multipath: false,
                 });
             }
-            "sysctl" => match rest {
-                [p, v] if p.starts_with("/proc/sys/") && !p.contains("..") => {
-                    sysctls.push((p.to_string(), v.to_string()))
+            "sysctl" => {
+                let pv = match rest {
+                    [p, v] => Some((text_value(n, p, escaped)?, text_value(n, v, escaped)?)),
+                    _ => None,
+                };
+                match pv {
+                    Some((p, v)) if p.starts_with("/proc/sys/") && !p.contains("..") => {
+                        sysctls.push((p, v))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "line {n}: sysctl takes a /proc/sys path and a value"
+                        ))
+                    }
                 }
-                _ => {
-                    return Err(format!(
-                        "line {n}: sysctl takes a /proc/sys path and a value"
-                    ))
-                }
-            },
+            }
             "end" => ended = true,
             _ => return Err(format!("line {n}: unknown key '{key}'")),
         }
@@ -341,7 +479,7 @@ pub fn from_text(text: &str) -> Result<Record, String> {
         return Err("the file is cut short (no 'end' line)".into());
     }
     let need = |what: &str| format!("'{what}' missing");
-    Ok(Record {
+    let rec = Record {
         ifname: ifname.ok_or_else(|| need("ifname"))?,
         bridge: bridge.ok_or_else(|| need("bridge"))?,
         tap: tap.ok_or_else(|| need("tap"))?,
@@ -353,5 +491,6 @@ pub fn from_text(text: &str) -> Result<Record, String> {
         addrs,
         routes,
         sysctls,
-    })
+    };
+    Ok((rec, binding))
 }

@@ -713,8 +713,8 @@ fn state_file_round_trips() {
     });
     rec.routes[0].onlink = true;
     rec.addrs[0].peer = Some(ip("198.18.0.9"));
-    let text = state::to_text(&rec);
-    assert_eq!(state::from_text(&text).unwrap(), rec);
+    let text = state::to_text(&rec, None);
+    assert_eq!(state::from_text(&text).unwrap(), (rec.clone(), None));
     let v6 = rec
         .routes
         .iter()
@@ -725,7 +725,7 @@ fn state_file_round_trips() {
 #[test]
 fn state_file_errors_name_the_line() {
     let rec = plan_up(&opts(), &pi(), None).unwrap().0;
-    let good = state::to_text(&rec);
+    let good = state::to_text(&rec, None);
     assert!(state::from_text("hello\n").unwrap_err().contains("line 1"));
     let cut = good.replace("end\n", "");
     assert!(state::from_text(&cut).unwrap_err().contains("cut short"));
@@ -753,7 +753,7 @@ fn state_file_errors_name_the_line() {
 #[test]
 fn state_parser_survives_garbage() {
     let rec = plan_up(&opts(), &pi(), None).unwrap().0;
-    let good = state::to_text(&rec).into_bytes();
+    let good = state::to_text(&rec, None).into_bytes();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut rnd = move || {
         x ^= x << 13;
@@ -820,9 +820,9 @@ fn restore_record_puts_the_old_file_back_or_removes_it() {
     let (newer, _) = plan_up(&opts(), &s, None).unwrap();
     assert_ne!(newer, old);
 
-    super::write_record(&path, &newer).unwrap();
-    super::restore_record(&path, Some(&old)).unwrap();
-    assert_eq!(super::read_record(&path).unwrap(), Some(old));
+    super::write_record(&path, &newer, None).unwrap();
+    super::restore_record(&path, Some(&(old.clone(), None))).unwrap();
+    assert_eq!(super::read_record(&path).unwrap(), Some((old, None)));
 
     super::restore_record(&path, None).unwrap();
     assert_eq!(super::read_record(&path).unwrap(), None);
@@ -838,7 +838,8 @@ fn restore_record_failure_names_the_path_and_the_cause() {
     let file = dir.path("plain");
     std::fs::write(&file, "x").unwrap();
     let path = format!("{file}/bridge.state");
-    for old in [None, Some(&rec)] {
+    let stored = (rec, None);
+    for old in [None, Some(&stored)] {
         let w = super::restore_record(&path, old).unwrap_err();
         assert!(w.contains(&path), "{w}");
         assert!(
@@ -874,4 +875,199 @@ fn down_checks_given_names_against_the_record() {
         ..Default::default()
     };
     assert!(wrong.check(&rec, "/s").unwrap_err().0.contains("--ifname"));
+}
+
+/// A small deterministic generator (xorshift) for the round-trip property test.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bit(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+    /// A string biased towards what broke version 1: spaces, `=`, `-`, `%`, `#`,
+    /// control characters, non-ASCII, empty.
+    fn string(&mut self) -> String {
+        const SPECIAL: [&str; 12] = [
+            "-", "", " ", "=", "%", "#", "\t", "\n", "é", "%2D", "- -", "a=b c",
+        ];
+        if self.below(4) == 0 {
+            return SPECIAL[self.below(SPECIAL.len() as u64) as usize].to_string();
+        }
+        let len = self.below(12);
+        (0..len)
+            .map(|_| match self.below(6) {
+                0 => char::from_u32(self.below(0x20) as u32).unwrap(),
+                1 => [' ', '=', '-', '%', '#', ':'][self.below(6) as usize],
+                2 => char::from_u32(0xa0 + self.below(0x300) as u32).unwrap_or('x'),
+                _ => (b'a' + self.below(26) as u8) as char,
+            })
+            .collect()
+    }
+    fn opt_string(&mut self) -> Option<String> {
+        self.bit().then(|| self.string())
+    }
+    fn ip(&mut self, v4: bool) -> IpAddr {
+        if v4 {
+            IpAddr::V4(Ipv4Addr::from(self.next() as u32))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(
+                (u128::from(self.next()) << 64) | u128::from(self.next()),
+            ))
+        }
+    }
+    fn mac(&mut self) -> Option<[u8; 6]> {
+        self.bit().then(|| {
+            let b = self.next().to_le_bytes();
+            [b[0], b[1], b[2], b[3], b[4], b[5]]
+        })
+    }
+    fn link(&mut self) -> LinkRecord {
+        LinkRecord {
+            mtu: self.next() as u32,
+            up: self.bit(),
+            mac: self.mac(),
+            master: self.opt_string(),
+        }
+    }
+    fn record(&mut self) -> Record {
+        let addrs = (0..self.below(4))
+            .map(|_| {
+                let v4 = self.bit();
+                AddrEntry {
+                    index: 0,
+                    addr: self.ip(v4),
+                    prefix_len: self.below(if v4 { 33 } else { 129 }) as u8,
+                    peer: self.bit().then(|| self.ip(self.0 & 2 == 0)),
+                    broadcast: self.bit().then(|| Ipv4Addr::from(self.next() as u32)),
+                    scope: self.next() as u8,
+                    flags: self.next() as u32,
+                    label: self.opt_string(),
+                    lifetimes: self.bit().then(|| (self.next() as u32, self.next() as u32)),
+                    proto: self.bit().then(|| self.next() as u8),
+                    metric: self.bit().then(|| self.next() as u32),
+                }
+            })
+            .collect();
+        let routes = (0..self.below(4))
+            .map(|_| {
+                let v4 = self.bit();
+                RouteEntry {
+                    oif: None,
+                    table: self.next() as u32,
+                    dst: self.ip(v4),
+                    dst_len: self.below(if v4 { 33 } else { 129 }) as u8,
+                    gateway: self.bit().then(|| self.ip(v4)),
+                    prefsrc: self.bit().then(|| self.ip(v4)),
+                    metric: self.next() as u32,
+                    protocol: self.next() as u8,
+                    scope: self.next() as u8,
+                    kind: self.next() as u8,
+                    tos: self.next() as u8,
+                    onlink: self.bit(),
+                    pref: self.bit().then(|| self.next() as u8),
+                    multipath: false,
+                }
+            })
+            .collect();
+        let sysctls = (0..self.below(3))
+            .map(|_| {
+                let name = self.string().replace("..", "").replace('/', "");
+                (format!("/proc/sys/net/bridge/{name}"), self.string())
+            })
+            .collect();
+        Record {
+            ifname: self.string(),
+            bridge: self.string(),
+            tap: self.string(),
+            created_bridge: self.bit(),
+            created_tap: self.bit(),
+            port: self.link(),
+            tap_orig: self.bit().then(|| self.link()),
+            bridge_orig: self.bit().then(|| self.link()),
+            addrs,
+            routes,
+            sysctls,
+        }
+    }
+}
+
+/// Property: any record (with or without a binding) survives write-then-read exactly,
+/// whatever its names and labels hold.
+#[test]
+fn any_state_record_round_trips_exactly() {
+    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    for i in 0..5000 {
+        let rec = g.record();
+        let binding = g.bit().then(|| state::Binding {
+            netns: (g.next(), g.next()),
+            ifindex: g.next() as u32,
+            mac: g.mac(),
+        });
+        let text = state::to_text(&rec, binding.as_ref());
+        match state::from_text(&text) {
+            Ok(back) => assert_eq!(back, (rec, binding), "case {i}:\n{text}"),
+            Err(e) => panic!("case {i}: {e}\n{text}"),
+        }
+    }
+}
+
+#[test]
+fn escapes_of_the_state_file() {
+    for (v, want) in [
+        ("-", "%2D"),
+        ("", "%"),
+        ("eth0:my label", "eth0:my%20label"),
+        ("a=b", "a%3Db"),
+        ("50%", "50%25"),
+        ("é", "%C3%A9"),
+        ("br-lan", "br-lan"),
+    ] {
+        assert_eq!(state::escape(v), want);
+        assert_eq!(state::unescape(want).as_deref(), Some(v));
+    }
+    for bad in ["%", "%2", "%zz", "%FF"] {
+        if bad != "%" {
+            assert_eq!(state::unescape(bad), None, "{bad}");
+        }
+    }
+}
+
+/// Version 1 files (unescaped, unbound) written by an older tunbox are still read.
+#[test]
+fn version_1_state_file_is_still_read() {
+    let rec = plan_up(&opts(), &pi(), None).unwrap().0;
+    let v1 =
+        state::to_text(&rec, None).replacen("tunbox-bridge-state 2", "tunbox-bridge-state 1", 1);
+    assert_eq!(state::from_text(&v1).unwrap(), (rec, None));
+}
+
+#[test]
+fn state_temp_and_lock_files_never_follow_symlinks() {
+    let dir = Scratch::new("symlink");
+    let path = dir.path("bridge.state");
+    let target = dir.path("target");
+    std::fs::write(&target, "precious").unwrap();
+    let rec = plan_up(&opts(), &pi(), None).unwrap().0;
+    // A link planted where the temporary file goes is replaced, not written through.
+    let tmp = format!("{path}.tmp.{}", std::process::id());
+    std::os::unix::fs::symlink(&target, &tmp).unwrap();
+    super::write_record(&path, &rec, None).unwrap();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+    assert_eq!(super::read_record(&path).unwrap(), Some((rec, None)));
+    // A state file or lock that is a symlink is refused.
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    assert!(super::read_record(&path).is_err());
+    std::os::unix::fs::symlink(&target, format!("{path}.lock")).unwrap();
+    assert!(super::lock(&path).is_err());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
 }

@@ -44,10 +44,13 @@ pub enum DropReason {
     WriteError,
     /// Plaintext client: a datagram from an address other than the server's.
     WrongSource,
+    /// Handshake initiation whose mac1 is wrong (junk, or another key): dropped by the
+    /// cheap check before anything else.
+    HandshakeMac,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 20;
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::Short,
         Self::BadHeader,
@@ -68,6 +71,7 @@ impl DropReason {
         Self::BadInner,
         Self::WriteError,
         Self::WrongSource,
+        Self::HandshakeMac,
     ];
 
     /// Short name used in logs and the counter dump.
@@ -92,6 +96,7 @@ impl DropReason {
             Self::BadInner => "bad_inner",
             Self::WriteError => "write_error",
             Self::WrongSource => "wrong_source",
+            Self::HandshakeMac => "handshake_mac",
         }
     }
 
@@ -109,6 +114,7 @@ impl DropReason {
                 | Self::HandshakeUnexpected
                 | Self::HandshakeReplay
                 | Self::WrongSource
+                | Self::HandshakeMac
         )
     }
 }

@@ -11,13 +11,38 @@ const FILE_COMMENT: &[u8] = b"# tunbox tunnel key: copy this file to both ends, 
 /// Length of the key file text [`Key::file_text`] makes.
 pub const FILE_TEXT_LEN: usize = FILE_COMMENT.len() + 2 * KEY_LEN + 1;
 
-/// The secret. Wiped from memory on drop; `Debug` does not print it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; KEY_LEN]);
+/// The secret. Wiped from memory on drop; `Debug` does not print it; compared in
+/// constant time. The bytes live on the heap, in one place for the key's whole life:
+/// moving a `Key` (into the tunnel, its handshake state, a thread) moves a pointer and
+/// leaves no copy of the secret behind.
+#[derive(Clone)]
+pub struct Key(Box<[u8; KEY_LEN]>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0[..], &other.0[..])
+    }
+}
+
+impl Eq for Key {}
+
+/// Equality of two byte strings in time independent of their contents (for keys,
+/// MACs and tags; the lengths are not secret and may end it early).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
 
 impl Key {
+    /// A key from bytes the caller holds (and wipes: this copies them).
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Key(bytes)
+        let mut k = Self::zeroed();
+        *k.0 = bytes;
+        k
+    }
+
+    fn zeroed() -> Self {
+        Key(Box::new([0u8; KEY_LEN]))
     }
 
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
@@ -27,8 +52,8 @@ impl Key {
     /// A fresh random key from the operating system's CSPRNG (getrandom(2)).
     pub fn generate() -> Result<Self, KeyError> {
         // Straight into the key (wiped on drop, also on the error paths).
-        let mut k = Key([0u8; KEY_LEN]);
-        getrandom::fill(&mut k.0).map_err(|_| KeyError::Random)?;
+        let mut k = Self::zeroed();
+        getrandom::fill(&mut k.0[..]).map_err(|_| KeyError::Random)?;
         if k.0.iter().all(|b| *b == 0) {
             return Err(KeyError::Random);
         }
@@ -54,7 +79,7 @@ impl Key {
         let text = core::str::from_utf8(text).map_err(|_| KeyError::NotText)?;
         // Decoded straight into the key (wiped on drop, also on the error paths), no
         // intermediate copies of the secret on the stack.
-        let mut key = Key([0u8; KEY_LEN]);
+        let mut key = Self::zeroed();
         let mut found = false;
         for (i, line) in text.lines().enumerate() {
             let (line_no, k) = (i + 1, line.trim());
@@ -278,5 +303,22 @@ mod tests {
     fn debug_hides_the_secret() {
         let k = Key::from_bytes([0xAB; 32]);
         assert_eq!(format!("{k:?}"), "Key(..)");
+    }
+
+    #[test]
+    fn equality_is_by_value_in_constant_time() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+        assert!(ct_eq(b"", b""));
+        let a = Key::from_bytes([1; KEY_LEN]);
+        let mut other = [1; KEY_LEN];
+        assert!(a == Key::from_bytes(other));
+        other[KEY_LEN - 1] = 2;
+        assert!(a != Key::from_bytes(other));
+        // A moved key keeps its bytes in the same heap place (no copy left behind).
+        let at = a.as_bytes().as_ptr();
+        let moved = Box::new(a);
+        assert_eq!(moved.as_bytes().as_ptr(), at);
     }
 }

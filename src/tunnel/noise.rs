@@ -11,12 +11,26 @@
 //! (XXpsk with static keys would need a key pair per box and the peer's public key on
 //! each side, for no gain in a two-box tunnel that trusts one shared secret anyway).
 //!
-//! Messages (little-endian integers, as WireGuard):
+//! Messages (little-endian integers, as WireGuard), protocol version 2:
 //! ```text
-//! INIT  (client -> server)  [1][0 0 0] | noise msg 1: e(32) | AEAD(sender_index u32, mode u8, timestamp u64) (13+16)
+//! INIT  (client -> server)  [1][0 0 0] | noise msg 1: e(32) | AEAD(sender_index u32, mode u8, timestamp u64) (13+16) | mac1(16)
 //! RESP  (server -> client)  [2][0 0 0][receiver_index u32] | noise msg 2: e(32) | AEAD(sender_index u32) (4+16)
 //! DATA  (both ways)         [4][0 0 0][receiver_index u32][counter u64] | AEAD(packet) (len+16)
 //! ```
+//! `mac1` (version 2, after WireGuard's): keyed BLAKE2s with a 16-byte output
+//! (RFC 7693, `Blake2sMac<U16>`) over the 65 bytes before it, keyed with
+//! `BLAKE2s-256("tunbox mac1" || PROLOGUE || psk)`. It lies outside the Noise message,
+//! which stays exactly what snow writes and reads (the tests check both). It lets a
+//! server drop junk with 3 BLAKE2s compressions instead of the ~33 and the AEAD open
+//! that verifying message 1 costs (`tunbox tunnel` measures the difference:
+//! tests/handshake_cost.rs), before any rate limit or state is touched. It proves
+//! nothing by itself (a recorded INIT carries a valid mac1): the Noise verification,
+//! the timestamp rule and the rate limits after it are unchanged.
+//!
+//! Version 1 (tunbox 0.1, prologue `tunbox tunnel v1`) sent the 65-byte INIT without
+//! mac1. The prologue now says `v2`, so the two never agree on a handshake; a v2 server
+//! counts a 65-byte INIT as `handshake_mismatch` (a peer of the other version) and a
+//! v1 server drops an 81-byte one as `bad_header`. Both ends must be upgraded together.
 //! An empty DATA payload is a keepalive. The session indexes inside the handshake
 //! payloads are authenticated; the clear receiver index only selects keys (a forged one
 //! selects the wrong keys and fails the AEAD). The counter is the AEAD nonce and is
@@ -32,8 +46,10 @@
 //! A client whose clock went back (router without RTC restarted before NTP) is let in
 //! once the server considers the peer gone for `timeout`; the rule is at
 //! `Tunnel::on_init` in `peer.rs`.
-use blake2::{Blake2s256, Digest};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use blake2::digest::consts::U16;
+use blake2::digest::{KeyInit as MacKeyInit, Mac};
+use blake2::{Blake2s256, Blake2sMac, Digest};
+use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use curve25519_dalek::constants::X25519_BASEPOINT;
 use curve25519_dalek::montgomery::MontgomeryPoint;
@@ -43,7 +59,9 @@ use super::key::Key;
 
 pub const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
 /// Mixed into the handshake hash: a peer speaking another protocol/version fails.
-pub const PROLOGUE: &[u8] = b"tunbox tunnel v1";
+pub const PROLOGUE: &[u8] = b"tunbox tunnel v2";
+/// Mixed into the mac1 key (see the module notes).
+const MAC1_LABEL: &[u8] = b"tunbox mac1";
 
 pub const TYPE_INIT: u8 = 1;
 pub const TYPE_RESP: u8 = 2;
@@ -53,7 +71,13 @@ pub const TAG_LEN: usize = 16;
 const DH_LEN: usize = 32;
 pub const INIT_PAYLOAD_LEN: usize = 13;
 pub const RESP_PAYLOAD_LEN: usize = 4;
-pub const INIT_LEN: usize = 4 + DH_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
+/// The Noise part of an INIT with its 4-byte header (what snow writes, plus the header):
+/// also the whole INIT of protocol version 1.
+pub const INIT_NOISE_LEN: usize = 4 + DH_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
+pub const MAC1_LEN: usize = 16;
+pub const INIT_LEN: usize = INIT_NOISE_LEN + MAC1_LEN;
+/// Length of a version 1 INIT (no mac1): a peer running the older protocol.
+pub const INIT_LEN_V1: usize = INIT_NOISE_LEN;
 pub const RESP_LEN: usize = 8 + DH_LEN + RESP_PAYLOAD_LEN + TAG_LEN;
 // No amplification: a handshake answer is smaller than the initiation.
 const _: () = assert!(RESP_LEN < INIT_LEN);
@@ -218,17 +242,30 @@ impl Drop for Symmetric {
 impl Symmetric {
     /// InitializeSymmetric(PATTERN) (the name is longer than HASHLEN: h = HASH(name)),
     /// MixHash(PROLOGUE), then the psk token of message 1: MixKeyAndHash(psk).
+    #[cfg(test)]
     fn new(psk: &Key) -> Self {
-        let h = hash(&[PATTERN.as_bytes()]);
-        let mut s = Self {
-            ck: h,
-            h,
+        let mut s = Self::zeroed();
+        s.init(psk);
+        s
+    }
+
+    fn zeroed() -> Self {
+        Self {
+            ck: [0; HASH_LEN],
+            h: [0; HASH_LEN],
             k: [0; 32],
             n: 0,
-        };
-        s.mix_hash(PROLOGUE);
-        s.mix_key_and_hash(psk.as_bytes());
-        s
+        }
+    }
+
+    /// [`Self::new`] in place (into a state already on the heap).
+    fn init(&mut self, psk: &Key) {
+        self.h = hash(&[PATTERN.as_bytes()]);
+        self.ck = self.h;
+        self.k = [0; 32];
+        self.n = 0;
+        self.mix_hash(PROLOGUE);
+        self.mix_key_and_hash(psk.as_bytes());
     }
 
     fn mix_hash(&mut self, data: &[u8]) {
@@ -321,6 +358,81 @@ impl Symmetric {
     }
 }
 
+/// The shared key with everything of the handshake that depends on it alone, computed
+/// once per tunnel instead of once per message: the symmetric state after the `psk`
+/// token (2 hashes and an HKDF, 12 of the ~33 BLAKE2s compressions of reading an
+/// INIT) and the mac1 key. Wiped on drop.
+/// The derived part lives on the heap and is computed there, so moving a
+/// `HandshakeKey` (into the tunnel's state) copies no secret.
+pub struct HandshakeKey {
+    psk: Key,
+    derived: Box<Derived>,
+}
+
+struct Derived {
+    base: Symmetric,
+    mac1_key: [u8; 32],
+}
+
+impl Drop for Derived {
+    fn drop(&mut self) {
+        self.mac1_key.zeroize();
+    }
+}
+
+impl HandshakeKey {
+    pub fn new(psk: Key) -> Self {
+        let mut derived = Box::new(Derived {
+            base: Symmetric::zeroed(),
+            mac1_key: [0; 32],
+        });
+        derived.base.init(&psk);
+        derived.mac1_key = hash(&[MAC1_LABEL, PROLOGUE, psk.as_bytes()]);
+        Self { psk, derived }
+    }
+
+    pub fn key(&self) -> &Key {
+        &self.psk
+    }
+
+    /// A public name of the key (BLAKE2s of a label and the PSK, 8 bytes): names files
+    /// that belong to one key (the server's high-water mark) without revealing it.
+    pub fn fingerprint(&self) -> [u8; 8] {
+        let h = hash(&[b"tunbox key name", self.psk.as_bytes()]);
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&h[..8]);
+        out
+    }
+
+    /// mac1 of the Noise part of an INIT (`msg.len()` is [`INIT_NOISE_LEN`]).
+    pub(crate) fn mac1(&self, noise_part: &[u8]) -> [u8; MAC1_LEN] {
+        let mut m = <Blake2sMac<U16> as MacKeyInit>::new((&self.derived.mac1_key).into());
+        Mac::update(&mut m, noise_part);
+        let mut out = [0u8; MAC1_LEN];
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
+    }
+
+    /// The cheap check: an INIT of the right size whose mac1 is right (constant time).
+    /// 3 BLAKE2s compressions; no state, no allocation.
+    pub fn mac1_ok(&self, init: &[u8]) -> bool {
+        if init.len() != INIT_LEN {
+            return false;
+        }
+        let want = self.mac1(&init[..INIT_NOISE_LEN]);
+        super::key::ct_eq(&want, &init[INIT_NOISE_LEN..])
+    }
+
+    /// The mac1 field of an INIT of the right size (the server remembers the ones it
+    /// verified to drop exact replays without verifying them again).
+    pub fn mac1_of(init: &[u8]) -> Option<[u8; MAC1_LEN]> {
+        let m = init.get(INIT_NOISE_LEN..INIT_LEN)?;
+        let mut out = [0u8; MAC1_LEN];
+        out.copy_from_slice(m);
+        Some(out)
+    }
+}
+
 /// Transport keys of a finished handshake: one ChaCha20-Poly1305 key per direction.
 /// Stateless like WireGuard's: the explicit message counter is the nonce, the AD is
 /// empty. The keys are wiped on drop (`ChaCha20Poly1305` zeroizes its key in `Drop`).
@@ -354,7 +466,7 @@ impl Initiator {
     /// Start a handshake and write the INIT message into `out`; returns its length.
     /// Noise message 1, tokens `psk, e`, then the encrypted payload.
     pub fn start(
-        psk: &Key,
+        psk: &HandshakeKey,
         local_index: u32,
         mode: u8,
         timestamp: u64,
@@ -372,7 +484,7 @@ impl Initiator {
 
     /// [`Self::start`] with a given ephemeral key (the tests fix it to compare bytes).
     fn start_with(
-        psk: &Key,
+        psk: &HandshakeKey,
         e: Ephemeral,
         local_index: u32,
         mode: u8,
@@ -382,7 +494,7 @@ impl Initiator {
         if out.len() < INIT_LEN {
             return Err(HandshakeError::Internal);
         }
-        let mut sym = Symmetric::new(psk);
+        let mut sym = psk.derived.base.clone();
         out[..4].copy_from_slice(&[TYPE_INIT, 0, 0, 0]);
         out[4..4 + DH_LEN].copy_from_slice(&e.public);
         sym.mix_ephemeral(&e.public);
@@ -390,7 +502,9 @@ impl Initiator {
         payload[..4].copy_from_slice(&local_index.to_le_bytes());
         payload[4] = mode;
         payload[5..13].copy_from_slice(&timestamp.to_le_bytes());
-        sym.encrypt_and_hash(&payload, &mut out[4 + DH_LEN..INIT_LEN])?;
+        sym.encrypt_and_hash(&payload, &mut out[4 + DH_LEN..INIT_NOISE_LEN])?;
+        let mac1 = psk.mac1(&out[..INIT_NOISE_LEN]);
+        out[INIT_NOISE_LEN..INIT_LEN].copy_from_slice(&mac1);
         Ok((
             Self {
                 sym,
@@ -454,17 +568,33 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// Verify an INIT: authenticated under the PSK, right mode.
-    pub fn read(psk: &Key, mode: u8, init: &[u8]) -> Result<Self, HandshakeError> {
+    /// Verify an INIT: right mac1 (the cheap check first), authenticated under the
+    /// PSK, right mode.
+    pub fn read(psk: &HandshakeKey, mode: u8, init: &[u8]) -> Result<Self, HandshakeError> {
         if init.len() != INIT_LEN || message_type(init) != Some(TYPE_INIT) {
             return Err(HandshakeError::Malformed);
         }
-        let mut sym = Symmetric::new(psk);
+        if !psk.mac1_ok(init) {
+            return Err(HandshakeError::Auth);
+        }
+        Self::read_noise(psk, mode, &init[..INIT_NOISE_LEN])
+    }
+
+    /// Noise message 1 alone (with its header, without mac1): what snow writes.
+    fn read_noise(psk: &HandshakeKey, mode: u8, init: &[u8]) -> Result<Self, HandshakeError> {
+        if init.len() != INIT_NOISE_LEN || message_type(init) != Some(TYPE_INIT) {
+            return Err(HandshakeError::Malformed);
+        }
+        let mut sym = psk.derived.base.clone();
         let mut re = [0u8; DH_LEN];
         re.copy_from_slice(&init[4..4 + DH_LEN]);
         sym.mix_ephemeral(&re);
         let mut payload = [0u8; INIT_PAYLOAD_LEN];
-        sym.decrypt_and_hash(&init[4 + DH_LEN..], &mut payload)?;
+        let r = sym.decrypt_and_hash(&init[4 + DH_LEN..], &mut payload);
+        if let Err(e) = r {
+            payload.zeroize();
+            return Err(e);
+        }
         if payload[4] != mode {
             return Err(HandshakeError::ModeMismatch { peer: payload[4] });
         }
@@ -517,7 +647,7 @@ impl Responder {
 /// Verify and answer an INIT in one step: writes the RESP into `out` and returns
 /// (peer index, RESP length, transport keys). (No replay check; see [`Responder`].)
 pub fn respond(
-    psk: &Key,
+    psk: &HandshakeKey,
     mode: u8,
     init: &[u8],
     local_index: u32,
@@ -600,8 +730,50 @@ pub fn open(t: &Transport, counter: u64, msg: &[u8], out: &mut [u8]) -> Option<u
 mod tests {
     use super::*;
 
-    fn key(b: u8) -> Key {
-        Key::from_bytes([b; 32])
+    fn key(b: u8) -> HandshakeKey {
+        HandshakeKey::new(Key::from_bytes([b; 32]))
+    }
+
+    /// Appends the mac1 of a Noise message 1 written by snow (or by hand): the
+    /// version 2 INIT around it.
+    fn with_mac1(k: &HandshakeKey, init: &mut [u8; INIT_LEN]) {
+        let m = k.mac1(&init[..INIT_NOISE_LEN]);
+        init[INIT_NOISE_LEN..].copy_from_slice(&m);
+    }
+
+    #[test]
+    fn mac1_is_checked_first_and_cheaply() {
+        let k = key(12);
+        let mut init = [0u8; 256];
+        let (_ini, n) = Initiator::start(&k, 1, MODE_TUN, 7, &mut init).unwrap();
+        assert!(k.mac1_ok(&init[..n]));
+        // Another key, a flipped bit in the Noise part or in mac1, a v1-sized INIT.
+        assert!(!key(13).mac1_ok(&init[..n]));
+        for at in [0, 4, INIT_NOISE_LEN - 1, INIT_NOISE_LEN, INIT_LEN - 1] {
+            let mut m = init;
+            m[at] ^= 0x80;
+            assert!(!k.mac1_ok(&m[..n]), "byte {at}");
+            let mut resp = [0u8; 256];
+            assert!(respond(&k, MODE_TUN, &m[..n], 1, &mut resp).is_err());
+        }
+        assert!(!k.mac1_ok(&init[..INIT_LEN_V1]));
+        // The Noise part alone still verifies: mac1 is an appended field only.
+        assert!(Responder::read_noise(&k, MODE_TUN, &init[..INIT_NOISE_LEN]).is_ok());
+        // The key is a keyed BLAKE2s of the label, prologue and PSK.
+        assert_eq!(
+            k.derived.mac1_key,
+            hash(&[b"tunbox mac1", b"tunbox tunnel v2", &[12; 32]])
+        );
+    }
+
+    #[test]
+    fn the_precomputed_state_is_the_psk_state() {
+        let k = key(14);
+        let fresh = Symmetric::new(k.key());
+        assert_eq!(
+            (fresh.ck, fresh.h, fresh.k),
+            (k.derived.base.ck, k.derived.base.h, k.derived.base.k)
+        );
     }
 
     #[test]
@@ -780,11 +952,11 @@ mod tests {
 
     #[test]
     fn initial_hash_is_the_hashed_protocol_name_then_the_prologue() {
-        let s = Symmetric::new(&key(0));
+        let s = Symmetric::new(key(0).key());
         // h0 = H(PATTERN) (37 bytes > HASHLEN), h1 = H(h0 || PROLOGUE); ck = h0 before
         // the PSK is mixed in. (Python as above.)
         let h0 = hex("448d6dba5d14c978806065c7be9a40afaed69bbf608d2fdfff2d37588fadeace");
-        let h1 = hex("771d1617f9652dac1c169346ff2374d486b303f3ca323fba44fb1fbbc7511fcb");
+        let h1 = hex("f5c07576d04189d166f392e016f518be1c6890bcac6a512239439fdddf9dc93f");
         assert_eq!(hash(&[PATTERN.as_bytes()]), h0);
         assert_eq!(hash(&[&h0, PROLOGUE]), h1);
         // Then MixKeyAndHash(psk) from ck = h0, h = h1.
@@ -832,14 +1004,15 @@ mod tests {
         // Build an authentic INIT whose `e` is the zero point: reading it costs no DH
         // and succeeds, the answer refuses the all-zero shared secret.
         let k = key(6);
-        let mut sym = Symmetric::new(&k);
+        let mut sym = Symmetric::new(k.key());
         let mut init = [0u8; INIT_LEN];
         init[0] = TYPE_INIT;
         sym.mix_ephemeral(&[0; 32]);
         let mut payload = [0u8; INIT_PAYLOAD_LEN];
         payload[..4].copy_from_slice(&5u32.to_le_bytes());
-        sym.encrypt_and_hash(&payload, &mut init[4 + DH_LEN..])
+        sym.encrypt_and_hash(&payload, &mut init[4 + DH_LEN..INIT_NOISE_LEN])
             .unwrap();
+        with_mac1(&k, &mut init);
         let r = Responder::read(&k, MODE_TUN, &init).unwrap();
         assert_eq!(r.peer_index, 5);
         let mut resp = [0u8; 256];
@@ -879,9 +1052,9 @@ mod tests {
 
     // ---- Interoperability with snow (the implementation this one replaced) --------
 
-    fn snow_builder(psk: &Key) -> snow::Builder<'_> {
+    fn snow_builder(psk: &HandshakeKey) -> snow::Builder<'_> {
         snow::Builder::new(PATTERN.parse().unwrap())
-            .psk(0, psk.as_bytes())
+            .psk(0, psk.key().as_bytes())
             .unwrap()
             .prologue(PROLOGUE)
             .unwrap()
@@ -928,9 +1101,13 @@ mod tests {
         let mut init = [0u8; 256];
         let (mut ini, n) =
             Initiator::start(&k, 0x1234_5678, MODE_TAP, 0x0a0b_0c0d_0e0f_1011, &mut init).unwrap();
+        assert_eq!(n, INIT_LEN);
         let mut hs = snow_builder(&k).build_responder().unwrap();
         let mut payload = [0u8; 64];
-        let p = hs.read_message(&init[4..n], &mut payload).unwrap();
+        // The Noise message is exactly what snow reads; mac1 follows it.
+        let p = hs
+            .read_message(&init[4..INIT_NOISE_LEN], &mut payload)
+            .unwrap();
         assert_eq!(p, INIT_PAYLOAD_LEN);
         assert_eq!(&payload[..4], &0x1234_5678u32.to_le_bytes());
         assert_eq!(payload[4], MODE_TAP);
@@ -959,8 +1136,16 @@ mod tests {
         payload[..4].copy_from_slice(&0x55u32.to_le_bytes());
         payload[4] = MODE_TUN;
         payload[5..].copy_from_slice(&42u64.to_le_bytes());
-        let n = hs.write_message(&payload, &mut init[4..]).unwrap();
-        assert_eq!(4 + n, INIT_LEN);
+        let n = hs
+            .write_message(&payload, &mut init[4..INIT_NOISE_LEN])
+            .unwrap();
+        assert_eq!(4 + n, INIT_NOISE_LEN);
+        // Without mac1 a server drops it; with it, it is read as snow wrote it.
+        assert_eq!(
+            Responder::read(&k, MODE_TUN, &init).err(),
+            Some(HandshakeError::Auth)
+        );
+        with_mac1(&k, &mut init);
 
         let r = Responder::read(&k, MODE_TUN, &init).unwrap();
         assert_eq!((r.peer_index, r.timestamp), (0x55, 42));
@@ -981,14 +1166,23 @@ mod tests {
         let (_ini, n) = Initiator::start(&key(1), 1, MODE_TUN, 7, &mut init).unwrap();
         let mut hs = snow_builder(&key(2)).build_responder().unwrap();
         let mut payload = [0u8; 64];
-        assert!(hs.read_message(&init[4..n], &mut payload).is_err());
+        assert!(hs
+            .read_message(&init[4..n - MAC1_LEN], &mut payload)
+            .is_err());
         // Snow initiates, ours (other key) responds.
         let mut hs = snow_builder(&key(1)).build_initiator().unwrap();
         let mut init = [0u8; INIT_LEN];
         init[0] = TYPE_INIT;
-        hs.write_message(&[0; INIT_PAYLOAD_LEN], &mut init[4..])
+        hs.write_message(&[0; INIT_PAYLOAD_LEN], &mut init[4..INIT_NOISE_LEN])
             .unwrap();
+        with_mac1(&key(1), &mut init);
         assert!(Responder::read(&key(1), MODE_TUN, &init).is_ok());
+        assert_eq!(
+            Responder::read(&key(2), MODE_TUN, &init).err(),
+            Some(HandshakeError::Auth)
+        );
+        // Even with the mac1 of the other key, the Noise part does not verify.
+        with_mac1(&key(2), &mut init);
         assert_eq!(
             Responder::read(&key(2), MODE_TUN, &init).err(),
             Some(HandshakeError::Auth)
@@ -1015,9 +1209,12 @@ mod tests {
             .unwrap();
         let mut snow_init = [0u8; INIT_LEN];
         snow_init[0] = TYPE_INIT;
-        si.write_message(&payload, &mut snow_init[4..]).unwrap();
+        si.write_message(&payload, &mut snow_init[4..INIT_NOISE_LEN])
+            .unwrap();
         let mut scratch = [0u8; 64];
-        sr.read_message(&snow_init[4..], &mut scratch).unwrap();
+        sr.read_message(&snow_init[4..INIT_NOISE_LEN], &mut scratch)
+            .unwrap();
+        with_mac1(&k, &mut snow_init);
         let mut snow_resp = [0u8; RESP_LEN];
         snow_resp[0] = TYPE_RESP;
         snow_resp[4..8].copy_from_slice(&7u32.to_le_bytes());

@@ -20,7 +20,7 @@ use heapless::Deque;
 
 use super::counters::{Counters, DropReason};
 use super::key::Key;
-use super::noise::{self, HandshakeError, Initiator, Responder, Transport};
+use super::noise::{self, HandshakeError, HandshakeKey, Initiator, Responder, Transport};
 use super::replay::{ReplayWindow, REJECT_AFTER_MESSAGES};
 
 /// Which end of the tunnel this is.
@@ -164,6 +164,17 @@ const HANDSHAKE_REFILL: Duration = Duration::from_millis(50);
 const SOURCE_SLOTS: usize = 8;
 const SOURCE_BURST: u32 = 5;
 const SOURCE_REFILL: Duration = Duration::from_millis(250);
+/// Server: full verifications of initiations (that passed the cheap mac1 check) per
+/// second at most, over all sources: 100 a second after a burst of 50. A verification
+/// is ~30 BLAKE2s compressions and an AEAD open (about 6 us on x86_64, 15-30 times
+/// that on a MIPS router core), so this caps the CPU that initiations carrying a valid
+/// mac1 (recorded ones, from someone who had the key) can take to a few percent of
+/// a router. Junk without the key never gets this far.
+const VERIFY_BURST: u32 = 50;
+const VERIFY_REFILL: Duration = Duration::from_millis(10);
+/// Server: mac1 values of the last initiations verified; an exact copy of one of them
+/// (a replayed recording) is dropped without verifying it again.
+const RECENT_INITS: usize = 16;
 
 /// A token bucket without allocation.
 #[derive(Clone, Copy)]
@@ -205,8 +216,6 @@ fn wall_nanos() -> u64 {
         .map(crate::clock::nanos)
         .unwrap_or(0)
 }
-/// Server: how long an answered handshake waits for the client's confirmation.
-const PENDING_LIFETIME: Duration = Duration::from_secs(20);
 /// Server: an INIT with an older timestamp never replaces a pending handshake younger
 /// than this (matters only with a `timeout` shorter than this).
 const PENDING_GUARD: Duration = Duration::from_secs(5);
@@ -250,7 +259,8 @@ enum InitTs {
 }
 
 struct Crypto {
-    psk: Key,
+    /// The key with the handshake state that depends on it alone, computed once.
+    psk: HandshakeKey,
     current: Option<Session>,
     previous: Option<Session>,
     pending: Option<Session>,
@@ -263,6 +273,11 @@ struct Crypto {
     last_tx: Instant,
     /// Server: global bucket for answered initiations.
     global: Bucket,
+    /// Server: global bucket for full verifications of initiations.
+    verify: Bucket,
+    /// Server: mac1 of the last [`RECENT_INITS`] verified initiations (ring).
+    recent_inits: [[u8; noise::MAC1_LEN]; RECENT_INITS],
+    recent_next: usize,
     /// Server: per source address buckets (`None` source: the TCP/unknown slot).
     sources: [SourceSlot; SOURCE_SLOTS],
     /// Server: timestamp of the last answered INIT (high-water mark); see
@@ -292,7 +307,7 @@ impl Tunnel {
         let next_attempt = (cfg.role == Role::Client).then_some(now);
         let backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
         let crypto = Crypto {
-            psk,
+            psk: HandshakeKey::new(psk),
             current: None,
             previous: None,
             pending: None,
@@ -303,6 +318,9 @@ impl Tunnel {
             last_rx: now,
             last_tx: now,
             global: Bucket::full(HANDSHAKE_BURST, now),
+            verify: Bucket::full(VERIFY_BURST, now),
+            recent_inits: [[0; noise::MAC1_LEN]; RECENT_INITS],
+            recent_next: 0,
             sources: [SourceSlot {
                 addr: None,
                 bucket: Bucket::full(SOURCE_BURST, now),
@@ -366,6 +384,31 @@ impl Tunnel {
         match &self.crypto {
             None => true,
             Some(c) => c.current.is_some(),
+        }
+    }
+
+    /// The public name of the key (see `HandshakeKey::fingerprint`); `None` in plaintext.
+    pub fn key_fingerprint(&self) -> Option<[u8; 8]> {
+        self.crypto.as_ref().map(|c| c.psk.fingerprint())
+    }
+
+    /// Server: timestamp of the last answered initiation (the high-water mark of client
+    /// timestamps), for keeping it across restarts; `None` before the first.
+    pub fn init_high_water(&self) -> Option<u64> {
+        let c = self.crypto.as_ref()?;
+        (self.cfg.role == Role::Server && c.last_init_ts > 0).then_some(c.last_init_ts)
+    }
+
+    /// Server: a high-water mark kept from a previous run. Initiations not newer are
+    /// then not answered while the peer is alive, as if this process had answered it;
+    /// once `timeout` passed since the start without the peer, the usual clock-reset
+    /// rule lets a client whose clock went back in (see `on_init`).
+    pub fn restore_init_high_water(&mut self, ts: u64) {
+        if self.cfg.role != Role::Server {
+            return;
+        }
+        if let Some(c) = self.crypto.as_mut() {
+            c.last_init_ts = c.last_init_ts.max(ts);
         }
     }
 
@@ -577,9 +620,12 @@ impl Tunnel {
         }
     }
 
-    /// Order matters: verify (cheap, no DH) -> replay check -> rate limits -> answer
-    /// (X25519 keygen + DH). Replays get no answer, use no tokens and never replace
-    /// `pending`.
+    /// Order matters, cheapest first, and every limit before the expensive step it
+    /// protects: size -> mac1 (3 BLAKE2s compressions; junk without the key stops
+    /// here) -> exact copy of a recently verified INIT -> per-source and global
+    /// verification budgets -> verify (~30 compressions and an AEAD open, no DH) ->
+    /// replay check -> global answer budget -> answer (X25519 keygen + DH). Replays get
+    /// no answer, use no answer tokens and never replace `pending`.
     ///
     /// The timestamp rule (server), with `hwm` the timestamp of the last answered INIT:
     /// - `ts > hwm`: fresh, answered (rate limits permitting) in every state. During a
@@ -615,6 +661,10 @@ impl Tunnel {
         if self.cfg.role != Role::Server {
             return Err(DropReason::HandshakeUnexpected);
         }
+        if msg.len() == noise::INIT_LEN_V1 {
+            // A peer of protocol version 1 (no mac1): the other version.
+            return Err(DropReason::HandshakeMismatch);
+        }
         if msg.len() < noise::INIT_LEN {
             return Err(DropReason::Short);
         }
@@ -624,6 +674,21 @@ impl Tunnel {
         let mode = self.mode();
         let timeout = self.cfg.timeout;
         let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
+        if !c.psk.mac1_ok(msg) {
+            return Err(DropReason::HandshakeMac);
+        }
+        let mac1 = HandshakeKey::mac1_of(msg).ok_or(DropReason::BadHeader)?;
+        if c.recent_inits.iter().any(|m| super::key::ct_eq(m, &mac1)) {
+            return Err(DropReason::HandshakeReplay);
+        }
+        if !Self::source_allows(c, src, now) {
+            return Err(DropReason::HandshakeRate);
+        }
+        c.verify.refill(VERIFY_BURST, VERIFY_REFILL, now);
+        if c.verify.tokens == 0 {
+            return Err(DropReason::HandshakeRate);
+        }
+        c.verify.tokens -= 1;
         let r = match Responder::read(&c.psk, mode, msg) {
             Ok(r) => r,
             Err(HandshakeError::Auth) => return Err(DropReason::HandshakeAuth),
@@ -636,13 +701,12 @@ impl Tunnel {
             Err(HandshakeError::Malformed) => return Err(DropReason::BadHeader),
             Err(HandshakeError::Internal) => return Err(DropReason::Internal),
         };
+        c.recent_inits[c.recent_next] = mac1;
+        c.recent_next = (c.recent_next + 1) % RECENT_INITS;
         let ts = r.timestamp;
         let kind = Self::check_init_ts(c, timeout, ts, now);
         if kind == InitTs::Replay {
             return Err(DropReason::HandshakeReplay);
-        }
-        if !Self::source_allows(c, src, now) {
-            return Err(DropReason::HandshakeRate);
         }
         c.global.refill(HANDSHAKE_BURST, HANDSHAKE_REFILL, now);
         if c.global.tokens == 0 {
@@ -811,9 +875,15 @@ impl Tunnel {
         {
             c.previous = None;
         }
+        // A pending session waits for the client's confirmation (its first message
+        // under the new keys) as long as a session may live, or until another answered
+        // INIT replaces it. A shorter wait black-holed the client at a rekey whose
+        // confirmation keepalive was lost, when it sent nothing else for longer than
+        // the wait (a long --keepalive): it had switched to the new keys, the server
+        // had dropped them, until the dead-peer timeout.
         if c.pending
             .as_ref()
-            .is_some_and(|s| now >= s.created + PENDING_LIFETIME)
+            .is_some_and(|s| now >= s.created + cfg.reject_after)
         {
             c.pending = None;
         }
@@ -911,7 +981,7 @@ impl Tunnel {
             at(s.created + cfg.reject_after);
         }
         if let Some(s) = &c.pending {
-            at(s.created + PENDING_LIFETIME);
+            at(s.created + self.cfg.reject_after);
         }
         d
     }
@@ -1119,9 +1189,10 @@ mod tests {
         let Output::ToNetwork(n) = bad.tick(&mut a, t) else {
             panic!()
         };
+        // The cheap check (mac1, keyed with the server's key) stops it.
         assert_eq!(
             srv.decapsulate(&a[..n], &mut b, t),
-            Output::Drop(DropReason::HandshakeAuth)
+            Output::Drop(DropReason::HandshakeMac)
         );
         assert_eq!(srv.counters().handshakes_answered, 0);
         assert!(!srv.is_up());
@@ -1443,6 +1514,81 @@ mod tests {
     }
 
     #[test]
+    fn lost_confirmation_at_rekey_does_not_black_hole_the_client() {
+        let mut p = Pair::new();
+        for t in [&mut p.cli, &mut p.srv] {
+            t.cfg.keepalive = Some(Duration::from_secs(60));
+            t.cfg.timeout = Some(Duration::from_secs(150));
+            t.cfg.rekey_after = Duration::from_secs(30);
+        }
+        p.connect();
+        p.t += Duration::from_secs(31);
+        let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t) else {
+            panic!("no rekey")
+        };
+        let init = p.buf[..n].to_vec();
+        let Output::ToNetwork(m) = p.srv.decapsulate(&init, &mut p.buf2, p.t) else {
+            panic!("no answer")
+        };
+        let resp = p.buf2[..m].to_vec();
+        // The client switches to the new keys; its confirmation is lost.
+        assert!(matches!(
+            p.cli.decapsulate(&resp, &mut p.buf, p.t),
+            Output::ToNetwork(_)
+        ));
+        // Nothing from the client for longer than the server used to keep the pending
+        // session (20 s), less than its keepalive and the next rekey; timers run.
+        for _ in 0..25 {
+            p.t += S;
+            // The server's keepalives (old keys) still reach the client.
+            if let Output::ToNetwork(k) = p.srv.tick(&mut p.buf, p.t) {
+                assert_eq!(
+                    p.cli.decapsulate(&p.buf[..k], &mut p.buf2, p.t),
+                    Output::Keepalive
+                );
+            }
+            assert_eq!(p.cli.tick(&mut p.buf, p.t), Output::Nothing);
+        }
+        // The client's next packet (new keys) confirms the session and is delivered.
+        assert_eq!(p.send(true, b"late"), Output::ToDevice(4));
+        assert_eq!(p.send(false, b"back"), Output::ToDevice(4));
+        assert_eq!(p.srv.counters().total_drops(), 0);
+        assert_eq!(p.srv.counters().sessions, 2);
+    }
+
+    #[test]
+    fn restored_high_water_mark_refuses_recordings_of_the_previous_run() {
+        let mut p = Pair::new();
+        let mut a = [0u8; 256];
+        // A recorded INIT of the client, then its real handshake.
+        let n = fresh_init(&mut p.cli, &mut a, p.t);
+        let recorded = a[..n].to_vec();
+        clock_ahead(&mut p.cli, Duration::from_secs(1));
+        p.cli.restart(p.t);
+        p.connect();
+        let hwm = p.srv.init_high_water().unwrap();
+        assert!(p.cli.init_high_water().is_none(), "clients keep none");
+        // The server restarts and keeps its mark: the recording gets no answer.
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), p.t);
+        srv.restore_init_high_water(hwm);
+        assert_eq!(srv.init_high_water(), Some(hwm));
+        assert_eq!(
+            srv.decapsulate_from(&recorded, &mut p.buf2, p.t, ip(9)),
+            Output::Drop(DropReason::HandshakeReplay)
+        );
+        // Without it (the old behaviour) the recording would be answered.
+        let mut forgetful = Tunnel::new(cfg(Role::Server), key(), p.t);
+        assert!(matches!(
+            forgetful.decapsulate_from(&recorded, &mut p.buf2, p.t, ip(9)),
+            Output::ToNetwork(_)
+        ));
+        // The real client, newer, is answered by the restarted server.
+        let (o, conf, _) = handshake_at(&mut srv, &mut p.cli, p.t + S, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+    }
+
+    #[test]
     fn sessions_expire_without_rekey() {
         let mut p = Pair::new();
         p.connect();
@@ -1585,7 +1731,7 @@ mod tests {
 
     /// The INIT's timestamp as the server reads it.
     fn init_ts(msg: &[u8]) -> u64 {
-        Responder::read(&key(), noise::MODE_TUN, msg)
+        Responder::read(&HandshakeKey::new(key()), noise::MODE_TUN, msg)
             .map(|r| r.timestamp)
             .unwrap_or_else(|_| panic!("not an INIT"))
     }
@@ -1823,24 +1969,110 @@ mod tests {
         p.t = t + S;
         assert_eq!(p.send(true, b"ok"), Output::ToDevice(2));
         assert_eq!(p.send(false, b"ok"), Output::ToDevice(2));
-        // A rebooted client (clock back) whose peer went quiet gets in after the
-        // timeout once the flood pauses, even though a replay reset the mark.
+        // Once the peer went quiet again, the recorded INITs are still not answered:
+        // exact copies of INITs verified before, dropped by their mac1 without being
+        // verified again (before the mac1 ring, one of them was answered here and
+        // reset the mark, and a rebooted client then had to wait another timeout).
         let t2 = p.t + 7 * S;
+        let verified = p.srv.counters().dropped(DropReason::HandshakeReplay);
         let mut answered = 0;
         for msg in &recorded {
             if let Output::ToNetwork(_) = p.srv.decapsulate_from(msg, &mut b, t2, ip(7)) {
                 answered += 1;
             }
         }
-        assert_eq!(answered, 1);
-        let mut rebooted_early = Tunnel::new(cfg(Role::Client), key(), t2);
-        let (o, _, _) = handshake_at(&mut p.srv, &mut rebooted_early, t2 + S, ip(1));
-        assert_eq!(o, Output::Drop(DropReason::HandshakeReplay));
+        assert_eq!(answered, 0);
+        assert_eq!(
+            p.srv.counters().dropped(DropReason::HandshakeReplay),
+            verified + recorded.len() as u64
+        );
+        // A rebooted client (clock back) whose peer went quiet gets in at once.
         let mut rebooted = Tunnel::new(cfg(Role::Client), key(), t2);
-        let t3 = t2 + 6 * S;
-        let (o, conf, _) = handshake_at(&mut p.srv, &mut rebooted, t3, ip(1));
+        let (o, conf, _) = handshake_at(&mut p.srv, &mut rebooted, t2 + S, ip(1));
         assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
         assert_eq!(conf, Some(Output::Keepalive));
+    }
+
+    #[test]
+    fn junk_stops_at_mac1_before_any_limit_and_verifications_have_a_budget() {
+        let t = Instant::now();
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t);
+        let mut b = [0u8; 256];
+        // Junk of the initiation's type and size: dropped by the cheap check, without
+        // a rate-limit token, so it cannot lock anyone out.
+        for i in 0..10_000u32 {
+            let mut m = [0u8; INIT_LEN];
+            m[0] = noise::TYPE_INIT;
+            m[4..8].copy_from_slice(&i.to_le_bytes());
+            assert_eq!(
+                srv.decapsulate_from(&m, &mut b, t, ip(1)),
+                Output::Drop(DropReason::HandshakeMac)
+            );
+        }
+        let mut cli = Tunnel::new(cfg(Role::Client), key(), t);
+        let (o, conf, _) = handshake_at(&mut srv, &mut cli, t, ip(1));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        assert_eq!(conf, Some(Output::Keepalive));
+        // A version 1 (65-byte, no mac1) initiation: the other protocol version.
+        let mut v1 = [0u8; noise::INIT_LEN_V1];
+        v1[0] = noise::TYPE_INIT;
+        assert_eq!(
+            srv.decapsulate(&v1, &mut b, t),
+            Output::Drop(DropReason::HandshakeMismatch)
+        );
+        // Valid mac1, forged Noise part (only a key holder can make these): at most
+        // VERIFY_BURST are verified at once, then VERIFY_REFILL apiece, over all sources.
+        let hk = HandshakeKey::new(key());
+        let forged = |i: u32| {
+            let mut m = [0u8; INIT_LEN];
+            m[0] = noise::TYPE_INIT;
+            m[4..8].copy_from_slice(&i.to_le_bytes());
+            let mac = hk.mac1(&m[..noise::INIT_NOISE_LEN]);
+            m[noise::INIT_NOISE_LEN..].copy_from_slice(&mac);
+            m
+        };
+        let t1 = t + 10 * S;
+        let mut srv = Tunnel::new(cfg(Role::Server), key(), t1);
+        let mut verified = 0;
+        for i in 0..1000u32 {
+            let src = Some(IpAddr::from(i.to_be_bytes()));
+            match srv.decapsulate_from(&forged(i), &mut b, t1, src) {
+                Output::Drop(DropReason::HandshakeAuth) => verified += 1,
+                Output::Drop(DropReason::HandshakeRate) => {}
+                o => panic!("{o:?}"),
+            }
+        }
+        assert_eq!(verified, VERIFY_BURST);
+        // A steady flood for one second: 100 verified (one per 10 ms), not more.
+        let mut verified = 0;
+        for step in 1..=100u32 {
+            let ts = t1 + VERIFY_REFILL * step;
+            for j in 0..5 {
+                let i = 1000 + step * 5 + j;
+                let src = Some(IpAddr::from(i.to_be_bytes()));
+                if srv.decapsulate_from(&forged(i), &mut b, ts, src)
+                    == Output::Drop(DropReason::HandshakeAuth)
+                {
+                    verified += 1;
+                }
+            }
+        }
+        assert_eq!(verified, 100, "one verification per VERIFY_REFILL");
+        let t2 = t1 + Duration::from_secs(1);
+        // An exact copy of a verified INIT is dropped without a verification.
+        let mut c2 = Tunnel::new(cfg(Role::Client), key(), t2);
+        let t3 = t2 + Duration::from_secs(1);
+        let (o, _, init) = handshake_at(&mut srv, &mut c2, t3, ip(3));
+        assert!(matches!(o, Output::ToNetwork(_)), "{o:?}");
+        let before = srv.counters().clone();
+        assert_eq!(
+            srv.decapsulate_from(&init, &mut b, t3, ip(4)),
+            Output::Drop(DropReason::HandshakeReplay)
+        );
+        assert_eq!(
+            srv.counters().dropped(DropReason::HandshakeReplay),
+            before.dropped(DropReason::HandshakeReplay) + 1
+        );
     }
 
     #[test]

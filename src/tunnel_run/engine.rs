@@ -115,8 +115,10 @@ impl<D: Device> Core<D> {
         self.tunnel.counters_mut().drop(r);
     }
 
-    fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) {
-        if self.drop_log.allow(Instant::now()) {
+    /// Logs a drop within the rate limit; true if it was logged.
+    fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) -> bool {
+        let allowed = self.drop_log.allow(Instant::now());
+        if allowed {
             let skipped = self.drop_log.take_suppressed();
             let total = self.tunnel.counters().total_drops();
             match from {
@@ -132,6 +134,7 @@ impl<D: Device> Core<D> {
                 ),
             }
         }
+        allowed
     }
 
     /// Sanity of a decrypted packet before it goes to the device.
@@ -231,7 +234,13 @@ impl<D: Device> Core<D> {
                 Ok(None) => break,
                 Err(e) => {
                     self.count(DropReason::FrameLength);
-                    warn!("{}: closing tcp connection from {from}: {e}", self.name);
+                    if self.drop_log.allow(now) {
+                        let skipped = self.drop_log.take_suppressed();
+                        warn!(
+                            "{}: closing tcp connection from {from}: {e} ({skipped} messages suppressed)",
+                            self.name
+                        );
+                    }
                     return Verdict::Close;
                 }
             };
@@ -249,21 +258,26 @@ impl<D: Device> Core<D> {
                     }
                 }
                 Output::Drop(r) => {
-                    self.log_drop("frame", len, Some(from), r);
+                    let logged = self.log_drop("frame", len, Some(from), r);
                     if matches!(
                         r,
                         DropReason::Auth
                             | DropReason::HandshakeAuth
+                            | DropReason::HandshakeMac
                             | DropReason::BadHeader
                             | DropReason::Short
                             | DropReason::HandshakeUnexpected
                             | DropReason::HandshakeMismatch
                     ) {
-                        warn!(
-                            "{}: closing tcp connection from {from}: {}",
-                            self.name,
-                            r.name()
-                        );
+                        // Only with its drop line: under the same rate limit (3000 bad
+                        // connections once gave 3000 of these lines).
+                        if logged {
+                            warn!(
+                                "{}: closing tcp connection from {from}: {}",
+                                self.name,
+                                r.name()
+                            );
+                        }
                         return Verdict::Close;
                     }
                 }
@@ -285,6 +299,8 @@ pub struct Engine<D: Device> {
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
+    /// Server: where the handshake high-water mark is kept (super::hwm).
+    hwm: Option<super::hwm::HwmFile>,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -366,6 +382,24 @@ impl<D: Device> Engine<D> {
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
+            hwm: None,
+        }
+    }
+
+    /// Server: keep the handshake high-water mark in this file from now on.
+    pub fn keep_high_water_in(&mut self, f: Option<super::hwm::HwmFile>) {
+        self.hwm = f;
+    }
+
+    fn save_high_water(&mut self) {
+        if let Some(f) = self.hwm.as_mut() {
+            if let Err(e) = f.save(self.core.tunnel.init_high_water()) {
+                warn!(
+                    "{}: cannot write {}: {e}; the handshake high-water mark is no longer kept",
+                    self.core.name,
+                    f.path().display()
+                );
+            }
         }
     }
 
@@ -426,6 +460,7 @@ impl<D: Device> Engine<D> {
             }
             let now = Instant::now();
             self.timers(now);
+            self.save_high_water();
             let peer = self.peer();
             self.core.log_events(peer);
 
@@ -738,7 +773,9 @@ impl<D: Device> Engine<D> {
                                 }
                             }
                         }
-                        Output::Drop(r) => core.log_drop("datagram", n, Some(from), r),
+                        Output::Drop(r) => {
+                            core.log_drop("datagram", n, Some(from), r);
+                        }
                         Output::Keepalive | Output::Nothing => {}
                     }
                     if remote.is_none()

@@ -114,26 +114,55 @@ pub fn load(path: &Path) -> Result<LoadedKey, KeyFileError> {
             len: meta.len(),
         });
     }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| io_err("read", e))?;
-    let parsed = Key::parse(&buf);
-    zeroize::Zeroize::zeroize(buf.as_mut_slice());
-    let key = parsed.map_err(|err| KeyFileError::Format {
+    // A fixed buffer (no reallocation leaving a copy behind), wiped when dropped on
+    // every path: after parsing, and with whatever part was read when a read fails.
+    let mut buf = zeroize::Zeroizing::new([0u8; MAX_KEY_FILE as usize + 1]);
+    let mut n = 0;
+    let mut f = f;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("read", e)),
+        }
+    }
+    if n as u64 > MAX_KEY_FILE {
+        return Err(KeyFileError::TooBig {
+            path: path.into(),
+            len: n as u64,
+        });
+    }
+    let key = Key::parse(&buf[..n]).map_err(|err| KeyFileError::Format {
         path: path.into(),
         err,
     })?;
     let mode = meta.permissions().mode() & 0o777;
-    let warning = (mode & 0o077 != 0).then(|| {
+    Ok(LoadedKey {
+        key,
+        warning: mode_warning(path, mode),
+    })
+}
+
+/// The permissions a key file may have without a warning: 0600, or 0640 with a
+/// dedicated group (README: `chgrp tunbox`, `chmod 640`, for a daemon that drops to
+/// `--user tunbox`). Anything readable by others, or writable by the group or others,
+/// gets one.
+fn mode_warning(path: &Path, mode: u32) -> Option<String> {
+    (mode & 0o027 != 0).then(|| {
         format!(
-            "key file {} is readable by others (mode {:03o}); run `chmod 600 {}`",
+            "key file {} is {} (mode {:03o}); run `chmod 600 {}` (or 640 with a group of its \
+             own, see README)",
             path.display(),
+            if mode & 0o004 != 0 {
+                "readable by others"
+            } else {
+                "writable by its group or others"
+            },
             mode,
             path.display()
         )
-    });
-    Ok(LoadedKey { key, warning })
+    })
 }
 
 #[cfg(test)]
@@ -194,6 +223,16 @@ mod tests {
         fs::set_permissions(&open, fs::Permissions::from_mode(0o644)).unwrap();
         let w = load(&open).unwrap().warning.unwrap();
         assert!(w.contains("chmod 600") && w.contains("644"), "{w}");
+        // README's 0640 with a group of its own, and 0600/0400: no warning.
+        for ok in [0o640, 0o600, 0o400, 0o440] {
+            fs::set_permissions(&open, fs::Permissions::from_mode(ok)).unwrap();
+            assert!(load(&open).unwrap().warning.is_none(), "{ok:o}");
+        }
+        for bad in [0o660, 0o604, 0o620, 0o606] {
+            fs::set_permissions(&open, fs::Permissions::from_mode(bad)).unwrap();
+            let w = load(&open).unwrap().warning.unwrap();
+            assert!(w.contains(&format!("{bad:03o}")), "{w}");
+        }
 
         let e = genkey(&d.join("no/such/dir/key"))
             .err()

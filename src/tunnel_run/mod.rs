@@ -2,6 +2,7 @@
 //! and socket setup, privilege drop, and the poll loop in [`engine`]. Its options are
 //! built from the configuration in `commands::tunnel`.
 pub mod engine;
+pub mod hwm;
 pub mod keyfile;
 pub mod net;
 
@@ -78,7 +79,7 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
 pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     crate::sys::log::init(o.syslog);
     let now = Instant::now();
-    let tunnel = if o.plaintext {
+    let mut tunnel = if o.plaintext {
         warn!(
             "--plaintext: traffic is neither encrypted nor authenticated; anyone on the path can read \
              and inject packets. For lab use only."
@@ -139,10 +140,30 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if desc.is_empty() { "" } else { ", addresses" },
         desc
     );
+    // Server: the high-water mark of client timestamps survives a restart (hwm.rs);
+    // the file is opened before privileges are dropped.
+    let mut mark_file = None;
+    if let (Some(_), Some(fp)) = (&o.listen, tunnel.key_fingerprint()) {
+        let dir = hwm::run_dir();
+        match hwm::HwmFile::open(&dir, fp) {
+            Ok((f, mark)) => {
+                if let Some(m) = mark {
+                    tunnel.restore_init_high_water(m);
+                }
+                mark_file = Some(f);
+            }
+            Err(e) => warn!(
+                "cannot keep the handshake high-water mark in {}: {e}; initiations recorded \
+                 before a restart of this server would be answered again",
+                dir.display()
+            ),
+        }
+    }
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
     let name = tun.name().to_string();
     let mut eng = engine::Engine::new(tun, net, tunnel, &name, o.mode == Mode::Tap, o.verbose);
+    eng.keep_high_water_in(mark_file);
     if let Some((h, p)) = &o.remote {
         eng.resolve_again(h, *p);
     }

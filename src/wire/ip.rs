@@ -30,10 +30,14 @@ pub enum DropReason {
     Unspecified,
     /// TAP: a frame this reflector does not answer (see wire::tap).
     NotForUs,
+    /// TUN: the source lies in the device's own prefix but is not one of its own
+    /// addresses: on a forwarding box the reflection would be routed back into the
+    /// device, again and again (the policy is `crate::reflect::loop_guard`).
+    WouldLoop,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeader,
@@ -42,6 +46,7 @@ impl DropReason {
         DropReason::Broadcast,
         DropReason::Unspecified,
         DropReason::NotForUs,
+        DropReason::WouldLoop,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -69,6 +74,7 @@ impl DropReason {
             DropReason::Broadcast => "broadcast",
             DropReason::Unspecified => "unspecified",
             DropReason::NotForUs => "not_for_us",
+            DropReason::WouldLoop => "would_loop",
         }
     }
 }
@@ -428,18 +434,45 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn every_length_of_garbage_is_safe() {
+    fn every_length_of_garbage_gives_the_right_reason_and_stays_unchanged() {
+        use DropReason::*;
         for len in 0..128 {
             for fill in [0u8, 0x45, 0x60, 0xff] {
                 let mut p = vec![fill; len];
-                let _ = reflect(&mut p);
+                let want = match (fill, len) {
+                    (_, 0) => Truncated,
+                    (0 | 0xff, _) => BadVersion,
+                    (0x45, 0..20) | (0x60, 0..40) => Truncated,
+                    // total length 0x4545 / payload length 0x6060: never what was read
+                    _ => LengthMismatch,
+                };
+                assert_eq!(reflect(&mut p), Err(want), "fill {fill:#x} len {len}");
+                assert!(
+                    p.iter().all(|b| *b == fill),
+                    "a dropped packet is left as it was"
+                );
             }
-            let mut p = v4_echo();
-            p.resize(len, 0);
-            let _ = reflect(&mut p);
-            let mut p = v6_udp();
-            p.resize(len, 0);
-            let _ = reflect(&mut p);
+            for (orig, min) in [(v4_echo(), 20), (v6_udp(), 40)] {
+                let mut p = orig.clone();
+                p.resize(len, 0);
+                let before = p.clone();
+                let r = reflect(&mut p);
+                if len == orig.len() {
+                    assert_eq!(r, Ok(()));
+                    let mut back = p.clone();
+                    assert_eq!(reflect(&mut back), Ok(()));
+                    assert_eq!(back, orig, "reflecting twice gives the packet back");
+                    assert_ne!(p, orig, "the addresses were swapped");
+                } else {
+                    let want = if len == 0 || len < min {
+                        Truncated
+                    } else {
+                        LengthMismatch
+                    };
+                    assert_eq!(r, Err(want), "len {len} of {}", orig.len());
+                    assert_eq!(p, before, "a dropped packet is left as it was");
+                }
+            }
         }
     }
 

@@ -141,7 +141,8 @@ impl DropReason {
             ip::DropReason::BadVersion
             | ip::DropReason::BadHeader
             | ip::DropReason::LengthMismatch
-            | ip::DropReason::NotForUs => DropReason::BadHeader,
+            | ip::DropReason::NotForUs
+            | ip::DropReason::WouldLoop => DropReason::BadHeader,
         }
     }
 

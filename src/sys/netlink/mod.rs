@@ -8,6 +8,13 @@ pub use msg::{
     RTPROT_RA, RT_TABLE_LOCAL,
 };
 
+/// The reply parsers on arbitrary bytes, for the fuzz targets in fuzz/ (cargo-fuzz
+/// builds with `--cfg fuzzing`; never in a normal build).
+#[cfg(fuzzing)]
+pub mod fuzz_api {
+    pub use super::msg::{parse_addr, parse_link, parse_routes, process, Step};
+}
+
 use super::tun::ifreq_for;
 use super::SysError;
 use msg::{Malformed, Step};
