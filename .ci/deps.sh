@@ -2,7 +2,7 @@
 # Installs what the host tests need on a fresh Debian 12 machine (idempotent).
 set -euo pipefail
 need=()
-for pair in ip:iproute2 ping:iputils-ping setpriv:util-linux file:file gcc:gcc iperf3:iperf3 faketime:faketime socat:socat; do
+for pair in ip:iproute2 ping:iputils-ping setpriv:util-linux file:file gcc:gcc iperf3:iperf3 faketime:faketime socat:socat setcap:libcap2-bin; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

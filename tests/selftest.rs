@@ -60,6 +60,10 @@ fn selftest_without_cap_net_admin_says_what_is_missing() {
         text.contains("MISSING  CAP_NET_ADMIN: tunbox needs CAP_NET_ADMIN"),
         "{text}"
     );
-    assert!(text.contains("setcap cap_net_admin+ep"), "{text}");
+    assert!(
+        text.contains("AmbientCapabilities=CAP_NET_ADMIN")
+            && !text.contains("setcap cap_net_admin"),
+        "{text}"
+    );
     assert!(text.contains("FAILED: prerequisites missing"), "{text}");
 }

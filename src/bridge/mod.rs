@@ -73,14 +73,15 @@ fn no_follow(o: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
 pub fn read_record(path: &str) -> Result<Option<Stored>, BridgeError> {
     use std::io::Read as _;
     let mut text = String::new();
-    let read = no_follow(std::fs::OpenOptions::new().read(true))
-        .open(path)
-        .and_then(|mut f| f.read_to_string(&mut text));
-    match read {
-        Ok(_) => {}
+    let mut file = match no_follow(std::fs::OpenOptions::new().read(true)).open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(SysError::os(format!("cannot read state file {path}"), e).into()),
-    }
+    };
+    // A record says which addresses, routes and MAC to apply: only one root wrote.
+    crate::sys::trust::check_file(&file, &format!("state file {path}"))?;
+    file.read_to_string(&mut text)
+        .map_err(|e| SysError::os(format!("cannot read state file {path}"), e))?;
     state::from_text(&text)
         .map(Some)
         .map_err(|e| BridgeError(format!("state file {path}: {e}")))

@@ -80,8 +80,45 @@ pub fn exit_with(res: Result<(), AppError>) -> ExitCode {
     }
 }
 
+/// Whether a command acts on the network or on devices (needs CAP_NET_ADMIN), as
+/// opposed to one that only reads, writes a key or measures through plain sockets.
+fn needs_privileges(cmd: &Cmd) -> bool {
+    match cmd {
+        Cmd::Reflect(_)
+        | Cmd::Tunnel(_)
+        | Cmd::Bridge(_)
+        | Cmd::Mktun(_)
+        | Cmd::Rmtun(_)
+        | Cmd::Run(_)
+        | Cmd::Selftest(_) => true,
+        Cmd::Genkey(_) | Cmd::Config(_) | Cmd::Probe(_) => false,
+    }
+}
+
+/// A tunbox raised by file capabilities (or a setuid bit) for a user who is not root
+/// would let that user steer it: refuse the privileged commands, and run the others
+/// with every capability dropped first.
+fn refuse_raised_privileges(cmd: &Cmd) -> Result<(), AppError> {
+    let Some(uid) = crate::sys::trust::raised_for_non_root() else {
+        return Ok(());
+    };
+    if needs_privileges(cmd) {
+        return Err(AppError::Failed(format!(
+            "refusing to run for uid {uid} with privileges from file capabilities (or a \
+             setuid bit): they would let any local user steer tunbox's state and \
+             configuration files. Remove them (`setcap -r $(command -v tunbox)`) and start \
+             tunbox as root (procd, systemd with AmbientCapabilities=CAP_NET_ADMIN, or \
+             sudo), with --user to run as an account afterwards"
+        )));
+    }
+    Ok(crate::sys::caps::drop_privileges(None)?)
+}
+
 /// Runs a parsed command.
 pub fn run(cmd: Cmd) -> ExitCode {
+    if let Err(e) = refuse_raised_privileges(&cmd) {
+        return exit_with(Err(e));
+    }
     exit_with(match cmd {
         Cmd::Reflect(a) => reflect::cmd_reflect(&a),
         Cmd::Tunnel(a) => tunnel::cmd_tunnel(&a),

@@ -11,8 +11,10 @@ fn has_effective(cap: Capability) -> bool {
     caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false)
 }
 
-const HOW_TO: &str = "run as root, or `setcap cap_net_admin+ep /usr/bin/tunbox`, or \
-    (systemd) AmbientCapabilities=CAP_NET_ADMIN";
+const HOW_TO: &str = "run as root (procd and the init script do), or under systemd with \
+    AmbientCapabilities=CAP_NET_ADMIN; add --user NAME to run as that account once the \
+    device is set up (file capabilities are refused: they would hand the network to \
+    every local user)";
 
 /// Whether this process has CAP_NET_ADMIN in its effective set.
 pub fn has_net_admin() -> bool {

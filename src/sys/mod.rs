@@ -11,6 +11,7 @@ pub mod process;
 pub mod signals;
 pub mod sysctl;
 pub mod thread_name;
+pub mod trust;
 pub mod tun;
 
 use std::fmt;
@@ -30,8 +31,8 @@ impl SysError {
         let err: std::io::Error = err.into();
         let hint = match err.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EACCES) => {
-                " (tunbox needs CAP_NET_ADMIN for this: run as root or \
-                 `setcap cap_net_admin+ep /usr/bin/tunbox`)"
+                " (tunbox needs CAP_NET_ADMIN for this: run as root, or under systemd \
+                 with AmbientCapabilities=CAP_NET_ADMIN)"
             }
             Some(libc::ENOENT) if what.to_string().contains("/dev/net/tun") => {
                 " (the kernel has no TUN support loaded: `modprobe tun`, on OpenWrt \
