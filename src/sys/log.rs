@@ -254,6 +254,15 @@ pub fn set_debug(on: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_line_is_cut_not_lost() {
+        let long = "x".repeat(700);
+        let mut line = Cut::<LINE>::new();
+        let _ = line.write_fmt(format_args!("state file {long}: bad"));
+        assert_eq!(line.0.len(), LINE);
+        assert!(line.0.starts_with("state file xxx"));
+    }
     use std::os::unix::net::UnixDatagram;
     use std::time::Duration;
 
