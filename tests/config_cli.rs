@@ -289,3 +289,25 @@ fn non_utf8_environment_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("TUNBOX_MTU") || err.contains("--dev"), "{err}");
 }
+
+/// A file that is not UTF-8 is not refused as a whole: a comment may hold any byte, a
+/// value that is not UTF-8 is an error at its line naming the byte.
+#[test]
+fn non_utf8_file() {
+    let p = std::env::temp_dir().join(format!("tbx-conf-latin1-{}", std::process::id()));
+    std::fs::write(
+        &p,
+        b"# r\xe9flecteur\nconfig reflect 'r'\n\toption dev 'tun5'\n".as_slice(),
+    )
+    .unwrap();
+    let (code, out, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(&p, b"config reflect 'r'\n\toption dev 't\xe9'\n".as_slice()).unwrap();
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:2: byte 0xe9 in", p.display())),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(p);
+}

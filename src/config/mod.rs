@@ -322,14 +322,19 @@ pub fn config_path(env: &[(String, String)]) -> String {
         .unwrap_or_else(|| DEFAULT_PATH.to_string())
 }
 
-/// Reads and parses the UCI file.
-pub fn load(path: &str) -> Result<uci::UciFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// Reads the UCI file's bytes (not `read_to_string`: uci takes any bytes, and the
+/// parser says which line holds a byte that is not UTF-8, see [`uci`]).
+pub fn read(path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| {
         ConfigError::plain(format!(
             "cannot read config file {path}: {e} (set TUNBOX_CONFIG to use another file)"
         ))
-    })?;
-    uci::parse(path, &text)
+    })
+}
+
+/// Reads and parses the UCI file; the first error ends it.
+pub fn load(path: &str) -> Result<uci::UciFile, ConfigError> {
+    uci::parse(path, read(path)?)
 }
 
 #[cfg(test)]

@@ -240,3 +240,31 @@ fn value_kinds() {
         assert!(k.check(v).is_err(), "{k:?} {v} should be rejected");
     }
 }
+
+/// A file that is not UTF-8: comments may hold any byte (uci ignores them); a name or
+/// value that is not UTF-8 is an error at its line, naming the byte.
+#[test]
+fn non_utf8_bytes() {
+    let f = uci::parse(
+        "/c",
+        b"# caf\xe9\nconfig reflect 'r' # \xff\xfe\n\toption dev 'tun0'\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.section("r").unwrap().option("dev").unwrap().values,
+        ["tun0"]
+    );
+    let e = uci::parse(
+        "/c",
+        b"config reflect 'r'\n\toption key_file '/etc/caf\xe9'\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/c:2: byte 0xe9 in '/etc/caf\u{fffd}' is not UTF-8"),
+        "{e}"
+    );
+    let (_, errors) = uci::parse_all("/c", b"config reflect 'r\xc3'\nconfig x\xff\n");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[1].line, Some(2));
+}
