@@ -2,17 +2,20 @@
 //! 2 for a configuration error, or the started tool's.
 use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
+use crate::config::uci::{Section, UciFile};
 use crate::config::{self, schema, ConfigError, Resolved};
 use crate::reflect::{self, ReflectOptions};
 use crate::tunnel_run::{self, TunnelOptions};
 
-/// Checks a resolved section the way starting it would, without starting it.
-pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
-    match r.spec.kind {
+/// Checks a resolved section the way starting it would, without starting it: every
+/// error found.
+pub fn check_resolved(r: &Resolved) -> Vec<ConfigError> {
+    let res = match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
         "tunnel" => TunnelOptions::from_resolved(r).map(drop),
         _ => Ok(()),
-    }
+    };
+    res.err().map(ConfigError::into_all).unwrap_or_default()
 }
 
 /// Starts the tool a resolved section names.
@@ -34,35 +37,37 @@ pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     }
 }
 
-/// Loads the file and resolves every section (each against the environment). Returns
-/// the path, the resolved sections and every error found, one per section at most.
-fn resolve_file() -> Result<(String, Vec<Resolved>, Vec<ConfigError>), AppError> {
-    let env = tunbox_env();
-    let path = config::config_path(&env);
-    let file = config::load(&path)?;
-    let mut ok = Vec::new();
-    let mut errors = Vec::new();
-    for s in &file.sections {
-        let Some(spec) = schema::section_type(&s.kind) else {
-            errors.push(ConfigError::at(
-                &path,
-                s.line,
-                format!(
-                    "unknown section type '{}' (expected reflect, tunnel or bridge)",
-                    s.kind
-                ),
-            ));
-            continue;
-        };
-        match config::resolve(spec, Some((&path, s)), &env, &[]) {
-            Ok(r) => match check_resolved(&r) {
-                Ok(()) => ok.push(r),
-                Err(e) => errors.push(e),
-            },
-            Err(e) => errors.push(e),
-        }
+/// Resolves one section of the file against `env` and checks it: the merged section
+/// (`None` for an unknown section type) and every error in it.
+fn check_section(
+    path: &str,
+    s: &Section,
+    env: &[(String, String)],
+) -> (Option<Resolved>, Vec<ConfigError>) {
+    let Some(spec) = schema::section_type(&s.kind) else {
+        let e = ConfigError::at(
+            path,
+            s.line,
+            format!(
+                "unknown section type '{}' of section '{}' (expected reflect, tunnel or bridge)",
+                s.kind,
+                s.label()
+            ),
+        );
+        return (None, vec![e]);
+    };
+    let (r, mut errors) = config::resolve_all(spec, Some((path, s)), env, &[]);
+    errors.extend(check_resolved(&r));
+    (Some(r), errors)
+}
+
+/// Loads the file going on after errors; its warnings are logged.
+fn load_all(path: &str) -> Result<(UciFile, Vec<ConfigError>), AppError> {
+    let (file, errors) = config::load_all(path)?;
+    for w in &file.warnings {
+        log::warn!("{w}");
     }
-    Ok((path, ok, errors))
+    Ok((file, errors))
 }
 
 /// `tunbox run SECTION`
@@ -70,9 +75,10 @@ pub fn cmd_run(a: &cli::Run) -> Result<(), AppError> {
     let env = tunbox_env();
     let path = config::config_path(&env);
     let file = config::load(&path)?;
-    let s = file
-        .section(&a.section)
-        .ok_or_else(|| ConfigError::plain(format!("{path}: no section named '{}'", a.section)))?;
+    for w in &file.warnings {
+        log::warn!("{w}");
+    }
+    let s = file.lookup(&a.section)?;
     let spec = schema::section_type(&s.kind).ok_or_else(|| {
         ConfigError::at(&path, s.line, format!("unknown section type '{}'", s.kind))
     })?;
@@ -80,19 +86,33 @@ pub fn cmd_run(a: &cli::Run) -> Result<(), AppError> {
     if !r.flag("enabled") {
         log::warn!(
             "section '{}' is disabled in {path} (option enabled '0'); running it because it was asked for by name",
-            a.section
+            s.label()
         );
     }
     run_resolved(&r)
 }
 
-/// `tunbox config check`
+/// `tunbox config check`: every error of the file (parse errors, each section's
+/// options and the rules between them) and of the TUNBOX_* variables.
 pub fn cmd_check() -> Result<(), AppError> {
     let env = tunbox_env();
     for var in config::unknown_env_vars(&env) {
         log::warn!("environment variable {var} is not a tunbox option; it is ignored");
     }
-    let (path, ok, errors) = resolve_file()?;
+    let path = config::config_path(&env);
+    let (file, mut errors) = load_all(&path)?;
+    let mut names = Vec::new();
+    for s in &file.sections {
+        let (r, errs) = check_section(&path, s, &env);
+        if errs.is_empty() {
+            if let Some(r) = r {
+                let on = if r.flag("enabled") { "" } else { ", disabled" };
+                names.push(format!("{} {}{on}", s.kind, s.label()));
+            }
+        }
+        errors.extend(errs);
+    }
+    errors.sort_by_key(|e| e.line.unwrap_or(0));
     for e in &errors {
         log::error!("{e}");
     }
@@ -103,40 +123,63 @@ pub fn cmd_check() -> Result<(), AppError> {
         ))
         .into());
     }
-    let names: Vec<String> = ok
-        .iter()
-        .map(|r| {
-            let on = if r.flag("enabled") { "" } else { ", disabled" };
-            format!(
-                "{} {}{on}",
-                r.spec.kind,
-                r.section.as_deref().unwrap_or("?")
-            )
-        })
-        .collect();
-    crate::outln!("{path}: ok, {} section(s): {}", ok.len(), names.join("; "));
+    crate::outln!(
+        "{path}: ok, {} section(s): {}",
+        names.len(),
+        names.join("; ")
+    );
     Ok(())
 }
 
-/// `tunbox config show [SECTION]`
+/// `tunbox config show [SECTION]`: the sections as they would run, options with errors
+/// marked `# ERROR:` (and listed on stderr, exit status 2).
 pub fn cmd_show(a: &cli::ConfigShow) -> Result<(), AppError> {
-    let (path, ok, errors) = resolve_file()?;
-    if let Some(name) = &a.section {
-        if let Some(e) = errors.into_iter().next() {
-            return Err(e.into());
+    let env = tunbox_env();
+    let path = config::config_path(&env);
+    let (file, parse_errors) = load_all(&path)?;
+    let mut errors = parse_errors.clone();
+    let show = |s: &Section, env: &[(String, String)], errors: &mut Vec<ConfigError>| {
+        let (r, errs) = check_section(&path, s, env);
+        match r {
+            Some(r) => crate::out!("{}", r.show(&errs)),
+            None => crate::out!(
+                "{}# ERROR: {}\n",
+                file_section_show(&file, s),
+                errs.first().map(|e| e.to_string()).unwrap_or_default()
+            ),
         }
-        let r = ok
-            .iter()
-            .find(|r| r.section.as_deref() == Some(name))
-            .ok_or_else(|| ConfigError::plain(format!("{path}: no section named '{name}'")))?;
-        crate::out!("{}", r.show());
-        return Ok(());
+        errors.extend(errs);
+    };
+    match &a.section {
+        Some(name) => {
+            show(file.lookup(name)?, &env, &mut errors);
+        }
+        None => {
+            for s in &file.sections {
+                show(s, &env, &mut errors);
+            }
+        }
     }
-    for r in &ok {
-        crate::out!("{}", r.show());
+    for e in &errors {
+        log::error!("{e}");
     }
-    match errors.into_iter().next() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
+    if !parse_errors.is_empty() {
+        log::error!(
+            "{path}: the file has errors; `tunbox run` starts nothing until they are fixed"
+        );
     }
+    match errors.len() {
+        0 => Ok(()),
+        n => Err(ConfigError::plain(format!("{path}: {n} error(s)")).into()),
+    }
+}
+
+/// A section of an unknown type, as `uci show` prints it.
+fn file_section_show(file: &UciFile, s: &Section) -> String {
+    let one = UciFile {
+        path: file.path.clone(),
+        sections: vec![s.clone()],
+        warnings: Vec::new(),
+    };
+    one.show("tunbox", false)
 }

@@ -145,9 +145,10 @@ pub fn resolve_cmd(
     };
     let path = conf::config_path(&env);
     let file = conf::load(&path)?;
-    let s = file
-        .section(name)
-        .ok_or_else(|| ConfigError::plain(format!("{path}: no section named '{name}'")))?;
+    for w in &file.warnings {
+        log::warn!("{w}");
+    }
+    let s = file.lookup(name)?;
     let r = conf::resolve(spec, Some((&file.path, s)), &env, &cli.0)?;
     if !r.flag("enabled") {
         log::warn!(

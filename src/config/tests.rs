@@ -159,7 +159,7 @@ fn show_marks_sources() {
         &cli,
     )
     .unwrap();
-    let out = r.show();
+    let out = r.show(&[]);
     assert!(out.starts_with("tunbox.lab=reflect\n"), "{out}");
     assert!(out.contains("tunbox.lab.dev='tun7'\n"), "{out}");
     assert!(
@@ -267,4 +267,113 @@ fn non_utf8_bytes() {
     let (_, errors) = uci::parse_all("/c", b"config reflect 'r\xc3'\nconfig x\xff\n");
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert_eq!(errors[1].line, Some(2));
+}
+
+/// Every error of a section is returned, the bad option is kept (for `config show`)
+/// and the good ones are merged.
+#[test]
+fn resolve_all_goes_on_after_errors() {
+    let f = uci::parse(
+        "/c",
+        "config tunnel 't'\n\toption mtu 'x'\n\toption colour 'red'\n\toption dev 'tun3'\n",
+    )
+    .unwrap();
+    let s = f.section("t").unwrap();
+    let (r, errors) = resolve_all(&schema::TUNNEL, Some(("/c", s)), &[], &[]);
+    let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("/c:3: unknown option 'colour'"),
+        "{msgs:?}"
+    );
+    assert!(msgs[1].starts_with("/c:2: option 'mtu': 'x'"), "{msgs:?}");
+    assert_eq!(r.one::<String>("dev").as_deref(), Some("tun3"));
+    assert!(r.setting("mtu").is_none());
+    let names: Vec<&str> = r.broken.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["colour", "mtu"]);
+    // `resolve` keeps them all in one error, printed one per line
+    let e = resolve(&schema::TUNNEL, Some(("/c", s)), &[], &[]).unwrap_err();
+    assert_eq!(e.to_string(), msgs.join("\n"));
+    assert_eq!(e.into_all().len(), 2);
+    let shown = r.show(&errors);
+    assert!(
+        shown.contains("tunbox.t.mtu='x'  # ERROR: /c:2: option 'mtu'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("tunbox.t.colour='red'  # ERROR: "),
+        "{shown}"
+    );
+    assert!(shown.contains("tunbox.t.dev='tun3'\n"), "{shown}");
+}
+
+/// A rule between options points at the option's line (not the `config` line), names
+/// the variable or command-line option that set it, and is skipped when one of its
+/// options has a bad value.
+#[test]
+fn rule_errors_are_located_at_the_option() {
+    let text = "config tunnel 't'\n\toption keepalive '30'\n\n\toption timeout '20'\n";
+    let f = uci::parse("/c", text).unwrap();
+    let s = f.section("t").unwrap();
+    let r = resolve(&schema::TUNNEL, Some(("/c", s)), &[], &[]).unwrap();
+    let e = r
+        .rule_error(&["timeout", "keepalive"], "too short")
+        .unwrap();
+    assert_eq!(e.to_string(), "/c:4: section 't': too short");
+    // nothing set: the section's line
+    let e = r.rule_error(&["listen", "remote"], "none").unwrap();
+    assert_eq!(e.to_string(), "/c:1: section 't': none");
+    // an override in the environment is what changed the outcome: it is named
+    let env = env(&[("TUNBOX_KEEPALIVE", "40")]);
+    let r = resolve(&schema::TUNNEL, Some(("/c", s)), &env, &[]).unwrap();
+    let e = r
+        .rule_error(&["timeout", "keepalive"], "too short")
+        .unwrap();
+    assert_eq!(e.to_string(), "environment TUNBOX_KEEPALIVE: too short");
+    let cli = [("timeout", vec!["5".to_string()])];
+    let r = resolve(&schema::TUNNEL, Some(("/c", s)), &env, &cli).unwrap();
+    let e = r
+        .rule_error(&["timeout", "keepalive"], "too short")
+        .unwrap();
+    assert_eq!(e.to_string(), "--timeout: too short");
+    // a bad value: its own error is reported, the rule is not judged
+    let bad = env_bad();
+    let (r, errors) = resolve_all(&schema::TUNNEL, Some(("/c", s)), &bad, &[]);
+    assert_eq!(errors.len(), 1);
+    assert!(r.rule_error(&["timeout", "keepalive"], "x").is_none());
+}
+
+fn env_bad() -> Vec<(String, String)> {
+    env(&[("TUNBOX_TIMEOUT", "soon")])
+}
+
+/// The tools' own rules report every error, not the first.
+#[test]
+fn tool_rules_report_every_error() {
+    use crate::commands::ToolOptions;
+    let text = "config tunnel 't'\n\toption listen '5000'\n\toption remote 'h:1'\n\
+                \toption keepalive '30'\n\toption timeout '20'\n";
+    let f = uci::parse("/c", text).unwrap();
+    let r = resolve(
+        &schema::TUNNEL,
+        Some(("/c", f.section("t").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap();
+    let e = crate::tunnel_run::TunnelOptions::from_resolved(&r).unwrap_err();
+    let all: Vec<String> = e.into_all().iter().map(|e| e.to_string()).collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all[0].starts_with("/c:3: section 't': give either"),
+        "{all:?}"
+    );
+    assert!(
+        all[1].starts_with("/c:1: section 't': no 'key_file'"),
+        "{all:?}"
+    );
+    assert!(
+        all[2].starts_with("/c:5: section 't': timeout (20 s)"),
+        "{all:?}"
+    );
 }
