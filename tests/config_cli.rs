@@ -290,28 +290,6 @@ fn non_utf8_environment_is_not_a_panic() {
     assert!(err.contains("TUNBOX_MTU") || err.contains("--dev"), "{err}");
 }
 
-/// A file that is not UTF-8 is not refused as a whole: a comment may hold any byte, a
-/// value that is not UTF-8 is an error at its line naming the byte.
-#[test]
-fn non_utf8_file() {
-    let p = std::env::temp_dir().join(format!("tbx-conf-latin1-{}", std::process::id()));
-    std::fs::write(
-        &p,
-        b"# r\xe9flecteur\nconfig reflect 'r'\n\toption dev 'tun5'\n".as_slice(),
-    )
-    .unwrap();
-    let (code, out, err) = tunbox(&["config", "check"], &p, &[]);
-    assert_eq!(code, 0, "{out}{err}");
-    std::fs::write(&p, b"config reflect 'r'\n\toption dev 't\xe9'\n".as_slice()).unwrap();
-    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains(&format!("{}:2: byte 0xe9 in", p.display())),
-        "{err}"
-    );
-    let _ = std::fs::remove_file(p);
-}
-
 /// `config check` lists every error (several per section, rules at the option's line)
 /// and uci's warnings; `config show SECTION` still prints a section with errors, the
 /// errors marked, exit status 2.
@@ -384,6 +362,71 @@ fn show_takes_uci_names() {
     assert!(
         out.contains("reflect lab; reflect cfg026a0a (@reflect[1])"),
         "{out}"
+    );
+    let _ = std::fs::remove_file(p);
+}
+
+/// TUNBOX_* variables apply to the section being run, not to every section at `config
+/// check`; errors they cause name them.
+#[test]
+fn env_overrides_are_scoped_and_named() {
+    let p = write_conf(
+        "scope",
+        "config tunnel 't'\n\toption remote '198.18.0.9:5000'\n\toption plaintext '1'\n\
+         config reflect 'r'\n\toption dev 'tun5'\n",
+    );
+    let (code, out, err) = tunbox(&["config", "check"], &p, &[("TUNBOX_LISTEN", "6000")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("environment TUNBOX_LISTEN: applied to no section"),
+        "{out}"
+    );
+    // the variable makes the tunnel both server and client: the error names it
+    let (code, _, err) = tunbox(
+        &["run", "t"],
+        &p,
+        &[("TUNBOX_LISTEN", "6000"), ("TUNBOX_RANGE", "198.18.0.0/15")],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("environment TUNBOX_LISTEN: give either 'listen'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("TUNBOX_RANGE is not an option of tunnel sections"),
+        "{err}"
+    );
+    let (code, out, _) = tunbox(&["config", "show", "t"], &p, &[("TUNBOX_TIMEOUT", "5")]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("# ERROR: environment TUNBOX_TIMEOUT: timeout (5 s) must be longer"),
+        "{out}"
+    );
+    // a bad value is still an error at `config check`, naming the variable
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[("TUNBOX_TIMEOUT", "soon")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("environment TUNBOX_TIMEOUT: 'soon'"), "{err}");
+    let _ = std::fs::remove_file(p);
+}
+
+/// A file that is not UTF-8 is not refused as a whole: a comment may hold any byte, a
+/// value that is not UTF-8 is an error at its line naming the byte.
+#[test]
+fn non_utf8_file() {
+    let p = std::env::temp_dir().join(format!("tbx-conf-latin1-{}", std::process::id()));
+    std::fs::write(
+        &p,
+        b"# r\xe9flecteur\nconfig reflect 'r'\n\toption dev 'tun5'\n".as_slice(),
+    )
+    .unwrap();
+    let (code, out, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(&p, b"config reflect 'r'\n\toption dev 't\xe9'\n".as_slice()).unwrap();
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:2: byte 0xe9 in", p.display())),
+        "{err}"
     );
     let _ = std::fs::remove_file(p);
 }

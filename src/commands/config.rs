@@ -1,5 +1,10 @@
 //! `tunbox run SECTION`, `tunbox config check` and `tunbox config show`: exit status 0,
 //! 2 for a configuration error, or the started tool's.
+//!
+//! TUNBOX_* variables apply to one thing: the section `tunbox run SECTION` starts (and
+//! `config show SECTION`, which shows what that run would use), or the tool started
+//! from the command line. `config check` and `config show` of the whole file apply them
+//! to no section (they only check their values), and say so.
 use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
 use crate::config::uci::{Section, UciFile};
@@ -70,6 +75,31 @@ fn load_all(path: &str) -> Result<(UciFile, Vec<ConfigError>), AppError> {
     Ok((file, errors))
 }
 
+/// Warns about TUNBOX_* variables that do nothing for a `kind` section.
+fn warn_env_not_for(spec: &schema::SectionSpec, env: &[(String, String)], what: &str) {
+    for var in config::env_not_for(spec, env) {
+        log::warn!(
+            "environment {var} is not an option of {} sections; it does nothing for {what}",
+            spec.kind
+        );
+    }
+}
+
+/// The TUNBOX_* variables that name options, for the "applies to no section" note.
+fn option_vars(env: &[(String, String)]) -> Vec<String> {
+    let unknown = config::unknown_env_vars(env);
+    schema::SECTION_TYPES
+        .iter()
+        .flat_map(|spec| config::env_applied(spec, env))
+        .filter(|v| !unknown.contains(v))
+        .fold(Vec::new(), |mut all, v| {
+            if !all.contains(&v) {
+                all.push(v);
+            }
+            all
+        })
+}
+
 /// `tunbox run SECTION`
 pub fn cmd_run(a: &cli::Run) -> Result<(), AppError> {
     let env = tunbox_env();
@@ -82,6 +112,15 @@ pub fn cmd_run(a: &cli::Run) -> Result<(), AppError> {
     let spec = schema::section_type(&s.kind).ok_or_else(|| {
         ConfigError::at(&path, s.line, format!("unknown section type '{}'", s.kind))
     })?;
+    warn_env_not_for(spec, &env, &format!("section '{}'", s.label()));
+    let applied = config::env_applied(spec, &env);
+    if !applied.is_empty() {
+        log::info!(
+            "section '{}': environment {} overrides the file",
+            s.label(),
+            applied.join(", ")
+        );
+    }
     let r = config::resolve(spec, Some((&path, s)), &env, &[])?;
     if !r.flag("enabled") {
         log::warn!(
@@ -101,9 +140,10 @@ pub fn cmd_check() -> Result<(), AppError> {
     }
     let path = config::config_path(&env);
     let (file, mut errors) = load_all(&path)?;
+    errors.extend(config::check_env(&env));
     let mut names = Vec::new();
     for s in &file.sections {
-        let (r, errs) = check_section(&path, s, &env);
+        let (r, errs) = check_section(&path, s, &[]);
         if errs.is_empty() {
             if let Some(r) = r {
                 let on = if r.flag("enabled") { "" } else { ", disabled" };
@@ -115,6 +155,15 @@ pub fn cmd_check() -> Result<(), AppError> {
     errors.sort_by_key(|e| e.line.unwrap_or(0));
     for e in &errors {
         log::error!("{e}");
+    }
+    let vars = option_vars(&env);
+    if !vars.is_empty() {
+        crate::outln!(
+            "environment {}: applied to no section (checked as values only); a TUNBOX_ \
+             variable applies to the section `tunbox run SECTION` starts, or to a tool \
+             started from the command line",
+            vars.join(", ")
+        );
     }
     if !errors.is_empty() {
         return Err(ConfigError::plain(format!(
@@ -132,7 +181,9 @@ pub fn cmd_check() -> Result<(), AppError> {
 }
 
 /// `tunbox config show [SECTION]`: the sections as they would run, options with errors
-/// marked `# ERROR:` (and listed on stderr, exit status 2).
+/// marked `# ERROR:` (and listed on stderr, exit status 2). For one section the
+/// TUNBOX_* variables apply (it shows what `tunbox run SECTION` would use); for the
+/// whole file they apply to none.
 pub fn cmd_show(a: &cli::ConfigShow) -> Result<(), AppError> {
     let env = tunbox_env();
     let path = config::config_path(&env);
@@ -152,11 +203,24 @@ pub fn cmd_show(a: &cli::ConfigShow) -> Result<(), AppError> {
     };
     match &a.section {
         Some(name) => {
-            show(file.lookup(name)?, &env, &mut errors);
+            let s = file.lookup(name)?;
+            if let Some(spec) = schema::section_type(&s.kind) {
+                warn_env_not_for(spec, &env, &format!("section '{}'", s.label()));
+            }
+            show(s, &env, &mut errors);
         }
         None => {
+            errors.extend(config::check_env(&env));
+            let vars = option_vars(&env);
+            if !vars.is_empty() {
+                log::warn!(
+                    "environment {}: applied to no section here; `config show SECTION` shows a \
+                     section with them applied",
+                    vars.join(", ")
+                );
+            }
             for s in &file.sections {
-                show(s, &env, &mut errors);
+                show(s, &[], &mut errors);
             }
         }
     }

@@ -141,6 +141,12 @@ pub fn resolve_cmd(
 ) -> Result<Resolved, AppError> {
     let env = tunbox_env();
     let Some(name) = section else {
+        for var in conf::env_not_for(spec, &env) {
+            log::warn!(
+                "environment {var} is not an option of `tunbox {}`; it is ignored",
+                spec.kind
+            );
+        }
         return Ok(conf::resolve(spec, None, &env, &cli.0)?);
     };
     let path = conf::config_path(&env);
@@ -149,6 +155,13 @@ pub fn resolve_cmd(
         log::warn!("{w}");
     }
     let s = file.lookup(name)?;
+    for var in conf::env_not_for(spec, &env) {
+        log::warn!(
+            "environment {var} is not an option of {} sections; it does nothing for `tunbox {}`",
+            spec.kind,
+            spec.kind
+        );
+    }
     let r = conf::resolve(spec, Some((&file.path, s)), &env, &cli.0)?;
     if !r.flag("enabled") {
         log::warn!(

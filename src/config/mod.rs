@@ -297,6 +297,56 @@ pub fn resolve_all(
     (r, errors)
 }
 
+/// Checks TUNBOX_* variables that name options against every section type that has
+/// the option (for `config check`, which applies them to no section).
+pub fn check_env(env: &[(String, String)]) -> Vec<ConfigError> {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for (k, v) in env {
+        for spec in schema::SECTION_TYPES {
+            let Some(os) = spec.options.iter().find(|o| env_name(o.name) == *k) else {
+                continue;
+            };
+            let values = if os.list {
+                split_env_list(v)
+            } else {
+                vec![v.clone()]
+            };
+            let source = Source::Env(k.clone());
+            for v in &values {
+                if let Err(m) = os.kind.parse(v) {
+                    let e = source.error(os.name, m);
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// The TUNBOX_* variables that set an option of `spec` (in `env`'s order).
+pub fn env_applied(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| spec.options.iter().any(|o| env_name(o.name) == **k))
+        .cloned()
+        .collect()
+}
+
+/// TUNBOX_* variables that name an option of another section type but not of `spec`:
+/// they do nothing for this tool.
+pub fn env_not_for(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
+    let unknown = unknown_env_vars(env);
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
+        .filter(|k| !unknown.contains(k))
+        .filter(|k| !spec.options.iter().any(|o| env_name(o.name) == **k))
+        .cloned()
+        .collect()
+}
+
 /// An option left out of a [`Resolved`] because of an error, kept to show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Broken {

@@ -241,34 +241,6 @@ fn value_kinds() {
     }
 }
 
-/// A file that is not UTF-8: comments may hold any byte (uci ignores them); a name or
-/// value that is not UTF-8 is an error at its line, naming the byte.
-#[test]
-fn non_utf8_bytes() {
-    let f = uci::parse(
-        "/c",
-        b"# caf\xe9\nconfig reflect 'r' # \xff\xfe\n\toption dev 'tun0'\n",
-    )
-    .unwrap();
-    assert_eq!(
-        f.section("r").unwrap().option("dev").unwrap().values,
-        ["tun0"]
-    );
-    let e = uci::parse(
-        "/c",
-        b"config reflect 'r'\n\toption key_file '/etc/caf\xe9'\n",
-    )
-    .unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("/c:2: byte 0xe9 in '/etc/caf\u{fffd}' is not UTF-8"),
-        "{e}"
-    );
-    let (_, errors) = uci::parse_all("/c", b"config reflect 'r\xc3'\nconfig x\xff\n");
-    assert_eq!(errors.len(), 2, "{errors:?}");
-    assert_eq!(errors[1].line, Some(2));
-}
-
 /// Every error of a section is returned, the bad option is kept (for `config show`)
 /// and the good ones are merged.
 #[test]
@@ -376,4 +348,56 @@ fn tool_rules_report_every_error() {
         all[2].starts_with("/c:5: section 't': timeout (20 s)"),
         "{all:?}"
     );
+}
+
+/// `config check` applies no variable to a section but checks their values against
+/// every section type that has the option; a tool's section warns about variables of
+/// other section types.
+#[test]
+fn env_checks_and_scoping() {
+    let e = env(&[
+        ("TUNBOX_MTU", "12"),
+        ("TUNBOX_RANGE", "198.18.0.0/15"),
+        ("TUNBOX_LISTEN", "6000"),
+        ("TUNBOX_DEVV", "x"),
+    ]);
+    let errors = check_env(&e);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0]
+        .to_string()
+        .starts_with("environment TUNBOX_MTU: '12'"));
+    assert_eq!(
+        env_applied(&schema::TUNNEL, &e),
+        ["TUNBOX_MTU", "TUNBOX_LISTEN"]
+    );
+    assert_eq!(env_not_for(&schema::TUNNEL, &e), ["TUNBOX_RANGE"]);
+    assert_eq!(env_not_for(&schema::REFLECT, &e), ["TUNBOX_LISTEN"]);
+}
+
+/// A file that is not UTF-8: comments may hold any byte (uci ignores them); a name or
+/// value that is not UTF-8 is an error at its line, naming the byte.
+#[test]
+fn non_utf8_bytes() {
+    let f = uci::parse(
+        "/c",
+        b"# caf\xe9\nconfig reflect 'r' # \xff\xfe\n\toption dev 'tun0'\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.section("r").unwrap().option("dev").unwrap().values,
+        ["tun0"]
+    );
+    let e = uci::parse(
+        "/c",
+        b"config reflect 'r'\n\toption key_file '/etc/caf\xe9'\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/c:2: byte 0xe9 in '/etc/caf\u{fffd}' is not UTF-8"),
+        "{e}"
+    );
+    let (_, errors) = uci::parse_all("/c", b"config reflect 'r\xc3'\nconfig x\xff\n");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[1].line, Some(2));
 }
