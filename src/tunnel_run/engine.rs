@@ -285,6 +285,8 @@ pub struct Engine<D: Device> {
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
+    /// UDP client with a host name: when to look it up again while no session comes up.
+    recheck: super::net::Recheck,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -366,6 +368,7 @@ impl<D: Device> Engine<D> {
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
+            recheck: Default::default(),
         }
     }
 
@@ -619,7 +622,10 @@ impl<D: Device> Engine<D> {
                         }
                     }
                 }
-                if core.tunnel.take_peer_dead_flag() {
+                let dead = core.tunnel.take_peer_dead_flag();
+                let unanswered =
+                    self.resolve.is_some() && self.recheck.due(core.tunnel.is_up(), now);
+                if dead || unanswered {
                     if let Some(r) = remote.as_mut() {
                         re_resolve(&core.name, &self.resolve, r, false);
                     }
