@@ -29,7 +29,7 @@
 //!   prints `@TYPE[N]` instead: N counts every section of that type, named or not.
 //!
 //! Where tunbox differs on purpose: an unterminated quote is reported at the line where
-//! it opened (uci names the end of the file); a last line without a newline is counted
+//! the statement holding it starts (uci names the end of the file); a last line without a newline is counted
 //! (uci does not); a NUL byte is an error; a name or value that is not UTF-8 is an
 //! error naming the byte (uci passes bytes through, but a device name, path or address
 //! changed by a lossy conversion would silently be another one), while comments may
@@ -478,11 +478,25 @@ impl<'t> Parser<'t> {
                     self.read_line(at);
                     if self.cur() == 0 {
                         let kind = if quote == b'"' { "double" } else { "single" };
-                        return Err(Fail {
-                            msg: format!(
+                        // The quote that runs to the end is often not the one that was
+                        // left open: `option a 'x` + newline + `option b 'y'` pairs
+                        // the quotes across the lines, so the statement's value goes on
+                        // and the last quote opened further down. The mistake is where
+                        // that statement starts.
+                        let msg = if self.stmt_line == opened {
+                            format!(
                                 "unterminated {kind} quote (the value opened on this line runs to the end of the file)"
-                            ),
-                            line: Some(opened),
+                            )
+                        } else {
+                            format!(
+                                "unterminated {kind} quote: the value of the statement on this line runs to the end of the file \
+                                 (its quotes pair up across lines {}-{opened}, so a quote is probably missing on this line)",
+                                self.stmt_line
+                            )
+                        };
+                        return Err(Fail {
+                            msg,
+                            line: Some(self.stmt_line),
                         });
                     }
                 }
