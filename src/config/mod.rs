@@ -461,26 +461,38 @@ impl Resolved {
                 .join(" ")
         };
         let mut out = format!("tunbox.{name}={}\n", self.spec.kind);
-        for s in &self.settings {
-            let mark = match &s.source {
-                Source::Default => "  # default".to_string(),
-                Source::Env(var) => format!("  # from environment {var}"),
-                Source::Cli => "  # from command line".to_string(),
-                Source::Uci { .. } => String::new(),
-            };
-            out.push_str(&format!(
-                "tunbox.{name}.{}={}{mark}\n",
-                s.spec.name,
-                quote(&s.values)
-            ));
-        }
-        for b in &self.broken {
-            out.push_str(&format!(
+        let broken = |b: &Broken| {
+            format!(
                 "tunbox.{name}.{}={}  # ERROR: {}\n",
                 b.name,
                 quote(&b.values),
                 b.error
-            ));
+            )
+        };
+        // in the schema's order, a bad value where the option belongs; options the
+        // section type does not have last
+        for os in self.spec.options {
+            if let Some(s) = self.setting(os.name) {
+                let mark = match &s.source {
+                    Source::Default => "  # default".to_string(),
+                    Source::Env(var) => format!("  # from environment {var}"),
+                    Source::Cli => "  # from command line".to_string(),
+                    Source::Uci { .. } => String::new(),
+                };
+                out.push_str(&format!(
+                    "tunbox.{name}.{}={}{mark}\n",
+                    s.spec.name,
+                    quote(&s.values)
+                ));
+            }
+            for b in self.broken.iter().filter(|b| b.name == os.name) {
+                out.push_str(&broken(b));
+            }
+        }
+        for b in &self.broken {
+            if self.spec.option(&b.name).is_none() {
+                out.push_str(&broken(b));
+            }
         }
         for e in errors {
             let text = e.to_string();
