@@ -7,8 +7,9 @@
 //! (ns b). The client runs in its own mount namespace (`unshare -m`) where a hosts file
 //! and a resolv.conf of the test's are bind-mounted over /etc/hosts and
 //! /etc/resolv.conf: the test makes the name resolve by rewriting that hosts file in
-//! place. The resolv.conf points at 127.0.0.1 in the client's namespace, where nothing
-//! answers, so DNS fails at once and never leaves the namespace.
+//! place. The resolv.conf points at the client's own address (198.18.0.2): nothing
+//! listens there, so DNS fails at once and never leaves the namespace; for the last
+//! part the test binds a UDP socket there that never answers, so a look-up blocks.
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
@@ -164,7 +165,7 @@ fn client_waits_for_its_server_name_to_resolve() {
     std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
     std::fs::write(
         &resolv,
-        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        "nameserver 198.18.0.2\noptions timeout:1 attempts:1\n",
     )
     .unwrap();
 
@@ -267,5 +268,42 @@ fn client_waits_for_its_server_name_to_resolve() {
         .expect("client ignored SIGTERM while waiting");
     assert_eq!(code, Some(0), "{}", cli.log());
     assert!(took < Duration::from_secs(1), "{took:?}: {}", cli.log());
+    drop(cli);
+
+    // 5. SIGTERM while a look-up is blocked on a DNS server that does not answer (a
+    //    socket of the test's that reads nothing; the resolver waits 2 x 5 s).
+    std::fs::write(
+        &resolv,
+        "nameserver 198.18.0.2\noptions timeout:5 attempts:2\n",
+    )
+    .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let netns = format!("/var/run/netns/{}", b.name);
+    let silent = std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        let fd = std::fs::File::open(&netns).expect("open netns");
+        nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let sock = std::net::UdpSocket::bind("198.18.0.2:53").expect("bind 53");
+        ready_tx.send(()).unwrap();
+        let _ = done_rx.recv_timeout(Duration::from_secs(60));
+        drop(sock);
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let mut cli = Client::start(&b, &hosts, &resolv, &key, dir.path("cli4.log"), "t3");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(cli.running(), "{}", cli.log());
+    let (code, took) = cli
+        .terminate()
+        .expect("client ignored SIGTERM in a look-up");
+    assert!(
+        !cli.log().contains("waiting for"),
+        "the first look-up should still have been running: {}",
+        cli.log()
+    );
+    assert_eq!(code, Some(0), "{}", cli.log());
+    assert!(took < Duration::from_secs(1), "{took:?}: {}", cli.log());
+    done_tx.send(()).unwrap();
+    silent.join().unwrap();
     a.stop(srv.pid);
 }

@@ -50,16 +50,9 @@ impl TunnelOptions {
 }
 
 /// Resolves HOST:PORT (names through the system resolver); the first address wins.
-/// Gives up after [`net::RESOLVE_LIMIT`], so the loop does not stall on a DNS server
-/// that does not answer.
 pub fn resolve_remote(host: &str, port: u16) -> Result<SocketAddr, SysError> {
-    match net::lookup(host, port, net::RESOLVE_LIMIT, &signals::exit_requested) {
-        Ok(Some(a)) => Ok(a),
-        Ok(None) => Err(SysError::new(format!("lookup of '{host}' interrupted"))),
-        Err(e) => Err(SysError::new(format!(
-            "cannot resolve remote '{host}': {e}"
-        ))),
-    }
+    net::lookup(host, port)
+        .map_err(|e| SysError::new(format!("cannot resolve remote '{host}': {e}")))
 }
 
 /// Opens and configures the device: MTU, addresses, up.

@@ -3,7 +3,7 @@
 //! are made here once, when the socket side is set up.
 use super::TunnelOptions;
 use crate::sys::poll::Want;
-use crate::sys::{net, SysError};
+use crate::sys::{net, signals, SysError};
 use crate::tunnel::peer::Backoff;
 use crate::tunnel::{FrameDecoder, Role, StreamTx, Transport};
 use std::io::{self, Read, Write};
@@ -316,9 +316,6 @@ pub fn finish_connect(fd: OwnedFd) -> io::Result<TcpStream> {
     net::tcp_connect_finish(fd)
 }
 
-/// How long the loop waits for one look-up of the server's name before it goes on
-/// with the address it has (the look-up finishes in the background and is dropped).
-pub const RESOLVE_LIMIT: Duration = Duration::from_secs(2);
 /// Waiting for the name at start: first retry after this, doubling...
 pub const RESOLVE_RETRY_MIN: Duration = Duration::from_secs(1);
 /// ...up to this, forever.
@@ -328,73 +325,41 @@ pub const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(60);
 pub const RESOLVE_LOG_EVERY: Duration = Duration::from_secs(600);
 
 /// Looks `host` up (the system resolver: /etc/hosts, DNS) and returns its first
-/// address. A name is looked up on a helper thread, so that the caller can give up
-/// after `limit` or when `stop` says so (SIGTERM) while the resolver is stuck on a
-/// DNS server that does not answer; `Ok(None)` then. An IP address is not looked up.
-pub fn lookup(
-    host: &str,
-    port: u16,
-    limit: Duration,
-    stop: &dyn Fn() -> bool,
-) -> Result<Option<SocketAddr>, String> {
+/// address; an IP address is not looked up. Blocks (no helper thread: they would cost
+/// the router binary ~10 KiB and keep the capabilities of the thread that made them).
+pub fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
-    use std::sync::mpsc;
-    let first = |r: io::Result<std::vec::IntoIter<SocketAddr>>| {
-        r.map_err(|e| e.to_string())?
-            .next()
-            .map(Some)
-            .ok_or_else(|| "the name has no address".to_string())
-    };
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(Some(SocketAddr::new(ip, port)));
+        return Ok(SocketAddr::new(ip, port));
     }
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_string();
-    let spawned = std::thread::Builder::new()
-        .name("resolve".into())
-        .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs());
-        });
-    if spawned.is_err() {
-        // no thread to be had: look it up here, without the limit
-        return first((host, port).to_socket_addrs());
-    }
-    let t0 = Instant::now();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(r) => return first(r),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err("the resolver thread ended without an answer".into())
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if stop() {
-                    return Ok(None);
-                }
-                if t0.elapsed() >= limit {
-                    return Err(format!(
-                        "no answer within {} s (DNS server unreachable?)",
-                        limit.as_secs()
-                    ));
-                }
-            }
-        }
-    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "the name has no address".to_string())
 }
 
 /// Resolves the client's server at start, waiting for it as long as it takes: at boot
 /// the WAN and DNS may come up after tunbox, and an exit would only spend procd's
 /// respawn retries. Retries with backoff ([`RESOLVE_RETRY_MIN`] doubling to
 /// [`RESOLVE_RETRY_MAX`]), logs the wait rate-limited, and returns `None` as soon as
-/// `stop` says so (SIGTERM).
+/// `stop` says so. A SIGTERM that lands in a look-up ends the process at once (there
+/// is nothing to clean up yet; see `signals::exit_at_once`).
 pub fn wait_for_remote(host: &str, port: u16, stop: &dyn Fn() -> bool) -> Option<SocketAddr> {
     let t0 = Instant::now();
     let mut backoff = Backoff::new(RESOLVE_RETRY_MIN, RESOLVE_RETRY_MAX);
     let mut logged: Option<(String, Instant)> = None;
     let mut tries = 0u32;
     loop {
+        if stop() {
+            return None;
+        }
         tries += 1;
-        let err = match lookup(host, port, RESOLVE_RETRY_MAX, stop) {
-            Ok(Some(a)) => {
+        signals::exit_at_once(true);
+        let res = lookup(host, port);
+        signals::exit_at_once(false);
+        let err = match res {
+            Ok(a) => {
                 if logged.is_some() {
                     log::info!(
                         "{host} resolves to {a} after {} s ({tries} tries)",
@@ -403,7 +368,6 @@ pub fn wait_for_remote(host: &str, port: u16, stop: &dyn Fn() -> bool) -> Option
                 }
                 return Some(a);
             }
-            Ok(None) => return None,
             Err(e) => e,
         };
         let delay = backoff.next_delay();
@@ -421,7 +385,7 @@ pub fn wait_for_remote(host: &str, port: u16, stop: &dyn Fn() -> bool) -> Option
             );
             logged = Some((err, now));
         }
-        let until = Instant::now() + delay;
+        let until = now + delay;
         while Instant::now() < until {
             if stop() {
                 return None;
@@ -499,16 +463,13 @@ mod resolve_tests {
 
     #[test]
     fn lookup_literal_and_stop() {
-        let a = lookup("198.18.0.1", 5, Duration::from_secs(1), &|| false);
-        assert_eq!(a, Ok(Some("198.18.0.1:5".parse().unwrap())));
-        let a = lookup("2001:2::1", 5, Duration::from_secs(1), &|| false);
-        assert_eq!(a, Ok(Some("[2001:2::1]:5".parse().unwrap())));
+        let a = lookup("198.18.0.1", 5);
+        assert_eq!(a, Ok("198.18.0.1:5".parse().unwrap()));
+        let a = lookup("2001:2::1", 5);
+        assert_eq!(a, Ok("[2001:2::1]:5".parse().unwrap()));
         // `localhost` comes from /etc/hosts
-        assert!(matches!(
-            lookup("localhost", 5, Duration::from_secs(5), &|| false),
-            Ok(Some(_))
-        ));
-        // asked to stop: the wait ends at once
+        assert!(lookup("localhost", 5).is_ok());
+        // asked to stop: the wait ends before any look-up
         assert_eq!(wait_for_remote("tbx.invalid", 5, &|| true), None);
     }
 }
