@@ -33,8 +33,10 @@ impl ToolOptions for ReflectOptions {
             if ranges.is_empty() {
                 errors.extend(r.rule_error(
                     &["range", "mode"],
-                    "mode tap needs at least one 'range' to answer for, \
-                     e.g. --range 198.18.0.0/15 --range 2001:2::/48",
+                    format_args!(
+                        "mode tap needs at least one 'range' to answer for, \
+                     e.g. --range 198.18.0.0/15 --range 2001:2::/48"
+                    ),
                 ));
             }
             mac = r.one("mac");

@@ -27,14 +27,16 @@ impl ToolOptions for TunnelOptions {
             (Some(_), Some(_)) => {
                 errors.extend(r.rule_error(
                     &["remote", "listen"],
-                    "give either 'listen' (server) or 'remote' (client), not both",
+                    format_args!("give either 'listen' (server) or 'remote' (client), not both"),
                 ));
                 Role::Client
             }
             (None, None) => {
                 errors.extend(r.rule_error(
                     &["listen", "remote"],
-                    "give 'listen [ADDR:]PORT' (server) or 'remote HOST:PORT' (client)",
+                    format_args!(
+                        "give 'listen [ADDR:]PORT' (server) or 'remote HOST:PORT' (client)"
+                    ),
                 ));
                 Role::Client
             }
@@ -44,8 +46,8 @@ impl ToolOptions for TunnelOptions {
         if !plaintext && key_file.is_none() {
             errors.extend(r.rule_error(
                 &["key_file", "plaintext"],
-                "no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both ends \
-                 and give --key-file (or option key_file); --plaintext is for lab use only",
+                format_args!("no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both ends \
+                 and give --key-file (or option key_file); --plaintext is for lab use only"),
             ));
         }
         let mtu: Option<u32> = r.one("mtu");
@@ -189,7 +191,8 @@ mod tests {
         let r =
             config::resolve(&schema::TUNNEL, Some(("/etc/config/tunbox", s)), &[], &[]).unwrap();
         let e = TunnelOptions::from_resolved(&r).unwrap_err();
-        assert_eq!(e.line, Some(1));
-        assert!(e.to_string().starts_with("/etc/config/tunbox:1:"), "{e}");
+        // the rule between keepalive and timeout points at keepalive, the one set
+        assert_eq!(e.line, Some(4));
+        assert!(e.to_string().starts_with("/etc/config/tunbox:4:"), "{e}");
     }
 }

@@ -396,7 +396,7 @@ impl Resolved {
     /// option, else its environment variable (named), else its line in the file; at the
     /// `config` line when none is set. `None` when one of them has a bad value: that error is
     /// already reported, and the rule cannot be judged.
-    pub fn rule_error(&self, opts: &[&str], msg: impl fmt::Display) -> Option<ConfigError> {
+    pub fn rule_error(&self, opts: &[&str], msg: fmt::Arguments<'_>) -> Option<ConfigError> {
         if opts
             .iter()
             .any(|o| self.broken.iter().any(|b| b.name == *o))

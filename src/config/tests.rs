@@ -289,30 +289,34 @@ fn rule_errors_are_located_at_the_option() {
     let s = f.section("t").unwrap();
     let r = resolve(&schema::TUNNEL, Some(("/c", s)), &[], &[]).unwrap();
     let e = r
-        .rule_error(&["timeout", "keepalive"], "too short")
+        .rule_error(&["timeout", "keepalive"], format_args!("too short"))
         .unwrap();
     assert_eq!(e.to_string(), "/c:4: section 't': too short");
     // nothing set: the section's line
-    let e = r.rule_error(&["listen", "remote"], "none").unwrap();
+    let e = r
+        .rule_error(&["listen", "remote"], format_args!("none"))
+        .unwrap();
     assert_eq!(e.to_string(), "/c:1: section 't': none");
     // an override in the environment is what changed the outcome: it is named
     let env = env(&[("TUNBOX_KEEPALIVE", "40")]);
     let r = resolve(&schema::TUNNEL, Some(("/c", s)), &env, &[]).unwrap();
     let e = r
-        .rule_error(&["timeout", "keepalive"], "too short")
+        .rule_error(&["timeout", "keepalive"], format_args!("too short"))
         .unwrap();
     assert_eq!(e.to_string(), "environment TUNBOX_KEEPALIVE: too short");
     let cli = [("timeout", vec!["5".to_string()])];
     let r = resolve(&schema::TUNNEL, Some(("/c", s)), &env, &cli).unwrap();
     let e = r
-        .rule_error(&["timeout", "keepalive"], "too short")
+        .rule_error(&["timeout", "keepalive"], format_args!("too short"))
         .unwrap();
     assert_eq!(e.to_string(), "--timeout: too short");
     // a bad value: its own error is reported, the rule is not judged
     let bad = env_bad();
     let (r, errors) = resolve_all(&schema::TUNNEL, Some(("/c", s)), &bad, &[]);
     assert_eq!(errors.len(), 1);
-    assert!(r.rule_error(&["timeout", "keepalive"], "x").is_none());
+    assert!(r
+        .rule_error(&["timeout", "keepalive"], format_args!("x"))
+        .is_none());
 }
 
 fn env_bad() -> Vec<(String, String)> {
