@@ -289,3 +289,144 @@ fn non_utf8_environment_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("TUNBOX_MTU") || err.contains("--dev"), "{err}");
 }
+
+/// `config check` lists every error (several per section, rules at the option's line)
+/// and uci's warnings; `config show SECTION` still prints a section with errors, the
+/// errors marked, exit status 2.
+#[test]
+fn check_lists_every_error_and_show_marks_them() {
+    let p = write_conf(
+        "every",
+        "config tunnel 'a'\n\toption remote 'h:1'\n\toption listen '5000'\n\toption mtu 'x'\n\
+         \toption keepalive '30'\n\toption timeout '20'\n\toption frob '1'\n\
+         config reflect 'r'\n\toption dev\n\toption mtu 1400;option x y\n\
+         config reflect 'q' junk\n",
+    );
+    let f = p.display();
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 2, "{err}");
+    for want in [
+        format!("{f}:2: section 'a': give either 'listen' (server) or 'remote' (client)"),
+        format!("{f}:1: section 'a': no 'key_file'"),
+        format!("{f}:4: option 'mtu': 'x' is not a whole number"),
+        format!("{f}:6: section 'a': timeout (20 s) must be longer than keepalive (30 s)"),
+        format!("{f}:7: unknown option 'frob' in section 'a'"),
+        format!("{f}:11: too many arguments ('junk' is one too many)"),
+        format!("warning: {f}:9: option 'dev' has no value"),
+        format!("warning: {f}:10: uci ignores 'option x y' after the ';'"),
+        "6 error(s); nothing was started".to_string(),
+    ] {
+        assert!(err.contains(&want), "{want}\n{err}");
+    }
+    let (code, out, err) = tunbox(&["config", "show", "a"], &p, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.starts_with("tunbox.a=tunnel\n"), "{out}");
+    assert!(out.contains("tunbox.a.remote='h:1'\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "tunbox.a.mtu='x'  # ERROR: {f}:4: option 'mtu': 'x' is not"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("tunbox.a.frob='1'  # ERROR: "), "{out}");
+    assert!(
+        out.contains(&format!("# ERROR: {f}:6: section 'a': timeout (20 s)")),
+        "{out}"
+    );
+    assert!(err.contains("`tunbox run` starts nothing"), "{err}");
+    let _ = std::fs::remove_file(p);
+}
+
+/// Sections by the names uci shows and procd passes: `@TYPE[N]` and the `cfg…` id of
+/// an anonymous section.
+#[test]
+fn show_takes_uci_names() {
+    let p = write_conf(
+        "names",
+        "config reflect 'lab'\n\toption dev 'tun5'\nconfig reflect\n\toption dev 'tun6'\n",
+    );
+    let (code, out, err) = tunbox(&["config", "show", "@reflect[1]"], &p, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tunbox.cfg026a0a.dev='tun6'\n"), "{out}");
+    let (code, out, err) = tunbox(&["config", "show", "cfg026a0a"], &p, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("tunbox.cfg026a0a.dev='tun6'\n"), "{out}");
+    let (code, out, _) = tunbox(&["config", "show", "@reflect[-2]"], &p, &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("tunbox.lab.dev='tun5'\n"), "{out}");
+    let (code, _, err) = tunbox(&["config", "show", "@tunnel[0]"], &p, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no section '@tunnel[0]'"), "{err}");
+    let (code, out, _) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("reflect lab; reflect cfg026a0a (@reflect[1])"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(p);
+}
+
+/// TUNBOX_* variables apply to the section being run, not to every section at `config
+/// check`; errors they cause name them.
+#[test]
+fn env_overrides_are_scoped_and_named() {
+    let p = write_conf(
+        "scope",
+        "config tunnel 't'\n\toption remote '198.18.0.9:5000'\n\toption plaintext '1'\n\
+         config reflect 'r'\n\toption dev 'tun5'\n",
+    );
+    let (code, out, err) = tunbox(&["config", "check"], &p, &[("TUNBOX_LISTEN", "6000")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("environment TUNBOX_LISTEN: applied to no section"),
+        "{out}"
+    );
+    // the variable makes the tunnel both server and client: the error names it
+    let (code, _, err) = tunbox(
+        &["run", "t"],
+        &p,
+        &[("TUNBOX_LISTEN", "6000"), ("TUNBOX_RANGE", "198.18.0.0/15")],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("environment TUNBOX_LISTEN: give either 'listen'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("TUNBOX_RANGE is not an option of tunnel sections"),
+        "{err}"
+    );
+    let (code, out, _) = tunbox(&["config", "show", "t"], &p, &[("TUNBOX_TIMEOUT", "5")]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("# ERROR: environment TUNBOX_TIMEOUT: timeout (5 s) must be longer"),
+        "{out}"
+    );
+    // a bad value is still an error at `config check`, naming the variable
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[("TUNBOX_TIMEOUT", "soon")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("environment TUNBOX_TIMEOUT: 'soon'"), "{err}");
+    let _ = std::fs::remove_file(p);
+}
+
+/// A file that is not UTF-8 is not refused as a whole: a comment may hold any byte, a
+/// value that is not UTF-8 is an error at its line naming the byte.
+#[test]
+fn non_utf8_file() {
+    let p = std::env::temp_dir().join(format!("tbx-conf-latin1-{}", std::process::id()));
+    std::fs::write(
+        &p,
+        b"# r\xe9flecteur\nconfig reflect 'r'\n\toption dev 'tun5'\n".as_slice(),
+    )
+    .unwrap();
+    let (code, out, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(&p, b"config reflect 'r'\n\toption dev 't\xe9'\n".as_slice()).unwrap();
+    let (code, _, err) = tunbox(&["config", "check"], &p, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}:2: byte 0xe9 in", p.display())),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(p);
+}

@@ -979,7 +979,8 @@ fn server_from_uci_section_client_from_env() {
         srv.log()
     );
     assert_eq!(ping(&b, SRV_TUN, 3).0, 3);
-    // A bad value in the section is reported with file and line.
+    // A bad value in the section is reported with file and line: the rule between
+    // keepalive and timeout at the line of the option that set one (keepalive).
     std::fs::write(&conf, "config tunnel 'site'\n\toption listen '5555'\n\toption keepalive '40'\n\toption plaintext '1'\n").unwrap();
     let check = Command::new(TUNBOX)
         .args(["config", "check"])
@@ -989,7 +990,7 @@ fn server_from_uci_section_client_from_env() {
     let err = String::from_utf8_lossy(&check.stderr);
     assert!(
         !check.status.success()
-            && err.contains(&format!("{conf_s}:1:"))
+            && err.contains(&format!("{conf_s}:3:"))
             && err.contains("longer than keepalive"),
         "{err}"
     );

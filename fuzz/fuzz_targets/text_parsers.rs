@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((host, port)) = tunbox::config::schema::split_host_port(s) {
         assert!(s.contains(host) && s.ends_with(&port.to_string()), "{s}");
     }
-    if let Ok(a) = tunbox::tunnel_run::parse_listen(s) {
+    if let Ok(a) = tunbox::config::schema::parse_listen(s) {
         assert_ne!(a.port(), 0, "{s}");
     }
 });

@@ -179,13 +179,27 @@ pub fn resolve_cmd(
 ) -> Result<Resolved, AppError> {
     let env = tunbox_env();
     let Some(name) = section else {
+        for var in conf::env_not_for(spec, &env) {
+            log::warn!(
+                "environment {var} is not an option of `tunbox {}`; it is ignored",
+                spec.kind
+            );
+        }
         return Ok(conf::resolve(spec, None, &env, &cli.0)?);
     };
     let path = conf::config_path(&env);
     let file = conf::load(&path)?;
-    let s = file
-        .section(name)
-        .ok_or_else(|| ConfigError::plain(format!("{path}: no section named '{name}'")))?;
+    for w in &file.warnings {
+        log::warn!("{w}");
+    }
+    let s = file.lookup(name)?;
+    for var in conf::env_not_for(spec, &env) {
+        log::warn!(
+            "environment {var} is not an option of {} sections; it does nothing for `tunbox {}`",
+            spec.kind,
+            spec.kind
+        );
+    }
     let r = conf::resolve(spec, Some((&file.path, s)), &env, &cli.0)?;
     if !r.flag("enabled") {
         log::warn!(

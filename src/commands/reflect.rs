@@ -12,26 +12,36 @@ impl ToolOptions for ReflectOptions {
     /// The reflector's settings; defaults come from the schema.
     fn from_resolved(r: &Resolved) -> Result<ReflectOptions, ConfigError> {
         let mode: Mode = r.one("mode").unwrap_or_default();
+        // every error is collected (`config check` lists them all)
+        let mut errors = Vec::new();
         let (mut ranges, mut mac) = (Vec::new(), None);
         if mode == Mode::Tun {
-            for tap_only in ["range", "mac"] {
-                if r.setting(tap_only).is_some() {
-                    return Err(r.error(format!("'{tap_only}' only applies to mode tap")));
+            for tap_only in ["range", "mac", "icmp_echo"] {
+                let set = match tap_only {
+                    "icmp_echo" => r.flag(tap_only),
+                    _ => r.setting(tap_only).is_some(),
+                };
+                if set {
+                    errors.extend(r.rule_error(
+                        &[tap_only, "mode"],
+                        format_args!("'{tap_only}' only applies to mode tap"),
+                    ));
                 }
-            }
-            if r.flag("icmp_echo") {
-                return Err(r.error("'icmp_echo' only applies to mode tap"));
             }
         } else {
             ranges = r.all("range");
             if ranges.is_empty() {
-                return Err(r.error(
-                    "mode tap needs at least one 'range' to answer for, \
-                     e.g. --range 198.18.0.0/15 --range 2001:2::/48",
+                errors.extend(r.rule_error(
+                    &["range", "mode"],
+                    format_args!(
+                        "mode tap needs at least one 'range' to answer for, \
+                     e.g. --range 198.18.0.0/15 --range 2001:2::/48"
+                    ),
                 ));
             }
             mac = r.one("mac");
         }
+        ConfigError::join(errors)?;
         Ok(ReflectOptions {
             // no default in the schema: it follows the mode
             dev: r

@@ -16,31 +16,43 @@ impl ToolOptions for TunnelOptions {
 
     /// The tunnel's settings; defaults come from the schema.
     fn from_resolved(r: &Resolved) -> Result<TunnelOptions, ConfigError> {
+        // every error is collected (`config check` lists them all); a rule about an
+        // option whose value is bad is skipped (that value's error is in the list)
+        let mut errors = Vec::new();
         let listen = r.one("listen");
         let remote = r.one("remote");
         let role = match (&listen, &remote) {
             (Some(_), None) => Role::Server,
             (None, Some(_)) => Role::Client,
             (Some(_), Some(_)) => {
-                return Err(r.error("give either 'listen' (server) or 'remote' (client), not both"))
+                errors.extend(r.rule_error(
+                    &["remote", "listen"],
+                    format_args!("give either 'listen' (server) or 'remote' (client), not both"),
+                ));
+                Role::Client
             }
             (None, None) => {
-                return Err(
-                    r.error("give 'listen [ADDR:]PORT' (server) or 'remote HOST:PORT' (client)")
-                )
+                errors.extend(r.rule_error(
+                    &["listen", "remote"],
+                    format_args!(
+                        "give 'listen [ADDR:]PORT' (server) or 'remote HOST:PORT' (client)"
+                    ),
+                ));
+                Role::Client
             }
         };
         let plaintext = r.flag("plaintext");
         let key_file = r.one::<String>("key_file").map(PathBuf::from);
         if !plaintext && key_file.is_none() {
-            return Err(r.error(
-                "no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both ends \
-                 and give --key-file (or option key_file); --plaintext is for lab use only",
+            errors.extend(r.rule_error(
+                &["key_file", "plaintext"],
+                format_args!("no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both ends \
+                 and give --key-file (or option key_file); --plaintext is for lab use only"),
             ));
         }
         let mtu: Option<u32> = r.one("mtu");
         if let Some(m) = mtu.filter(|m| *m > MAX_MTU) {
-            return Err(r.option_error(
+            errors.push(r.option_error(
                 "mtu",
                 format_args!("{m} is larger than the tunnel's maximum MTU {MAX_MTU}"),
             ));
@@ -48,12 +60,16 @@ impl ToolOptions for TunnelOptions {
         let secs = |name| Duration::from_secs(r.one::<u32>(name).unwrap_or_default().into());
         let (keepalive, timeout) = (secs("keepalive"), secs("timeout"));
         if timeout <= keepalive {
-            return Err(r.error(format!(
-                "timeout ({} s) must be longer than keepalive ({} s), or a quiet but live peer counts as dead",
-                timeout.as_secs(),
-                keepalive.as_secs()
-            )));
+            errors.extend(r.rule_error(
+                &["timeout", "keepalive"],
+                format_args!(
+                    "timeout ({} s) must be longer than keepalive ({} s), or a quiet but live peer counts as dead",
+                    timeout.as_secs(),
+                    keepalive.as_secs()
+                ),
+            ));
         }
+        ConfigError::join(errors)?;
         Ok(TunnelOptions {
             mode: r.one("mode").unwrap_or_default(),
             dev: r.one("dev").unwrap_or_default(),
@@ -175,7 +191,8 @@ mod tests {
         let r =
             config::resolve(&schema::TUNNEL, Some(("/etc/config/tunbox", s)), &[], &[]).unwrap();
         let e = TunnelOptions::from_resolved(&r).unwrap_err();
-        assert_eq!(e.line, Some(1));
-        assert!(e.to_string().starts_with("/etc/config/tunbox:1:"), "{e}");
+        // the rule between keepalive and timeout points at keepalive, the one set
+        assert_eq!(e.line, Some(4));
+        assert!(e.to_string().starts_with("/etc/config/tunbox:4:"), "{e}");
     }
 }

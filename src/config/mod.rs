@@ -17,6 +17,8 @@ pub struct ConfigError {
     pub file: Option<String>,
     pub line: Option<usize>,
     pub msg: String,
+    /// More errors found in the same pass (printed after this one, one per line).
+    pub also: Vec<ConfigError>,
 }
 
 impl ConfigError {
@@ -25,6 +27,7 @@ impl ConfigError {
             file: Some(file.to_string()),
             line: Some(line),
             msg: msg.into(),
+            also: Vec::new(),
         }
     }
     pub fn plain(msg: impl Into<String>) -> Self {
@@ -32,7 +35,28 @@ impl ConfigError {
             file: None,
             line: None,
             msg: msg.into(),
+            also: Vec::new(),
         }
+    }
+
+    /// All of `errors` as one error (the first, the others in `also`); `Ok` when none.
+    pub fn join(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+        let mut all = errors.into_iter().flat_map(ConfigError::into_all);
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.also = all.collect();
+                Err(first)
+            }
+        }
+    }
+
+    /// This error and the ones joined to it, each on its own.
+    pub fn into_all(mut self) -> Vec<ConfigError> {
+        let also = std::mem::take(&mut self.also);
+        let mut v = vec![self];
+        v.extend(also.into_iter().flat_map(ConfigError::into_all));
+        v
     }
 }
 
@@ -42,7 +66,11 @@ impl fmt::Display for ConfigError {
             (Some(file), Some(line)) => write!(f, "{file}:{line}: {}", self.msg),
             (Some(file), None) => write!(f, "{file}: {}", self.msg),
             _ => f.write_str(&self.msg),
+        }?;
+        for e in &self.also {
+            write!(f, "\n{e}")?;
         }
+        Ok(())
     }
 }
 
@@ -92,6 +120,8 @@ pub struct Resolved {
     /// Location of the `config` line, for errors about the section as a whole.
     pub origin: Option<(String, usize)>,
     pub settings: Vec<Setting>,
+    /// Options not in `settings` because of an error (unknown, or a bad value).
+    pub broken: Vec<Broken>,
 }
 
 /// The environment variable for an option: TUNBOX_ + upper case, `-` as `_`.
@@ -140,53 +170,79 @@ fn split_env_list(v: &str) -> Vec<String> {
 
 /// Merges the layers for one section type. `section` is the UCI section to read (its
 /// type must match), `env` the process environment, `cli` the options given on the
-/// command line as (name, values). Every value is checked against the schema.
+/// command line as (name, values). Every value is checked against the schema; the
+/// first error ends it (all of them are in the error, see [`ConfigError::join`]).
 pub fn resolve(
     spec: &'static SectionSpec,
     file: Option<(&str, &uci::Section)>,
     env: &[(String, String)],
     cli: &[(&'static str, Vec<String>)],
 ) -> Result<Resolved, ConfigError> {
-    let mut origin = None;
-    let mut section_name = None;
+    let (r, errors) = resolve_all(spec, file, env, cli);
+    ConfigError::join(errors)?;
+    Ok(r)
+}
+
+/// Like [`resolve`], but goes on after an error: an option whose value is wrong (or
+/// that the section type does not have) is left out of `settings` and kept in
+/// `broken`, and every error is returned.
+pub fn resolve_all(
+    spec: &'static SectionSpec,
+    file: Option<(&str, &uci::Section)>,
+    env: &[(String, String)],
+    cli: &[(&'static str, Vec<String>)],
+) -> (Resolved, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let mut r = Resolved {
+        spec,
+        section: None,
+        origin: None,
+        settings: Vec::new(),
+        broken: Vec::new(),
+    };
     if let Some((path, s)) = file {
+        r.origin = Some((path.to_string(), s.line));
+        r.section = Some(s.name.clone());
         if s.kind != spec.kind {
-            return Err(ConfigError::at(
+            errors.push(ConfigError::at(
                 path,
                 s.line,
                 format!(
                     "section '{}' is a '{}' section, not '{}'",
-                    s.name, s.kind, spec.kind
+                    s.label(),
+                    s.kind,
+                    spec.kind
                 ),
             ));
+            return (r, errors);
         }
         for o in &s.options {
-            let Some(os) = spec.option(&o.name) else {
-                return Err(ConfigError::at(
-                    path,
-                    o.line,
-                    format!(
-                        "unknown option '{}' in section '{}' (config {}); known options: {}",
-                        o.name,
-                        s.name,
-                        spec.kind,
-                        spec.option_names()
-                    ),
-                ));
+            let msg = match spec.option(&o.name) {
+                None => format!(
+                    "unknown option '{}' in section '{}' (config {}); known options: {}",
+                    o.name,
+                    s.label(),
+                    spec.kind,
+                    spec.option_names()
+                ),
+                Some(os) if o.is_list && !os.list => {
+                    format!("'{}' takes one value: use `option`, not `list`", o.name)
+                }
+                Some(_) => continue,
             };
-            if o.is_list && !os.list {
-                return Err(ConfigError::at(
-                    path,
-                    o.line,
-                    format!("'{}' takes one value: use `option`, not `list`", o.name),
-                ));
-            }
+            let e = ConfigError::at(path, o.line, msg);
+            r.broken.push(Broken {
+                name: o.name.clone(),
+                values: o.values.clone(),
+                error: e.to_string(),
+            });
+            errors.push(e);
         }
-        origin = Some((path.to_string(), s.line));
-        section_name = Some(s.name.clone());
     }
-    let mut settings = Vec::new();
     for os in spec.options {
+        if r.broken.iter().any(|b| b.name == os.name) {
+            continue;
+        }
         let mut chosen: Option<(Vec<String>, Source)> =
             os.default.map(|d| (vec![d.to_string()], Source::Default));
         if let Some((path, s)) = file {
@@ -214,25 +270,90 @@ pub fn resolve(
                 chosen = Some((v.clone(), Source::Cli));
             }
         }
-        if let Some((values, source)) = chosen {
-            let parsed = values
-                .iter()
-                .map(|v| os.kind.parse(v).map_err(|m| source.error(os.name, m)))
-                .collect::<Result<_, _>>()?;
-            settings.push(Setting {
+        let Some((values, source)) = chosen else {
+            continue;
+        };
+        let parsed: Result<Vec<_>, _> = values
+            .iter()
+            .map(|v| os.kind.parse(v).map_err(|m| source.error(os.name, m)))
+            .collect();
+        match parsed {
+            Ok(parsed) => r.settings.push(Setting {
                 spec: os,
                 values,
                 parsed,
                 source,
-            });
+            }),
+            Err(e) => {
+                r.broken.push(Broken {
+                    name: os.name.to_string(),
+                    values,
+                    error: e.to_string(),
+                });
+                errors.push(e);
+            }
         }
     }
-    Ok(Resolved {
-        spec,
-        section: section_name,
-        origin,
-        settings,
-    })
+    (r, errors)
+}
+
+/// Checks TUNBOX_* variables that name options against every section type that has
+/// the option (for `config check`, which applies them to no section).
+pub fn check_env(env: &[(String, String)]) -> Vec<ConfigError> {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for (k, v) in env {
+        for spec in schema::SECTION_TYPES {
+            let Some(os) = spec.options.iter().find(|o| env_name(o.name) == *k) else {
+                continue;
+            };
+            let values = if os.list {
+                split_env_list(v)
+            } else {
+                vec![v.clone()]
+            };
+            let source = Source::Env(k.clone());
+            for v in &values {
+                if let Err(m) = os.kind.parse(v) {
+                    let e = source.error(os.name, m);
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// The TUNBOX_* variables that set an option of `spec` (in `env`'s order).
+pub fn env_applied(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| spec.options.iter().any(|o| env_name(o.name) == **k))
+        .cloned()
+        .collect()
+}
+
+/// TUNBOX_* variables that name an option of another section type but not of `spec`:
+/// they do nothing for this tool.
+pub fn env_not_for(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
+    let unknown = unknown_env_vars(env);
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
+        .filter(|k| !unknown.contains(k))
+        .filter(|k| !spec.options.iter().any(|o| env_name(o.name) == **k))
+        .cloned()
+        .collect()
+}
+
+/// An option left out of a [`Resolved`] because of an error, kept to show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    pub name: String,
+    pub values: Vec<String>,
+    /// The error, as printed.
+    pub error: String,
 }
 
 impl Resolved {
@@ -270,7 +391,46 @@ impl Resolved {
         }
     }
 
-    /// An error about the section as a whole (e.g. two options that exclude each other),
+    /// An error from a rule between options (`opts`, the one that the rule is about
+    /// first), located where one of them that is set came from: its command-line
+    /// option, else its environment variable (named), else its line in the file; at the
+    /// `config` line when none is set. `None` when one of them has a bad value: that error is
+    /// already reported, and the rule cannot be judged.
+    pub fn rule_error(&self, opts: &[&str], msg: fmt::Arguments<'_>) -> Option<ConfigError> {
+        if opts
+            .iter()
+            .any(|o| self.broken.iter().any(|b| b.name == *o))
+        {
+            return None;
+        }
+        // an override is what changed the outcome: a command-line option first, then a
+        // variable, then the file, in the order of `opts`
+        let rank = |s: &Source| match s {
+            Source::Cli => 0,
+            Source::Env(_) => 1,
+            Source::Uci { .. } => 2,
+            Source::Default => 3,
+        };
+        let set = opts
+            .iter()
+            .filter_map(|o| self.setting(o).map(|s| (o, &s.source)))
+            .filter(|(_, s)| **s != Source::Default)
+            .min_by_key(|(_, s)| rank(s));
+        Some(match set {
+            Some((_, Source::Uci { file, line })) => ConfigError::at(
+                file,
+                *line,
+                format!(
+                    "section '{}': {msg}",
+                    self.section.as_deref().unwrap_or("?")
+                ),
+            ),
+            Some((o, src)) => src.error(o, msg),
+            None => self.error(msg.to_string()),
+        })
+    }
+
+    /// An error about the section as a whole (e.g. an option that is missing),
     /// located at the `config` line or, without a file, plain.
     pub fn error(&self, msg: impl Into<String>) -> ConfigError {
         match &self.origin {
@@ -288,27 +448,57 @@ impl Resolved {
     }
 
     /// Lines in the `uci show` form, values from env or defaults marked:
-    /// `tunbox.lab.dev='tun0'  # from TUNBOX_DEV`.
-    pub fn show(&self) -> String {
+    /// `tunbox.lab.dev='tun0'  # from environment TUNBOX_DEV`; an option with an error
+    /// is shown as written with the error after it (`# ERROR: ...`), and `errors`
+    /// about the section follow as `# ERROR:` lines.
+    pub fn show(&self, errors: &[ConfigError]) -> String {
         let name = self.section.as_deref().unwrap_or("cli");
-        let mut out = format!("tunbox.{name}={}\n", self.spec.kind);
-        for s in &self.settings {
-            let quoted: Vec<String> = s
-                .values
+        let quote = |values: &[String]| {
+            values
                 .iter()
-                .map(|v| format!("'{}'", v.replace('\'', "'\\''")))
-                .collect();
-            let mark = match &s.source {
-                Source::Default => "  # default".to_string(),
-                Source::Env(var) => format!("  # from environment {var}"),
-                Source::Cli => "  # from command line".to_string(),
-                Source::Uci { .. } => String::new(),
-            };
-            out.push_str(&format!(
-                "tunbox.{name}.{}={}{mark}\n",
-                s.spec.name,
-                quoted.join(" ")
-            ));
+                .map(|v| uci::shell_quote(v))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut out = format!("tunbox.{name}={}\n", self.spec.kind);
+        let broken = |b: &Broken| {
+            format!(
+                "tunbox.{name}.{}={}  # ERROR: {}\n",
+                b.name,
+                quote(&b.values),
+                b.error
+            )
+        };
+        // in the schema's order, a bad value where the option belongs; options the
+        // section type does not have last
+        for os in self.spec.options {
+            if let Some(s) = self.setting(os.name) {
+                let mark = match &s.source {
+                    Source::Default => "  # default".to_string(),
+                    Source::Env(var) => format!("  # from environment {var}"),
+                    Source::Cli => "  # from command line".to_string(),
+                    Source::Uci { .. } => String::new(),
+                };
+                out.push_str(&format!(
+                    "tunbox.{name}.{}={}{mark}\n",
+                    s.spec.name,
+                    quote(&s.values)
+                ));
+            }
+            for b in self.broken.iter().filter(|b| b.name == os.name) {
+                out.push_str(&broken(b));
+            }
+        }
+        for b in &self.broken {
+            if self.spec.option(&b.name).is_none() {
+                out.push_str(&broken(b));
+            }
+        }
+        for e in errors {
+            let text = e.to_string();
+            if !self.broken.iter().any(|b| b.error == text) {
+                out.push_str(&format!("# ERROR: {text}\n"));
+            }
         }
         out
     }
@@ -322,14 +512,25 @@ pub fn config_path(env: &[(String, String)]) -> String {
         .unwrap_or_else(|| DEFAULT_PATH.to_string())
 }
 
-/// Reads and parses the UCI file.
-pub fn load(path: &str) -> Result<uci::UciFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// Reads the UCI file's bytes (not `read_to_string`: uci takes any bytes, and the
+/// parser says which line holds a byte that is not UTF-8, see [`uci`]).
+pub fn read(path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| {
         ConfigError::plain(format!(
             "cannot read config file {path}: {e} (set TUNBOX_CONFIG to use another file)"
         ))
-    })?;
-    uci::parse(path, &text)
+    })
+}
+
+/// Reads and parses the UCI file; the first error ends it.
+pub fn load(path: &str) -> Result<uci::UciFile, ConfigError> {
+    uci::parse(path, read(path)?)
+}
+
+/// Reads and parses the UCI file, going on after errors: the sections read, warnings
+/// included, and every parse error.
+pub fn load_all(path: &str) -> Result<(uci::UciFile, Vec<ConfigError>), ConfigError> {
+    Ok(uci::parse_all(path, read(path)?))
 }
 
 #[cfg(test)]

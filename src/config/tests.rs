@@ -159,7 +159,7 @@ fn show_marks_sources() {
         &cli,
     )
     .unwrap();
-    let out = r.show();
+    let out = r.show(&[]);
     assert!(out.starts_with("tunbox.lab=reflect\n"), "{out}");
     assert!(out.contains("tunbox.lab.dev='tun7'\n"), "{out}");
     assert!(
@@ -239,4 +239,169 @@ fn value_kinds() {
     for (k, v) in bad {
         assert!(k.check(v).is_err(), "{k:?} {v} should be rejected");
     }
+}
+
+/// Every error of a section is returned, the bad option is kept (for `config show`)
+/// and the good ones are merged.
+#[test]
+fn resolve_all_goes_on_after_errors() {
+    let f = uci::parse(
+        "/c",
+        "config tunnel 't'\n\toption mtu 'x'\n\toption colour 'red'\n\toption dev 'tun3'\n",
+    )
+    .unwrap();
+    let s = f.section("t").unwrap();
+    let (r, errors) = resolve_all(&schema::TUNNEL, Some(("/c", s)), &[], &[]);
+    let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("/c:3: unknown option 'colour'"),
+        "{msgs:?}"
+    );
+    assert!(msgs[1].starts_with("/c:2: option 'mtu': 'x'"), "{msgs:?}");
+    assert_eq!(r.one::<String>("dev").as_deref(), Some("tun3"));
+    assert!(r.setting("mtu").is_none());
+    let names: Vec<&str> = r.broken.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["colour", "mtu"]);
+    // `resolve` keeps them all in one error, printed one per line
+    let e = resolve(&schema::TUNNEL, Some(("/c", s)), &[], &[]).unwrap_err();
+    assert_eq!(e.to_string(), msgs.join("\n"));
+    assert_eq!(e.into_all().len(), 2);
+    let shown = r.show(&errors);
+    assert!(
+        shown.contains("tunbox.t.mtu='x'  # ERROR: /c:2: option 'mtu'"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("tunbox.t.colour='red'  # ERROR: "),
+        "{shown}"
+    );
+    assert!(shown.contains("tunbox.t.dev='tun3'\n"), "{shown}");
+}
+
+/// A rule between options points at the option's line (not the `config` line), names
+/// the variable or command-line option that set it, and is skipped when one of its
+/// options has a bad value.
+#[test]
+fn rule_errors_are_located_at_the_option() {
+    let text = "config tunnel 't'\n\toption keepalive '30'\n\n\toption timeout '20'\n";
+    let f = uci::parse("/c", text).unwrap();
+    let s = f.section("t").unwrap();
+    let r = resolve(&schema::TUNNEL, Some(("/c", s)), &[], &[]).unwrap();
+    let e = r
+        .rule_error(&["timeout", "keepalive"], format_args!("too short"))
+        .unwrap();
+    assert_eq!(e.to_string(), "/c:4: section 't': too short");
+    // nothing set: the section's line
+    let e = r
+        .rule_error(&["listen", "remote"], format_args!("none"))
+        .unwrap();
+    assert_eq!(e.to_string(), "/c:1: section 't': none");
+    // an override in the environment is what changed the outcome: it is named
+    let env = env(&[("TUNBOX_KEEPALIVE", "40")]);
+    let r = resolve(&schema::TUNNEL, Some(("/c", s)), &env, &[]).unwrap();
+    let e = r
+        .rule_error(&["timeout", "keepalive"], format_args!("too short"))
+        .unwrap();
+    assert_eq!(e.to_string(), "environment TUNBOX_KEEPALIVE: too short");
+    let cli = [("timeout", vec!["5".to_string()])];
+    let r = resolve(&schema::TUNNEL, Some(("/c", s)), &env, &cli).unwrap();
+    let e = r
+        .rule_error(&["timeout", "keepalive"], format_args!("too short"))
+        .unwrap();
+    assert_eq!(e.to_string(), "--timeout: too short");
+    // a bad value: its own error is reported, the rule is not judged
+    let bad = env_bad();
+    let (r, errors) = resolve_all(&schema::TUNNEL, Some(("/c", s)), &bad, &[]);
+    assert_eq!(errors.len(), 1);
+    assert!(r
+        .rule_error(&["timeout", "keepalive"], format_args!("x"))
+        .is_none());
+}
+
+fn env_bad() -> Vec<(String, String)> {
+    env(&[("TUNBOX_TIMEOUT", "soon")])
+}
+
+/// The tools' own rules report every error, not the first.
+#[test]
+fn tool_rules_report_every_error() {
+    use crate::commands::ToolOptions;
+    let text = "config tunnel 't'\n\toption listen '5000'\n\toption remote 'h:1'\n\
+                \toption keepalive '30'\n\toption timeout '20'\n";
+    let f = uci::parse("/c", text).unwrap();
+    let r = resolve(
+        &schema::TUNNEL,
+        Some(("/c", f.section("t").unwrap())),
+        &[],
+        &[],
+    )
+    .unwrap();
+    let e = crate::tunnel_run::TunnelOptions::from_resolved(&r).unwrap_err();
+    let all: Vec<String> = e.into_all().iter().map(|e| e.to_string()).collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all[0].starts_with("/c:3: section 't': give either"),
+        "{all:?}"
+    );
+    assert!(
+        all[1].starts_with("/c:1: section 't': no 'key_file'"),
+        "{all:?}"
+    );
+    assert!(
+        all[2].starts_with("/c:5: section 't': timeout (20 s)"),
+        "{all:?}"
+    );
+}
+
+/// `config check` applies no variable to a section but checks their values against
+/// every section type that has the option; a tool's section warns about variables of
+/// other section types.
+#[test]
+fn env_checks_and_scoping() {
+    let e = env(&[
+        ("TUNBOX_MTU", "12"),
+        ("TUNBOX_RANGE", "198.18.0.0/15"),
+        ("TUNBOX_LISTEN", "6000"),
+        ("TUNBOX_DEVV", "x"),
+    ]);
+    let errors = check_env(&e);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0]
+        .to_string()
+        .starts_with("environment TUNBOX_MTU: '12'"));
+    assert_eq!(
+        env_applied(&schema::TUNNEL, &e),
+        ["TUNBOX_MTU", "TUNBOX_LISTEN"]
+    );
+    assert_eq!(env_not_for(&schema::TUNNEL, &e), ["TUNBOX_RANGE"]);
+    assert_eq!(env_not_for(&schema::REFLECT, &e), ["TUNBOX_LISTEN"]);
+}
+
+/// A file that is not UTF-8: comments may hold any byte (uci ignores them); a name or
+/// value that is not UTF-8 is an error at its line, naming the byte.
+#[test]
+fn non_utf8_bytes() {
+    let f = uci::parse(
+        "/c",
+        b"# caf\xe9\nconfig reflect 'r' # \xff\xfe\n\toption dev 'tun0'\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.section("r").unwrap().option("dev").unwrap().values,
+        ["tun0"]
+    );
+    let e = uci::parse(
+        "/c",
+        b"config reflect 'r'\n\toption key_file '/etc/caf\xe9'\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/c:2: byte 0xe9 in '/etc/caf\u{fffd}' is not UTF-8"),
+        "{e}"
+    );
+    let (_, errors) = uci::parse_all("/c", b"config reflect 'r\xc3'\nconfig x\xff\n");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[1].line, Some(2));
 }

@@ -29,9 +29,11 @@
 //!   prints `@TYPE[N]` instead: N counts every section of that type, named or not.
 //!
 //! Where tunbox differs on purpose: an unterminated quote is reported at the line where
-//! it opened (uci names the end of the file); a last line without a newline is counted
-//! (uci does not); a NUL byte is an error; lines uci accepts but ignores are collected
-//! in [`UciFile::warnings`].
+//! the statement holding it starts (uci names the end of the file); a last line without a newline is counted
+//! (uci does not); a NUL byte is an error; a name or value that is not UTF-8 is an
+//! error naming the byte (uci passes bytes through, but a device name, path or address
+//! changed by a lossy conversion would silently be another one), while comments may
+//! hold any bytes; lines uci accepts but ignores are collected in [`UciFile::warnings`].
 use super::ConfigError;
 
 /// One `option` or `list` entry (a `list` collects every value given for its name).
@@ -228,8 +230,8 @@ fn parse_ref(r: &str) -> Option<(&str, i64)> {
 
 /// Parses the text of a UCI file as `uci` does (strict mode): the first error ends the
 /// parse. `path` is only used in messages.
-pub fn parse(path: &str, text: &str) -> Result<UciFile, ConfigError> {
-    let mut p = Parser::new(path, text, true);
+pub fn parse(path: &str, text: impl AsRef<[u8]>) -> Result<UciFile, ConfigError> {
+    let mut p = Parser::new(path, text.as_ref(), true);
     p.run();
     match std::mem::take(&mut p.errors).into_iter().next() {
         Some(e) => Err(e),
@@ -240,8 +242,8 @@ pub fn parse(path: &str, text: &str) -> Result<UciFile, ConfigError> {
 /// Parses the whole file and returns every error: a line with an error is skipped (its
 /// statements before the error on that line stay, as with `uci -S`), the rest of the
 /// file is read as usual.
-pub fn parse_all(path: &str, text: &str) -> (UciFile, Vec<ConfigError>) {
-    let mut p = Parser::new(path, text, false);
+pub fn parse_all(path: &str, text: impl AsRef<[u8]>) -> (UciFile, Vec<ConfigError>) {
+    let mut p = Parser::new(path, text.as_ref(), false);
     p.run();
     let errors = std::mem::take(&mut p.errors);
     (p.finish(), errors)
@@ -312,7 +314,7 @@ fn is_space(b: u8) -> bool {
 /// buffer), because some of uci's outcomes (what happens after `;`) follow from that.
 struct Parser<'t> {
     path: &'t str,
-    lines: std::str::SplitInclusive<'t, char>,
+    lines: std::slice::SplitInclusive<'t, u8, fn(&u8) -> bool>,
     buf: Vec<u8>,
     pos: usize,
     /// Length of the buffer after the last successful read.
@@ -329,10 +331,11 @@ struct Parser<'t> {
 }
 
 impl<'t> Parser<'t> {
-    fn new(path: &'t str, text: &'t str, stop_at_first: bool) -> Self {
+    fn new(path: &'t str, text: &'t [u8], stop_at_first: bool) -> Self {
+        let newline: fn(&u8) -> bool = |&b| b == b'\n';
         Parser {
             path,
-            lines: text.split_inclusive('\n'),
+            lines: text.split_inclusive(newline),
             buf: vec![0],
             pos: 0,
             filled: 0,
@@ -405,7 +408,7 @@ impl<'t> Parser<'t> {
         self.buf.truncate(offset.min(self.buf.len()));
         let got = match self.lines.next() {
             Some(l) => {
-                self.buf.extend_from_slice(l.as_bytes());
+                self.buf.extend_from_slice(l);
                 self.filled = self.buf.len();
                 self.line += 1;
                 true
@@ -423,6 +426,14 @@ impl<'t> Parser<'t> {
             .position(|&b| b == 0)
             .map_or(self.buf.len(), |n| at + n);
         String::from_utf8_lossy(&self.buf[at.min(end)..end]).into_owned()
+    }
+
+    /// The first byte (as `0xNN`) that makes the 0-ended string at `at` not UTF-8.
+    fn not_utf8(&self, at: usize) -> Option<String> {
+        let rest = &self.buf[at.min(self.buf.len())..];
+        let word = &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())];
+        let e = std::str::from_utf8(word).err()?;
+        Some(format!("0x{:02x}", word[e.valid_up_to()]))
     }
 
     fn skip_space(&mut self) {
@@ -467,11 +478,25 @@ impl<'t> Parser<'t> {
                     self.read_line(at);
                     if self.cur() == 0 {
                         let kind = if quote == b'"' { "double" } else { "single" };
-                        return Err(Fail {
-                            msg: format!(
+                        // The quote that runs to the end is often not the one that was
+                        // left open: `option a 'x` + newline + `option b 'y'` pairs
+                        // the quotes across the lines, so the statement's value goes on
+                        // and the last quote opened further down. The mistake is where
+                        // that statement starts.
+                        let msg = if self.stmt_line == opened {
+                            format!(
                                 "unterminated {kind} quote (the value opened on this line runs to the end of the file)"
-                            ),
-                            line: Some(opened),
+                            )
+                        } else {
+                            format!(
+                                "unterminated {kind} quote: the value of the statement on this line runs to the end of the file \
+                                 (its quotes pair up across lines {}-{opened}, so a quote is probably missing on this line)",
+                                self.stmt_line
+                            )
+                        };
+                        return Err(Fail {
+                            msg,
+                            line: Some(self.stmt_line),
                         });
                     }
                 }
@@ -552,6 +577,14 @@ impl<'t> Parser<'t> {
             self.word(&mut target)?;
         }
         let s = self.string(start);
+        if let Some(bad) = self.not_utf8(start) {
+            return Err(fail(format!(
+                "byte {bad} in {} is not UTF-8: tunbox reads names and values as UTF-8 and \
+                 will not guess what a device name, path or address in another encoding means \
+                 (write the file as UTF-8; comments may hold any bytes)",
+                shown(&s)
+            )));
+        }
         if s.is_empty() {
             return match required {
                 Some(usage) => Err(fail(format!("expected: {usage}"))),

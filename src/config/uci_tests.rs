@@ -215,6 +215,9 @@ fn errors_name_file_line_and_fix() {
         ("option a b\n", 1, "'option' before any 'config' line"),
         ("config tunnel x\n\toption a 'b\n", 2, "unterminated single quote"),
         ("config tunnel x\n\toption a \"b\n", 2, "unterminated double quote"),
+        // the quote left open on line 2 pairs with the next line's: the statement of
+        // line 2 runs on, and the quote that reaches the end opened on line 3
+        ("config tunnel x\n\toption a 'b\n\toption c 'd'\n", 2, "unterminated single quote: the value of the statement on this line runs to the end of the file (its quotes pair up across lines 2-3"),
         ("config tunnel x\nfrobnicate a b\n", 2, "unknown keyword 'frobnicate'"),
         ("config tunnel x\noption\n", 2, "expected: option NAME 'VALUE'"),
         ("config tunnel x\noption a b c\n", 2, "too many arguments ('c' is one too many): expected: option NAME"),

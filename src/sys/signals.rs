@@ -5,14 +5,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static EXIT: AtomicBool = AtomicBool::new(false);
 static USR1: AtomicBool = AtomicBool::new(false);
+static EXIT_AT_ONCE: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     match sig {
         libc::SIGUSR1 => USR1.store(true, Ordering::Relaxed),
         // the tick only interrupts a blocking syscall (see `start_tick`)
         libc::SIGALRM => {}
-        _ => EXIT.store(true, Ordering::Relaxed),
+        _ => {
+            if EXIT_AT_ONCE.load(Ordering::Relaxed) {
+                // SAFETY: _exit is async-signal-safe; see `exit_at_once`.
+                unsafe { libc::_exit(0) }
+            }
+            EXIT.store(true, Ordering::Relaxed)
+        }
     }
+}
+
+/// While on, SIGTERM/SIGINT/SIGHUP end the process at once (exit status 0) instead of
+/// setting the flag: for a wait with nothing to clean up that may block in a call the
+/// flag cannot cut short (a DNS look-up waiting for a server that does not answer
+/// retries through EINTR). Call after [`install`].
+pub fn exit_at_once(on: bool) {
+    EXIT_AT_ONCE.store(on, Ordering::Relaxed);
 }
 
 pub fn install() {

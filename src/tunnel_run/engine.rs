@@ -301,6 +301,8 @@ pub struct Engine<D: Device> {
     resolve: Option<(String, u16)>,
     /// Server: where the handshake high-water mark is kept (super::hwm).
     hwm: Option<super::hwm::HwmFile>,
+    /// UDP client with a host name: when to look it up again while no session comes up.
+    recheck: super::net::Recheck,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -383,6 +385,7 @@ impl<D: Device> Engine<D> {
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
             hwm: None,
+            recheck: Default::default(),
         }
     }
 
@@ -654,7 +657,10 @@ impl<D: Device> Engine<D> {
                         }
                     }
                 }
-                if core.tunnel.take_peer_dead_flag() {
+                let dead = core.tunnel.take_peer_dead_flag();
+                let unanswered =
+                    self.resolve.is_some() && self.recheck.due(core.tunnel.is_up(), now);
+                if dead || unanswered {
                     if let Some(r) = remote.as_mut() {
                         re_resolve(&core.name, &self.resolve, r, false);
                     }

@@ -12,7 +12,7 @@ use crate::sys::{caps, signals, SysError};
 use crate::tunnel::{self, Role, Transport, Tunnel, TunnelConfig};
 use log::{info, warn};
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -52,12 +52,8 @@ impl TunnelOptions {
 
 /// Resolves HOST:PORT (names through the system resolver); the first address wins.
 pub fn resolve_remote(host: &str, port: u16) -> Result<SocketAddr, SysError> {
-    let mut addrs = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| SysError::new(format!("cannot resolve remote '{host}': {e}")))?;
-    addrs
-        .next()
-        .ok_or_else(|| SysError::new(format!("remote '{host}' has no address")))
+    net::lookup(host, port)
+        .map_err(|e| SysError::new(format!("cannot resolve remote '{host}': {e}")))
 }
 
 /// Opens and configures the device: MTU, addresses, up.
@@ -99,8 +95,16 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         }
         Tunnel::new(o.tunnel_config(), loaded.key, now)
     };
+    // before the wait for the server's name, so that SIGTERM ends it
+    signals::install();
     let remote = match &o.remote {
-        Some((h, p)) => Some(resolve_remote(h, *p)?),
+        Some((h, p)) => match net::wait_for_remote(h, *p, &signals::exit_requested) {
+            Some(a) => Some(a),
+            None => {
+                info!("stopped while waiting for {h} to resolve");
+                return Ok(());
+            }
+        },
         None => None,
     };
     let net = net::Net::open(o, remote)?;
@@ -160,7 +164,6 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         }
     }
     caps::drop_privileges(o.user.as_deref())?;
-    signals::install();
     let name = tun.name().to_string();
     let mut eng = engine::Engine::new(tun, net, tunnel, &name, o.mode == Mode::Tap, o.verbose);
     eng.keep_high_water_in(mark_file);

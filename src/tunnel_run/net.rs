@@ -3,7 +3,7 @@
 //! are made here once, when the socket side is set up.
 use super::TunnelOptions;
 use crate::sys::poll::Want;
-use crate::sys::{net, SysError};
+use crate::sys::{net, signals, SysError};
 use crate::tunnel::peer::Backoff;
 use crate::tunnel::{FrameDecoder, Role, StreamTx, Transport};
 use std::io::{self, Read, Write};
@@ -314,4 +314,162 @@ pub fn start_connect(remote: SocketAddr) -> io::Result<OwnedFd> {
 /// After the connecting socket became writable: the connect's result.
 pub fn finish_connect(fd: OwnedFd) -> io::Result<TcpStream> {
     net::tcp_connect_finish(fd)
+}
+
+/// Waiting for the name at start: first retry after this, doubling...
+pub const RESOLVE_RETRY_MIN: Duration = Duration::from_secs(1);
+/// ...up to this, forever.
+pub const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(60);
+/// While waiting, the same failure is logged again at most this often (a new kind of
+/// failure, and the first one, right away).
+pub const RESOLVE_LOG_EVERY: Duration = Duration::from_secs(600);
+
+/// Looks `host` up (the system resolver: /etc/hosts, DNS) and returns its first
+/// address; an IP address is not looked up. Blocks (no helper thread: they would cost
+/// the router binary ~10 KiB and keep the capabilities of the thread that made them).
+pub fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| "the name has no address".to_string())
+}
+
+/// Resolves the client's server at start, waiting for it as long as it takes: at boot
+/// the WAN and DNS may come up after tunbox, and an exit would only spend procd's
+/// respawn retries. Retries with backoff ([`RESOLVE_RETRY_MIN`] doubling to
+/// [`RESOLVE_RETRY_MAX`]), logs the wait rate-limited, and returns `None` as soon as
+/// `stop` says so. A SIGTERM that lands in a look-up ends the process at once (there
+/// is nothing to clean up yet; see `signals::exit_at_once`).
+pub fn wait_for_remote(host: &str, port: u16, stop: &dyn Fn() -> bool) -> Option<SocketAddr> {
+    let t0 = Instant::now();
+    let mut backoff = Backoff::new(RESOLVE_RETRY_MIN, RESOLVE_RETRY_MAX);
+    let mut logged: Option<(String, Instant)> = None;
+    let mut tries = 0u32;
+    loop {
+        if stop() {
+            return None;
+        }
+        tries += 1;
+        signals::exit_at_once(true);
+        let res = lookup(host, port);
+        signals::exit_at_once(false);
+        let err = match res {
+            Ok(a) => {
+                if logged.is_some() {
+                    log::info!(
+                        "{host} resolves to {a} after {} s ({tries} tries)",
+                        t0.elapsed().as_secs()
+                    );
+                }
+                return Some(a);
+            }
+            Err(e) => e,
+        };
+        let delay = backoff.next_delay();
+        let now = Instant::now();
+        let again = match &logged {
+            None => true,
+            Some((last, at)) => *last != err || now.duration_since(*at) >= RESOLVE_LOG_EVERY,
+        };
+        if again {
+            log::warn!(
+                "waiting for {host} to resolve: {err} (try {tries}, next in {} s; \
+                 retrying with backoff up to {} s, forever)",
+                delay.as_secs(),
+                RESOLVE_RETRY_MAX.as_secs()
+            );
+            logged = Some((err, now));
+        }
+        let until = now + delay;
+        while Instant::now() < until {
+            if stop() {
+                return None;
+            }
+            std::thread::sleep(
+                Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+}
+
+/// A client whose handshakes go unanswered looks its server's name up again: at the
+/// start, a name may have resolved to an address the server no longer has (a DNS
+/// change, a dynamic address). First after [`RECHECK_MIN`] without a session,
+/// then doubling up to [`RECHECK_MAX`]; a session resets it.
+pub struct Recheck {
+    next: Option<Instant>,
+    backoff: Backoff,
+}
+
+/// See [`Recheck`].
+pub const RECHECK_MIN: Duration = Duration::from_secs(5);
+/// See [`Recheck`].
+pub const RECHECK_MAX: Duration = Duration::from_secs(60);
+
+impl Default for Recheck {
+    fn default() -> Self {
+        Recheck {
+            next: None,
+            backoff: Backoff::new(RECHECK_MIN, RECHECK_MAX),
+        }
+    }
+}
+
+impl Recheck {
+    /// Whether to look the name up again now, given whether the tunnel is up.
+    pub fn due(&mut self, up: bool, now: Instant) -> bool {
+        if up {
+            self.next = None;
+            self.backoff.reset();
+            return false;
+        }
+        match self.next {
+            None => {
+                self.next = Some(now + self.backoff.next_delay());
+                false
+            }
+            Some(t) if now >= t => {
+                self.next = Some(now + self.backoff.next_delay());
+                true
+            }
+            Some(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    #[test]
+    fn recheck_backs_off_and_resets() {
+        let t = Instant::now();
+        let mut r = Recheck::default();
+        assert!(!r.due(false, t)); // starts the clock
+        assert!(!r.due(false, t + Duration::from_secs(4)));
+        assert!(r.due(false, t + Duration::from_secs(5)));
+        // next one 10 s later
+        assert!(!r.due(false, t + Duration::from_secs(14)));
+        assert!(r.due(false, t + Duration::from_secs(15)));
+        assert!(!r.due(true, t + Duration::from_secs(16)));
+        assert!(!r.due(false, t + Duration::from_secs(17)));
+        assert!(r.due(false, t + Duration::from_secs(22)));
+    }
+
+    #[test]
+    fn lookup_literal_and_stop() {
+        let a = lookup("198.18.0.1", 5);
+        assert_eq!(a, Ok("198.18.0.1:5".parse().unwrap()));
+        let a = lookup("2001:2::1", 5);
+        assert_eq!(a, Ok("[2001:2::1]:5".parse().unwrap()));
+        // `localhost` comes from /etc/hosts
+        assert!(lookup("localhost", 5).is_ok());
+        // asked to stop: the wait ends before any look-up
+        assert_eq!(wait_for_remote("tbx.invalid", 5, &|| true), None);
+    }
 }
