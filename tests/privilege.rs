@@ -184,3 +184,42 @@ fn root_never_applies_a_state_file_another_user_could_have_written() {
         "nothing changed in the namespace"
     );
 }
+
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn root_never_runs_a_config_file_another_user_could_have_written() {
+    if !need_root() {
+        return;
+    }
+    let dir = Dir::new("conf");
+    let ns = Netns::new("conf");
+    let conf = dir.path("tunbox");
+    std::fs::write(
+        &conf,
+        "config reflect 'lab'\n\toption dev 'tun7'\n\tlist address '198.18.0.1/24'\n",
+    )
+    .unwrap();
+    for (owner, mode, why) in [
+        (65534, 0o644, "is owned by uid 65534, not root"),
+        (0, 0o646, "is writable by every user (mode 0646)"),
+    ] {
+        nix::unistd::chown(conf.as_str(), Some(nix::unistd::Uid::from_raw(owner)), None).unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = ns.run_env(10, TUNBOX, &["run", "lab"], &[("TUNBOX_CONFIG", &conf)]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{t}");
+        assert!(t.contains(&format!("config file {conf} {why}")), "{t}");
+        assert!(!ns.ip_out(&["link"]).contains("tun7"), "nothing was set up");
+    }
+    // `config check` only reads: it still checks a file of someone else's.
+    let out = ns.run_env(
+        10,
+        TUNBOX,
+        &["config", "check"],
+        &[("TUNBOX_CONFIG", &conf)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}

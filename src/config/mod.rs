@@ -522,8 +522,19 @@ pub fn read(path: &str) -> Result<Vec<u8>, ConfigError> {
     })
 }
 
-/// Reads and parses the UCI file; the first error ends it.
+/// Reads and parses the UCI file to act on it (`run`, `--section`); the first error
+/// ends it. As root, a file another user could have written is refused: its sections
+/// would decide which devices, addresses and routes a privileged tunbox sets up.
 pub fn load(path: &str) -> Result<uci::UciFile, ConfigError> {
+    if crate::sys::trust::running_as_root() {
+        let file = std::fs::File::open(path).map_err(|e| {
+            ConfigError::plain(format!(
+                "cannot read config file {path}: {e} (set TUNBOX_CONFIG to use another file)"
+            ))
+        })?;
+        crate::sys::trust::check_file(&file, &format!("config file {path}"))
+            .map_err(|e| ConfigError::plain(e.msg))?;
+    }
     uci::parse(path, read(path)?)
 }
 

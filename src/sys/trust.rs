@@ -20,6 +20,11 @@ pub fn raised_for_non_root() -> Option<u32> {
     (secure && !uid.is_root()).then(|| uid.as_raw())
 }
 
+/// Whether this process runs as root (effective uid 0).
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// What is wrong with a file owned by `owner` with permission bits `mode`, for a
 /// process running as `euid`: `None` when only root or `euid` can have written it.
 pub fn unsafe_owner(owner: u32, mode: u32, euid: u32) -> Option<String> {
