@@ -68,7 +68,14 @@ pub fn echo_request_to_reply(msg: &mut [u8], v6: bool) -> bool {
     let new_word = u16::from(rep) << 8;
     let check = u16::from_be_bytes([msg[2], msg[3]]);
     msg[0] = rep;
-    msg[2..4].copy_from_slice(&update16(check, old_word, new_word).to_be_bytes());
+    let mut new_check = update16(check, old_word, new_word);
+    // RFC 1624's update gives +0 (0x0000) where the message it covers is all zeros (an
+    // ICMPv4 reply with identifier, sequence and payload 0): that sum is +0, so its
+    // checksum is 0xffff. (The ICMPv6 sum includes the pseudo-header: never all zeros.)
+    if new_check == 0 && !v6 && msg[4..].iter().all(|&b| b == 0) {
+        new_check = 0xffff;
+    }
+    msg[2..4].copy_from_slice(&new_check.to_be_bytes());
     true
 }
 
@@ -100,6 +107,18 @@ mod tests {
         z[10] = 0;
         z[11] = 0;
         assert_eq!(checksum(&z), 0x62ac);
+    }
+
+    #[test]
+    fn an_all_zero_reply_gets_the_checksum_ffff() {
+        // found by fuzz/icmp: request 08 00 f7 ff with identifier, sequence and
+        // payload 0 is valid; its reply is all zeros but the checksum, which must be
+        // 0xffff (RFC 1624's update alone gives 0x0000, which receivers reject).
+        let mut m = [8, 0, 0xf7, 0xff, 0, 0, 0, 0, 0, 0];
+        assert_eq!(checksum(&m), 0);
+        assert!(echo_request_to_reply(&mut m, false));
+        assert_eq!(&m[..4], &[0, 0, 0xff, 0xff]);
+        assert_eq!(checksum(&m), 0);
     }
 
     #[test]
