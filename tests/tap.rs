@@ -410,7 +410,7 @@ fn uci_mode_tap_checked_with_file_and_line() {
     let (code, out, p) = check("norange", "config reflect 'loop'\n\toption mode 'tap'\n");
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains(&format!("{}:1:", p.display())) && out.contains("at least one 'range'"),
+        out.contains(&format!("{}:2:", p.display())) && out.contains("at least one 'range'"),
         "{out}"
     );
     let _ = std::fs::remove_file(p);
