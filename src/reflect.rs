@@ -36,6 +36,8 @@ pub struct ReflectOptions {
     pub mac: Option<MacAddr>,
     /// TAP: answer echo requests with echo replies.
     pub icmp_echo: bool,
+    /// TUN: queues (one thread each); `None` = one per online CPU.
+    pub queues: Option<usize>,
 }
 
 /// Packet and drop counters. Plain integers: only the loop's thread touches them, so
