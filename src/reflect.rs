@@ -4,11 +4,13 @@
 //! Fast path (TUN): the device is opened with a `virtio_net_hdr` before every packet and
 //! with checksum and segmentation offloads, so one read returns a TCP super-packet of up
 //! to 64 KiB; swapping its addresses leaves the pseudo-header sum as it was, so it is
-//! written back with the header as read.
+//! written back with the header as read. With several CPUs the device has one queue per
+//! CPU and a thread reads each (IFF_MULTI_QUEUE); every thread counts on its own and the
+//! counters are summed when reported (no 64-bit atomics: 32-bit mips has none).
 use crate::ratelimit::{RateLimit, VerboseLog};
 
 use crate::sys::tun::{self as tundev, Mode, OpenFlags, Tun};
-use crate::sys::{caps, netlink::Rtnl, signals, SysError};
+use crate::sys::{caps, netlink::Rtnl, signals, threads, SysError};
 use crate::wire::cidr::Cidr;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip::{self, DropReason, IpPacket};
@@ -18,13 +20,18 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub mod tap;
 
 /// Buffers hold the largest packet a TUN device can hand over (64 KiB) plus its
 /// `virtio_net_hdr`.
 pub const BUF_SIZE: usize = 65536 + virtio::HDR_LEN;
+
+/// Most queues (threads) a reflector opens.
+pub const MAX_QUEUES: usize = 64;
 
 /// The resolved settings of one reflector.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -61,7 +68,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Adds other counters to these.
+    /// Adds another thread's counters to these.
     pub fn add(&mut self, o: &Stats) {
         self.rx_packets += o.rx_packets;
         self.rx_bytes += o.rx_bytes;
@@ -265,6 +272,97 @@ impl LoopState {
     }
 }
 
+/// What the threads of a multi-queue reflector share: a stop flag, and a slot per
+/// thread where it leaves its counters when asked (and at its end).
+pub struct Shared {
+    stop: AtomicBool,
+    /// Raised to ask every thread for its counters.
+    report_gen: AtomicU32,
+    /// (the request the counters answer, the counters)
+    slots: Vec<Mutex<(u32, Stats)>>,
+}
+
+impl Shared {
+    pub fn new(queues: usize) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            report_gen: AtomicU32::new(0),
+            slots: (0..queues)
+                .map(|_| Mutex::new((0, Stats::default())))
+                .collect(),
+        }
+    }
+
+    /// Asks every thread to stop (they see it at their next packet or interruption).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Asks for fresh counters; returns the request's number for [`Shared::answered`].
+    pub fn request_report(&self) -> u32 {
+        self.report_gen
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+    }
+
+    /// Whether every thread has left counters for request `gen` (or ended).
+    pub fn answered(&self, gen: u32) -> bool {
+        self.slots.iter().all(|s| {
+            s.lock()
+                .map(|s| s.0 == gen || s.0 == u32::MAX)
+                .unwrap_or(true)
+        })
+    }
+
+    /// The counters of all threads, summed.
+    pub fn total(&self) -> Stats {
+        let mut t = Stats::default();
+        for s in &self.slots {
+            if let Ok(s) = s.lock() {
+                t.add(&s.1);
+            }
+        }
+        t
+    }
+
+    fn publish(&self, idx: usize, gen: u32, stats: &Stats) {
+        if let Ok(mut s) = self.slots[idx].lock() {
+            *s = (gen, *stats);
+        }
+    }
+}
+
+/// One queue's thread: the TUN loop until [`Shared::request_stop`] or SIGTERM/SIGINT,
+/// leaving its counters in slot `idx` when asked and at the end. Allocates nothing.
+pub fn queue_loop<I: PacketIo>(
+    io: &mut I,
+    buf: &mut [u8],
+    st: &mut LoopState,
+    shared: &Shared,
+    idx: usize,
+) -> io::Result<()> {
+    let mut seen = shared.report_gen.load(Ordering::Relaxed);
+    let res = run_loop_with(io, &mut TunReflector, buf, st, &mut |st, _| {
+        let gen = shared.report_gen.load(Ordering::Relaxed);
+        if gen != seen {
+            seen = gen;
+            shared.publish(idx, gen, &st.stats);
+        }
+        shared.stopping() || signals::exit_requested()
+    });
+    st.finish();
+    // u32::MAX: ended, counts as an answer to any later request
+    shared.publish(idx, u32::MAX, &st.stats);
+    if res.is_err() {
+        shared.request_stop();
+    }
+    res
+}
+
 /// The kernel device as a [`PacketIo`]. On a non-blocking device (the self-test's
 /// thread) `wait` polls for at most a quarter second so a stop request is seen. The
 /// daemon sets the device blocking instead, so a packet costs one read and one write
@@ -420,11 +518,17 @@ pub fn open_queues(o: &ReflectOptions, want: usize, fast: OpenFlags) -> Result<D
 pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     crate::sys::log::init(o.syslog);
     let tun_mode = o.mode == Mode::Tun;
-    let want = 1;
-    // TAP keeps plain frames: its replies (ARP, echo) are not the frames it read
+    let want = if tun_mode {
+        o.queues
+            .unwrap_or_else(threads::online_cpus)
+            .clamp(1, MAX_QUEUES)
+    } else {
+        1
+    };
+    // TAP keeps plain frames and one thread: its neighbour state is the loop's own
     let fast = OpenFlags {
         vnet_hdr: tun_mode,
-        multi_queue: false,
+        multi_queue: tun_mode,
     };
     let dev = open_queues(o, want, fast)?;
     let name = dev.queues[0].name().to_string();
@@ -447,19 +551,24 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     for q in &dev.queues {
         q.set_nonblocking(false)?;
     }
-    signals::start_tick().map_err(|e| SysError::os("setitimer", e))?;
-    let tun = &dev.queues[0];
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut st = LoopState::new(&name, o.verbose);
-    st.hdr_len = dev.hdr_len;
-    let mut io = TunIo(tun);
-    let stop = &signals::exit_requested;
-    let res = match &mut tap_refl {
-        Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
-        None => run_loop(&mut io, &mut TunReflector, &mut buf, &mut st, stop),
+    let res = if dev.queues.len() > 1 {
+        run_threads(o, dev)
+    } else {
+        signals::start_tick().map_err(|e| SysError::os("setitimer", e))?;
+        let tun = &dev.queues[0];
+        let mut buf = vec![0u8; BUF_SIZE];
+        let mut st = LoopState::new(&name, o.verbose);
+        st.hdr_len = dev.hdr_len;
+        let mut io = TunIo(tun);
+        let stop = &signals::exit_requested;
+        let res = match &mut tap_refl {
+            Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
+            None => run_loop(&mut io, &mut TunReflector, &mut buf, &mut st, stop),
+        };
+        st.finish();
+        st.log_stats();
+        res
     };
-    st.finish();
-    st.log_stats();
     if let Some(t) = &tap_refl {
         t.log_detail(&name);
     }
@@ -473,4 +582,70 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
             SysError::os(format!("reading {name}"), e)
         }
     })
+}
+
+/// One thread per queue; this thread waits, reports counters on SIGUSR1 and stops them
+/// all on SIGTERM/SIGINT or when one of them fails.
+fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
+    let name = dev.queues[0].name().to_string();
+    let shared = Arc::new(Shared::new(dev.queues.len()));
+    let mut workers = Vec::with_capacity(dev.queues.len());
+    for (idx, tun) in dev.queues.into_iter().enumerate() {
+        let mine = Arc::clone(&shared);
+        let (qname, verbose, hdr_len) = (name.clone(), o.verbose, dev.hdr_len);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let mut buf = vec![0u8; BUF_SIZE];
+            let mut st = LoopState::new(&qname, verbose);
+            st.hdr_len = hdr_len;
+            queue_loop(&mut TunIo(&tun), &mut buf, &mut st, &mine, idx)
+        });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                shared.request_stop();
+                warn!("{name}: cannot start the thread of queue {}: {e}", idx + 1);
+                // its slot stays empty: mark it ended so reports do not wait for it
+                shared.publish(idx, u32::MAX, &Stats::default());
+            }
+        }
+    }
+    let log_total = |shared: &Shared| info!("{name}: {}", shared.total().summary());
+    while !shared.stopping() && !signals::exit_requested() {
+        if signals::take_usr1() {
+            let gen = shared.request_report();
+            for w in &workers {
+                threads::interrupt(w);
+            }
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while !shared.answered(gen) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            log_total(&shared);
+        }
+        if workers.iter().any(|w| w.is_finished()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    shared.request_stop();
+    while workers.iter().any(|w| !w.is_finished()) {
+        for w in workers.iter().filter(|w| !w.is_finished()) {
+            threads::interrupt(w);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut res = Ok(());
+    for w in workers {
+        match w.join() {
+            Ok(Err(e)) if res.is_ok() => res = Err(e),
+            Ok(_) => {}
+            Err(_) => {
+                if res.is_ok() {
+                    res = Err(io::Error::other("a reflector thread panicked"));
+                }
+            }
+        }
+    }
+    log_total(&shared);
+    res
 }

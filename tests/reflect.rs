@@ -294,8 +294,7 @@ fn tcp_goes_through_as_super_packets_intact() {
     if !need_root() {
         return;
     }
-    #[allow(clippy::single_element_loop)] // more queues in the multi-queue commit
-    for queues in ["1"] {
+    for queues in ["1", "3"] {
         let mut ns = Netns::new("gso");
         let r = start_reflector(&mut ns, &["--queues", queues, "--mtu", "1400"]);
         assert!(
@@ -343,4 +342,20 @@ fn tcp_goes_through_as_super_packets_intact() {
             .to_string();
         assert!(last.contains("super-packets"), "counters at exit: {log}");
     }
+}
+
+/// A persistent single-queue device (as `tunbox mktun` makes) cannot take more queues:
+/// the reflector says so and runs on the one queue.
+#[test]
+fn existing_single_queue_device_falls_back_to_one_queue() {
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("mq1");
+    ns.ip("tuntap add dev tun0 mode tun");
+    let r = start_reflector(&mut ns, &["--queues", "2"]);
+    assert!(r.wait_log("; queues 1", 5), "{}", r.log());
+    let (got, out) = ping(&ns, "198.18.0.77", 2);
+    assert_eq!(got, 2, "{out}\n{}", r.log());
+    assert_eq!(ns.stop(r.pid), Some(0), "{}", r.log());
 }

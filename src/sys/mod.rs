@@ -10,6 +10,7 @@ pub mod process;
 pub mod signals;
 pub mod sysctl;
 pub mod thread_name;
+pub mod threads;
 pub mod tun;
 
 use std::fmt;
