@@ -151,13 +151,18 @@ def iperf(ns_srv, ns_cli, addr, args, ps):
     return end, 100.0 * (c1 - c0) / CLK / (t1 - t0)
 
 
-def measure(ns_srv, ns_cli, addr, ps):
-    """TCP Mb/s, UDP 64-byte pps, ping RTT µs, CPU% during TCP."""
+def measure(ns_srv, ns_cli, addr, ps, flows=False):
+    """TCP Mb/s, UDP 64-byte pps, ping RTT µs, CPU% during TCP; with `flows` also TCP
+    over 4 connections at once (what spreads over a multi-queue device's queues)."""
     res = {}
     end, cpu = iperf(ns_srv, ns_cli, addr, [], ps)
     if end and "sum_received" in end:
         res["tcp"] = end["sum_received"]["bits_per_second"] / 1e6
         res["cpu"] = cpu if ps else None
+    if flows:
+        end, _ = iperf(ns_srv, ns_cli, addr, ["-P", "4"], ps)
+        if end and "sum_received" in end:
+            res["tcp4"] = end["sum_received"]["bits_per_second"] / 1e6
     end, _ = iperf(ns_srv, ns_cli, addr, ["-u", "-b", "0", "-l", "64"], ps)
     if end and "sum" in end:
         u = end["sum"]
@@ -175,15 +180,23 @@ def measure(ns_srv, ns_cli, addr, ps):
 # ---------------------------------------------------------------- reflector
 
 
+def has_queues(binary):
+    r = subprocess.run([binary, "reflect", "--help"], capture_output=True, text=True)
+    return "--queues" in r.stdout + r.stderr
+
+
 def reflector_paths():
-    paths = [("C reference", "ref", None)]
+    paths = [("C reference", "ref", None, [])]
     if TUNBOX_BEFORE:
-        paths.append(("tunbox (before)", "tunbox", TUNBOX_BEFORE))
-    paths.append(("tunbox", "tunbox", TUNBOX))
+        paths.append(("tunbox (before)", "tunbox", TUNBOX_BEFORE, []))
+    if has_queues(TUNBOX):
+        # offloads alone, then offloads and a queue per CPU (the default)
+        paths.append(("tunbox, 1 queue", "tunbox", TUNBOX, ["--queues", "1"]))
+    paths.append(("tunbox", "tunbox", TUNBOX, []))
     return paths
 
 
-def run_reflector(kind, binary):
+def run_reflector(kind, binary, extra):
     if kind == "ref":
         p = spawn("reflect-ref", f"{BIN}/reflect_ref", "tbxr0", ns=NS_R)
         wait_for(lambda: dev_exists(NS_R, "tbxr0"), 5, "reflect_ref's device")
@@ -191,11 +204,11 @@ def run_reflector(kind, binary):
         sh("ip", "link", "set", "tbxr0", "up", ns=NS_R)
     else:
         p = spawn("reflect-tunbox", binary, "reflect", "--dev", "tbxr0", "--address",
-                  "198.18.0.1/15", ns=NS_R)
+                  "198.18.0.1/15", *extra, ns=NS_R)
         wait_for(lambda: "UP" in sh("ip", "link", "show", "tbxr0", ns=NS_R, check=False),
                  5, "tunbox reflect's device")
     try:
-        return measure(NS_R, NS_R, "198.18.7.7", [p])
+        return measure(NS_R, NS_R, "198.18.7.7", [p], flows=True)
     finally:
         stop([p])
         if p.returncode not in (0, -15):
@@ -359,7 +372,7 @@ def summarize(rows):
     med = {}
     for name, rounds in rows.items():
         m, flags = {}, []
-        for k in ("tcp", "pps", "rtt", "cpu"):
+        for k in ("tcp", "tcp4", "pps", "rtt", "cpu"):
             vals = [r[k] for r in rounds if r.get(k) is not None]
             if not vals:
                 m[k] = None
@@ -374,25 +387,29 @@ def summarize(rows):
     return med
 
 
-def table(title, med):
+def table(title, med, flows=False):
     print(f"\n{title}")
-    print(f"| path | TCP Mb/s | UDP 64 B pkt/s | ping RTT µs | CPU % (TCP) | Mb/s per core-s |"
-          f" rounds disagree |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    four = " TCP 4 flows Mb/s |" if flows else ""
+    print(f"| path | TCP Mb/s |{four} UDP 64 B pkt/s | ping RTT µs | CPU % (TCP) |"
+          f" Mb/s per core-s | rounds disagree |")
+    print("|---|---:|" + ("---:|" if flows else "") + "---:|---:|---:|---:|---|")
     for name, m in med.items():
-        print(f"| {name} | {fmt(m['tcp'])} | {fmt(m['pps'])} | {fmt(m['rtt'])} | {fmt(m['cpu'])} |"
-              f" {fmt(m['eff'])} | {'; '.join(m['flags']) or '-'} |")
+        four = f" {fmt(m['tcp4'])} |" if flows else ""
+        print(f"| {name} | {fmt(m['tcp'])} |{four} {fmt(m['pps'])} | {fmt(m['rtt'])} |"
+              f" {fmt(m['cpu'])} | {fmt(m['eff'])} | {'; '.join(m['flags']) or '-'} |")
 
 
-def ratios(med, pairs):
-    print("\n| tunbox / peer | TCP | UDP pkt/s | RTT (lower is better) | Mb/s per core-s |")
-    print("|---|---:|---:|---:|---:|")
+def ratios(med, pairs, flows=False):
+    keys = ("tcp", "tcp4", "pps", "rtt", "eff") if flows else ("tcp", "pps", "rtt", "eff")
+    four = " TCP 4 flows |" if flows else ""
+    print(f"\n| tunbox / peer | TCP |{four} UDP pkt/s | RTT (lower is better) | Mb/s per core-s |")
+    print("|---|" + "---:|" * len(keys))
     for a, b in pairs:
         if a not in med or b not in med:
             continue
         ma, mb = med[a], med[b]
         cells = []
-        for k in ("tcp", "pps", "rtt", "eff"):
+        for k in keys:
             cells.append(f"{ma[k] / mb[k]:.2f}" if ma.get(k) and mb.get(k) else "-")
         print(f"| {a} / {b} | " + " | ".join(cells) + " |")
 
@@ -408,12 +425,12 @@ def main():
     sh("ip", "link", "set", "tbxcva", "up", ns=NS_A)
     sh("ip", "link", "set", "tbxcvb", "up", ns=NS_B)
     sh(TUNBOX, "genkey", f"{TMP}/key")
-    refl = {name: [] for name, _, _ in reflector_paths()} if ONLY != "tunnel" else {}
+    refl = {name: [] for name, _, _, _ in reflector_paths()} if ONLY != "tunnel" else {}
     tun = {name: [] for name, _ in tunnel_paths()} if ONLY != "reflector" else {}
     for rnd in range(1, ROUNDS + 1):
         log(f"round {rnd}/{ROUNDS}")
-        for name, kind, binary in reflector_paths() if refl else []:
-            r = run_reflector(kind, binary)
+        for name, kind, binary, extra in reflector_paths() if refl else []:
+            r = run_reflector(kind, binary, extra)
             log(f"  reflector {name}: {r}")
             refl[name].append(r)
         for name, starter in tunnel_paths() if tun else []:
@@ -429,9 +446,10 @@ def main():
           f"kernel {os.uname().release}; medians")
     if refl:
         med = summarize(refl)
-        table("TUN reflector (MTU 1500, one namespace)", med)
-        ratios(med, [("tunbox", "C reference"), ("tunbox (before)", "C reference"),
-                     ("tunbox", "tunbox (before)")])
+        table("TUN reflector (MTU 1500, one namespace)", med, flows=True)
+        ratios(med, [("tunbox", "C reference"), ("tunbox, 1 queue", "C reference"),
+                     ("tunbox (before)", "C reference"), ("tunbox", "tunbox (before)")],
+               flows=True)
     if tun:
         med = summarize(tun)
         table("Tunnel (two namespaces over veth, tunnel MTU 1400)", med)
