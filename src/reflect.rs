@@ -278,9 +278,14 @@ pub struct Shared {
     stop: AtomicBool,
     /// Raised to ask every thread for its counters.
     report_gen: AtomicU32,
-    /// (the request the counters answer, the counters)
+    /// (the request the counters answer, or [`ENDED`]; the counters)
     slots: Vec<Mutex<(u32, Stats)>>,
+    /// The first error that ended a thread.
+    error: Mutex<Option<io::Error>>,
 }
+
+/// A slot's request number once its thread has ended: answers every request.
+const ENDED: u32 = u32::MAX;
 
 impl Shared {
     pub fn new(queues: usize) -> Shared {
@@ -290,6 +295,7 @@ impl Shared {
             slots: (0..queues)
                 .map(|_| Mutex::new((0, Stats::default())))
                 .collect(),
+            error: Mutex::new(None),
         }
     }
 
@@ -355,11 +361,10 @@ pub fn queue_loop<I: PacketIo>(
         shared.stopping() || signals::exit_requested()
     });
     st.finish();
-    // u32::MAX: ended, counts as an answer to any later request
-    shared.publish(idx, u32::MAX, &st.stats);
     if res.is_err() {
         shared.request_stop();
     }
+    shared.publish(idx, ENDED, &st.stats);
     res
 }
 
@@ -593,11 +598,16 @@ fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
     for (idx, tun) in dev.queues.into_iter().enumerate() {
         let mine = Arc::clone(&shared);
         let (qname, verbose, hdr_len) = (name.clone(), o.verbose, dev.hdr_len);
-        let spawned = std::thread::Builder::new().spawn(move || {
+        let spawned = threads::spawn(move || {
             let mut buf = vec![0u8; BUF_SIZE];
             let mut st = LoopState::new(&qname, verbose);
             st.hdr_len = hdr_len;
-            queue_loop(&mut TunIo(&tun), &mut buf, &mut st, &mine, idx)
+            // an error ends this thread and asks the others to stop; the first is kept
+            if let Err(e) = queue_loop(&mut TunIo(&tun), &mut buf, &mut st, &mine, idx) {
+                if let Ok(mut first) = mine.error.lock() {
+                    first.get_or_insert(e);
+                }
+            }
         });
         match spawned {
             Ok(h) => workers.push(h),
@@ -605,7 +615,7 @@ fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
                 shared.request_stop();
                 warn!("{name}: cannot start the thread of queue {}: {e}", idx + 1);
                 // its slot stays empty: mark it ended so reports do not wait for it
-                shared.publish(idx, u32::MAX, &Stats::default());
+                shared.publish(idx, ENDED, &Stats::default());
             }
         }
     }
@@ -614,7 +624,7 @@ fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
         if signals::take_usr1() {
             let gen = shared.request_report();
             for w in &workers {
-                threads::interrupt(w);
+                w.interrupt();
             }
             let deadline = Instant::now() + Duration::from_secs(1);
             while !shared.answered(gen) && Instant::now() < deadline {
@@ -622,30 +632,21 @@ fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
             }
             log_total(&shared);
         }
-        if workers.iter().any(|w| w.is_finished()) {
-            break;
-        }
         std::thread::sleep(Duration::from_millis(50));
     }
     shared.request_stop();
-    while workers.iter().any(|w| !w.is_finished()) {
-        for w in workers.iter().filter(|w| !w.is_finished()) {
-            threads::interrupt(w);
+    while !shared.answered(ENDED) {
+        for w in &workers {
+            w.interrupt();
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut res = Ok(());
     for w in workers {
-        match w.join() {
-            Ok(Err(e)) if res.is_ok() => res = Err(e),
-            Ok(_) => {}
-            Err(_) => {
-                if res.is_ok() {
-                    res = Err(io::Error::other("a reflector thread panicked"));
-                }
-            }
-        }
+        w.join();
     }
     log_total(&shared);
-    res
+    match shared.error.lock().ok().and_then(|mut e| e.take()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
