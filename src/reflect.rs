@@ -556,6 +556,12 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     for q in &dev.queues {
         q.set_nonblocking(false)?;
     }
+    // offloads stay on a persistent device after its last reader is gone, and a reader
+    // without the virtio header (the C reference, `tunbox tunnel`) would then be handed
+    // super-packets: they are turned off again at the end (not after SIGKILL)
+    let keeper = (dev.offloads != 0)
+        .then(|| dev.queues[0].try_clone().ok())
+        .flatten();
     let res = if dev.queues.len() > 1 {
         run_threads(o, dev)
     } else {
@@ -576,6 +582,9 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     };
     if let Some(t) = &tap_refl {
         t.log_detail(&name);
+    }
+    if let Some(k) = keeper {
+        let _ = k.set_offload(0);
     }
     // One line about the failure: the caller logs the error it is given.
     res.map_err(|e| {

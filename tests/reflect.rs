@@ -359,3 +359,53 @@ fn existing_single_queue_device_falls_back_to_one_queue() {
     assert_eq!(got, 2, "{out}\n{}", r.log());
     assert_eq!(ns.stop(r.pid), Some(0), "{}", r.log());
 }
+
+/// Offloads stay on a persistent device after its reader is gone: the reflector turns
+/// them off at exit, so a later reader without the virtio header (the C reference,
+/// `tunbox tunnel`) is not handed TCP super-packets.
+#[test]
+fn offloads_are_off_again_for_the_next_plain_reader() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tunbox::sys::tun::{Mode, Tun};
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("plain");
+    ns.ip("tuntap add dev tun0 mode tun");
+    let r = start_reflector(&mut ns, &["--queues", "1"]);
+    assert!(r.wait_log("tso4 on", 5), "{}", r.log());
+    assert_eq!(ns.stop(r.pid), Some(0), "{}", r.log());
+    // a plain reflector of our own on the persistent device (address and link kept)
+    let tun = ns.within(|| Tun::open("tun0", Mode::Tun).expect("attach tun0"));
+    tun.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let plain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut biggest = 0;
+        while !stop2.load(Ordering::Relaxed) {
+            match tun.read(&mut buf) {
+                Ok(n) => {
+                    biggest = biggest.max(n);
+                    if tunbox::wire::ip::reflect(&mut buf[..n]).is_ok() {
+                        let _ = tun.write(&buf[..n]);
+                    }
+                }
+                Err(_) => {
+                    let _ = tunbox::sys::poll_in(std::os::fd::AsFd::as_fd(&tun), 100);
+                }
+            }
+        }
+        biggest
+    });
+    let len = 1 << 20;
+    let back = tcp_echo_through(&ns, "0.0.0.0:7791", "198.18.9.9:7791", len);
+    stop.store(true, Ordering::Relaxed);
+    let biggest = plain.join().unwrap();
+    assert!(back == echo_pattern(len), "TCP data came back changed");
+    assert!(
+        biggest <= 1500,
+        "a plain reader got a {biggest}-byte packet: offloads were left on"
+    );
+}

@@ -218,6 +218,15 @@ impl Tun {
             .map_err(io::Error::from)
     }
 
+    /// A second descriptor for the same queue (dup).
+    pub fn try_clone(&self) -> io::Result<Tun> {
+        Ok(Tun {
+            file: self.file.try_clone()?,
+            name: self.name.clone(),
+            mode: self.mode,
+        })
+    }
+
     /// Tries `wanted` sets of `TUN_F_*` bits in order and keeps the first the kernel
     /// takes; returns it (0: none taken, the device segments everything itself).
     pub fn negotiate_offload(&self, wanted: &[u32]) -> u32 {
