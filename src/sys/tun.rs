@@ -42,7 +42,6 @@ nix::ioctl_readwrite_bad!(
 nix::ioctl_write_int!(tunsetpersist, TUN_IOC_MAGIC, 203);
 nix::ioctl_write_int!(tunsetowner, TUN_IOC_MAGIC, 204);
 nix::ioctl_write_int!(tunsetgroup, TUN_IOC_MAGIC, 206);
-nix::ioctl_read!(tungetfeatures, TUN_IOC_MAGIC, 207, libc::c_uint);
 nix::ioctl_write_int!(tunsetoffload, TUN_IOC_MAGIC, 208);
 nix::ioctl_write_ptr!(tunsetvnethdrsz, TUN_IOC_MAGIC, 216, libc::c_int);
 
@@ -178,25 +177,6 @@ impl Tun {
         unsafe { tunsetgroup(self.file.as_raw_fd(), gid as _) }
             .map(drop)
             .map_err(|e| SysError::os(format!("TUNSETGROUP on {}", self.name), e))
-    }
-
-    /// The TUNSETIFF flags this kernel's tun driver knows (TUNGETFEATURES).
-    fn features(&self) -> u32 {
-        let mut f: libc::c_uint = 0;
-        // SAFETY: the kernel writes one unsigned int through the pointer.
-        match unsafe { tungetfeatures(self.file.as_raw_fd(), &mut f) } {
-            Ok(_) => f,
-            Err(_) => 0,
-        }
-    }
-
-    /// Whether the driver supports IFF_VNET_HDR and IFF_MULTI_QUEUE (TUNGETFEATURES).
-    pub fn supports(&self) -> OpenFlags {
-        let f = self.features() as libc::c_int;
-        OpenFlags {
-            vnet_hdr: f & IFF_VNET_HDR != 0,
-            multi_queue: f & IFF_MULTI_QUEUE != 0,
-        }
     }
 
     /// Sets the size of the header before every packet (TUNSETVNETHDRSZ); the device
