@@ -394,7 +394,7 @@ def summarize(rows):
 
 
 def table(title, med, flows=False):
-    print(f"\n{title}")
+    print(f"\n**{title}**\n")
     four = " TCP 4 flows Mb/s |" if flows else ""
     print(f"| path | TCP Mb/s |{four} UDP 64 B pkt/s | CPU µs per UDP pkt | ping RTT µs |"
           f" CPU % (TCP) | Mb/s per core-s | rounds disagree |")
