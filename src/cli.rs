@@ -165,6 +165,9 @@ device_tool! {
         /// tap mode: answer ICMP/ICMPv6 echo requests directly with echo replies
         #[argh(switch)]
         pub icmp_echo: bool,
+        /// tun mode: device queues, one thread each (default: one per online CPU)
+        #[argh(option)]
+        pub queues: Option<String>,
     }
 }
 

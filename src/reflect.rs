@@ -1,25 +1,38 @@
 //! The reflector: reads a packet from the device, transforms it in place, writes it
 //! back. The loop is generic over [`PacketIo`] so tests can drive it without a kernel.
+//!
+//! Fast path (TUN): the device is opened with a `virtio_net_hdr` before every packet and
+//! with checksum and segmentation offloads, so one read returns a TCP super-packet of up
+//! to 64 KiB; swapping its addresses leaves the pseudo-header sum as it was, so it is
+//! written back with the header as read. With several CPUs the device has one queue per
+//! CPU and a thread reads each (IFF_MULTI_QUEUE); every thread counts on its own and the
+//! counters are summed when reported (no 64-bit atomics: 32-bit mips has none).
 use crate::ratelimit::{RateLimit, VerboseLog};
 
-use crate::sys::tun::{Mode, Tun};
-use crate::sys::{caps, netlink::Rtnl, signals, SysError};
+use crate::sys::tun::{self as tundev, Mode, OpenFlags, Tun};
+use crate::sys::{caps, netlink::Rtnl, signals, threads, SysError};
 use crate::wire::cidr::Cidr;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::ip::{self, DropReason, IpPacket};
+use crate::wire::virtio::{self, VirtioNetHdr};
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub mod loop_guard;
 pub mod tap;
 
-/// Buffers hold the largest packet a TUN device can hand over (64 KiB), so segmentation
-/// offloads can come later without a redesign.
-pub const BUF_SIZE: usize = 65536;
+/// Buffers hold the largest packet a TUN device can hand over (64 KiB) plus its
+/// `virtio_net_hdr`.
+pub const BUF_SIZE: usize = 65536 + virtio::HDR_LEN;
+
+/// Most queues (threads) a reflector opens.
+pub const MAX_QUEUES: usize = 64;
 
 /// The resolved settings of one reflector.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37,21 +50,38 @@ pub struct ReflectOptions {
     pub mac: Option<MacAddr>,
     /// TAP: answer echo requests with echo replies.
     pub icmp_echo: bool,
+    /// TUN: queues (one thread each); `None` = one per online CPU.
+    pub queues: Option<usize>,
 }
 
 /// Packet and drop counters. Plain integers: only the loop's thread touches them, so
 /// no 64-bit atomics are needed (32-bit mips and ARMv6 have none).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub tx_errors: u64,
+    /// Reads that returned a super-packet (TSO/USO) the kernel left unsegmented.
+    pub super_packets: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
 impl Stats {
+    /// Adds another thread's counters to these.
+    pub fn add(&mut self, o: &Stats) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.tx_errors += o.tx_errors;
+        self.super_packets += o.super_packets;
+        for (a, b) in self.drops.iter_mut().zip(o.drops) {
+            *a += b;
+        }
+    }
+
     pub fn dropped(&self) -> u64 {
         self.drops.iter().sum()
     }
@@ -67,7 +97,10 @@ impl Stats {
             rx_bytes: self.rx_bytes,
             tx_packets: self.tx_packets,
             tx_bytes: self.tx_bytes,
-            extra: &[("tx errors", self.tx_errors)],
+            extra: &[
+                ("tx errors", self.tx_errors),
+                ("super-packets", self.super_packets),
+            ],
             drops: &DropReason::ALL.map(|r| (r.name(), self.drop_count(r))),
         }
         .to_heapless()
@@ -118,6 +151,8 @@ pub struct LoopState {
     pub stats: Stats,
     pub verbose: bool,
     pub dev: String,
+    /// Bytes of `virtio_net_hdr` before every packet (0 without IFF_VNET_HDR).
+    pub hdr_len: usize,
     verbose_limit: VerboseLog,
     drop_limit: RateLimit,
 }
@@ -128,6 +163,7 @@ impl LoopState {
             stats: Stats::default(),
             verbose,
             dev: dev.to_string(),
+            hdr_len: 0,
             verbose_limit: VerboseLog::new(),
             drop_limit: RateLimit::new(5, 1),
         }
@@ -143,7 +179,8 @@ impl LoopState {
     }
 }
 
-/// Runs until `stop()` says so. Allocates nothing per packet.
+/// Runs until `stop()` says so, logging the counters on SIGUSR1. Allocates nothing per
+/// packet.
 pub fn run_loop<I: PacketIo, R: Reflector>(
     io: &mut I,
     refl: &mut R,
@@ -151,11 +188,26 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
     st: &mut LoopState,
     stop: &dyn Fn() -> bool,
 ) -> io::Result<()> {
-    while !stop() {
+    run_loop_with(io, refl, buf, st, &mut |st, refl| {
         if signals::take_usr1() {
             st.log_stats();
             refl.log_detail(&st.dev);
         }
+        stop()
+    })
+}
+
+/// The loop itself: `control` runs before every read (and after every interrupted
+/// one) and says whether to stop. Allocates nothing per packet.
+pub fn run_loop_with<I: PacketIo, R: Reflector>(
+    io: &mut I,
+    refl: &mut R,
+    buf: &mut [u8],
+    st: &mut LoopState,
+    control: &mut dyn FnMut(&mut LoopState, &R) -> bool,
+) -> io::Result<()> {
+    let h = st.hdr_len;
+    while !control(st, refl) {
         let n = match io.recv(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -166,16 +218,25 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
             Err(e) => return Err(e),
         };
         st.stats.rx_packets += 1;
-        st.stats.rx_bytes += n as u64;
+        let Some(len) = n.checked_sub(h) else {
+            st.drop_packet(DropReason::Truncated, n);
+            continue;
+        };
+        st.stats.rx_bytes += len as u64;
+        if h > 0 && VirtioNetHdr::new_checked(buf).is_some_and(|v| v.is_gso()) {
+            st.stats.super_packets += 1;
+        }
         if st.verbose && st.verbose_limit.allow(Instant::now(), &st.dev) {
-            if let Some((src, dst)) = refl.addrs(&mut buf[..n]) {
-                info!("{n}: {src}->{dst}");
+            if let Some((src, dst)) = refl.addrs(&mut buf[h..n]) {
+                info!("{len}: {src}->{dst}");
             } else {
-                info!("{n}: not IP");
+                info!("{len}: not IP");
             }
         }
-        match refl.process(buf, n) {
-            Ok(out) => match io.send(&buf[..out]) {
+        // the header goes back as read: a reflected super-packet keeps its segmentation
+        // and partial checksum (the pseudo-header sum is the same with swapped addresses)
+        match refl.process(&mut buf[h..], len) {
+            Ok(out) => match io.send(&buf[..h + out]) {
                 Ok(_) => {
                     st.stats.tx_packets += 1;
                     st.stats.tx_bytes += out as u64;
@@ -190,27 +251,129 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
                     }
                 }
             },
-            Err(reason) => {
-                st.stats.drops[reason.index()] += 1;
-                // NotForUs is a TAP reflector ignoring ordinary LAN traffic: counted only.
-                if reason != DropReason::NotForUs && st.drop_limit.allow(Instant::now()) {
-                    let skipped = st.drop_limit.take_suppressed();
-                    let level = if reason.is_routine() {
-                        log::Level::Info
-                    } else {
-                        log::Level::Warn
-                    };
-                    log::log!(
-                        level,
-                        "{}: dropped a {n}-byte packet: {reason} ({} dropped so far, {skipped} messages suppressed)",
-                        st.dev,
-                        st.stats.dropped()
-                    );
-                }
-            }
+            Err(reason) => st.drop_packet(reason, len),
         }
     }
     Ok(())
+}
+
+impl LoopState {
+    /// Counts a dropped packet and logs it, rate-limited.
+    fn drop_packet(&mut self, reason: DropReason, n: usize) {
+        self.stats.drops[reason.index()] += 1;
+        // NotForUs is a TAP reflector ignoring ordinary LAN traffic: counted only.
+        if reason != DropReason::NotForUs && self.drop_limit.allow(Instant::now()) {
+            let skipped = self.drop_limit.take_suppressed();
+            let level = if reason.is_routine() {
+                log::Level::Info
+            } else {
+                log::Level::Warn
+            };
+            log::log!(
+                level,
+                "{}: dropped a {n}-byte packet: {reason} ({} dropped so far, {skipped} messages suppressed)",
+                self.dev,
+                self.stats.dropped()
+            );
+        }
+    }
+}
+
+/// What the threads of a multi-queue reflector share: a stop flag, and a slot per
+/// thread where it leaves its counters when asked (and at its end).
+pub struct Shared {
+    stop: AtomicBool,
+    /// Raised to ask every thread for its counters.
+    report_gen: AtomicU32,
+    /// (the request the counters answer, or [`ENDED`]; the counters)
+    slots: Vec<Mutex<(u32, Stats)>>,
+    /// The first error that ended a thread.
+    error: Mutex<Option<io::Error>>,
+}
+
+/// A slot's request number once its thread has ended: answers every request.
+const ENDED: u32 = u32::MAX;
+
+impl Shared {
+    pub fn new(queues: usize) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            report_gen: AtomicU32::new(0),
+            slots: (0..queues)
+                .map(|_| Mutex::new((0, Stats::default())))
+                .collect(),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// Asks every thread to stop (they see it at their next packet or interruption).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Asks for fresh counters; returns the request's number for [`Shared::answered`].
+    pub fn request_report(&self) -> u32 {
+        self.report_gen
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+    }
+
+    /// Whether every thread has left counters for request `gen` (or ended).
+    pub fn answered(&self, gen: u32) -> bool {
+        self.slots.iter().all(|s| {
+            s.lock()
+                .map(|s| s.0 == gen || s.0 == u32::MAX)
+                .unwrap_or(true)
+        })
+    }
+
+    /// The counters of all threads, summed.
+    pub fn total(&self) -> Stats {
+        let mut t = Stats::default();
+        for s in &self.slots {
+            if let Ok(s) = s.lock() {
+                t.add(&s.1);
+            }
+        }
+        t
+    }
+
+    fn publish(&self, idx: usize, gen: u32, stats: &Stats) {
+        if let Ok(mut s) = self.slots[idx].lock() {
+            *s = (gen, *stats);
+        }
+    }
+}
+
+/// One queue's thread: the TUN loop until [`Shared::request_stop`] or SIGTERM/SIGINT,
+/// leaving its counters in slot `idx` when asked and at the end. Allocates nothing.
+pub fn queue_loop<I: PacketIo>(
+    io: &mut I,
+    refl: &mut TunReflector,
+    buf: &mut [u8],
+    st: &mut LoopState,
+    shared: &Shared,
+    idx: usize,
+) -> io::Result<()> {
+    let mut seen = shared.report_gen.load(Ordering::Relaxed);
+    let res = run_loop_with(io, refl, buf, st, &mut |st, _| {
+        let gen = shared.report_gen.load(Ordering::Relaxed);
+        if gen != seen {
+            seen = gen;
+            shared.publish(idx, gen, &st.stats);
+        }
+        shared.stopping() || signals::exit_requested()
+    });
+    st.finish();
+    if res.is_err() {
+        shared.request_stop();
+    }
+    shared.publish(idx, ENDED, &st.stats);
+    res
 }
 
 /// The kernel device as a [`PacketIo`]. On a non-blocking device (the self-test's
@@ -241,6 +404,56 @@ pub fn device_exists(name: &str) -> bool {
 /// Opens and configures the device as the options say. Needs CAP_NET_ADMIN unless it
 /// attaches to an existing persistent device it owns and configures nothing.
 pub fn open_device(o: &ReflectOptions) -> Result<Tun, SysError> {
+    let mut dev = open_queues(o, 1, OpenFlags::default())?;
+    Ok(dev.queues.remove(0))
+}
+
+/// The device's queues and what was negotiated for them.
+pub struct Device {
+    pub queues: Vec<Tun>,
+    /// `virtio_net_hdr` bytes before each packet (0: plain packets).
+    pub hdr_len: usize,
+    /// `TUN_F_*` offloads the kernel took.
+    pub offloads: u32,
+}
+
+impl Device {
+    /// "offloads: csum on, tso4 on, tso6 on, uso off; queues 2"
+    pub fn describe(&self) -> String {
+        let on = |b: u32| if self.offloads & b != 0 { "on" } else { "off" };
+        let mut s = if self.hdr_len == 0 {
+            "offloads: none (no virtio header)".to_string()
+        } else {
+            format!(
+                "offloads: csum {}, tso4 {}, tso6 {}, uso {}",
+                on(tundev::TUN_F_CSUM),
+                on(tundev::TUN_F_TSO4),
+                on(tundev::TUN_F_TSO6),
+                on(tundev::TUN_F_USO4 | tundev::TUN_F_USO6)
+            )
+        };
+        let _ = write!(s, "; queues {}", self.queues.len());
+        s
+    }
+}
+
+/// Offload sets tried in turn: USO needs Linux 6.2, TSO and CSUM are much older.
+const OFFLOAD_SETS: [u32; 4] = [
+    tundev::TUN_F_CSUM
+        | tundev::TUN_F_TSO4
+        | tundev::TUN_F_TSO6
+        | tundev::TUN_F_TSO_ECN
+        | tundev::TUN_F_USO4
+        | tundev::TUN_F_USO6,
+    tundev::TUN_F_CSUM | tundev::TUN_F_TSO4 | tundev::TUN_F_TSO6 | tundev::TUN_F_TSO_ECN,
+    tundev::TUN_F_CSUM | tundev::TUN_F_TSO4 | tundev::TUN_F_TSO6,
+    tundev::TUN_F_CSUM,
+];
+
+/// Opens up to `want` queues of the device with the flags in `fast` (each falls back to
+/// the plain way when the kernel or an existing device refuses it), negotiates offloads
+/// and configures addresses, MTU and link state.
+pub fn open_queues(o: &ReflectOptions, want: usize, fast: OpenFlags) -> Result<Device, SysError> {
     let configures = !o.addresses.is_empty() || o.mtu.is_some();
     if configures || !device_exists(&o.dev) {
         let what = if device_exists(&o.dev) {
@@ -250,7 +463,53 @@ pub fn open_device(o: &ReflectOptions) -> Result<Tun, SysError> {
         };
         caps::require_net_admin(&what)?;
     }
-    let tun = Tun::open(&o.dev, o.mode)?;
+    let mut flags = OpenFlags {
+        multi_queue: fast.multi_queue && want > 1,
+        ..fast
+    };
+    // an existing single-queue device (made by mktun) refuses IFF_MULTI_QUEUE, and a
+    // very old kernel IFF_VNET_HDR: one queue, then plain packets
+    let first = loop {
+        match Tun::open_with(&o.dev, o.mode, flags) {
+            Ok(t) => break t,
+            Err(e) if flags.multi_queue => {
+                info!("{}: not opened with several queues ({e}); one queue", o.dev);
+                flags.multi_queue = false;
+            }
+            Err(e) if flags.vnet_hdr => {
+                info!("{}: not opened with offloads ({e}); plain packets", o.dev);
+                flags.vnet_hdr = false;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let mut dev = Device {
+        hdr_len: 0,
+        offloads: 0,
+        queues: vec![],
+    };
+    if flags.vnet_hdr {
+        match first.set_vnet_hdr_len(virtio::HDR_LEN) {
+            Ok(()) => {
+                dev.hdr_len = virtio::HDR_LEN;
+                dev.offloads = first.negotiate_offload(&OFFLOAD_SETS);
+            }
+            // the kernel's default header is the 10-byte one anyway
+            Err(e) => return Err(e),
+        }
+    }
+    let name = first.name().to_string();
+    dev.queues.push(first);
+    while flags.multi_queue && dev.queues.len() < want {
+        match Tun::open_with(&name, o.mode, flags) {
+            Ok(t) => dev.queues.push(t),
+            Err(e) => {
+                warn!("{name}: queue {} not opened: {e}", dev.queues.len() + 1);
+                break;
+            }
+        }
+    }
+    let tun = &dev.queues[0];
     if caps::has_net_admin() {
         let mut nl = Rtnl::new()?;
         let idx = nl.link_index(tun.name())?;
@@ -262,57 +521,157 @@ pub fn open_device(o: &ReflectOptions) -> Result<Tun, SysError> {
         }
         nl.set_up(tun.name(), true)?;
     }
-    tun.set_nonblocking(true)?;
-    Ok(tun)
+    for q in &dev.queues {
+        q.set_nonblocking(true)?;
+    }
+    Ok(dev)
 }
 
 /// `tunbox reflect`: open, configure, drop privileges, loop until SIGTERM/SIGINT.
 pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     crate::sys::log::init(o.syslog);
-    let tun = open_device(o)?;
+    let tun_mode = o.mode == Mode::Tun;
+    let want = if tun_mode {
+        o.queues
+            .unwrap_or_else(threads::online_cpus)
+            .clamp(1, MAX_QUEUES)
+    } else {
+        1
+    };
+    // TAP keeps plain frames and one thread: its neighbour state is the loop's own
+    let fast = OpenFlags {
+        vnet_hdr: tun_mode,
+        multi_queue: tun_mode,
+    };
+    let dev = open_queues(o, want, fast)?;
+    let name = dev.queues[0].name().to_string();
     let mut desc = String::new();
     for (a, l) in &o.addresses {
         let _ = write!(desc, " {a}/{l}");
     }
     info!(
-        "reflecting on {} ({}){}{}",
-        tun.name(),
+        "reflecting on {name} ({}){}{}",
         o.mode.as_str(),
         if desc.is_empty() { "" } else { ", addresses" },
         desc
     );
-    let mut tap_refl = (o.mode == Mode::Tap).then(|| tap::setup(o, tun.name()));
+    if tun_mode {
+        info!("{name}: {}", dev.describe());
+    }
+    let mut tap_refl = (o.mode == Mode::Tap).then(|| tap::setup(o, &name));
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
-    tun.set_nonblocking(false)?;
-    signals::start_tick().map_err(|e| SysError::os("setitimer", e))?;
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut st = LoopState::new(tun.name(), o.verbose);
-    let mut io = TunIo(&tun);
-    let stop = &signals::exit_requested;
-    let res = match &mut tap_refl {
-        Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
-        None => {
-            let mut refl = TunReflector {
-                guard: loop_guard::LoopGuard::new(&o.addresses),
-            };
-            run_loop(&mut io, &mut refl, &mut buf, &mut st, stop)
-        }
+    for q in &dev.queues {
+        q.set_nonblocking(false)?;
+    }
+    // offloads stay on a persistent device after its last reader is gone, and a reader
+    // without the virtio header (the C reference, `tunbox tunnel`) would then be handed
+    // super-packets: they are turned off again at the end (not after SIGKILL)
+    let keeper = (dev.offloads != 0)
+        .then(|| dev.queues[0].try_clone().ok())
+        .flatten();
+    let res = if dev.queues.len() > 1 {
+        run_threads(o, dev)
+    } else {
+        signals::start_tick().map_err(|e| SysError::os("setitimer", e))?;
+        let tun = &dev.queues[0];
+        let mut buf = vec![0u8; BUF_SIZE];
+        let mut st = LoopState::new(&name, o.verbose);
+        st.hdr_len = dev.hdr_len;
+        let mut io = TunIo(tun);
+        let stop = &signals::exit_requested;
+        let res = match &mut tap_refl {
+            Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
+            None => {
+                let mut refl = TunReflector {
+                    guard: loop_guard::LoopGuard::new(&o.addresses),
+                };
+                run_loop(&mut io, &mut refl, &mut buf, &mut st, stop)
+            }
+        };
+        st.finish();
+        st.log_stats();
+        res
     };
-    st.finish();
-    st.log_stats();
     if let Some(t) = &tap_refl {
-        t.log_detail(tun.name());
+        t.log_detail(&name);
+    }
+    if let Some(k) = keeper {
+        let _ = k.set_offload(0);
     }
     // One line about the failure: the caller logs the error it is given.
     res.map_err(|e| {
         if crate::sys::tun::device_gone(&e) {
             SysError::new(format!(
-                "device {} went away (deleted?): reading it failed with {e}",
-                tun.name()
+                "device {name} went away (deleted?): reading it failed with {e}"
             ))
         } else {
-            SysError::os(format!("reading {}", tun.name()), e)
+            SysError::os(format!("reading {name}"), e)
         }
     })
+}
+
+/// One thread per queue; this thread waits, reports counters on SIGUSR1 and stops them
+/// all on SIGTERM/SIGINT or when one of them fails.
+fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
+    let name = dev.queues[0].name().to_string();
+    let shared = Arc::new(Shared::new(dev.queues.len()));
+    let mut workers = Vec::with_capacity(dev.queues.len());
+    for (idx, tun) in dev.queues.into_iter().enumerate() {
+        let mine = Arc::clone(&shared);
+        let (qname, verbose, hdr_len) = (name.clone(), o.verbose, dev.hdr_len);
+        let mut refl = TunReflector {
+            guard: loop_guard::LoopGuard::new(&o.addresses),
+        };
+        let spawned = threads::spawn(move || {
+            let mut buf = vec![0u8; BUF_SIZE];
+            let mut st = LoopState::new(&qname, verbose);
+            st.hdr_len = hdr_len;
+            // an error ends this thread and asks the others to stop; the first is kept
+            if let Err(e) = queue_loop(&mut TunIo(&tun), &mut refl, &mut buf, &mut st, &mine, idx) {
+                if let Ok(mut first) = mine.error.lock() {
+                    first.get_or_insert(e);
+                }
+            }
+        });
+        match spawned {
+            Ok(h) => workers.push(h),
+            Err(e) => {
+                shared.request_stop();
+                warn!("{name}: cannot start the thread of queue {}: {e}", idx + 1);
+                // its slot stays empty: mark it ended so reports do not wait for it
+                shared.publish(idx, ENDED, &Stats::default());
+            }
+        }
+    }
+    let log_total = |shared: &Shared| info!("{name}: {}", shared.total().summary());
+    while !shared.stopping() && !signals::exit_requested() {
+        if signals::take_usr1() {
+            let gen = shared.request_report();
+            for w in &workers {
+                w.interrupt();
+            }
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while !shared.answered(gen) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            log_total(&shared);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    shared.request_stop();
+    while !shared.answered(ENDED) {
+        for w in &workers {
+            w.interrupt();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for w in workers {
+        w.join();
+    }
+    log_total(&shared);
+    match shared.error.lock().ok().and_then(|mut e| e.take()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

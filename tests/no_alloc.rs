@@ -4,7 +4,7 @@ mod common;
 use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use tunbox::reflect::{run_loop, LoopState, TunReflector, BUF_SIZE};
+use tunbox::reflect::{queue_loop, run_loop, LoopState, PacketIo, Shared, TunReflector, BUF_SIZE};
 
 #[global_allocator]
 static A: Counting = Counting;
@@ -76,4 +76,140 @@ fn hot_loop_allocates_nothing() {
         "allocations must not grow with packets: {small} for 1k, {big} for 200k"
     );
     assert_eq!(big, 0, "the loop allocates nothing at all: {big}");
+}
+
+/// A 60000-byte IPv4 TCP super-packet behind a virtio_net_hdr (TSO, partial checksum),
+/// and an ordinary packet behind a zero header.
+fn offload_packets() -> Vec<Vec<u8>> {
+    let len = 60_000usize;
+    let mut sup = vec![0u8; 10 + len];
+    sup[0] = 1; // NEEDS_CSUM
+    sup[1] = 1; // GSO_TCPV4
+    sup[2..4].copy_from_slice(&40u16.to_ne_bytes());
+    sup[4..6].copy_from_slice(&1360u16.to_ne_bytes());
+    sup[6..8].copy_from_slice(&20u16.to_ne_bytes());
+    sup[8..10].copy_from_slice(&16u16.to_ne_bytes());
+    let p = &mut sup[10..];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[9] = 6;
+    p[12..16].copy_from_slice(&[198, 18, 0, 1]);
+    p[16..20].copy_from_slice(&[198, 18, 0, 41]);
+    let mut plain = vec![0u8; 10];
+    plain.extend_from_slice(&packets()[0]);
+    vec![sup, plain]
+}
+
+/// The offload path: a virtio header before every packet, super-packets of 60 KB.
+#[test]
+fn offload_loop_allocates_nothing_and_counts_super_packets() {
+    let pkts = offload_packets();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut st = LoopState::new("fake0", false);
+    st.hdr_len = 10;
+    let done = Cell::new(false);
+    let mut io = FakeIo {
+        pkts: &pkts,
+        given: 0,
+        total: 20_000,
+        sent: 0,
+        done: &done,
+    };
+    let before = ALLOCS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    run_loop(
+        &mut io,
+        &mut TunReflector::default(),
+        &mut buf,
+        &mut st,
+        &|| done.get(),
+    )
+    .unwrap();
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocs, 0, "the offload loop allocates nothing: {allocs}");
+    assert_eq!(io.sent, 20_000);
+    assert_eq!(st.stats.super_packets, 10_000);
+    assert_eq!(st.stats.rx_bytes, 10_000 * (60_000 + 1400));
+    assert_eq!(st.stats.dropped(), 0);
+}
+
+/// Stops the queue threads once their fake device has handed out every packet.
+struct StopIo<'a> {
+    inner: FakeIo<'a>,
+    shared: &'a Shared,
+}
+
+impl PacketIo for StopIo<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.recv(buf)
+    }
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.send(buf)
+    }
+    fn wait(&mut self) -> std::io::Result<()> {
+        if self.inner.done.get() {
+            self.shared.request_stop();
+        }
+        Ok(())
+    }
+}
+
+/// The multi-queue threads: each allocates nothing in its loop, answers a report
+/// request, and their counters sum.
+#[test]
+fn queue_threads_allocate_nothing_and_counters_sum() {
+    let shared = Shared::new(3);
+    let gen = shared.request_report();
+    let allocs: Vec<usize> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|idx| {
+                let shared = &shared;
+                s.spawn(move || {
+                    let pkts = offload_packets();
+                    let mut buf = vec![0u8; BUF_SIZE];
+                    let mut st = LoopState::new("fake0", false);
+                    st.hdr_len = 10;
+                    let done = Cell::new(false);
+                    let mut io = StopIo {
+                        inner: FakeIo {
+                            pkts: &pkts,
+                            given: 0,
+                            total: 5_000,
+                            sent: 0,
+                            done: &done,
+                        },
+                        shared,
+                    };
+                    let before = ALLOCS.load(Ordering::Relaxed);
+                    COUNTING.with(|c| c.set(true));
+                    queue_loop(
+                        &mut io,
+                        &mut TunReflector::default(),
+                        &mut buf,
+                        &mut st,
+                        shared,
+                        idx,
+                    )
+                    .unwrap();
+                    COUNTING.with(|c| c.set(false));
+                    ALLOCS.load(Ordering::Relaxed) - before
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // ALLOCS is shared: each thread's difference includes the others' (all zero)
+    assert!(allocs.iter().all(|&a| a == 0), "{allocs:?}");
+    assert!(shared.answered(gen), "every thread left its counters");
+    let t = shared.total();
+    // each thread stops at its own end or when another one stopped first
+    assert!(t.rx_packets >= 5_000 && t.rx_packets <= 15_000, "{t:?}");
+    assert_eq!(t.tx_packets, t.rx_packets);
+    // every thread's packets alternate super-packet, plain packet
+    let half = t.rx_packets / 2;
+    assert!(
+        t.super_packets >= half && t.super_packets <= half + 3,
+        "{t:?}"
+    );
 }

@@ -347,3 +347,170 @@ fn forwarding_on_a_spoofed_packet_is_reflected_once_not_looped() {
     );
     assert_eq!(ns.stop(r.pid), Some(0));
 }
+
+/// Reads the summed counters a reflector logs on SIGUSR1 and returns its super-packet
+/// count (waiting for a line newer than the `seen` ones).
+fn super_packets_after_usr1(r: &Spawned, seen: usize) -> (u64, String) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(r.pid as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = r.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("super-packets"))
+            .collect();
+        if lines.len() > seen {
+            let n = lines[lines.len() - 1]
+                .split("super-packets ")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .and_then(|s| s.parse().ok())
+                .expect("a number after super-packets");
+            return (n, log);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no counter line on SIGUSR1: {log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The offload path is really used: a TCP transfer through the reflector reads TCP
+/// super-packets larger than the MTU (counted as super-packets) and the data comes
+/// back intact, over IPv4 and IPv6, with one queue and with several.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn tcp_goes_through_as_super_packets_intact() {
+    if !need_root() {
+        return;
+    }
+    for queues in ["1", "3"] {
+        let mut ns = Netns::new("gso");
+        let r = start_reflector(&mut ns, &["--queues", queues, "--mtu", "1400"]);
+        assert!(
+            r.wait_log(&format!("; queues {queues}"), 5),
+            "start line says what was detected: {}",
+            r.log()
+        );
+        let log = r.log();
+        assert!(
+            log.contains("tun0: offloads: csum on, tso4 on, tso6 on"),
+            "this kernel has TSO on tun: {log}"
+        );
+        let (before, _) = super_packets_after_usr1(&r, 0);
+        let len = 4 << 20;
+        let want = echo_pattern(len);
+        let back = tcp_echo_through(&ns, "0.0.0.0:7781", "198.18.9.9:7781", len);
+        assert!(
+            back == want,
+            "TCP v4 data came back changed ({queues} queues)"
+        );
+        let (v4, _) = super_packets_after_usr1(&r, 1);
+        assert!(
+            v4 > before,
+            "a 4 MiB transfer read super-packets ({queues} queues): {before} -> {v4}\n{}",
+            r.log()
+        );
+        let back = tcp_echo_through(&ns, "[::]:7782", "[2001:2::9]:7782", len);
+        assert!(
+            back == want,
+            "TCP v6 data came back changed ({queues} queues)"
+        );
+        let (v6, _) = super_packets_after_usr1(&r, 2);
+        assert!(v6 > v4, "IPv6 super-packets too: {v4} -> {v6}\n{}", r.log());
+        assert_eq!(
+            ns.stop(r.pid),
+            Some(0),
+            "SIGTERM ends every thread: {}",
+            r.log()
+        );
+        let log = r.log();
+        let last = log
+            .lines()
+            .rfind(|l| l.starts_with("tun0: rx ") || l.contains(" tun0: rx "))
+            .unwrap_or_default()
+            .to_string();
+        assert!(last.contains("super-packets"), "counters at exit: {log}");
+    }
+}
+
+/// A persistent single-queue device (as `tunbox mktun` makes) cannot take more queues:
+/// the reflector says so and runs on the one queue.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn existing_single_queue_device_falls_back_to_one_queue() {
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("mq1");
+    ns.ip("tuntap add dev tun0 mode tun");
+    let r = start_reflector(&mut ns, &["--queues", "2"]);
+    assert!(r.wait_log("; queues 1", 5), "{}", r.log());
+    let (got, out) = ping(&ns, "198.18.0.77", 2);
+    assert_eq!(got, 2, "{out}\n{}", r.log());
+    assert_eq!(ns.stop(r.pid), Some(0), "{}", r.log());
+}
+
+/// Offloads stay on a persistent device after its reader is gone: the reflector turns
+/// them off at exit, so a later reader without the virtio header (the C reference,
+/// `tunbox tunnel`) is not handed TCP super-packets.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn offloads_are_off_again_for_the_next_plain_reader() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tunbox::sys::tun::{Mode, Tun};
+    if !need_root() {
+        return;
+    }
+    let mut ns = Netns::new("plain");
+    ns.ip("tuntap add dev tun0 mode tun");
+    let r = start_reflector(&mut ns, &["--queues", "1"]);
+    assert!(r.wait_log("tso4 on", 5), "{}", r.log());
+    assert_eq!(ns.stop(r.pid), Some(0), "{}", r.log());
+    // a plain reflector of our own on the persistent device (address and link kept)
+    let tun = ns.within(|| Tun::open("tun0", Mode::Tun).expect("attach tun0"));
+    tun.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let plain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut biggest = 0;
+        while !stop2.load(Ordering::Relaxed) {
+            match tun.read(&mut buf) {
+                Ok(n) => {
+                    biggest = biggest.max(n);
+                    if tunbox::wire::ip::reflect(&mut buf[..n]).is_ok() {
+                        let _ = tun.write(&buf[..n]);
+                    }
+                }
+                Err(_) => {
+                    let _ = tunbox::sys::poll_in(std::os::fd::AsFd::as_fd(&tun), 100);
+                }
+            }
+        }
+        biggest
+    });
+    let len = 1 << 20;
+    let back = tcp_echo_through(&ns, "0.0.0.0:7791", "198.18.9.9:7791", len);
+    stop.store(true, Ordering::Relaxed);
+    let biggest = plain.join().unwrap();
+    assert!(back == echo_pattern(len), "TCP data came back changed");
+    assert!(
+        biggest <= 1500,
+        "a plain reader got a {biggest}-byte packet: offloads were left on"
+    );
+}

@@ -56,6 +56,7 @@ impl ToolOptions for ReflectOptions {
             ranges,
             mac,
             icmp_echo: r.flag("icmp_echo"),
+            queues: r.one::<u32>("queues").map(|n| n as usize),
         })
     }
 }

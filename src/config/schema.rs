@@ -279,6 +279,7 @@ pub static REFLECT: SectionSpec = SectionSpec {
         list("range", Kind::Range),
         opt("mac", Kind::Mac, None),
         opt("icmp_echo", Kind::Bool, Some("0")),
+        opt("queues", Kind::Uint { min: 1, max: 64 }, None),
         opt("user", Kind::Account, None),
         opt("verbose", Kind::Bool, Some("0")),
         opt("syslog", Kind::Bool, Some("0")),

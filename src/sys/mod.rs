@@ -11,6 +11,7 @@ pub mod process;
 pub mod signals;
 pub mod sysctl;
 pub mod thread_name;
+pub mod threads;
 pub mod trust;
 pub mod tun;
 

@@ -42,6 +42,30 @@ nix::ioctl_readwrite_bad!(
 nix::ioctl_write_int!(tunsetpersist, TUN_IOC_MAGIC, 203);
 nix::ioctl_write_int!(tunsetowner, TUN_IOC_MAGIC, 204);
 nix::ioctl_write_int!(tunsetgroup, TUN_IOC_MAGIC, 206);
+nix::ioctl_write_int!(tunsetoffload, TUN_IOC_MAGIC, 208);
+nix::ioctl_write_ptr!(tunsetvnethdrsz, TUN_IOC_MAGIC, 216, libc::c_int);
+
+/// TUNSETIFF flags beyond the device kind (linux/if_tun.h).
+const IFF_VNET_HDR: libc::c_int = 0x4000;
+const IFF_MULTI_QUEUE: libc::c_int = 0x0100;
+
+/// TUNSETOFFLOAD bits (linux/if_tun.h): what the device may hand over unfinished.
+pub const TUN_F_CSUM: u32 = 0x01;
+pub const TUN_F_TSO4: u32 = 0x02;
+pub const TUN_F_TSO6: u32 = 0x04;
+pub const TUN_F_TSO_ECN: u32 = 0x08;
+pub const TUN_F_USO4: u32 = 0x20;
+pub const TUN_F_USO6: u32 = 0x40;
+
+/// How a device is opened besides its name and kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenFlags {
+    /// Every packet read or written starts with a `virtio_net_hdr` (IFF_VNET_HDR); see
+    /// [`crate::wire::virtio`].
+    pub vnet_hdr: bool,
+    /// One of several queues of the device (IFF_MULTI_QUEUE): open it once per queue.
+    pub multi_queue: bool,
+}
 
 /// An open TUN/TAP device. Closing it removes a non-persistent device.
 #[derive(Debug)]
@@ -81,6 +105,12 @@ impl Tun {
     /// Creates the device, or attaches to an existing persistent one. `name` may be
     /// empty or contain `%d` to let the kernel choose; [`Tun::name`] tells the result.
     pub fn open(name: &str, mode: Mode) -> Result<Tun, SysError> {
+        Self::open_with(name, mode, OpenFlags::default())
+    }
+
+    /// [`Tun::open`] with a virtio header and/or as one queue of a multi-queue device.
+    /// Opening the same name again with `multi_queue` adds a queue.
+    pub fn open_with(name: &str, mode: Mode, of: OpenFlags) -> Result<Tun, SysError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -90,7 +120,14 @@ impl Tun {
             Mode::Tun => libc::IFF_TUN,
             Mode::Tap => libc::IFF_TAP,
         };
-        let mut req = ifreq_for(name, kind | libc::IFF_NO_PI)?;
+        let mut flags = kind | libc::IFF_NO_PI;
+        if of.vnet_hdr {
+            flags |= IFF_VNET_HDR;
+        }
+        if of.multi_queue {
+            flags |= IFF_MULTI_QUEUE;
+        }
+        let mut req = ifreq_for(name, flags)?;
         // SAFETY: the fd is open and req is a valid ifreq the kernel may write back into.
         unsafe { tunsetiff(file.as_raw_fd(), &mut req) }.map_err(|e| {
             let what = format!("cannot create or attach {} device '{name}'", mode.as_str());
@@ -140,6 +177,46 @@ impl Tun {
         unsafe { tunsetgroup(self.file.as_raw_fd(), gid as _) }
             .map(drop)
             .map_err(|e| SysError::os(format!("TUNSETGROUP on {}", self.name), e))
+    }
+
+    /// Sets the size of the header before every packet (TUNSETVNETHDRSZ); the device
+    /// must have been opened with `vnet_hdr`.
+    pub fn set_vnet_hdr_len(&self, len: usize) -> Result<(), SysError> {
+        let len = len as libc::c_int;
+        // SAFETY: the kernel reads one int through the pointer.
+        unsafe { tunsetvnethdrsz(self.file.as_raw_fd(), &len) }
+            .map(drop)
+            .map_err(|e| SysError::os(format!("TUNSETVNETHDRSZ on {}", self.name), e))
+    }
+
+    /// Lets the device hand over (and take) packets with the given `TUN_F_*` work left
+    /// undone (TUNSETOFFLOAD). Kernels without a bit answer EINVAL.
+    pub fn set_offload(&self, flags: u32) -> io::Result<()> {
+        // SAFETY: plain int ioctl on an open tun fd.
+        unsafe { tunsetoffload(self.file.as_raw_fd(), flags as _) }
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+
+    /// A second descriptor for the same queue (dup).
+    pub fn try_clone(&self) -> io::Result<Tun> {
+        Ok(Tun {
+            file: self.file.try_clone()?,
+            name: self.name.clone(),
+            mode: self.mode,
+        })
+    }
+
+    /// Tries `wanted` sets of `TUN_F_*` bits in order and keeps the first the kernel
+    /// takes; returns it (0: none taken, the device segments everything itself).
+    pub fn negotiate_offload(&self, wanted: &[u32]) -> u32 {
+        for &f in wanted {
+            if self.set_offload(f).is_ok() {
+                return f;
+            }
+        }
+        let _ = self.set_offload(0);
+        0
     }
 
     pub fn set_nonblocking(&self, on: bool) -> Result<(), SysError> {

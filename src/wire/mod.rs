@@ -6,3 +6,4 @@ pub mod icmp;
 pub mod ip;
 pub mod ndp;
 pub mod tap;
+pub mod virtio;
