@@ -3,6 +3,7 @@
 use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
 use crate::config::{self, schema, ConfigError, Resolved};
+use crate::probe::ProbeOptions;
 use crate::reflect::{self, ReflectOptions};
 use crate::tunnel_run::{self, TunnelOptions};
 
@@ -11,6 +12,7 @@ pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
     match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
         "tunnel" => TunnelOptions::from_resolved(r).map(drop),
+        "probe" => ProbeOptions::from_resolved(r).map(drop),
         _ => Ok(()),
     }
 }
@@ -20,6 +22,7 @@ pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
         "tunnel" => Ok(tunnel_run::run(&TunnelOptions::from_resolved(r)?)?),
+        "probe" => super::probe::run(&ProbeOptions::from_resolved(r)?),
         "bridge" => Err(r
             .error(format!(
                 "bridge sections are not run as a service: use `tunbox bridge up --section {}`",
@@ -48,7 +51,7 @@ fn resolve_file() -> Result<(String, Vec<Resolved>, Vec<ConfigError>), AppError>
                 &path,
                 s.line,
                 format!(
-                    "unknown section type '{}' (expected reflect, tunnel or bridge)",
+                    "unknown section type '{}' (expected reflect, tunnel, bridge or probe)",
                     s.kind
                 ),
             ));

@@ -51,6 +51,9 @@ pub enum Rate {
     Bps(f64),
 }
 
+// parse_rate never makes a NaN (it refuses anything not above 0), so equality is total
+impl Eq for Rate {}
+
 impl Rate {
     /// Packets per second for IP packets of `ip` bytes.
     pub fn pps(self, ip: usize) -> f64 {
@@ -179,29 +182,38 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(ns)
 }
 
-/// A list of sizes: `--size 64,512,1500` or the option repeated.
-pub fn parse_sizes(items: &[String]) -> Result<Vec<usize>, String> {
+/// One `--size` value: `64` or a list `64,512,1500` (the option may also repeat). Each
+/// size is checked against the smallest probe (IPv4's; IPv6's is checked once the
+/// target's family is known) and the largest IP packet.
+pub fn parse_sizes(item: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
-    for item in items {
-        for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let n: usize = part
-                .parse()
-                .map_err(|_| format!("bad size '{part}': a number of bytes, e.g. 64,512,1500"))?;
-            out.push(n);
-        }
+    for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let n: usize = part
+            .parse()
+            .map_err(|_| format!("bad size '{part}': a number of bytes, e.g. 64,512,1500"))?;
+        udp_payload(n, false)?;
+        out.push(n);
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "bad size '{item}': a number of bytes, e.g. 64,512,1500"
+        ));
     }
     Ok(out)
 }
 
-/// A loss percentage, 0 to 100.
-pub fn parse_pct(s: &str) -> Result<f64, String> {
+/// A percentage in ten-thousandths of a percent (0.5 % is `Pct(5000)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pct(pub u32);
+
+/// A loss percentage, 0 to 100, to four decimals.
+pub fn parse_pct(s: &str) -> Result<Pct, String> {
     let v = parse_fixed(s.trim().trim_end_matches('%'), 4)
-        .ok_or_else(|| format!("bad percentage '{s}'"))? as f64
-        / 1e4;
-    if v > 100.0 {
+        .ok_or_else(|| format!("bad percentage '{s}'"))?;
+    if v > 1_000_000 {
         return Err(format!("percentage '{s}' must be between 0 and 100"));
     }
-    Ok(v)
+    Ok(Pct(v as u32))
 }
 
 /// The probe header at the start of each UDP payload: the run's tag, the sequence
@@ -259,9 +271,11 @@ mod tests {
 
     #[test]
     fn sizes_and_limits() {
-        let v = parse_sizes(&["64,512".into(), "1500".into()]).unwrap();
-        assert_eq!(v, [64, 512, 1500]);
-        assert!(parse_sizes(&["64,x".into()]).is_err());
+        assert_eq!(parse_sizes("64,512, 1500").unwrap(), [64, 512, 1500]);
+        assert!(parse_sizes("64,x").is_err());
+        assert!(parse_sizes(",").is_err());
+        assert!(parse_sizes("43").unwrap_err().contains("below"));
+        assert!(parse_sizes("65536").unwrap_err().contains("above"));
         assert_eq!(min_ip_packet(false), 44);
         assert_eq!(min_ip_packet(true), 64);
         assert_eq!(udp_payload(44, false), Ok(16));
@@ -315,8 +329,9 @@ mod tests {
 
     #[test]
     fn pct() {
-        assert_eq!(parse_pct("0.5"), Ok(0.5));
-        assert_eq!(parse_pct("1%"), Ok(1.0));
+        assert_eq!(parse_pct("0.5"), Ok(Pct(5_000)));
+        assert_eq!(parse_pct("1%"), Ok(Pct(10_000)));
+        assert_eq!(parse_pct("100"), Ok(Pct(1_000_000)));
         assert!(parse_pct("101").is_err());
         assert!(parse_pct("x").is_err());
     }
