@@ -67,9 +67,9 @@ impl ToolOptions for ProbeOptions {
         }
         let rate = match (rate, interval) {
             (Some(r), _) => r,
-            (None, Some(ns)) => Rate::Pps(1e9 / ns as f64),
+            (None, Some(ns)) => Rate::Mpps((1_000_000_000_000 / ns).max(1)),
             (None, None) if mode == Mode::Rfc2544 => Rate::Bps(probe::DEFAULT_RFC2544_MAX_BPS),
-            (None, None) => Rate::Pps(probe::DEFAULT_PPS),
+            (None, None) => Rate::Mpps(probe::DEFAULT_MPPS),
         };
         let mut sizes: Vec<usize> = r.all::<Vec<usize>>("size").concat();
         if sizes.is_empty() {
@@ -147,7 +147,7 @@ mod tests {
                 port: 7007,
                 mode: Mode::Udp,
                 sizes: vec![128],
-                rate: Rate::Pps(100.0),
+                rate: Rate::Mpps(100_000),
                 count: None,
                 duration_ns: Some(10_000_000_000),
                 loss_ok: Pct(0),
@@ -160,7 +160,7 @@ mod tests {
         let o = from_cli::<ProbeOptions>(&[("target", "t"), ("rfc2544", "1")]).unwrap();
         assert_eq!(o.mode, Mode::Rfc2544);
         assert_eq!(o.sizes, units::RFC2544_FRAMES);
-        assert_eq!(o.rate, Rate::Bps(1e9));
+        assert_eq!(o.rate, Rate::Bps(1_000_000_000));
         let o = from_cli::<ProbeOptions>(&[
             ("target", "t"),
             ("count", "5"),
@@ -170,7 +170,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((o.count, o.duration_ns), (Some(5), None));
-        assert_eq!(o.rate, Rate::Pps(100.0));
+        assert_eq!(o.rate, Rate::Mpps(100_000));
         assert_eq!(o.every_ns, Some(300_000_000_000));
         assert_eq!(o.sizes, [64, 1500]);
     }

@@ -18,17 +18,18 @@ use crate::sys::{signals, SysError};
 use run::{ProbeIo, RunSpec, RunState};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
-use units::{Fx, Pct, Rate};
+use units::{Dec, Pct, Rate};
 
 // The defaults that follow the test (the others are the schema's: config::schema::PROBE).
-/// Probes per second of the plain probe when neither --rate nor --interval is given.
-pub const DEFAULT_PPS: f64 = 100.0;
+/// Probes per second of the plain probe when neither --rate nor --interval is given
+/// (in thousandths, as every rate).
+pub const DEFAULT_MPPS: u64 = 100_000;
 /// IP packet size of the plain probe when --size is not given.
 pub const DEFAULT_SIZE: usize = 128;
 /// The ceiling of the RFC 2544 search when --rate is not given: 1 Gbit/s of frames.
-pub const DEFAULT_RFC2544_MAX_BPS: f64 = 1e9;
-/// The RFC 2544 search stops when its step is below this fraction of the ceiling.
-pub const RFC2544_RESOLUTION: f64 = 0.01;
+pub const DEFAULT_RFC2544_MAX_BPS: u64 = 1_000_000_000;
+/// The RFC 2544 search stops when its step is below the ceiling / this (1 %).
+pub const RFC2544_STEPS: u64 = 100;
 /// Runs of an RFC 2544 trial that failed while the sender stalled.
 pub const RFC2544_ATTEMPTS: u32 = 3;
 /// The longest wait for the last replies of a run.
@@ -166,7 +167,7 @@ fn monitor(o: &ProbeOptions, every: u64) -> Result<(), ProbeError> {
         "probe: monitoring {} port {} every {} s",
         o.target,
         o.port,
-        Fx(every as f64 / 1e9, 1)
+        Dec::secs(every, 1)
     );
     loop {
         let start = monotonic_ns();
@@ -229,7 +230,7 @@ fn warm_up<I: ProbeIo>(
 ) -> Result<bool, ProbeError> {
     for i in 0..WARMUP_TRIES {
         let spec = RunSpec {
-            pps: 1.0,
+            mpps: 1_000,
             count: Some(1),
             duration_ns: None,
             tag: tag.wrapping_add(i),
@@ -325,9 +326,9 @@ fn run_udp(
             }
             warmed = true;
         }
-        let pps = plan.rate.pps(size);
+        let mpps = plan.rate.mpps(size);
         let spec = RunSpec {
-            pps,
+            mpps,
             count: plan.count,
             duration_ns: plan.duration_ns,
             tag: tag.wrapping_add(i as u32),
@@ -349,7 +350,7 @@ fn run_udp(
             &plan.target.ip().to_string(),
             plan.target.port(),
             size,
-            pps,
+            mpps,
             &st,
         );
         if tables {
@@ -389,8 +390,8 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             frame,
             ip,
             skipped: None,
-            max_pps: 0.0,
-            ceiling_pps: 0.0,
+            max_mpps: 0,
+            ceiling_mpps: 0,
             trials: 0,
             sender_limited: false,
             latency: None,
@@ -416,15 +417,12 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             warmed = true;
         }
         // the ceiling: pps from --rate; a bit rate counts whole frames here
-        let ceiling = match plan.rate {
-            Rate::Pps(p) => p,
-            Rate::Bps(b) => b / (frame as f64 * 8.0),
-        };
-        row.ceiling_pps = ceiling;
-        let mut search = schedule::Search::new(ceiling, RFC2544_RESOLUTION);
-        let mut trial = |io: &mut UdpIo, st: &mut RunState, pps: f64, tag: u32| {
+        let ceiling = plan.rate.mpps(frame);
+        row.ceiling_mpps = ceiling;
+        let mut search = schedule::Search::new(ceiling, RFC2544_STEPS);
+        let mut trial = |io: &mut UdpIo, st: &mut RunState, mpps: u64, tag: u32| {
             let spec = RunSpec {
-                pps,
+                mpps,
                 count: None,
                 duration_ns: Some(plan.trial_ns),
                 tag,
@@ -441,14 +439,14 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             )
             .map_err(|e| send_error(plan, e))
         };
-        while let Some(pps) = search.next_rate() {
+        while let Some(mpps) = search.next_rate() {
             tag = tag.wrapping_add(1);
             if show {
                 crate::out!(
                     "\r  {frame} B: trial {} at {} Mb/s ({} pps)\x1b[K",
                     search.trials() + 1,
-                    Fx(pps * frame as f64 * 8.0 / 1e6, 2),
-                    Fx(pps, 0)
+                    Dec::mbps(report::bps(mpps, frame), 2),
+                    Dec::pps(mpps, 0)
                 );
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
@@ -458,12 +456,12 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             let mut attempt = 0;
             let passed = loop {
                 attempt += 1;
-                trial(&mut io, &mut st, pps, tag)?;
+                trial(&mut io, &mut st, mpps, tag)?;
                 if st.interrupted {
                     break false;
                 }
                 let limited = st.sender_limited();
-                let passed = !limited && st.stats.loss_pct() <= plan.loss_ok.0 as f64 / 1e4;
+                let passed = !limited && st.stats.loss_pct() <= plan.loss_ok;
                 if passed || limited || !st.stalled() || attempt == RFC2544_ATTEMPTS {
                     row.sender_limited |= limited || (!passed && st.stalled());
                     break passed;
@@ -477,13 +475,13 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             search.record(passed);
         }
         row.trials = search.trials();
-        row.max_pps = search.result();
-        if !interrupted && row.max_pps > 0.0 {
+        row.max_mpps = search.result();
+        if !interrupted && row.max_mpps > 0 {
             // RFC 2544 section 26.2: latency at the throughput found
             tag = tag.wrapping_add(1);
-            trial(&mut io, &mut st, row.max_pps, tag)?;
+            trial(&mut io, &mut st, row.max_mpps, tag)?;
             interrupted = st.interrupted;
-            row.latency = Some(Results::new(&ip_str, port, ip, row.max_pps, &st));
+            row.latency = Some(Results::new(&ip_str, port, ip, row.max_mpps, &st));
         }
         clear_progress(show);
         rows.push(row);
@@ -491,16 +489,15 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             break;
         }
     }
-    let trial_s = plan.trial_ns as f64 / 1e9;
     if plan.json {
         crate::outln!(
             "{}",
-            report::rfc2544_json(&ip_str, port, plan.loss_ok.0 as f64 / 1e4, trial_s, &rows)
+            report::rfc2544_json(&ip_str, port, plan.loss_ok, plan.trial_ns, &rows)
         );
     } else {
         crate::out!(
             "{}",
-            report::rfc2544_table(&ip_str, port, plan.loss_ok.0 as f64 / 1e4, trial_s, &rows)
+            report::rfc2544_table(&ip_str, port, plan.loss_ok, plan.trial_ns, &rows)
         );
         if interrupted {
             crate::outln!("  note: interrupted: the sizes above are all that was measured");
@@ -524,7 +521,8 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
     let mut tick = start + 1_000_000_000;
     let mut total: u64 = 0;
     let mut this_second: u64 = 0;
-    let mut per_second: Vec<f64> = Vec::with_capacity((duration / 1_000_000_000) as usize + 1);
+    // bits per second of each second
+    let mut per_second: Vec<u64> = Vec::with_capacity((duration / 1_000_000_000) as usize + 1);
     let mut interrupted = false;
     let mut writable = true;
     let ip_str = plan.target.ip().to_string();
@@ -539,11 +537,14 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
         }
         let now = monotonic_ns();
         if now >= tick || now >= end {
-            let secs = (now - (tick - 1_000_000_000)) as f64 / 1e9;
-            let mbps = this_second as f64 * 8.0 / 1e6 / secs.max(1e-9);
-            per_second.push(mbps);
+            let bps = units::mul_div(this_second * 8, 1_000_000_000, now - (tick - 1_000_000_000));
+            per_second.push(bps);
             if !plan.json {
-                crate::outln!("  {:>4} s  {:>10} Mb/s", per_second.len(), Fx(mbps, 2));
+                crate::outln!(
+                    "  {:>4} s  {:>10} Mb/s",
+                    per_second.len(),
+                    Dec::mbps(bps, 2)
+                );
             }
             this_second = 0;
             tick += 1_000_000_000;
@@ -584,25 +585,28 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
             writable |= w;
         }
     }
-    let secs = (monotonic_ns() - start) as f64 / 1e9;
-    let mbps = total as f64 * 8.0 / 1e6 / secs.max(1e-9);
+    let ns = monotonic_ns() - start;
+    let bps = units::mul_div(total.saturating_mul(8), 1_000_000_000, ns);
     let _ = pair.client.shutdown(std::net::Shutdown::Both);
     if plan.json {
-        let ps: Vec<String> = per_second.iter().map(|v| Fx(*v, 3).to_string()).collect();
+        let ps: Vec<String> = per_second
+            .iter()
+            .map(|v| Dec::mbps(*v, 3).to_string())
+            .collect();
         crate::outln!(
             "{{\"mode\":\"tcp\",\"target\":{},\"port\":{port},\"bytes\":{total},\"seconds\":{},\
              \"mbps\":{},\"per_second_mbps\":[{}],\"interrupted\":{interrupted}}}",
             report::json_str(&ip_str),
-            Fx(secs, 3),
-            Fx(mbps, 3),
+            Dec::secs(ns, 3),
+            Dec::mbps(bps, 3),
             ps.join(",")
         );
     } else {
         crate::outln!(
             "  total   {:>10} Mb/s  ({} bytes in {} s){}",
-            Fx(mbps, 2),
+            Dec::mbps(bps, 2),
             total,
-            Fx(secs, 1),
+            Dec::secs(ns, 1),
             if interrupted { ", interrupted" } else { "" }
         );
     }
