@@ -59,6 +59,12 @@ impl ToolOptions for ProbeOptions {
                 "--every repeats the plain UDP probe (a link monitor); --rfc2544 and --tcp are one-off tests",
             )?;
         }
+        if given(r, "every") && r.flag("json") {
+            return Err(r.option_error(
+                "json",
+                "--json prints the figures of one probe; with --every each run is one line in the log",
+            ));
+        }
         if mode == Mode::Tcp {
             conflict(
                 &["rate", "interval", "size"],
@@ -194,5 +200,6 @@ mod tests {
             err(&[("target", "t"), ("rfc2544", "1"), ("size", "60")]).contains("smallest is 64")
         );
         assert!(err(&[("target", "t"), ("trial", "5")]).contains("belong to --rfc2544"));
+        assert!(err(&[("target", "t"), ("every", "1m"), ("json", "1")]).starts_with("--json: "));
     }
 }
