@@ -106,7 +106,7 @@ pub enum Cmd {
     Run(Run),
     Config(Config),
     Selftest(Selftest),
-    Probe(crate::probe::args::ProbeArgs),
+    Probe(Probe),
 }
 
 /// Declares a tool that runs on a tun/tap device (reflect, tunnel): `--mode` first,
@@ -209,6 +209,80 @@ device_tool! {
         /// seconds without traffic from the peer before it counts as dead (default 30)
         #[argh(option)]
         pub timeout: Option<String>,
+    }
+}
+
+layered_options! {
+    /// measure a path against a tunbox reflector: loss, duplicates, reordering (RFC
+    /// 4737), round-trip time, jitter (RFC 3550) and PDV (RFC 5481); or the RFC 2544
+    /// zero-loss throughput (--rfc2544); or TCP goodput (--tcp). Probes are UDP from
+    /// port P to TARGET:P: the reflector swaps addresses but not ports, so each comes
+    /// back to the same socket. Needs no privileges. Ctrl-C prints the figures so far.
+    /// With --every it is a link monitor: one summary line per run to the log.
+    #[derive(FromArgs, Debug, Default)]
+    #[argh(
+        subcommand,
+        name = "probe",
+        example = "tunbox probe 198.18.0.41",
+        example = "tunbox probe --rate 50M --size 64,1500 198.18.0.41",
+        example = "tunbox probe --rfc2544 --rate 100M 198.18.0.41",
+        example = "tunbox probe --count 100 --every 5m --syslog 198.18.0.41"
+    )]
+    pub struct Probe {
+        /// an address answered by a tunbox reflector (a TUN reflector behind a route or
+        /// a tunnel, or a TAP reflector on the LAN); IPv4, IPv6 or a host name
+        #[argh(positional)]
+        pub target: Option<String>,
+        /// probes per second (1000, 10kpps) or bits per second of IP packets with a
+        /// unit (64k, 100M, 1G); default 100 packets/s. With --rfc2544 the highest rate
+        /// tried (default 1G), counted in whole Ethernet frames
+        #[argh(option)]
+        pub rate: Option<String>,
+        /// time between probes instead of --rate (0.01, 10ms)
+        #[argh(option)]
+        pub interval: Option<String>,
+        /// IP packet size in bytes, header included (default 128); a list (64,512,1500)
+        /// or the option repeated runs each in turn. With --rfc2544: Ethernet frame
+        /// sizes incl. FCS (default 64,128,256,512,1024,1280,1518), sent as IP packets
+        /// 18 bytes shorter
+        #[argh(option)]
+        pub size: Vec<String>,
+        /// how long to send per size (10, 10s, 500ms, 2m); default 10s unless --count
+        #[argh(option)]
+        pub duration: Option<String>,
+        /// stop after this many probes per size (with --duration: whichever comes first)
+        #[argh(option)]
+        pub count: Option<String>,
+        /// the UDP (or TCP) port P used at both ends; must be free here (default 7007)
+        #[argh(option)]
+        pub port: Option<String>,
+        /// find the RFC 2544 throughput: per frame size, the highest rate with no loss
+        /// (or --loss-ok) by binary search, then the latency at that rate
+        #[argh(switch)]
+        pub rfc2544: bool,
+        /// with --rfc2544: loss in percent a trial may have and still pass (default 0)
+        #[argh(option)]
+        pub loss_ok: Option<String>,
+        /// with --rfc2544: length of each trial (default 2s; RFC 2544 asks for 60s)
+        #[argh(option)]
+        pub trial: Option<String>,
+        /// single-stream TCP goodput through the reflector instead: a listener on port P
+        /// here and a connection to TARGET:P, which the reflector loops back to it
+        #[argh(switch)]
+        pub tcp: bool,
+        /// print the results as JSON (for scripts) instead of the table
+        #[argh(switch)]
+        pub json: bool,
+        /// link monitor: run the (UDP) probe again this long after each start (60,
+        /// 5m), logging one summary line per run, until SIGTERM; unset: run once
+        #[argh(option)]
+        pub every: Option<String>,
+        /// log to the local syslog (logread on OpenWrt) instead of stderr
+        #[argh(switch)]
+        pub syslog: bool,
+        /// take unset options from this section of the UCI file
+        #[argh(option)]
+        pub section: Option<String>,
     }
 }
 
@@ -850,10 +924,11 @@ Options:
     #[test]
     fn help_names_the_schema_defaults() {
         use crate::config::schema::{self, Kind};
-        let cases: [(&[&str], &schema::SectionSpec); 3] = [
+        let cases: [(&[&str], &schema::SectionSpec); 4] = [
             (&["reflect", "--help"], &schema::REFLECT),
             (&["tunnel", "--help"], &schema::TUNNEL),
             (&["bridge", "up", "--help"], &schema::BRIDGE),
+            (&["probe", "--help"], &schema::PROBE),
         ];
         for (args, spec) in cases {
             let h = help(args);

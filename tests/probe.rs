@@ -737,7 +737,11 @@ fn bad_options() {
         2,
         "smallest is 64",
     );
-    fails(&run(&["--port", "0", "198.18.0.5"]), 2, "bad port");
+    fails(
+        &run(&["--port", "0", "198.18.0.5"]),
+        2,
+        "--port: '0' is not a port number",
+    );
     fails(
         &run(&["--rate", "10", "--interval", "1", "198.18.0.5"]),
         2,
@@ -765,6 +769,109 @@ fn bad_options() {
         "bad rate 'fast'",
     );
     fails(&run(&[]), 2, "target");
+    fails(
+        &run(&["--every", "soon", "198.18.0.5"]),
+        2,
+        "--every: bad duration 'soon'",
+    );
+    fails(
+        &run(&["--tcp", "--every", "60", "198.18.0.5"]),
+        2,
+        "--every repeats the plain UDP probe",
+    );
+}
+
+fn write_conf(tag: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("tbx-probe-{tag}-{}.conf", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `config check` names the file, the line and the option of a bad probe value, and
+/// the environment variable of a bad TUNBOX_ value; a good section passes.
+#[test]
+fn config_check_probe_sections() {
+    let conf = write_conf(
+        "bad",
+        "config probe 'a'\n\toption target '198.18.0.5'\n\toption rate 'fast'\n\
+         config probe 'b'\n\toption target '198.18.0.5'\n\toption every 'soon'\n\
+         config probe 'c'\n\toption target '198.18.0.5'\n\tlist size '64,x'\n\
+         config probe 'd'\n\toption target '198.18.0.5'\n\toption tcp '1'\n\toption every '60'\n\
+         config probe 'e'\n\toption target '198.18.0.5'\n\toption loss_ok '200'\n\
+         config probe 'f'\n\toption rate '10'\n",
+    );
+    let check = |conf: &std::path::Path, env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(TUNBOX);
+        c.args(["config", "check"]).env("TUNBOX_CONFIG", conf);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = check(&conf, &[]);
+    let f = conf.display();
+    for want in [
+        format!("{f}:3: option 'rate': bad rate 'fast'"),
+        format!("{f}:6: option 'every': bad duration 'soon'"),
+        format!("{f}:9: option 'size': bad size 'x'"),
+        format!("{f}:13: option 'every': --every repeats the plain UDP probe"),
+        format!("{f}:16: option 'loss_ok': percentage '200' must be between 0 and 100"),
+        format!("{f}:17: section 'f': no target"),
+    ] {
+        fails(&out, 2, &want);
+    }
+    let _ = std::fs::remove_file(&conf);
+
+    let conf = write_conf(
+        "good",
+        "config probe 'mon'\n\toption target '198.18.0.5'\n\toption count '10'\n\toption every '5m'\n\toption syslog '1'\n",
+    );
+    let out = check(&conf, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("probe mon"));
+    let out = check(&conf, &[("TUNBOX_RATE", "0")]);
+    fails(&out, 2, "environment TUNBOX_RATE: rate '0' must be above 0");
+    let _ = std::fs::remove_file(&conf);
+}
+
+/// A `config probe` section with `every`, run by `tunbox run NAME` as a service: a run
+/// every second, one summary line each, until SIGTERM (exit 0).
+#[test]
+fn scheduled_probe_section_logs_a_line_per_run() {
+    if !need_root() {
+        return;
+    }
+    let mut p = path();
+    let conf = write_conf(
+        "mon",
+        "config probe 'mon'\n\toption target '198.19.0.5'\n\toption count '5'\n\
+         \toption rate '50'\n\toption every '1'\n",
+    );
+    let r = p.cli.spawn_tunbox(
+        &["run", "mon"],
+        &[("TUNBOX_CONFIG", conf.to_str().unwrap())],
+    );
+    let line = "probe 198.19.0.5:7007 128B: sent 5 received 5 lost 0.00% dup 0 reordered 0 rtt";
+    let t0 = std::time::Instant::now();
+    while r.log().matches(line).count() < 2 && t0.elapsed().as_secs() < 15 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = r.log();
+    assert!(log.matches(line).count() >= 2, "{log}");
+    assert!(
+        log.contains("monitoring 198.19.0.5 port 7007 every 1.0 s"),
+        "{log}"
+    );
+    // one line per run: a table is not printed
+    assert!(!log.contains("rtt ms"), "{log}");
+    let code = p.cli.stop(r.pid);
+    assert_eq!(code, Some(0), "{}", r.log());
+    assert!(r.log().contains("probe: stopped"), "{}", r.log());
+    let _ = std::fs::remove_file(&conf);
 }
 
 /// An unreachable target and a port in use: exit 1 with a message that says what to do.

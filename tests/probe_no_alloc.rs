@@ -24,7 +24,7 @@ fn probe(io: &mut UdpIo, count: u64, tag: u32) -> (usize, RunState) {
     let mut rbuf = vec![0u8; 65536];
     let mut st = RunState::new();
     let spec = RunSpec {
-        pps: 100_000.0,
+        mpps: 100_000_000,
         count: Some(count),
         duration_ns: Some(10_000_000_000),
         tag,

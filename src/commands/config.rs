@@ -9,6 +9,7 @@ use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
 use crate::config::uci::{Section, UciFile};
 use crate::config::{self, schema, ConfigError, Resolved};
+use crate::probe::ProbeOptions;
 use crate::reflect::{self, ReflectOptions};
 use crate::tunnel_run::{self, TunnelOptions};
 
@@ -18,6 +19,7 @@ pub fn check_resolved(r: &Resolved) -> Vec<ConfigError> {
     let res = match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
         "tunnel" => TunnelOptions::from_resolved(r).map(drop),
+        "probe" => ProbeOptions::from_resolved(r).map(drop),
         _ => Ok(()),
     };
     res.err().map(ConfigError::into_all).unwrap_or_default()
@@ -28,6 +30,7 @@ pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
         "tunnel" => Ok(tunnel_run::run(&TunnelOptions::from_resolved(r)?)?),
+        "probe" => super::probe::run(&ProbeOptions::from_resolved(r)?),
         "bridge" => Err(r
             .error(format!(
                 "bridge sections are not run as a service: use `tunbox bridge up --section {}`",
@@ -54,7 +57,7 @@ fn check_section(
             path,
             s.line,
             format!(
-                "unknown section type '{}' of section '{}' (expected reflect, tunnel or bridge)",
+                "unknown section type '{}' of section '{}' (expected reflect, tunnel, bridge or probe)",
                 s.kind,
                 s.label()
             ),

@@ -6,6 +6,7 @@
 //! configuration layers.
 pub mod bridge;
 pub mod config;
+pub mod probe;
 pub mod reflect;
 pub mod tunnel;
 
@@ -136,7 +137,7 @@ pub fn run(cmd: Cmd) -> ExitCode {
             cli::ConfigAction::Show(a) => config::cmd_show(a),
         },
         Cmd::Selftest(_) => return crate::selftest::main(),
-        Cmd::Probe(a) => return crate::probe::run(&a),
+        Cmd::Probe(a) => probe::cmd_probe(&a),
     })
 }
 
@@ -227,7 +228,8 @@ mod tests {
     /// on the command line of the command that starts it.
     #[test]
     fn cli_fields_are_schema_options() {
-        let cases: [(&[&str], &SectionSpec, bool); 5] = [
+        let cases: [(&[&str], &SectionSpec, bool); 6] = [
+            (cli::Probe::FIELDS, &schema::PROBE, true),
             (cli::Reflect::FIELDS, &schema::REFLECT, true),
             (cli::Tunnel::FIELDS, &schema::TUNNEL, true),
             (cli::BridgeUp::FIELDS, &schema::BRIDGE, true),

@@ -3,6 +3,7 @@
 //! is the one place for each option's name (UCI option; TUNBOX_NAME in the
 //! environment; `--name` on the command line, `_` as `-`), kind and default. What an
 //! option means is in its doc comment in `cli`.
+use crate::probe::units::{self, Pct, Rate};
 use crate::sys::tun::Mode;
 use crate::tunnel::Transport;
 use crate::wire::cidr::Cidr;
@@ -37,6 +38,18 @@ pub enum Kind {
     Path,
     /// A user or group name, or a number.
     Account,
+    /// A UDP/TCP port, 1 to 65535.
+    Port,
+    /// An IP address or a host name (resolved when used, not here).
+    Host,
+    /// `tunbox probe --rate`: packets/s or bit/s with a unit ([`probe::units::parse_rate`]).
+    Rate,
+    /// A duration: `10`, `10s`, `500ms`, `2m` ([`probe::units::parse_duration`]).
+    Duration,
+    /// Packet sizes in bytes, comma-separated ([`probe::units::parse_sizes`]).
+    Sizes,
+    /// A percentage from 0 to 100 ([`probe::units::parse_pct`]).
+    Pct,
 }
 
 pub fn parse_bool(v: &str) -> Option<bool> {
@@ -119,6 +132,11 @@ pub enum Value {
     Range(Cidr),
     Listen(SocketAddr),
     HostPort(String, u16),
+    Rate(Rate),
+    /// A duration in nanoseconds.
+    Nanos(u64),
+    Sizes(Vec<usize>),
+    Pct(Pct),
 }
 
 /// A typed value read back from a [`Value`] (see `config::Resolved::one`).
@@ -150,6 +168,10 @@ from_value! {
     Cidr => Value::Range(c) => *c;
     SocketAddr => Value::Listen(a) => *a;
     (String, u16) => Value::HostPort(h, p) => (h.clone(), *p);
+    Rate => Value::Rate(r) => *r;
+    u64 => Value::Nanos(n) => *n;
+    Vec<usize> => Value::Sizes(v) => v.clone();
+    Pct => Value::Pct(p) => *p;
 }
 
 impl Kind {
@@ -208,6 +230,17 @@ impl Kind {
                 }
                 Value::Text(v.to_string())
             }
+            Kind::Port => Value::Uint(parse_port(v)?.into()),
+            Kind::Host => {
+                if v.is_empty() || v.contains(['/', ',']) || v.contains(char::is_whitespace) {
+                    return Err(format!("'{v}' is not an IP address or host name"));
+                }
+                Value::Text(v.to_string())
+            }
+            Kind::Rate => Value::Rate(units::parse_rate(v)?),
+            Kind::Duration => Value::Nanos(units::parse_duration(v)?),
+            Kind::Sizes => Value::Sizes(units::parse_sizes(v)?),
+            Kind::Pct => Value::Pct(units::parse_pct(v)?),
         })
     }
 
@@ -319,8 +352,40 @@ pub static BRIDGE: SectionSpec = SectionSpec {
     ],
 };
 
+/// `config probe 'NAME'`: a probe run once, or every `every` as a link monitor. `rate`
+/// and `size` have no default here because theirs follow the test (100 packets/s of
+/// 128 bytes; with `rfc2544` up to 1 Gbit/s of the RFC's frame sizes): see
+/// `probe::DEFAULT_PPS` and the others next to it.
+pub static PROBE: SectionSpec = SectionSpec {
+    kind: "probe",
+    options: &[
+        opt("enabled", Kind::Bool, Some("1")),
+        opt("target", Kind::Host, None),
+        opt("rate", Kind::Rate, None),
+        opt("interval", Kind::Duration, None),
+        list("size", Kind::Sizes),
+        opt("duration", Kind::Duration, Some("10s")),
+        opt(
+            "count",
+            Kind::Uint {
+                min: 1,
+                max: u32::MAX,
+            },
+            None,
+        ),
+        opt("port", Kind::Port, Some("7007")),
+        opt("rfc2544", Kind::Bool, Some("0")),
+        opt("loss_ok", Kind::Pct, Some("0")),
+        opt("trial", Kind::Duration, Some("2s")),
+        opt("tcp", Kind::Bool, Some("0")),
+        opt("json", Kind::Bool, Some("0")),
+        opt("every", Kind::Duration, None),
+        opt("syslog", Kind::Bool, Some("0")),
+    ],
+};
+
 /// Every section type the file may contain.
-pub static SECTION_TYPES: &[&SectionSpec] = &[&REFLECT, &TUNNEL, &BRIDGE];
+pub static SECTION_TYPES: &[&SectionSpec] = &[&REFLECT, &TUNNEL, &BRIDGE, &PROBE];
 
 pub fn section_type(kind: &str) -> Option<&'static SectionSpec> {
     SECTION_TYPES.iter().copied().find(|s| s.kind == kind)

@@ -5,33 +5,31 @@
 //! - [`run`]: the per-probe loop, on a socket and clock given as a [`run::ProbeIo`].
 //! - this file: the command: options -> plan -> runs -> output. Kernel calls are in
 //!   src/sys/probe.rs.
-pub mod args;
 pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod stats;
 pub mod units;
 
-pub use args::ProbeArgs;
 pub use report::{summary_line, Results};
 
-use crate::sys::probe::{monotonic_ns, stdout_is_tty, TcpPair, UdpIo};
+use crate::sys::probe::{monotonic_ns, stdout_is_tty, wait_until, TcpPair, UdpIo};
 use crate::sys::{signals, SysError};
 use run::{ProbeIo, RunSpec, RunState};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::process::ExitCode;
 use std::time::Duration;
-use units::{Fx, Rate};
+use units::{Dec, Pct, Rate};
 
-pub const DEFAULT_PORT: u16 = 7007;
-pub const DEFAULT_PPS: f64 = 100.0;
+// The defaults that follow the test (the others are the schema's: config::schema::PROBE).
+/// Probes per second of the plain probe when neither --rate nor --interval is given
+/// (in thousandths, as every rate).
+pub const DEFAULT_MPPS: u64 = 100_000;
+/// IP packet size of the plain probe when --size is not given.
 pub const DEFAULT_SIZE: usize = 128;
-pub const DEFAULT_DURATION_NS: u64 = 10_000_000_000;
-pub const DEFAULT_TRIAL_NS: u64 = 2_000_000_000;
 /// The ceiling of the RFC 2544 search when --rate is not given: 1 Gbit/s of frames.
-pub const DEFAULT_RFC2544_MAX_BPS: f64 = 1e9;
-/// The RFC 2544 search stops when its step is below this fraction of the ceiling.
-pub const RFC2544_RESOLUTION: f64 = 0.01;
+pub const DEFAULT_RFC2544_MAX_BPS: u64 = 1_000_000_000;
+/// The RFC 2544 search stops when its step is below the ceiling / this (1 %).
+pub const RFC2544_STEPS: u64 = 100;
 /// Runs of an RFC 2544 trial that failed while the sender stalled.
 pub const RFC2544_ATTEMPTS: u32 = 3;
 /// The longest wait for the last replies of a run.
@@ -41,11 +39,8 @@ pub const LINGER_MAX_NS: u64 = 2_000_000_000;
 const WARMUP_TRIES: u32 = 3;
 const WARMUP_WAIT_NS: u64 = 1_000_000_000;
 
-/// Exit statuses: 0 done, 1 the target did not answer or a system error, 2 bad options,
-/// 130 interrupted (the figures so far are printed).
-const EXIT_FAIL: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status when interrupted by Ctrl-C (the figures so far are printed).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -54,19 +49,39 @@ pub enum Mode {
     Tcp,
 }
 
-/// The options resolved: defaults applied, sizes checked against the address family.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub target: SocketAddr,
+/// The probe's settings, typed and checked (built by `commands::probe` from the
+/// command line, the environment and a `config probe` section); the target is
+/// resolved when a run starts ([`Plan::new`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeOptions {
+    pub target: String,
+    pub port: u16,
     pub mode: Mode,
     /// IP packet sizes (udp), or Ethernet frame sizes (rfc2544)
     pub sizes: Vec<usize>,
     pub rate: Rate,
     pub count: Option<u64>,
     pub duration_ns: Option<u64>,
-    pub loss_ok: f64,
+    pub loss_ok: Pct,
     pub trial_ns: u64,
     pub json: bool,
+    /// link monitor: start a run this often (nanoseconds), until SIGTERM
+    pub every_ns: Option<u64>,
+    pub syslog: bool,
+}
+
+/// The options with the target resolved and the sizes checked against its family.
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    pub target: SocketAddr,
+    pub opts: &'a ProbeOptions,
+}
+
+impl std::ops::Deref for Plan<'_> {
+    type Target = ProbeOptions;
+    fn deref(&self) -> &ProbeOptions {
+        self.opts
+    }
 }
 
 /// A problem with the options (exit 2) or with the system (exit 1).
@@ -80,10 +95,6 @@ impl From<SysError> for ProbeError {
     fn from(e: SysError) -> Self {
         ProbeError::Sys(e)
     }
-}
-
-fn usage<T>(msg: impl Into<String>) -> Result<T, ProbeError> {
-    Err(ProbeError::Usage(msg.into()))
 }
 
 /// Resolves TARGET (an address or a host name) with the port.
@@ -102,119 +113,87 @@ pub fn resolve_target(target: &str, port: u16) -> Result<SocketAddr, ProbeError>
     }
 }
 
-impl Plan {
-    /// Applies the defaults and checks the combination of options.
-    pub fn from_args(a: &ProbeArgs) -> Result<Plan, ProbeError> {
-        let port = a.port.unwrap_or(DEFAULT_PORT);
-        let modes = [a.rfc2544, a.tcp].iter().filter(|m| **m).count();
-        if modes > 1 {
-            return usage("--rfc2544 and --tcp are different tests: give one");
-        }
-        if a.rate.is_some() && a.interval.is_some() {
-            return usage("give --rate or --interval, not both");
-        }
-        let mode = if a.rfc2544 {
-            Mode::Rfc2544
-        } else if a.tcp {
-            Mode::Tcp
-        } else {
-            Mode::Udp
-        };
-        if mode != Mode::Rfc2544 && (a.loss_ok.is_some() || a.trial.is_some()) {
-            return usage("--loss-ok and --trial belong to --rfc2544");
-        }
-        if mode == Mode::Rfc2544 && a.duration.is_some() {
-            return usage("with --rfc2544 the length of each trial is --trial, not --duration");
-        }
-        if mode != Mode::Udp && a.count.is_some() {
-            return usage("--count applies to the plain UDP probe only");
-        }
-        if mode == Mode::Tcp && (a.rate.is_some() || a.interval.is_some() || !a.size.is_empty()) {
-            return usage(
-                "--tcp sends as fast as TCP allows: --rate, --interval and --size do not apply",
-            );
-        }
-        let rate = match (a.rate, a.interval) {
-            (Some(r), _) => r,
-            (None, Some(ns)) => Rate::Pps(1e9 / ns as f64),
-            (None, None) if mode == Mode::Rfc2544 => Rate::Bps(DEFAULT_RFC2544_MAX_BPS),
-            (None, None) => Rate::Pps(DEFAULT_PPS),
-        };
-        let target = resolve_target(&a.target, port)?;
-        let v6 = target.is_ipv6();
-        let mut sizes: Vec<usize> = a.size.iter().flatten().copied().collect();
-        if sizes.is_empty() {
-            sizes = match mode {
-                Mode::Rfc2544 => units::RFC2544_FRAMES.to_vec(),
-                _ => vec![DEFAULT_SIZE],
-            };
-        }
-        match mode {
-            Mode::Udp => {
-                for &s in &sizes {
-                    units::udp_payload(s, v6).map_err(ProbeError::Usage)?;
-                }
+impl Plan<'_> {
+    /// Resolves the target and checks the sizes against its address family.
+    pub fn new(o: &ProbeOptions) -> Result<Plan<'_>, ProbeError> {
+        let target = resolve_target(&o.target, o.port)?;
+        if o.mode == Mode::Udp {
+            for &s in &o.sizes {
+                units::udp_payload(s, target.is_ipv6()).map_err(ProbeError::Usage)?;
             }
-            Mode::Rfc2544 => {
-                for &f in &sizes {
-                    let ip = units::frame_to_ip(f).unwrap_or(0);
-                    if units::udp_payload(ip, false).is_err() {
-                        return usage(format!(
-                            "frame size {f} cannot carry a probe: RFC 2544 frame sizes count \
-                             the Ethernet header and FCS (18 bytes), the smallest is 64"
-                        ));
-                    }
-                }
-            }
-            Mode::Tcp => {}
         }
-        let duration_ns = match (a.duration, a.count) {
-            (Some(d), _) => Some(d),
-            (None, Some(_)) => None,
-            (None, None) => Some(DEFAULT_DURATION_NS),
-        };
-        Ok(Plan {
-            target,
-            mode,
-            sizes,
-            rate,
-            count: a.count,
-            duration_ns,
-            loss_ok: a.loss_ok.unwrap_or(0.0),
-            trial_ns: a.trial.unwrap_or(DEFAULT_TRIAL_NS),
-            json: a.json,
-        })
+        Ok(Plan { target, opts: o })
     }
 }
 
-/// `tunbox probe ...`: runs it and maps the outcome to the exit status.
-pub fn run(args: &ProbeArgs) -> ExitCode {
-    let plan = match Plan::from_args(args) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+/// Whether the run was interrupted by a signal (the figures so far were printed).
+pub type Interrupted = bool;
+
+/// Runs the probe once (the figures to stdout) or, with `every_ns`, as a link monitor
+/// until SIGTERM (one summary line per run to the log).
+pub fn run(o: &ProbeOptions) -> Result<Interrupted, ProbeError> {
+    crate::sys::log::init(o.syslog);
     signals::install();
-    let res = match plan.mode {
-        Mode::Udp => run_udp(&plan),
+    if let Some(every) = o.every_ns {
+        return monitor(o, every).map(|()| false);
+    }
+    let plan = Plan::new(o)?;
+    match plan.mode {
+        Mode::Udp => {
+            let show = !plan.json && stdout_is_tty();
+            let (all, interrupted) = run_udp(&plan, show, !plan.json)?;
+            if plan.json {
+                let runs: Vec<String> = all.iter().map(report::json).collect();
+                crate::outln!("{{\"mode\":\"udp\",\"runs\":[{}]}}", runs.join(","));
+            }
+            if o.syslog {
+                for r in &all {
+                    log::info!("{}", summary_line(r));
+                }
+            }
+            Ok(interrupted)
+        }
         Mode::Rfc2544 => run_rfc2544(&plan),
         Mode::Tcp => run_tcp(&plan),
-    };
-    match res {
-        Ok(true) => ExitCode::from(EXIT_INTERRUPTED),
-        Ok(false) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
     }
 }
 
-fn fail(e: ProbeError) -> ExitCode {
-    match e {
-        ProbeError::Usage(m) => {
-            log::error!("probe: {m}");
-            ExitCode::from(EXIT_USAGE)
+/// The link monitor: a plain UDP run every `every` nanoseconds (start to start; a run
+/// longer than that is followed at once by the next), one summary line per size and
+/// run to the log. A target that does not answer, or a name that does not resolve, is
+/// logged and tried again next time: that is what a monitor is for. Ends on SIGTERM.
+fn monitor(o: &ProbeOptions, every: u64) -> Result<(), ProbeError> {
+    log::info!(
+        "probe: monitoring {} port {} every {} s",
+        o.target,
+        o.port,
+        Dec::secs(every, 1)
+    );
+    loop {
+        let start = monotonic_ns();
+        match Plan::new(o).and_then(|plan| run_udp(&plan, false, false)) {
+            Ok((all, _)) => {
+                for r in &all {
+                    log::info!("{}", summary_line(r));
+                }
+            }
+            Err(ProbeError::Usage(m)) => return Err(ProbeError::Usage(m)),
+            Err(ProbeError::Sys(e)) => log::warn!("probe {}: {e}", o.target),
         }
-        ProbeError::Sys(e) => {
-            log::error!("probe: {e}");
-            ExitCode::from(EXIT_FAIL)
+        // wakes at least once a second, so that a signal landing just before the wait
+        // is seen within a second
+        let next = start.saturating_add(every);
+        while !signals::exit_requested() {
+            let now = monotonic_ns();
+            if now >= next {
+                break;
+            }
+            wait_until::<0>([], [], next.min(now + 1_000_000_000))
+                .map_err(|e| io_err("waiting for the next run", e))?;
+        }
+        if signals::exit_requested() {
+            log::info!("probe: stopped");
+            return Ok(());
         }
     }
 }
@@ -251,7 +230,7 @@ fn warm_up<I: ProbeIo>(
 ) -> Result<bool, ProbeError> {
     for i in 0..WARMUP_TRIES {
         let spec = RunSpec {
-            pps: 1.0,
+            mpps: 1_000,
             count: Some(1),
             duration_ns: None,
             tag: tag.wrapping_add(i),
@@ -319,10 +298,14 @@ fn clear_progress(show: bool) {
     }
 }
 
-/// The plain probe: one run per size. Returns whether it was interrupted.
-fn run_udp(plan: &Plan) -> Result<bool, ProbeError> {
+/// The plain probe: one run per size, printing each run's table when `tables` (and
+/// the live line when `show`). Returns the results and whether it was interrupted.
+fn run_udp(
+    plan: &Plan,
+    show: bool,
+    tables: bool,
+) -> Result<(Vec<Results>, Interrupted), ProbeError> {
     let mut io = UdpIo::open(plan.target)?;
-    let show = !plan.json && stdout_is_tty();
     let tag = tag_base();
     let mut st = RunState::new();
     let mut all = Vec::new();
@@ -339,13 +322,13 @@ fn run_udp(plan: &Plan) -> Result<bool, ProbeError> {
                 &mut st,
                 tag.wrapping_add(1000),
             )? {
-                return Ok(true);
+                return Ok((all, true));
             }
             warmed = true;
         }
-        let pps = plan.rate.pps(size);
+        let mpps = plan.rate.mpps(size);
         let spec = RunSpec {
-            pps,
+            mpps,
             count: plan.count,
             duration_ns: plan.duration_ns,
             tag: tag.wrapping_add(i as u32),
@@ -367,10 +350,10 @@ fn run_udp(plan: &Plan) -> Result<bool, ProbeError> {
             &plan.target.ip().to_string(),
             plan.target.port(),
             size,
-            pps,
+            mpps,
             &st,
         );
-        if !plan.json {
+        if tables {
             crate::outln!("{}", report::table(&r));
         }
         let interrupted = r.interrupted;
@@ -379,17 +362,14 @@ fn run_udp(plan: &Plan) -> Result<bool, ProbeError> {
             break;
         }
     }
-    if plan.json {
-        let runs: Vec<String> = all.iter().map(report::json).collect();
-        crate::outln!("{{\"mode\":\"udp\",\"runs\":[{}]}}", runs.join(","));
-    }
     if all.iter().all(|r| r.received == 0) && !all.iter().any(|r| r.interrupted) {
         return Err(ProbeError::Sys(SysError::new(format!(
             "no probe came back from {}",
             plan.target
         ))));
     }
-    Ok(all.iter().any(|r| r.interrupted))
+    let interrupted = all.iter().any(|r| r.interrupted);
+    Ok((all, interrupted))
 }
 
 /// RFC 2544 throughput and latency per frame size. Returns whether it was interrupted.
@@ -410,8 +390,8 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             frame,
             ip,
             skipped: None,
-            max_pps: 0.0,
-            ceiling_pps: 0.0,
+            max_mpps: 0,
+            ceiling_mpps: 0,
             trials: 0,
             sender_limited: false,
             latency: None,
@@ -437,15 +417,12 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             warmed = true;
         }
         // the ceiling: pps from --rate; a bit rate counts whole frames here
-        let ceiling = match plan.rate {
-            Rate::Pps(p) => p,
-            Rate::Bps(b) => b / (frame as f64 * 8.0),
-        };
-        row.ceiling_pps = ceiling;
-        let mut search = schedule::Search::new(ceiling, RFC2544_RESOLUTION);
-        let mut trial = |io: &mut UdpIo, st: &mut RunState, pps: f64, tag: u32| {
+        let ceiling = plan.rate.mpps(frame);
+        row.ceiling_mpps = ceiling;
+        let mut search = schedule::Search::new(ceiling, RFC2544_STEPS);
+        let mut trial = |io: &mut UdpIo, st: &mut RunState, mpps: u64, tag: u32| {
             let spec = RunSpec {
-                pps,
+                mpps,
                 count: None,
                 duration_ns: Some(plan.trial_ns),
                 tag,
@@ -462,14 +439,14 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             )
             .map_err(|e| send_error(plan, e))
         };
-        while let Some(pps) = search.next_rate() {
+        while let Some(mpps) = search.next_rate() {
             tag = tag.wrapping_add(1);
             if show {
                 crate::out!(
                     "\r  {frame} B: trial {} at {} Mb/s ({} pps)\x1b[K",
                     search.trials() + 1,
-                    Fx(pps * frame as f64 * 8.0 / 1e6, 2),
-                    Fx(pps, 0)
+                    Dec::mbps(report::bps(mpps, frame), 2),
+                    Dec::pps(mpps, 0)
                 );
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
@@ -479,7 +456,7 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             let mut attempt = 0;
             let passed = loop {
                 attempt += 1;
-                trial(&mut io, &mut st, pps, tag)?;
+                trial(&mut io, &mut st, mpps, tag)?;
                 if st.interrupted {
                     break false;
                 }
@@ -498,13 +475,13 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             search.record(passed);
         }
         row.trials = search.trials();
-        row.max_pps = search.result();
-        if !interrupted && row.max_pps > 0.0 {
+        row.max_mpps = search.result();
+        if !interrupted && row.max_mpps > 0 {
             // RFC 2544 section 26.2: latency at the throughput found
             tag = tag.wrapping_add(1);
-            trial(&mut io, &mut st, row.max_pps, tag)?;
+            trial(&mut io, &mut st, row.max_mpps, tag)?;
             interrupted = st.interrupted;
-            row.latency = Some(Results::new(&ip_str, port, ip, row.max_pps, &st));
+            row.latency = Some(Results::new(&ip_str, port, ip, row.max_mpps, &st));
         }
         clear_progress(show);
         rows.push(row);
@@ -512,16 +489,15 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
             break;
         }
     }
-    let trial_s = plan.trial_ns as f64 / 1e9;
     if plan.json {
         crate::outln!(
             "{}",
-            report::rfc2544_json(&ip_str, port, plan.loss_ok, trial_s, &rows)
+            report::rfc2544_json(&ip_str, port, plan.loss_ok, plan.trial_ns, &rows)
         );
     } else {
         crate::out!(
             "{}",
-            report::rfc2544_table(&ip_str, port, plan.loss_ok, trial_s, &rows)
+            report::rfc2544_table(&ip_str, port, plan.loss_ok, plan.trial_ns, &rows)
         );
         if interrupted {
             crate::outln!("  note: interrupted: the sizes above are all that was measured");
@@ -534,7 +510,10 @@ fn run_rfc2544(plan: &Plan) -> Result<bool, ProbeError> {
 fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
     use std::io::{ErrorKind, Read as _, Write as _};
     let mut pair = TcpPair::open(plan.target, Duration::from_secs(3))?;
-    let duration = plan.duration_ns.unwrap_or(DEFAULT_DURATION_NS);
+    // always set for --tcp (--count does not apply; the schema has a default)
+    let Some(duration) = plan.duration_ns else {
+        return Err(ProbeError::Usage("--tcp needs --duration".into()));
+    };
     let wbuf: Vec<u8> = (0..65536).map(|i| (i * 7) as u8).collect();
     let mut rbuf = vec![0u8; 65536];
     let start = monotonic_ns();
@@ -542,7 +521,8 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
     let mut tick = start + 1_000_000_000;
     let mut total: u64 = 0;
     let mut this_second: u64 = 0;
-    let mut per_second: Vec<f64> = Vec::with_capacity((duration / 1_000_000_000) as usize + 1);
+    // bits per second of each second
+    let mut per_second: Vec<u64> = Vec::with_capacity((duration / 1_000_000_000) as usize + 1);
     let mut interrupted = false;
     let mut writable = true;
     let ip_str = plan.target.ip().to_string();
@@ -557,11 +537,14 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
         }
         let now = monotonic_ns();
         if now >= tick || now >= end {
-            let secs = (now - (tick - 1_000_000_000)) as f64 / 1e9;
-            let mbps = this_second as f64 * 8.0 / 1e6 / secs.max(1e-9);
-            per_second.push(mbps);
+            let bps = units::mul_div(this_second * 8, 1_000_000_000, now - (tick - 1_000_000_000));
+            per_second.push(bps);
             if !plan.json {
-                crate::outln!("  {:>4} s  {:>10} Mb/s", per_second.len(), Fx(mbps, 2));
+                crate::outln!(
+                    "  {:>4} s  {:>10} Mb/s",
+                    per_second.len(),
+                    Dec::mbps(bps, 2)
+                );
             }
             this_second = 0;
             tick += 1_000_000_000;
@@ -602,25 +585,28 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
             writable |= w;
         }
     }
-    let secs = (monotonic_ns() - start) as f64 / 1e9;
-    let mbps = total as f64 * 8.0 / 1e6 / secs.max(1e-9);
+    let ns = monotonic_ns() - start;
+    let bps = units::mul_div(total.saturating_mul(8), 1_000_000_000, ns);
     let _ = pair.client.shutdown(std::net::Shutdown::Both);
     if plan.json {
-        let ps: Vec<String> = per_second.iter().map(|v| Fx(*v, 3).to_string()).collect();
+        let ps: Vec<String> = per_second
+            .iter()
+            .map(|v| Dec::mbps(*v, 3).to_string())
+            .collect();
         crate::outln!(
             "{{\"mode\":\"tcp\",\"target\":{},\"port\":{port},\"bytes\":{total},\"seconds\":{},\
              \"mbps\":{},\"per_second_mbps\":[{}],\"interrupted\":{interrupted}}}",
             report::json_str(&ip_str),
-            Fx(secs, 3),
-            Fx(mbps, 3),
+            Dec::secs(ns, 3),
+            Dec::mbps(bps, 3),
             ps.join(",")
         );
     } else {
         crate::outln!(
             "  total   {:>10} Mb/s  ({} bytes in {} s){}",
-            Fx(mbps, 2),
+            Dec::mbps(bps, 2),
             total,
-            Fx(secs, 1),
+            Dec::secs(ns, 1),
             if interrupted { ", interrupted" } else { "" }
         );
     }

@@ -2,7 +2,7 @@
 //! or a script (JSON) reads them. Pure formatting into strings.
 use super::run::RunState;
 use super::stats::Rtt;
-use super::units::Fx;
+use super::units::{mul_div, Dec, Pct};
 use std::fmt::Write as _;
 
 /// The result of one run at one size, everything the outputs show.
@@ -12,11 +12,12 @@ pub struct Results {
     pub port: u16,
     /// IP packet bytes
     pub size: usize,
-    pub asked_pps: f64,
+    /// thousandths of packets per second (as the other rates)
+    pub asked_mpps: u64,
     pub sent: u64,
     pub received: u64,
     pub lost: u64,
-    pub loss_pct: f64,
+    pub loss_pct: Pct,
     pub duplicates: u64,
     pub reordered: u64,
     /// replies dropped by this host's socket buffer: not network loss
@@ -26,9 +27,10 @@ pub struct Results {
     pub icmp_errors: u64,
     pub stray: u64,
     pub rtt: Option<Rtt>,
-    pub secs: f64,
-    pub send_pps: f64,
-    pub recv_pps: f64,
+    /// nanoseconds spent sending
+    pub send_ns: u64,
+    pub send_mpps: u64,
+    pub recv_mpps: u64,
     /// the sender could not keep to the asked rate
     pub sender_limited: bool,
     /// how late the sender woke at worst (then caught up in a burst), nanoseconds
@@ -37,13 +39,13 @@ pub struct Results {
 }
 
 impl Results {
-    pub fn new(target: &str, port: u16, size: usize, asked_pps: f64, st: &RunState) -> Results {
+    pub fn new(target: &str, port: u16, size: usize, asked_mpps: u64, st: &RunState) -> Results {
         let s = &st.stats;
         Results {
             target: target.to_string(),
             port,
             size,
-            asked_pps,
+            asked_mpps,
             sent: s.sent,
             received: s.received,
             lost: s.lost(),
@@ -55,21 +57,21 @@ impl Results {
             icmp_errors: st.icmp_errors,
             stray: s.stray,
             rtt: s.rtt(),
-            secs: st.send_secs(),
-            send_pps: st.send_pps(),
-            recv_pps: st.recv_pps(),
+            send_ns: st.send_ns(),
+            send_mpps: st.send_mpps(),
+            recv_mpps: st.recv_mpps(),
             sender_limited: st.sender_limited(),
             max_lag_ns: st.max_lag_ns,
             interrupted: st.interrupted,
         }
     }
 
-    pub fn send_bps(&self) -> f64 {
-        self.send_pps * self.size as f64 * 8.0
+    pub fn send_bps(&self) -> u64 {
+        bps(self.send_mpps, self.size)
     }
 
-    pub fn recv_bps(&self) -> f64 {
-        self.recv_pps * self.size as f64 * 8.0
+    pub fn recv_bps(&self) -> u64 {
+        bps(self.recv_mpps, self.size)
     }
 
     /// Lost replies the network can be blamed for: what our own socket dropped is
@@ -79,14 +81,13 @@ impl Results {
     }
 }
 
-/// Nanoseconds as milliseconds with three decimals.
-fn ms(ns: u64) -> Fx {
-    Fx(ns as f64 / 1e6, 3)
+/// Bits per second of `size`-byte packets at `mpps` thousandths of packets/s.
+pub fn bps(mpps: u64, size: usize) -> u64 {
+    mul_div(mpps, size as u64 * 8, 1000)
 }
 
-/// Mb/s with two decimals.
-fn mbps(bps: f64) -> f64 {
-    bps / 1e6
+fn ms(ns: u64) -> Dec {
+    Dec::ms(ns)
 }
 
 /// The warnings that keep a result honest.
@@ -99,8 +100,8 @@ pub fn notes(r: &Results) -> Vec<String> {
         v.push(format!(
             "this host could not send at the asked rate ({} pps asked, {} sent): \
              the figures are for the lower rate",
-            Fx(r.asked_pps, 0),
-            Fx(r.send_pps, 0)
+            Dec::pps(r.asked_mpps, 0),
+            Dec::pps(r.send_mpps, 0)
         ));
     }
     if r.lost > 0 && !r.sender_limited && r.max_lag_ns > super::run::STALL_NS {
@@ -147,28 +148,28 @@ pub fn table(r: &Results) -> String {
         r.target,
         r.port,
         r.size,
-        Fx(r.asked_pps, 0),
-        Fx(r.secs, 1)
+        Dec::pps(r.asked_mpps, 0),
+        Dec::secs(r.send_ns, 1)
     );
     let _ = writeln!(
         o,
         "  sent        {:>10}   {:>10} pps {:>9} Mb/s",
         r.sent,
-        Fx(r.send_pps, 1),
-        Fx(mbps(r.send_bps()), 2)
+        Dec::pps(r.send_mpps, 1),
+        Dec::mbps(r.send_bps(), 2)
     );
     let _ = writeln!(
         o,
         "  received    {:>10}   {:>10} pps {:>9} Mb/s",
         r.received,
-        Fx(r.recv_pps, 1),
-        Fx(mbps(r.recv_bps()), 2)
+        Dec::pps(r.recv_mpps, 1),
+        Dec::mbps(r.recv_bps(), 2)
     );
     let _ = writeln!(
         o,
         "  lost        {:>10}   {:>10} %",
         r.lost,
-        Fx(r.loss_pct, 3)
+        Dec::pct(r.loss_pct, 3)
     );
     let _ = writeln!(o, "  duplicated  {:>10}", r.duplicates);
     let _ = writeln!(o, "  reordered   {:>10}   (RFC 4737)", r.reordered);
@@ -210,7 +211,7 @@ pub fn progress_line(st: &RunState, secs: u64) -> heapless::String<160> {
         "\r{secs:>4} s  sent {}  received {}  lost {} %",
         s.sent,
         s.received,
-        Fx(s.loss_pct(), 2)
+        Dec::pct(s.loss_pct(), 2)
     );
     if let Some(t) = s.rtt() {
         let _ = write!(o, "  rtt avg {} ms", ms(t.avg));
@@ -228,7 +229,7 @@ pub fn summary_line(r: &Results) -> String {
         r.size,
         r.sent,
         r.received,
-        Fx(r.loss_pct, 2),
+        Dec::pct(r.loss_pct, 2),
         r.duplicates,
         r.reordered
     );
@@ -269,13 +270,9 @@ pub fn json_str(s: &str) -> String {
     o
 }
 
-/// A finite number for JSON (NaN and infinities are not JSON).
-fn num(v: f64) -> String {
-    if v.is_finite() {
-        Fx(v, 3).to_string()
-    } else {
-        "null".to_string()
-    }
+/// A fixed-point figure for JSON, three decimals.
+fn num(v: u64, exp: u32) -> String {
+    Dec(v, exp, 3).to_string()
 }
 
 /// The RTT object (nanoseconds), or null.
@@ -301,12 +298,12 @@ pub fn json(r: &Results) -> String {
         json_str(&r.target),
         r.port,
         r.size,
-        num(r.asked_pps),
-        num(r.secs),
+        num(r.asked_mpps, 3),
+        num(r.send_ns, 9),
         r.sent,
         r.received,
         r.lost,
-        num(r.loss_pct),
+        num(r.loss_pct.0.into(), 4),
         r.duplicates,
         r.reordered,
         r.rx_overflow,
@@ -314,10 +311,10 @@ pub fn json(r: &Results) -> String {
         r.icmp_errors,
         r.stray,
         json_rtt(&r.rtt),
-        num(r.send_pps),
-        num(r.recv_pps),
-        num(r.send_bps()),
-        num(r.recv_bps()),
+        num(r.send_mpps, 3),
+        num(r.recv_mpps, 3),
+        r.send_bps(),
+        r.recv_bps(),
         r.sender_limited,
         r.max_lag_ns,
         r.interrupted
@@ -333,9 +330,10 @@ pub struct Rfc2544Row {
     pub ip: usize,
     /// why this size was not measured (too small for the address family)
     pub skipped: Option<String>,
-    pub max_pps: f64,
+    /// thousandths of packets per second
+    pub max_mpps: u64,
     /// the highest rate tried (the search's ceiling)
-    pub ceiling_pps: f64,
+    pub ceiling_mpps: u64,
     pub trials: u32,
     /// a trial could not be sent at its rate (this host's limit, not the link's)
     pub sender_limited: bool,
@@ -345,8 +343,8 @@ pub struct Rfc2544Row {
 
 impl Rfc2544Row {
     /// Frame bits per second at the throughput found.
-    pub fn max_bps(&self) -> f64 {
-        self.max_pps * self.frame as f64 * 8.0
+    pub fn max_bps(&self) -> u64 {
+        bps(self.max_mpps, self.frame)
     }
 }
 
@@ -354,8 +352,8 @@ impl Rfc2544Row {
 pub fn rfc2544_table(
     target: &str,
     port: u16,
-    loss_ok: f64,
-    trial_s: f64,
+    loss_ok: Pct,
+    trial_ns: u64,
     rows: &[Rfc2544Row],
 ) -> String {
     let mut o = String::new();
@@ -363,8 +361,8 @@ pub fn rfc2544_table(
         o,
         "RFC 2544 throughput to {target}:{port}: highest rate with loss <= {}% \
          (trials of {} s), then latency (round trip) at that rate",
-        Fx(loss_ok, 2),
-        Fx(trial_s, 1)
+        Dec::pct(loss_ok, 2),
+        Dec::secs(trial_ns, 1)
     );
     let _ = writeln!(
         o,
@@ -377,7 +375,7 @@ pub fn rfc2544_table(
         }
         let (loss, avg, p99) = match &r.latency {
             Some(l) => (
-                Fx(l.loss_pct, 3).to_string(),
+                Dec::pct(l.loss_pct, 3).to_string(),
                 l.rtt.map_or("-".into(), |t| ms(t.avg).to_string()),
                 l.rtt.map_or("-".into(), |t| ms(t.p99).to_string()),
             ),
@@ -388,8 +386,8 @@ pub fn rfc2544_table(
             "  {:>5}  {:>6}  {:>10}  {:>11}  {:>7}  {:>11}  {:>11}  {:>6}",
             r.frame,
             r.ip,
-            Fx(mbps(r.max_bps()), 2),
-            Fx(r.max_pps, 0),
+            Dec::mbps(r.max_bps(), 2),
+            Dec::pps(r.max_mpps, 0),
             loss,
             avg,
             p99,
@@ -398,7 +396,7 @@ pub fn rfc2544_table(
     }
     let mut noted = false;
     for r in rows.iter().filter(|r| r.skipped.is_none()) {
-        if r.max_pps >= r.ceiling_pps {
+        if r.max_mpps >= r.ceiling_mpps {
             let _ = writeln!(
                 o,
                 "  note: {} B passed at the highest rate tried; the link may carry more (raise --rate)",
@@ -425,16 +423,16 @@ pub fn rfc2544_table(
 pub fn rfc2544_json(
     target: &str,
     port: u16,
-    loss_ok: f64,
-    trial_s: f64,
+    loss_ok: Pct,
+    trial_ns: u64,
     rows: &[Rfc2544Row],
 ) -> String {
     let mut o = format!(
         "{{\"mode\":\"rfc2544\",\"target\":{},\"port\":{port},\"loss_ok_pct\":{},\
          \"trial_seconds\":{},\"results\":[",
         json_str(target),
-        num(loss_ok),
-        num(trial_s)
+        num(loss_ok.0.into(), 4),
+        num(trial_ns, 9)
     );
     for (i, r) in rows.iter().enumerate() {
         if i > 0 {
@@ -447,9 +445,9 @@ pub fn rfc2544_json(
             r.frame,
             r.ip,
             r.skipped.as_deref().map_or("null".into(), json_str),
-            num(r.max_pps),
-            num(r.max_bps()),
-            num(r.ceiling_pps),
+            num(r.max_mpps, 3),
+            r.max_bps(),
+            num(r.ceiling_mpps, 3),
             r.trials,
             r.sender_limited,
             r.latency.as_ref().map_or("null".into(), json)
@@ -478,7 +476,7 @@ mod tests {
         }
         st.stats.on_reply(3, 2_000_000, 100);
         st.rx_overflow = 1;
-        Results::new("198.18.0.41", 7007, 128, 100.0, &st)
+        Results::new("198.18.0.41", 7007, 128, 100_000, &st)
     }
 
     #[test]
@@ -507,16 +505,24 @@ mod tests {
             frame: 64,
             ip: 46,
             skipped: Some("too \"small\"".into()),
-            max_pps: 0.0,
-            ceiling_pps: 1.0,
+            max_mpps: 0,
+            ceiling_mpps: 1_000,
             trials: 0,
             sender_limited: false,
             latency: Some(r),
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&rfc2544_json("::1", 7, 0.0, 2.0, &[row.clone(), row])).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&rfc2544_json(
+            "::1",
+            7,
+            Pct(0),
+            2_000_000_000,
+            &[row.clone(), row],
+        ))
+        .unwrap();
         assert_eq!(v["results"][1]["skipped"], "too \"small\"");
         assert_eq!(v["results"][0]["latency"]["sent"], 10);
+        assert_eq!(v["trial_seconds"], 2.0);
+        assert_eq!(v["results"][0]["latency"]["asked_pps"], 100.0);
         assert!(
             table(&sample()).contains("note: 1 replies were dropped by this host's receive buffer")
         );

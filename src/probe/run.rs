@@ -4,7 +4,7 @@
 //! fake in tests) and allocates nothing: buffers and statistics are made before it.
 use super::schedule::{Pacer, MAX_BURST};
 use super::stats::Stats;
-use super::units::{read_header, write_header};
+use super::units::{mul_div, per_second_milli, read_header, write_header};
 use std::io;
 
 const SECOND: u64 = 1_000_000_000;
@@ -32,7 +32,8 @@ pub trait ProbeIo {
 /// What to send in one run.
 #[derive(Clone, Copy, Debug)]
 pub struct RunSpec {
-    pub pps: f64,
+    /// thousandths of packets per second
+    pub mpps: u64,
     pub count: Option<u64>,
     pub duration_ns: Option<u64>,
     /// identifies this run's probes (replies of an earlier trial are strays)
@@ -103,28 +104,26 @@ impl RunState {
         self.interrupted = false;
     }
 
-    /// Seconds spent sending.
-    pub fn send_secs(&self) -> f64 {
-        self.send_ended.saturating_sub(self.started) as f64 / 1e9
+    /// Nanoseconds spent sending.
+    pub fn send_ns(&self) -> u64 {
+        self.send_ended.saturating_sub(self.started)
     }
 
-    /// Probes per second actually sent: the intervals between the first and the last
-    /// probe (0 with fewer than two).
-    pub fn send_pps(&self) -> f64 {
+    /// Thousandths of probes per second actually sent: the intervals between the first
+    /// and the last probe (0 with fewer than two).
+    pub fn send_mpps(&self) -> u64 {
         let span = self.last_send.saturating_sub(self.first_send);
         if self.stats.sent > 1 && span > 0 {
-            (self.stats.sent - 1) as f64 * 1e9 / span as f64
+            per_second_milli(self.stats.sent - 1, span)
         } else {
-            0.0
+            0
         }
     }
 
-    /// Distinct replies per second: the send rate scaled by the share that came back.
-    pub fn recv_pps(&self) -> f64 {
-        if self.stats.sent == 0 {
-            return 0.0;
-        }
-        self.send_pps() * self.stats.received as f64 / self.stats.sent as f64
+    /// Distinct replies per second (thousandths): the send rate scaled by the share
+    /// that came back.
+    pub fn recv_mpps(&self) -> u64 {
+        mul_div(self.send_mpps(), self.stats.received, self.stats.sent)
     }
 
     /// The sender woke more than [`STALL_NS`] late at least once and sent the probes
@@ -192,7 +191,7 @@ pub fn run<I: ProbeIo>(
     let start = io.now();
     st.started = start;
     let count = spec.count.map(|c| c.min(u64::from(u32::MAX)));
-    let pacer = Pacer::new(start, spec.pps, count, spec.duration_ns);
+    let pacer = Pacer::new(start, spec.mpps, count, spec.duration_ns);
     let mut tick = start + SECOND;
     let mut now = start;
     loop {
@@ -356,9 +355,9 @@ mod tests {
         }
     }
 
-    fn spec(pps: f64, count: Option<u64>, duration_ns: Option<u64>) -> RunSpec {
+    fn spec(pps: u64, count: Option<u64>, duration_ns: Option<u64>) -> RunSpec {
         RunSpec {
-            pps,
+            mpps: pps * 1000,
             count,
             duration_ns,
             tag: 9,
@@ -380,13 +379,17 @@ mod tests {
     #[test]
     fn paced_run_with_loss_and_delay() {
         let mut sim = Sim::new(20_000_000, |seq| seq % 10 == 3);
-        let (st, ticks) = go(&mut sim, &spec(1000.0, None, Some(3 * SECOND)));
+        let (st, ticks) = go(&mut sim, &spec(1000, None, Some(3 * SECOND)));
         assert_eq!(st.stats.sent, 3000);
         assert_eq!(st.stats.lost(), 300);
         assert_eq!((st.stats.duplicates, st.stats.reordered), (0, 0));
         let r = st.stats.rtt().unwrap();
         assert_eq!((r.min, r.max, r.jitter), (20_000_000, 20_000_000, 0));
-        assert!((st.send_pps() - 1000.0).abs() < 0.5, "{}", st.send_pps());
+        assert!(
+            st.send_mpps().abs_diff(1_000_000) < 500,
+            "{}",
+            st.send_mpps()
+        );
         assert!(!st.sender_limited());
         // it slept between probes instead of spinning: about one wait per probe
         assert!(sim.waits <= 3 * 3000, "{}", sim.waits);
@@ -399,7 +402,7 @@ mod tests {
     fn count_and_stray() {
         let mut sim = Sim::new(1_000, |_| false);
         sim.queue.push_back((0, vec![1, 2, 3]));
-        let (st, _) = go(&mut sim, &spec(100.0, Some(5), None));
+        let (st, _) = go(&mut sim, &spec(100, Some(5), None));
         assert_eq!(
             (st.stats.sent, st.stats.received, st.stats.stray),
             (5, 5, 1)
@@ -412,13 +415,13 @@ mod tests {
     fn stall_is_caught_up_and_noted() {
         let mut sim = Sim::new(1_000, |_| false);
         sim.stall_at = 100;
-        let (st, _) = go(&mut sim, &spec(1000.0, None, Some(SECOND)));
+        let (st, _) = go(&mut sim, &spec(1000, None, Some(SECOND)));
         assert_eq!(st.stats.sent, 1000);
         assert!(st.stalled() && !st.sender_limited(), "{}", st.max_lag_ns);
         assert!(st.max_lag_ns >= 9_000_000, "{}", st.max_lag_ns);
         let (st, _) = go(
             &mut Sim::new(1_000, |_| false),
-            &spec(1000.0, None, Some(SECOND)),
+            &spec(1000, None, Some(SECOND)),
         );
         assert!(!st.stalled(), "{}", st.max_lag_ns);
     }
@@ -429,7 +432,7 @@ mod tests {
     fn slow_sender_is_reported() {
         let mut sim = Sim::new(1_000, |_| false);
         sim.send_cost = 2_000_000; // 2 ms per send, 1000/s asked
-        let (st, _) = go(&mut sim, &spec(1000.0, None, Some(SECOND)));
+        let (st, _) = go(&mut sim, &spec(1000, None, Some(SECOND)));
         assert!(
             st.sender_limited(),
             "sent {} of {}",
@@ -437,6 +440,6 @@ mod tests {
             st.planned
         );
         assert_eq!(st.stats.lost(), 0);
-        assert!(st.send_pps() < 600.0);
+        assert!(st.send_mpps() < 600_000);
     }
 }

@@ -5,13 +5,20 @@
 /// falls further behind than [`Pacer::LAG_LIMIT_NS`] is reported as not keeping up.
 pub const MAX_BURST: u64 = 64;
 
+use super::units::mul_div;
+
 /// Probe `k` is due at `start + k / pps`. The loop sends every probe that is due, then
 /// sleeps until the next one is (so a slow rate costs no CPU, and a late wake-up is
-/// made good by a short burst instead of a lower rate).
+/// made good by a short burst instead of a lower rate). Integer arithmetic (f64 is a
+/// software library on mips): the interval is kept in 1/65536 ns, so the schedule
+/// drifts by less than 16 us over 10^9 probes.
 #[derive(Clone, Copy, Debug)]
 pub struct Pacer {
     start: u64,
-    pps: f64,
+    /// thousandths of packets per second
+    mpps: u64,
+    /// nanoseconds between probes, times 65536
+    interval_q16: u64,
     /// send no more than this many
     count: u64,
     /// stop sending at this time
@@ -23,10 +30,13 @@ impl Pacer {
     /// rate was not reached.
     pub const LAG_LIMIT_NS: u64 = 100_000_000;
 
-    pub fn new(start: u64, pps: f64, count: Option<u64>, duration_ns: Option<u64>) -> Pacer {
+    /// `mpps`: thousandths of packets per second.
+    pub fn new(start: u64, mpps: u64, count: Option<u64>, duration_ns: Option<u64>) -> Pacer {
+        let mpps = mpps.max(1);
         Pacer {
             start,
-            pps,
+            mpps,
+            interval_q16: (1_000_000_000_000u64 << 16) / mpps,
             count: count.unwrap_or(u64::MAX),
             end: duration_ns.map_or(u64::MAX, |d| start.saturating_add(d)),
         }
@@ -34,8 +44,11 @@ impl Pacer {
 
     /// When probe `k` is due.
     pub fn due_at(&self, k: u64) -> u64 {
-        self.start
-            .saturating_add((k as f64 * 1e9 / self.pps).ceil().min(1e19) as u64)
+        let whole = k.saturating_mul(self.interval_q16 >> 16);
+        let frac = k
+            .saturating_mul(self.interval_q16 & 0xffff)
+            .div_ceil(1 << 16);
+        self.start.saturating_add(whole).saturating_add(frac)
     }
 
     /// How many probes should have been sent by `now` (the first one at the start).
@@ -44,9 +57,14 @@ impl Pacer {
         if t < self.start {
             return 0;
         }
-        let n = ((t - self.start) as f64 * self.pps / 1e9).floor() as u64 + 1;
-        // the float may round up to a probe not due yet by due_at's reckoning
-        let n = if self.due_at(n - 1) > t { n - 1 } else { n };
+        let mut n = mul_div(t - self.start, 1 << 16, self.interval_q16) + 1;
+        // the estimate may be off by one from due_at's reckoning
+        while n > 0 && self.due_at(n - 1) > t {
+            n -= 1;
+        }
+        while self.due_at(n) <= t && n < self.count {
+            n += 1;
+        }
         n.min(self.count)
     }
 
@@ -55,55 +73,55 @@ impl Pacer {
         sent >= self.count || now >= self.end
     }
 
-    /// The packets per second asked for.
-    pub fn pps(&self) -> f64 {
-        self.pps
+    /// The thousandths of packets per second asked for.
+    pub fn mpps(&self) -> u64 {
+        self.mpps
     }
 }
 
 /// RFC 2544 section 26.1 throughput: the highest rate at which the loss stays within the
 /// allowed figure, found by binary search between 0 and `max`. The first trial runs at
-/// `max`; the search ends when the step is below `resolution` (a fraction of `max`) or
-/// after [`Search::MAX_TRIALS`].
+/// `max`; the search ends when the step is below `max / steps` or after
+/// [`Search::MAX_TRIALS`]. Rates in thousandths of packets per second.
 #[derive(Clone, Debug)]
 pub struct Search {
-    max: f64,
-    resolution: f64,
+    max: u64,
+    steps: u64,
     /// highest rate that passed
-    lo: f64,
+    lo: u64,
     /// lowest rate that failed
-    hi: f64,
+    hi: u64,
     trials: u32,
     /// rate of the trial in progress
-    current: Option<f64>,
+    current: Option<u64>,
 }
 
 impl Search {
     pub const MAX_TRIALS: u32 = 20;
 
-    pub fn new(max_pps: f64, resolution: f64) -> Search {
+    pub fn new(max_mpps: u64, steps: u64) -> Search {
         Search {
-            max: max_pps,
-            resolution,
-            lo: 0.0,
-            hi: max_pps,
+            max: max_mpps,
+            steps: steps.max(1),
+            lo: 0,
+            hi: max_mpps,
             trials: 0,
             current: None,
         }
     }
 
     /// The rate of the next trial, or None when the search is over.
-    pub fn next_rate(&mut self) -> Option<f64> {
+    pub fn next_rate(&mut self) -> Option<u64> {
         let rate = if self.trials == 0 {
             self.max
         } else if self.lo >= self.max
             || self.trials >= Self::MAX_TRIALS
-            || self.hi - self.lo <= self.resolution * self.max
-            || self.hi < 1.0
+            || self.hi.saturating_sub(self.lo) <= self.max / self.steps
+            || self.hi < super::units::MILLI
         {
             return None;
         } else {
-            (self.lo + self.hi) / 2.0
+            self.lo + (self.hi - self.lo) / 2
         };
         self.current = Some(rate);
         Some(rate)
@@ -124,7 +142,7 @@ impl Search {
     }
 
     /// The throughput found: the highest rate that passed (0 if none did).
-    pub fn result(&self) -> f64 {
+    pub fn result(&self) -> u64 {
         self.lo
     }
 
@@ -141,7 +159,7 @@ mod tests {
 
     #[test]
     fn pacing_by_the_schedule() {
-        let p = Pacer::new(5 * S, 1000.0, None, Some(S));
+        let p = Pacer::new(5 * S, 1_000_000, None, Some(S));
         assert_eq!(p.due(0), 0);
         assert_eq!(p.due(5 * S), 1);
         assert_eq!(p.due(5 * S + 999_999), 1);
@@ -152,14 +170,20 @@ mod tests {
         assert!(p.finished(6 * S, 10));
         assert!(!p.finished(6 * S - 1, 10));
         // a count ends it first
-        let p = Pacer::new(0, 10.0, Some(3), None);
+        let p = Pacer::new(0, 10_000, Some(3), None);
         assert_eq!(p.due(100 * S), 3);
         assert!(p.finished(0, 3));
         // odd rates: 3 per second is due at 0, 1/3 s, 2/3 s
-        let p = Pacer::new(0, 3.0, None, None);
+        let p = Pacer::new(0, 3_000, None, None);
         assert_eq!(p.due_at(1), 333_333_334);
         assert_eq!(p.due(333_333_333), 1);
         assert_eq!(p.due(333_333_334), 2);
+        assert_eq!(p.due_at(3), S);
+        // past 2^47 ns of elapsed time (the estimate's fallback)
+        let p = Pacer::new(0, 7_000, None, None);
+        let k = 1_000_000_000;
+        assert_eq!(p.due(p.due_at(k)), k + 1);
+        assert_eq!(p.due(p.due_at(k) - 1), k);
         for k in 0..10_000u64 {
             let t = p.due_at(k);
             assert_eq!(p.due(t), k + 1, "{k}");
@@ -170,8 +194,8 @@ mod tests {
     }
 
     /// A link that passes every rate up to `limit` (packets/s).
-    fn search(max: f64, limit: f64, res: f64) -> Search {
-        let mut s = Search::new(max, res);
+    fn search(max: u64, limit: u64, steps: u64) -> Search {
+        let mut s = Search::new(max, steps);
         while let Some(r) = s.next_rate() {
             s.record(r <= limit);
         }
@@ -180,24 +204,27 @@ mod tests {
 
     #[test]
     fn binary_search_finds_the_limit() {
-        let s = search(100_000.0, 37_000.0, 0.01);
+        let s = search(100_000_000, 37_000_000, 100);
         let found = s.result();
-        assert!(found <= 37_000.0 && found > 37_000.0 - 1_000.0, "{found}");
+        assert!(
+            found <= 37_000_000 && found > 37_000_000 - 1_000_000,
+            "{found}"
+        );
         assert!(s.trials() <= 9, "{}", s.trials());
         // the line passes at max: one trial
-        let s = search(1000.0, 5000.0, 0.01);
-        assert_eq!((s.result(), s.trials()), (1000.0, 1));
+        let s = search(1_000_000, 5_000_000, 100);
+        assert_eq!((s.result(), s.trials()), (1_000_000, 1));
         // nothing passes: 0 after a bounded number of trials
-        let s = search(1000.0, 0.0, 0.001);
-        assert_eq!(s.result(), 0.0);
+        let s = search(1_000_000, 0, 1000);
+        assert_eq!(s.result(), 0);
         assert!(s.trials() <= Search::MAX_TRIALS);
     }
 
     #[test]
     fn record_without_next_is_ignored() {
-        let mut s = Search::new(10.0, 0.1);
+        let mut s = Search::new(10_000, 10);
         s.record(true);
         assert_eq!(s.trials(), 0);
-        assert_eq!(s.next_rate(), Some(10.0));
+        assert_eq!(s.next_rate(), Some(10_000));
     }
 }

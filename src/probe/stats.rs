@@ -14,6 +14,7 @@
 //!   minimum (section 4.2, "PDV" with the minimum as reference).
 //! - RTT percentiles from a histogram with 64 linear steps per power of two: a value is
 //!   reported within 1/128 (0.8 %) of the true one; min, max and mean are exact.
+use super::units::Pct;
 
 /// Sequence numbers remembered for duplicate detection.
 pub const WINDOW: u32 = 1 << 16;
@@ -208,13 +209,9 @@ impl Stats {
         self.sent.saturating_sub(self.received)
     }
 
-    /// Lost probes in percent of those sent.
-    pub fn loss_pct(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.lost() as f64 * 100.0 / self.sent as f64
-        }
+    /// Lost probes in percent of those sent (rounded down to 0.0001 %).
+    pub fn loss_pct(&self) -> Pct {
+        Pct(super::units::mul_div(self.lost(), 1_000_000, self.sent) as u32)
     }
 
     /// The round-trip summary, None before the first reply.
@@ -222,13 +219,13 @@ impl Stats {
         if self.rtt_count == 0 {
             return None;
         }
-        let p50 = self.percentile(50.0);
-        let p99 = self.percentile(99.0);
+        let p50 = self.percentile(50);
+        let p99 = self.percentile(99);
         Some(Rtt {
             min: self.rtt_min,
             avg: self.rtt_sum / self.rtt_count,
             p50,
-            p90: self.percentile(90.0),
+            p90: self.percentile(90),
             p99,
             max: self.rtt_max,
             jitter: self.jitter16 >> 4,
@@ -238,8 +235,10 @@ impl Stats {
 
     /// The nearest-rank percentile `p` of the round trips, from the histogram (middle of
     /// the bucket, kept within the exact min and max).
-    fn percentile(&self, p: f64) -> u64 {
-        let rank = ((p / 100.0 * self.rtt_count as f64).ceil() as u64).clamp(1, self.rtt_count);
+    fn percentile(&self, p: u64) -> u64 {
+        // ceil(p * n / 100) without overflow: n = 100q + r
+        let n = self.rtt_count;
+        let rank = ((n / 100) * p + ((n % 100) * p).div_ceil(100)).clamp(1, n);
         let mut acc = 0u64;
         for (i, &n) in self.hist.iter().enumerate() {
             acc += u64::from(n);
@@ -318,7 +317,7 @@ mod tests {
             s.on_reply(i, 5, 1);
         }
         assert_eq!(s.lost(), 20_000);
-        assert!((s.loss_pct() - 10.0).abs() < 1e-9);
+        assert_eq!(s.loss_pct(), Pct(100_000));
         // 0 is far outside the window now: counted once, as reordered and too old
         assert_eq!(s.on_reply(0, 5, 1), Arrival::Reordered);
         assert_eq!((s.too_old, s.reordered), (1, 1));

@@ -44,21 +44,48 @@ pub fn udp_payload(ip: usize, ipv6: bool) -> Result<usize, String> {
     Ok(ip - hdr - UDP_HEADER)
 }
 
-/// A rate as asked for: packets per second, or bits per second of IP packets.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Rates are kept in integers, because f64 arithmetic is a software library on mips:
+/// packets per second in thousandths (`mpps`: 1500 is 1.5 packets/s), bits per second.
+pub const MILLI: u64 = 1000;
+
+/// A rate as asked for: thousandths of packets per second, or bits per second of IP
+/// packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rate {
-    Pps(f64),
-    Bps(f64),
+    Mpps(u64),
+    Bps(u64),
 }
 
 impl Rate {
-    /// Packets per second for IP packets of `ip` bytes.
-    pub fn pps(self, ip: usize) -> f64 {
+    /// Thousandths of packets per second for IP packets of `ip` bytes (at least 1).
+    pub fn mpps(self, ip: usize) -> u64 {
         match self {
-            Rate::Pps(p) => p,
-            Rate::Bps(b) => b / (ip as f64 * 8.0),
+            Rate::Mpps(p) => p,
+            Rate::Bps(b) => mul_div(b, MILLI, ip.max(1) as u64 * 8),
         }
+        .max(1)
     }
+}
+
+/// `a * b / c` in u64 (saturating): exact while `a * b` fits, else `a * (b / c)` plus
+/// `a * (b % c) / c`, the last exact while it fits and within `b % c` below it past
+/// that. (No u128: its division is a library routine on 32-bit targets.)
+pub fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    let c = c.max(1);
+    if let Some(ab) = a.checked_mul(b) {
+        return ab / c;
+    }
+    let r = b % c;
+    let rest = match a.checked_mul(r) {
+        Some(ar) => ar / c,
+        None => (a / c).saturating_mul(r),
+    };
+    a.saturating_mul(b / c).saturating_add(rest)
+}
+
+/// A rate in thousandths per second of `n` events in `span_ns` nanoseconds.
+pub fn per_second_milli(n: u64, span_ns: u64) -> u64 {
+    mul_div(n, 1_000_000_000_000, span_ns)
 }
 
 fn split_number(s: &str) -> (&str, &str) {
@@ -94,38 +121,59 @@ pub fn parse_fixed(num: &str, digits: u32) -> Option<u64> {
     Some(v)
 }
 
-/// A number with `decimals` places, printed from integers: formatting an f64 links the
-/// float formatter (about 12 KB on mips). Width and alignment flags are honoured.
+/// A fixed-point number `v` x 10^-`exp` shown with `shown` decimals (rounded half
+/// up), printed from integers: formatting an f64 links the float formatter and its
+/// software arithmetic on mips. Width and alignment flags are honoured.
 #[derive(Clone, Copy, Debug)]
-pub struct Fx(pub f64, pub u32);
+pub struct Dec(pub u64, pub u32, pub u32);
 
-impl std::fmt::Display for Fx {
+impl Dec {
+    /// Nanoseconds as milliseconds with three decimals.
+    pub fn ms(ns: u64) -> Dec {
+        Dec(ns, 6, 3)
+    }
+    /// Nanoseconds as seconds with `shown` decimals.
+    pub fn secs(ns: u64, shown: u32) -> Dec {
+        Dec(ns, 9, shown)
+    }
+    /// Thousandths of packets per second with `shown` decimals.
+    pub fn pps(mpps: u64, shown: u32) -> Dec {
+        Dec(mpps, 3, shown)
+    }
+    /// Bits per second as Mb/s with `shown` decimals.
+    pub fn mbps(bps: u64, shown: u32) -> Dec {
+        Dec(bps, 6, shown)
+    }
+    /// A [`Pct`] with `shown` decimals.
+    pub fn pct(p: Pct, shown: u32) -> Dec {
+        Dec(p.0.into(), 4, shown)
+    }
+}
+
+impl std::fmt::Display for Dec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use std::fmt::Write as _;
-        let mut out: heapless::String<48> = heapless::String::new();
-        let scale = 10u64.pow(self.1.min(9));
-        let v = self.0;
-        if !v.is_finite() {
-            return f.pad("-");
-        }
-        let neg = v < 0.0;
-        // saturates at u64::MAX for absurd values rather than wrapping
-        let n = (v.abs() * scale as f64 + 0.5) as u64;
-        let _ = write!(out, "{}{}", if neg && n > 0 { "-" } else { "" }, n / scale);
-        if self.1 > 0 {
-            let _ = write!(out, ".{:0w$}", n % scale, w = self.1 as usize);
+        let Dec(v, exp, shown) = *self;
+        let shown = shown.min(exp);
+        let cut = 10u64.pow(exp - shown);
+        let n = v / cut + u64::from(v % cut >= cut.div_ceil(2) && cut > 1);
+        let scale = 10u64.pow(shown);
+        let mut out: heapless::String<32> = heapless::String::new();
+        let _ = write!(out, "{}", n / scale);
+        if shown > 0 {
+            let _ = write!(out, ".{:0w$}", n % scale, w = shown as usize);
         }
         f.pad(&out)
     }
 }
 
-fn multiplier(c: &str) -> Option<(f64, &str)> {
+fn multiplier(c: &str) -> Option<(u64, &str)> {
     let mut chars = c.chars();
     let m = match chars.next() {
-        Some('k' | 'K') => 1e3,
-        Some('m' | 'M') => 1e6,
-        Some('g' | 'G') => 1e9,
-        _ => return Some((1.0, c)),
+        Some('k' | 'K') => 1_000,
+        Some('m' | 'M') => 1_000_000,
+        Some('g' | 'G') => 1_000_000_000,
+        _ => return Some((1, c)),
     };
     Some((m, chars.as_str()))
 }
@@ -140,18 +188,19 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
         )
     };
     let (num, unit) = split_number(s.trim());
-    let n = parse_fixed(num, 3).ok_or_else(bad)? as f64 / 1e3;
+    // thousandths
+    let n = parse_fixed(num, 3).ok_or_else(bad)?;
     let (mult, rest) = multiplier(unit).ok_or_else(bad)?;
+    let big = || format!("rate '{s}' is too high");
     let rate = match rest.to_ascii_lowercase().as_str() {
-        "pps" | "p/s" => Rate::Pps(n * mult),
-        "" if mult == 1.0 => Rate::Pps(n),
-        "" | "bit" | "bps" | "b" | "bit/s" | "b/s" => Rate::Bps(n * mult),
+        "pps" | "p/s" => Rate::Mpps(n.checked_mul(mult).ok_or_else(big)?),
+        "" if mult == 1 => Rate::Mpps(n),
+        "" | "bit" | "bps" | "b" | "bit/s" | "b/s" => {
+            Rate::Bps(n.checked_mul(mult).ok_or_else(big)? / MILLI)
+        }
         _ => return Err(bad()),
     };
-    let v = match rate {
-        Rate::Pps(v) | Rate::Bps(v) => v,
-    };
-    if v.is_nan() || v <= 0.0 || !v.is_finite() {
+    if matches!(rate, Rate::Mpps(0) | Rate::Bps(0)) {
         return Err(format!("rate '{s}' must be above 0"));
     }
     Ok(rate)
@@ -179,29 +228,38 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     Ok(ns)
 }
 
-/// A list of sizes: `--size 64,512,1500` or the option repeated.
-pub fn parse_sizes(items: &[String]) -> Result<Vec<usize>, String> {
+/// One `--size` value: `64` or a list `64,512,1500` (the option may also repeat). Each
+/// size is checked against the smallest probe (IPv4's; IPv6's is checked once the
+/// target's family is known) and the largest IP packet.
+pub fn parse_sizes(item: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
-    for item in items {
-        for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let n: usize = part
-                .parse()
-                .map_err(|_| format!("bad size '{part}': a number of bytes, e.g. 64,512,1500"))?;
-            out.push(n);
-        }
+    for part in item.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let n: usize = part
+            .parse()
+            .map_err(|_| format!("bad size '{part}': a number of bytes, e.g. 64,512,1500"))?;
+        udp_payload(n, false)?;
+        out.push(n);
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "bad size '{item}': a number of bytes, e.g. 64,512,1500"
+        ));
     }
     Ok(out)
 }
 
-/// A loss percentage, 0 to 100.
-pub fn parse_pct(s: &str) -> Result<f64, String> {
+/// A percentage in ten-thousandths of a percent (0.5 % is `Pct(5000)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pct(pub u32);
+
+/// A loss percentage, 0 to 100, to four decimals.
+pub fn parse_pct(s: &str) -> Result<Pct, String> {
     let v = parse_fixed(s.trim().trim_end_matches('%'), 4)
-        .ok_or_else(|| format!("bad percentage '{s}'"))? as f64
-        / 1e4;
-    if v > 100.0 {
+        .ok_or_else(|| format!("bad percentage '{s}'"))?;
+    if v > 1_000_000 {
         return Err(format!("percentage '{s}' must be between 0 and 100"));
     }
-    Ok(v)
+    Ok(Pct(v as u32))
 }
 
 /// The probe header at the start of each UDP payload: the run's tag, the sequence
@@ -228,23 +286,25 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(parse_rate("1000"), Ok(Rate::Pps(1000.0)));
-        assert_eq!(parse_rate("1000pps"), Ok(Rate::Pps(1000.0)));
-        assert_eq!(parse_rate("10kpps"), Ok(Rate::Pps(10_000.0)));
-        assert_eq!(parse_rate("100M"), Ok(Rate::Bps(100e6)));
-        assert_eq!(parse_rate("100Mbit"), Ok(Rate::Bps(100e6)));
-        assert_eq!(parse_rate("2.5G"), Ok(Rate::Bps(2.5e9)));
-        assert_eq!(parse_rate("64k"), Ok(Rate::Bps(64e3)));
-        assert_eq!(parse_rate("500bit"), Ok(Rate::Bps(500.0)));
+        assert_eq!(parse_rate("1000"), Ok(Rate::Mpps(1_000_000)));
+        assert_eq!(parse_rate("0.5"), Ok(Rate::Mpps(500)));
+        assert_eq!(parse_rate("1000pps"), Ok(Rate::Mpps(1_000_000)));
+        assert_eq!(parse_rate("10kpps"), Ok(Rate::Mpps(10_000_000)));
+        assert_eq!(parse_rate("100M"), Ok(Rate::Bps(100_000_000)));
+        assert_eq!(parse_rate("100Mbit"), Ok(Rate::Bps(100_000_000)));
+        assert_eq!(parse_rate("2.5G"), Ok(Rate::Bps(2_500_000_000)));
+        assert_eq!(parse_rate("64k"), Ok(Rate::Bps(64_000)));
+        assert_eq!(parse_rate("500bit"), Ok(Rate::Bps(500)));
         for bad in ["", "x", "10q", "1Mpp", "-5", "1e3"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
-        for zero in ["0", "0M", "0pps", "0.0"] {
+        for zero in ["0", "0M", "0pps", "0.0", "0.5bit"] {
             assert!(parse_rate(zero).unwrap_err().contains("above 0"), "{zero}");
         }
         // 100 Mbit/s of 1250-byte packets is 10000 packets/s
-        assert_eq!(Rate::Bps(100e6).pps(1250), 10_000.0);
-        assert_eq!(Rate::Pps(7.0).pps(1250), 7.0);
+        assert_eq!(Rate::Bps(100_000_000).mpps(1250), 10_000_000);
+        assert_eq!(Rate::Mpps(7_000).mpps(1250), 7_000);
+        assert_eq!(Rate::Bps(1).mpps(1500), 1);
     }
 
     #[test]
@@ -259,9 +319,11 @@ mod tests {
 
     #[test]
     fn sizes_and_limits() {
-        let v = parse_sizes(&["64,512".into(), "1500".into()]).unwrap();
-        assert_eq!(v, [64, 512, 1500]);
-        assert!(parse_sizes(&["64,x".into()]).is_err());
+        assert_eq!(parse_sizes("64,512, 1500").unwrap(), [64, 512, 1500]);
+        assert!(parse_sizes("64,x").is_err());
+        assert!(parse_sizes(",").is_err());
+        assert!(parse_sizes("43").unwrap_err().contains("below"));
+        assert!(parse_sizes("65536").unwrap_err().contains("above"));
         assert_eq!(min_ip_packet(false), 44);
         assert_eq!(min_ip_packet(true), 64);
         assert_eq!(udp_payload(44, false), Ok(16));
@@ -303,20 +365,35 @@ mod tests {
         for bad in ["", ".", "1.2.3", "1e3", "x", "1.x", "99999999999999999999"] {
             assert_eq!(parse_fixed(bad, 3), None, "{bad}");
         }
-        assert_eq!(Fx(1.23456, 3).to_string(), "1.235");
-        assert_eq!(Fx(0.0, 2).to_string(), "0.00");
-        assert_eq!(Fx(1999.96, 1).to_string(), "2000.0");
-        assert_eq!(Fx(42.4, 0).to_string(), "42");
-        assert_eq!(Fx(-0.5, 1).to_string(), "-0.5");
-        assert_eq!(Fx(f64::NAN, 1).to_string(), "-");
-        assert_eq!(format!("[{:>7}]", Fx(7.254, 2)), "[   7.25]");
-        assert_eq!(format!("{:.3}", 5.0126f64), Fx(5.0126, 3).to_string());
+        assert_eq!(Dec(123_456, 5, 3).to_string(), "1.235");
+        assert_eq!(Dec(0, 3, 2).to_string(), "0.00");
+        assert_eq!(Dec(1_999_960, 3, 1).to_string(), "2000.0");
+        assert_eq!(Dec(42_400, 3, 0).to_string(), "42");
+        assert_eq!(Dec(42_500, 3, 0).to_string(), "43");
+        assert_eq!(Dec(7, 0, 2).to_string(), "7");
+        assert_eq!(Dec::ms(1_234_567).to_string(), "1.235");
+        assert_eq!(Dec(u64::MAX, 3, 3).to_string(), "18446744073709551.615");
+        assert_eq!(format!("[{:>7}]", Dec(7_254, 3, 2)), "[   7.25]");
+    }
+
+    #[test]
+    fn integer_rates() {
+        assert_eq!(mul_div(6, 7, 4), 10);
+        assert_eq!(mul_div(u64::MAX / 2, 4, 4), u64::MAX / 2);
+        assert_eq!(mul_div(u64::MAX, 3, 2), u64::MAX);
+        assert_eq!(mul_div(1 << 40, 1 << 40, 1 << 30), 1 << 50);
+        // 10 events in 1 s: 10 per second
+        assert_eq!(per_second_milli(10, 1_000_000_000), 10_000);
+        // 2e7 events in 100 s (past the exact range): 200000 per second
+        assert_eq!(per_second_milli(20_000_000, 100_000_000_000), 200_000_000);
+        assert_eq!(per_second_milli(5, 0), 5_000_000_000_000);
     }
 
     #[test]
     fn pct() {
-        assert_eq!(parse_pct("0.5"), Ok(0.5));
-        assert_eq!(parse_pct("1%"), Ok(1.0));
+        assert_eq!(parse_pct("0.5"), Ok(Pct(5_000)));
+        assert_eq!(parse_pct("1%"), Ok(Pct(10_000)));
+        assert_eq!(parse_pct("100"), Ok(Pct(1_000_000)));
         assert!(parse_pct("101").is_err());
         assert!(parse_pct("x").is_err());
     }

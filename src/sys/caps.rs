@@ -6,6 +6,71 @@ use super::SysError;
 use caps::{CapSet, Capability};
 use nix::unistd::{Gid, Uid};
 
+/// Every capability the caps crate knows. Its own `caps::all()`, `caps::read` and the
+/// bounding set's `clear` build a HashSet, which links hashbrown and std's RandomState
+/// (about 4 KB on mips); these loops over a table do the same work without.
+const ALL: [Capability; 41] = {
+    use Capability::*;
+    [
+        CAP_CHOWN,
+        CAP_DAC_OVERRIDE,
+        CAP_DAC_READ_SEARCH,
+        CAP_FOWNER,
+        CAP_FSETID,
+        CAP_KILL,
+        CAP_SETGID,
+        CAP_SETUID,
+        CAP_SETPCAP,
+        CAP_LINUX_IMMUTABLE,
+        CAP_NET_BIND_SERVICE,
+        CAP_NET_BROADCAST,
+        CAP_NET_ADMIN,
+        CAP_NET_RAW,
+        CAP_IPC_LOCK,
+        CAP_IPC_OWNER,
+        CAP_SYS_MODULE,
+        CAP_SYS_RAWIO,
+        CAP_SYS_CHROOT,
+        CAP_SYS_PTRACE,
+        CAP_SYS_PACCT,
+        CAP_SYS_ADMIN,
+        CAP_SYS_BOOT,
+        CAP_SYS_NICE,
+        CAP_SYS_RESOURCE,
+        CAP_SYS_TIME,
+        CAP_SYS_TTY_CONFIG,
+        CAP_MKNOD,
+        CAP_LEASE,
+        CAP_AUDIT_WRITE,
+        CAP_AUDIT_CONTROL,
+        CAP_SETFCAP,
+        CAP_MAC_OVERRIDE,
+        CAP_MAC_ADMIN,
+        CAP_SYSLOG,
+        CAP_WAKE_ALARM,
+        CAP_BLOCK_SUSPEND,
+        CAP_AUDIT_READ,
+        CAP_PERFMON,
+        CAP_BPF,
+        CAP_CHECKPOINT_RESTORE,
+    ]
+};
+
+/// How many capabilities of `set` this thread holds. A capability the running kernel
+/// does not know reads as an error in the bounding and ambient sets (prctl EINVAL):
+/// not held. In the other sets an error is capget failing.
+fn count_held(set: CapSet) -> Result<usize, caps::errors::CapsError> {
+    let mut held = 0;
+    for c in ALL {
+        match caps::has_cap(None, set, c) {
+            Ok(h) => held += usize::from(h),
+            Err(_) if matches!(set, CapSet::Bounding | CapSet::Ambient) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(held)
+}
+
 /// Whether `cap` is in this thread's effective set (false when capget fails).
 fn has_effective(cap: Capability) -> bool {
     caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false)
@@ -97,7 +162,11 @@ pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
     // Bounding set first: dropping from it needs CAP_SETPCAP, which we are about to lose.
     let bounding = has_effective(Capability::CAP_SETPCAP);
     if bounding {
-        caps::clear(None, CapSet::Bounding).map_err(|e| fail("bounding", e))?;
+        for c in ALL {
+            if caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+                caps::drop(None, CapSet::Bounding, c).map_err(|e| fail("bounding", e))?;
+            }
+        }
     }
     if let Some(name) = user {
         let u = lookup_user(name)?;
@@ -114,13 +183,11 @@ pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
     if ambient {
         caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient", e))?;
     }
-    for (set, name) in [
-        (CapSet::Inheritable, "inheritable"),
-        (CapSet::Effective, "effective"),
-        (CapSet::Permitted, "permitted"),
-    ] {
-        caps::clear(None, set).map_err(|e| fail(name, e))?;
-    }
+    // one call per set, each with its set as a constant, so that the optimizer keeps
+    // only the capset path of `caps::clear` (its bounding-set path builds a HashSet)
+    caps::clear(None, CapSet::Inheritable).map_err(|e| fail("inheritable", e))?;
+    caps::clear(None, CapSet::Effective).map_err(|e| fail("effective", e))?;
+    caps::clear(None, CapSet::Permitted).map_err(|e| fail("permitted", e))?;
     // Verify: the kernel may refuse silently what it cannot do (e.g. under a
     // securebits lock), and a half-dropped process must not go on.
     let sets = [
@@ -134,12 +201,11 @@ pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
         if !check {
             continue;
         }
-        match caps::read(None, set) {
-            Ok(held) if held.is_empty() => {}
+        match count_held(set) {
+            Ok(0) => {}
             Ok(held) => {
                 return Err(SysError::new(format!(
-                    "capabilities are still held after dropping them ({name}: {} left)",
-                    held.len()
+                    "capabilities are still held after dropping them ({name}: {held} left)"
                 )))
             }
             Err(e) => {

@@ -278,11 +278,11 @@ init_tests() {
 		[ "$(h_line "tunbox config check $TC")" -lt "$(h_line "config_load tunbox")" ] &&
 		ok "$P tunbox config check runs first, before config_load" ||
 		fail "$P tunbox config check runs first, before config_load" "$(h_show)"
-	[ "$(h_instances)" = "r_on t_default " ] &&
-		ok "$P instances: r_on, t_default (enabled; no option = enabled); r_off, t_off, bridges none" ||
+	[ "$(h_instances)" = "r_on t_default p_mon " ] &&
+		ok "$P instances: r_on, t_default (enabled; no option = enabled), p_mon (probe with every); r_off, t_off, p_once (probe without every), bridges none" ||
 		fail "$P instances: r_on, t_default" "$(h_show "got: $(h_instances)")"
 	local want_params missing=""
-	for s in r_on t_default; do
+	for s in r_on t_default p_mon; do
 		want_params="procd_set_param command $FAKE|run|$s
 procd_set_param env TUNBOX_CONFIG=$cfg
 procd_set_param file $H/state/$s.conf|$FAKE
@@ -314,8 +314,8 @@ $s: $p"
 	else
 		fail "$P enabled bridges up in file order before any instance" "$(h_show)"
 	fi
-	grep -q 'b_off\|r_off\|t_off' "$H/log" &&
-		fail "$P disabled sections skipped" "$(h_show)" || ok "$P disabled sections (r_off, t_off, b_off) get no call"
+	grep -q 'b_off\|r_off\|t_off\|p_once' "$H/log" &&
+		fail "$P disabled sections skipped" "$(h_show)" || ok "$P disabled sections (r_off, t_off, b_off) and a probe without every (p_once) get no call"
 	grep -q '^tunbox run' "$H/log" && fail "$P init never runs tunbox run itself" "$(h_show)" ||
 		ok "$P tunbox run only as instance command"
 
@@ -323,7 +323,7 @@ $s: $p"
 	cp "$H/state/r_on.conf" "$H/r_on.before"
 	cp "$H/state/t_default.conf" "$H/t_default.before"
 	h_run "$shell" start
-	if [ "$(h_rc)" = 0 ] && ! grep -q '^tunbox bridge' "$H/log" && [ "$(h_instances)" = "r_on t_default " ] &&
+	if [ "$(h_rc)" = 0 ] && ! grep -q '^tunbox bridge' "$H/log" && [ "$(h_instances)" = "r_on t_default p_mon " ] &&
 		cmp -s "$H/r_on.before" "$H/state/r_on.conf" && cmp -s "$H/t_default.before" "$H/state/t_default.conf"; then
 		ok "$P reload, nothing changed: same instances and files (procd restarts nothing), bridges untouched"
 	else
@@ -364,7 +364,7 @@ $s: $p"
 	set_opt b_two enabled 1
 	TBX_FAIL_BRIDGE=b_two h_run "$shell" start
 	if grep -q "^log daemon.err bridge section 'b_two': tunbox bridge up failed: .*simulated failure" "$H/log" &&
-		[ "$(h_instances)" = "r_on t_default " ] && ! grep -q '^b_two|' "$H/state/bridges"; then
+		[ "$(h_instances)" = "r_on t_default p_mon " ] && ! grep -q '^b_two|' "$H/state/bridges"; then
 		ok "$P failing bridge up: error logged, not recorded, instances still start"
 	else
 		fail "$P failing bridge up" "$(h_show)"
@@ -465,7 +465,7 @@ rc_tests() {
 		ok "$P enable: S90tunbox and K10tunbox links" || fail "$P enable" "$(h_show "$(ls -l "$H/state/rc.d")")"
 
 	h_run "$shell" rc start
-	if [ "$(h_rc)" = 0 ] && h_has "procd_close_service set" && [ "$(h_instances)" = "r_on t_default " ]; then
+	if [ "$(h_rc)" = 0 ] && h_has "procd_close_service set" && [ "$(h_instances)" = "r_on t_default p_mon " ]; then
 		ok "$P start with a good file: exit 0, instances sent to procd"
 	else
 		fail "$P start with a good file" "$(h_show)"
@@ -517,12 +517,12 @@ rc_tests() {
 		fail "$P upgrade of a disabled, stopped service: not started" "$(h_show)"
 	fi
 	TBX_RUNNING=1 PKG_UPGRADE=1 h_run "$shell" rc start
-	[ "$(h_rc)" = 0 ] && [ "$(h_instances)" = "r_on t_default " ] && ! rc_enabled &&
+	[ "$(h_rc)" = 0 ] && [ "$(h_instances)" = "r_on t_default p_mon " ] && ! rc_enabled &&
 		ok "$P upgrade of a disabled service that runs: instances sent again (procd restarts changed binaries)" ||
 		fail "$P upgrade of a disabled running service" "$(h_show)"
 	h_run "$shell" rc enable
 	PKG_UPGRADE=1 h_run "$shell" rc start
-	[ "$(h_rc)" = 0 ] && [ "$(h_instances)" = "r_on t_default " ] &&
+	[ "$(h_rc)" = 0 ] && [ "$(h_instances)" = "r_on t_default p_mon " ] &&
 		ok "$P upgrade of an enabled service: started" || fail "$P upgrade of an enabled service: started" "$(h_show)"
 }
 
