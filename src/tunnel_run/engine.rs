@@ -555,6 +555,7 @@ impl<D: Device> Engine<D> {
 
     /// Sends what the tunnel's timers produce; manages TCP dialing and stale connections.
     fn timers(&mut self, now: Instant) {
+        let wall = crate::clock::wall_nanos();
         let core = &mut self.core;
         match &mut self.net {
             Net::TcpClient {
@@ -604,7 +605,7 @@ impl<D: Device> Engine<D> {
                     return;
                 }
                 while let Some(slot) = conn.tx.slot(BUF_SIZE) {
-                    match core.tunnel.tick(slot, now) {
+                    match core.tunnel.tick(slot, now, wall) {
                         Output::ToNetwork(n) => conn.tx.commit(n),
                         _ => break,
                     }
@@ -631,7 +632,7 @@ impl<D: Device> Engine<D> {
                         incoming.close();
                     }
                 }
-                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
+                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now, wall) {
                     if active.is_open() && !active.tx.push(&core.out_buf[..n]) {
                         core.count(DropReason::TxFull);
                     }
@@ -644,7 +645,7 @@ impl<D: Device> Engine<D> {
                 endpoint,
                 ..
             } => {
-                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
+                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now, wall) {
                     if let Some(dst) = remote.or(*endpoint) {
                         if let Err(e) = sock.send_to(&core.out_buf[..n], dst) {
                             core.count(DropReason::WriteError);
