@@ -206,6 +206,11 @@ device_tool! {
         /// seconds without traffic from the peer before it counts as dead (default 30)
         #[argh(option)]
         pub timeout: Option<String>,
+        /// network behind the peer, CIDR (repeatable), e.g. 198.18.0.0/16: installed as
+        /// a route on the device; packets from the peer must come from these (a server
+        /// with several peers takes them from `config peer` sections)
+        #[argh(option)]
+        pub route: Vec<String>,
     }
 }
 

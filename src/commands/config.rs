@@ -4,7 +4,7 @@ use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
 use crate::config::{self, schema, ConfigError, Resolved};
 use crate::reflect::{self, ReflectOptions};
-use crate::tunnel_run::{self, TunnelOptions};
+use crate::tunnel_run::TunnelOptions;
 
 /// Checks a resolved section the way starting it would, without starting it.
 pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
@@ -19,7 +19,7 @@ pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
 pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
-        "tunnel" => Ok(tunnel_run::run(&TunnelOptions::from_resolved(r)?)?),
+        "tunnel" => super::tunnel::run_resolved(r),
         "bridge" => Err(r
             .error(format!(
                 "bridge sections are not run as a service: use `tunbox bridge up --section {}`",

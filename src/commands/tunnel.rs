@@ -3,13 +3,18 @@
 use super::{options, AppError, ToolOptions};
 use crate::cli;
 use crate::config::schema::{self, SectionSpec};
-use crate::config::{ConfigError, Resolved};
+use crate::config::{self, ConfigError, Resolved};
+use crate::sys::tun::Mode;
 use crate::sys::SysError;
 use crate::tunnel::key::Key;
 use crate::tunnel::{Role, Transport};
-use crate::tunnel_run::{self, keyfile, TunnelOptions, MAX_MTU};
+use crate::tunnel_run::{self, keyfile, PeerOptions, TunnelOptions, MAX_MTU};
 use std::path::PathBuf;
 use std::time::Duration;
+
+const NO_KEY: &str =
+    "no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both \
+    ends and give --key-file (or option key_file); --plaintext is for lab use only";
 
 impl ToolOptions for TunnelOptions {
     const SPEC: &'static SectionSpec = &schema::TUNNEL;
@@ -32,11 +37,14 @@ impl ToolOptions for TunnelOptions {
         };
         let plaintext = r.flag("plaintext");
         let key_file = r.one::<String>("key_file").map(PathBuf::from);
-        if !plaintext && key_file.is_none() {
-            return Err(r.error(
-                "no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both ends \
-                 and give --key-file (or option key_file); --plaintext is for lab use only",
-            ));
+        // With a section, `config peer` sections may give the keys instead (checked
+        // once they are read, in `cmd_tunnel`).
+        if !plaintext && key_file.is_none() && r.section.is_none() {
+            return Err(r.error(NO_KEY));
+        }
+        let routes: Vec<(std::net::IpAddr, u8)> = r.all("route");
+        if plaintext && !routes.is_empty() {
+            return Err(r.option_error("route", "routes need keys: not with --plaintext"));
         }
         let mtu: Option<u32> = r.one("mtu");
         if let Some(m) = mtu.filter(|m| *m > MAX_MTU) {
@@ -70,14 +78,102 @@ impl ToolOptions for TunnelOptions {
             user: r.one("user"),
             verbose: r.flag("verbose"),
             syslog: r.flag("syslog"),
+            routes,
+            peers: Vec::new(),
         })
     }
 }
 
 /// `tunbox tunnel ...`
 pub fn cmd_tunnel(a: &cli::Tunnel) -> Result<(), AppError> {
-    let o: TunnelOptions = options(a.section.as_deref(), &a.layered())?;
+    let mut o: TunnelOptions = options(a.section.as_deref(), &a.layered())?;
+    if let Some(name) = a.section.as_deref() {
+        let path = config::config_path(&super::tunbox_env());
+        add_peers(&mut o, &path, name)?;
+    }
     Ok(tunnel_run::run(&o)?)
+}
+
+/// `tunbox run SECTION` of a tunnel section.
+pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
+    let mut o = TunnelOptions::from_resolved(r)?;
+    if let (Some((path, _)), Some(name)) = (&r.origin, &r.section) {
+        add_peers(&mut o, path, name)?;
+    }
+    Ok(tunnel_run::run(&o)?)
+}
+
+/// Reads the `config peer` sections of tunnel section `name` in `path` into `o`.
+fn add_peers(o: &mut TunnelOptions, path: &str, name: &str) -> Result<(), ConfigError> {
+    let file = config::load(path)?;
+    let tunnel = file.section(name).map_or(name, |s| s.name.as_str());
+    o.peers = peers_of(&file, tunnel)?;
+    check_peers(o).map_err(|m| ConfigError::plain(format!("{path}: tunnel '{name}': {m}")))?;
+    if o.peers.is_empty() && !o.plaintext && o.key_file.is_none() {
+        return Err(ConfigError::plain(format!(
+            "{path}: tunnel '{name}': {NO_KEY}"
+        )));
+    }
+    Ok(())
+}
+
+/// The enabled `config peer` sections of `file` whose `option tunnel` is `tunnel`.
+pub fn peers_of(
+    file: &config::uci::UciFile,
+    tunnel: &str,
+) -> Result<Vec<PeerOptions>, ConfigError> {
+    let mut peers = Vec::new();
+    for s in file.sections.iter().filter(|s| s.kind == "peer") {
+        let r = config::resolve(&schema::PEER, Some((&file.path, s)), &[], &[])?;
+        if r.one::<String>("tunnel").as_deref() != Some(tunnel) || !r.flag("enabled") {
+            continue;
+        }
+        let key_file = r
+            .one::<String>("key_file")
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                r.error("a peer needs 'option key_file' (its own key, made with `tunbox genkey`)")
+            })?;
+        let routes: Vec<(std::net::IpAddr, u8)> = r.all("route");
+        if routes.is_empty() {
+            return Err(r.error(
+                "a peer needs at least one 'list route' (the inner addresses behind it, e.g. its tunnel address/32 and its LAN)",
+            ));
+        }
+        peers.push(PeerOptions {
+            name: s.name.clone(),
+            key_file,
+            routes,
+        });
+    }
+    Ok(peers)
+}
+
+/// What a tunnel with `config peer` sections must be.
+pub fn check_peers(o: &TunnelOptions) -> Result<(), String> {
+    if o.peers.is_empty() {
+        return Ok(());
+    }
+    if o.role != Role::Server {
+        return Err("peer sections are for the server ('listen'); a client has one 'remote' and one 'key_file'".into());
+    }
+    if o.transport != Transport::Udp {
+        return Err("several peers need transport udp".into());
+    }
+    if o.mode == Mode::Tap {
+        return Err(
+            "several peers work in mode tun only (a tap tunnel has one peer; see README)".into(),
+        );
+    }
+    if o.plaintext {
+        return Err("several peers need keys: plaintext is one peer only".into());
+    }
+    if o.key_file.is_some() || !o.routes.is_empty() {
+        return Err(
+            "with peer sections, each peer has its own key_file and routes: remove key_file and route from the tunnel section".into(),
+        );
+    }
+    Ok(())
 }
 
 /// `tunbox genkey PATH`; `-` writes the key to stdout (as `wg genkey`), in the same
@@ -106,7 +202,7 @@ pub fn cmd_genkey(a: &cli::Genkey) -> Result<(), AppError> {
 mod tests {
     use super::super::from_cli;
     use super::*;
-    use crate::config;
+
     use crate::sys::tun::Mode;
 
     #[test]
@@ -177,5 +273,52 @@ mod tests {
         let e = TunnelOptions::from_resolved(&r).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.to_string().starts_with("/etc/config/tunbox:1:"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod peer_tests {
+    use super::*;
+
+    const FILE: &str = "config tunnel 'hub'\n\toption listen '5555'\n\
+        config peer 'a'\n\toption tunnel 'hub'\n\toption key_file '/ka'\n\tlist route '198.18.10.0/24'\n\tlist route '198.18.0.10/32'\n\
+        config peer 'b'\n\toption tunnel 'hub'\n\toption key_file '/kb'\n\tlist route '198.18.11.0/24'\n\
+        config peer 'off'\n\toption tunnel 'hub'\n\toption enabled '0'\n\toption key_file '/kc'\n\tlist route '198.18.12.0/24'\n\
+        config peer 'other'\n\toption tunnel 'elsewhere'\n\toption key_file '/kd'\n\tlist route '198.18.13.0/24'\n";
+
+    #[test]
+    fn peer_sections_of_a_tunnel() {
+        let f = config::uci::parse("/etc/config/tunbox", FILE).unwrap();
+        let p = peers_of(&f, "hub").unwrap();
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(p[0].key_file, PathBuf::from("/ka"));
+        assert_eq!(p[0].routes.len(), 2);
+        let s = f.section("hub").unwrap();
+        let r =
+            config::resolve(&schema::TUNNEL, Some(("/etc/config/tunbox", s)), &[], &[]).unwrap();
+        let mut o = TunnelOptions::from_resolved(&r).unwrap();
+        o.peers = p;
+        assert_eq!(check_peers(&o), Ok(()));
+        o.transport = Transport::Tcp;
+        assert!(check_peers(&o).unwrap_err().contains("udp"));
+        o.transport = Transport::Udp;
+        o.mode = Mode::Tap;
+        assert!(check_peers(&o).unwrap_err().contains("tun only"));
+    }
+
+    #[test]
+    fn a_peer_without_routes_or_key_is_an_error_with_its_line() {
+        let text = "config peer 'a'\n\toption tunnel 'hub'\n\toption key_file '/ka'\n";
+        let f = config::uci::parse("/etc/config/tunbox", text).unwrap();
+        let e = peers_of(&f, "hub").unwrap_err();
+        assert!(e.to_string().contains("list route"), "{e}");
+        assert!(e.to_string().starts_with("/etc/config/tunbox:1:"), "{e}");
+        let text = "config peer 'a'\n\toption tunnel 'hub'\n\tlist route '198.18.0.0/24'\n";
+        let f = config::uci::parse("/etc/config/tunbox", text).unwrap();
+        assert!(peers_of(&f, "hub")
+            .unwrap_err()
+            .to_string()
+            .contains("key_file"));
     }
 }

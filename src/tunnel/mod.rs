@@ -12,9 +12,11 @@
 //! - [`framing`]: 2-byte big-endian length framing for the TCP transport.
 //! - [`peer`]: the per-peer state machine [`peer::Tunnel`] (sessions, keepalive,
 //!   dead-peer detection, reconnect backoff, session replacement).
+//! - [`hub`]: several peers (each with its own key) behind one socket and device.
 //! - [`counters`]: packet/byte/handshake counters and drop reasons.
 pub mod counters;
 pub mod framing;
+pub mod hub;
 pub mod key;
 pub mod message;
 pub mod noise;
@@ -23,6 +25,7 @@ pub mod replay;
 
 pub use counters::{Counters, DropReason};
 pub use framing::{FrameDecoder, FrameError, StreamTx};
+pub use hub::Hub;
 pub use key::{Key, KeyError};
 pub use peer::{Event, Output, Role, Tunnel, TunnelConfig};
 

@@ -10,7 +10,7 @@ use crate::sys::poll::{PollSet, Want};
 use crate::sys::signals;
 use crate::sys::tun::Tun;
 use crate::tunnel::noise::DATA_OVERHEAD;
-use crate::tunnel::{DropReason, Event, Output, Role, Tunnel};
+use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
 use log::{info, warn};
 use std::io;
 use std::net::SocketAddr;
@@ -76,13 +76,16 @@ impl std::fmt::Display for Addr {
 }
 
 /// A peer address for log lines, without allocating.
-struct PeerName(Option<SocketAddr>);
+/// With several peers: the configured name, then the address if known.
+struct PeerName<'a>(&'a str, Option<SocketAddr>);
 
-impl std::fmt::Display for PeerName {
+impl std::fmt::Display for PeerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(a) => Addr(a).fmt(f),
-            None => f.write_str("the peer"),
+        match (self.0, self.1) {
+            ("", Some(a)) => Addr(a).fmt(f),
+            ("", None) => f.write_str("the peer"),
+            (n, Some(a)) => write!(f, "peer {n} ({})", Addr(a)),
+            (n, None) => write!(f, "peer {n}"),
         }
     }
 }
@@ -90,7 +93,7 @@ impl std::fmt::Display for PeerName {
 /// Everything but the sockets, so both can be borrowed at once.
 struct Core<D: Device> {
     dev: D,
-    tunnel: Tunnel,
+    tunnel: Hub,
     name: String,
     tap: bool,
     verbose: bool,
@@ -163,9 +166,9 @@ impl<D: Device> Core<D> {
         }
     }
 
-    fn log_events(&mut self, peer: Option<SocketAddr>) {
-        while let Some(e) = self.tunnel.take_event() {
-            let peer = PeerName(peer);
+    fn log_events(&mut self, remote: Option<SocketAddr>) {
+        while let Some((i, e)) = self.tunnel.take_event() {
+            let peer = PeerName(self.tunnel.name(i), remote.or(self.tunnel.endpoint(i)));
             match e {
                 Event::HandshakeSent { attempt, retry_in } => {
                     if (attempt <= 3 || attempt % 20 == 0 || self.verbose)
@@ -299,8 +302,8 @@ pub struct Engine<D: Device> {
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
-    /// Server: where the handshake high-water mark is kept (super::hwm).
-    hwm: Option<super::hwm::HwmFile>,
+    /// Server: where each peer's handshake high-water mark is kept (super::hwm).
+    hwm: Vec<Option<super::hwm::HwmFile>>,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -365,6 +368,18 @@ impl<D: Device> Engine<D> {
         tap: bool,
         verbose: bool,
     ) -> Engine<D> {
+        Self::with_hub(dev, net, Hub::single(tunnel), name, tap, verbose)
+    }
+
+    /// A tunnel with several peers (see [`Hub`]).
+    pub fn with_hub(
+        dev: D,
+        net: Net,
+        tunnel: Hub,
+        name: &str,
+        tap: bool,
+        verbose: bool,
+    ) -> Engine<D> {
         Engine {
             core: Core {
                 dev,
@@ -382,23 +397,26 @@ impl<D: Device> Engine<D> {
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
-            hwm: None,
+            hwm: Vec::new(),
         }
     }
 
     /// Server: keep the handshake high-water mark in this file from now on.
-    pub fn keep_high_water_in(&mut self, f: Option<super::hwm::HwmFile>) {
+    /// (one file per peer, in the order of the peers)
+    pub fn keep_high_water_in(&mut self, f: Vec<Option<super::hwm::HwmFile>>) {
         self.hwm = f;
     }
 
     fn save_high_water(&mut self) {
-        if let Some(f) = self.hwm.as_mut() {
-            if let Err(e) = f.save(self.core.tunnel.init_high_water()) {
+        for (i, slot) in self.hwm.iter_mut().enumerate() {
+            let Some(f) = slot.as_mut() else { continue };
+            if let Err(e) = f.save(self.core.tunnel.peer(i).init_high_water()) {
                 warn!(
                     "{}: cannot write {}: {e}; the handshake high-water mark is no longer kept",
                     self.core.name,
                     f.path().display()
                 );
+                *slot = None;
             }
         }
     }
@@ -410,7 +428,7 @@ impl<D: Device> Engine<D> {
         }
     }
 
-    pub fn tunnel(&self) -> &Tunnel {
+    pub fn tunnel(&self) -> &Hub {
         &self.core.tunnel
     }
 
@@ -436,9 +454,7 @@ impl<D: Device> Engine<D> {
 
     fn peer(&self) -> Option<SocketAddr> {
         match &self.net {
-            Net::Udp {
-                remote, endpoint, ..
-            } => remote.or(*endpoint),
+            Net::Udp { remote, .. } => *remote,
             Net::TcpServer {
                 active, incoming, ..
             } => active.peer.or_else(|| incoming.iter().find_map(|c| c.peer)),
@@ -639,14 +655,10 @@ impl<D: Device> Engine<D> {
                 }
                 let _ = core.tunnel.take_peer_dead_flag();
             }
-            Net::Udp {
-                sock,
-                remote,
-                endpoint,
-                ..
-            } => {
+            Net::Udp { sock, remote, .. } => {
                 while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now, wall) {
-                    if let Some(dst) = remote.or(*endpoint) {
+                    let to = core.tunnel.last_peer();
+                    if let Some(dst) = remote.or(core.tunnel.endpoint(to)) {
                         if let Err(e) = sock.send_to(&core.out_buf[..n], dst) {
                             core.count(DropReason::WriteError);
                             if core.drop_log.allow(now) {
@@ -679,17 +691,18 @@ impl<D: Device> Engine<D> {
             }
             let pkt = &core.dev_buf[..n];
             match &mut self.net {
-                Net::Udp {
-                    sock,
-                    remote,
-                    endpoint,
-                    ..
-                } => {
-                    let Some(dst) = remote.or(*endpoint) else {
-                        core.tunnel.counters_mut().drop(DropReason::NoSession);
+                Net::Udp { sock, remote, .. } => {
+                    let Ok(to) = core.tunnel.route(pkt) else {
+                        continue; // counted
+                    };
+                    let Some(dst) = remote.or(core.tunnel.endpoint(to)) else {
+                        core.tunnel
+                            .peer_mut(to)
+                            .counters_mut()
+                            .drop(DropReason::NoSession);
                         continue;
                     };
-                    match core.tunnel.encapsulate(pkt, &mut core.out_buf, now) {
+                    match core.tunnel.encapsulate_to(to, pkt, &mut core.out_buf, now) {
                         Output::ToNetwork(m) => {
                             if let Err(e) = sock.send_to(&core.out_buf[..m], dst) {
                                 core.tunnel.counters_mut().drop(DropReason::WriteError);
@@ -736,12 +749,7 @@ impl<D: Device> Engine<D> {
     fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool, inc: [bool; TCP_PENDING]) {
         let core = &mut self.core;
         match &mut self.net {
-            Net::Udp {
-                sock,
-                remote,
-                endpoint,
-                ..
-            } => {
+            Net::Udp { sock, remote, .. } => {
                 for _ in 0..BATCH {
                     let (n, src) = match sock.recv_from(&mut self.net_buf) {
                         Ok(x) => x,
@@ -779,14 +787,19 @@ impl<D: Device> Engine<D> {
                         }
                         Output::Keepalive | Output::Nothing => {}
                     }
+                    let who = core.tunnel.last_peer();
+                    let endpoint = core.tunnel.endpoint(who);
                     if remote.is_none()
                         && core.tunnel.authenticated_current()
-                        && *endpoint != Some(src)
+                        && endpoint != Some(src)
                     {
                         if endpoint.is_some() || core.verbose {
-                            info!("{}: client now at {}", core.name, Addr(src));
+                            match core.tunnel.name(who) {
+                                "" => info!("{}: client now at {}", core.name, Addr(src)),
+                                n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
+                            }
                         }
-                        *endpoint = Some(src);
+                        core.tunnel.set_endpoint(who, src);
                     }
                 }
             }

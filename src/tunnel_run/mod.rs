@@ -7,8 +7,10 @@ pub mod keyfile;
 pub mod net;
 
 use crate::sys::netlink::Rtnl;
+use crate::sys::netlink::{RouteEntry, RTN_UNICAST};
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, signals, SysError};
+use crate::tunnel::hub::{Hub, Peer, Prefix};
 use crate::tunnel::{self, Role, Transport, Tunnel, TunnelConfig};
 use log::{info, warn};
 use std::fmt::Write as _;
@@ -39,6 +41,21 @@ pub struct TunnelOptions {
     pub user: Option<String>,
     pub verbose: bool,
     pub syslog: bool,
+    /// The one peer's routes (`--route`); with `peers`, each peer has its own.
+    pub routes: Vec<(IpAddr, u8)>,
+    /// Server: the peers of `config peer` sections naming this tunnel (empty: the one
+    /// peer of `key_file`).
+    pub peers: Vec<PeerOptions>,
+}
+
+/// One peer of a hub (a `config peer` section).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerOptions {
+    pub name: String,
+    pub key_file: PathBuf,
+    /// Its inner addresses: packets to them go to this peer, packets from it must come
+    /// from them. Installed as routes on the device.
+    pub routes: Vec<(IpAddr, u8)>,
 }
 
 impl TunnelOptions {
@@ -75,11 +92,72 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
     Ok(tun)
 }
 
+/// The hub of `config peer` sections: one key and its routes per peer.
+fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
+    let mut peers = Vec::with_capacity(o.peers.len());
+    for p in &o.peers {
+        let loaded = keyfile::load(&p.key_file)
+            .map_err(|e| SysError::new(format!("peer {}: {e}", p.name)))?;
+        if let Some(w) = &loaded.warning {
+            warn!("peer {}: {w}", p.name);
+        }
+        let routes = p
+            .routes
+            .iter()
+            .filter_map(|&(a, l)| Prefix::new(a, l))
+            .collect();
+        peers.push(Peer {
+            name: p.name.clone(),
+            tunnel: Tunnel::new(o.tunnel_config(), loaded.key, now),
+            endpoint: None,
+            routes,
+        });
+    }
+    for (i, a) in peers.iter().enumerate() {
+        let fa = a.tunnel.key_fingerprint();
+        if let Some(b) = peers[..i].iter().find(|b| b.tunnel.key_fingerprint() == fa) {
+            return Err(SysError::new(format!(
+                "peers {} and {} have the same key: give each peer its own (tunbox genkey)",
+                b.name, a.name
+            )));
+        }
+    }
+    Ok(Hub::with_peers(peers, now))
+}
+
+/// The routes of the peers as routes through the device (main table, link scope).
+fn device_routes(o: &TunnelOptions, oif: u32) -> Vec<RouteEntry> {
+    o.peers
+        .iter()
+        .flat_map(|p| p.routes.iter())
+        .chain(o.routes.iter())
+        .filter_map(|&(a, l)| Prefix::new(a, l))
+        .map(|p| RouteEntry {
+            oif: Some(oif),
+            table: 254,
+            dst: p.addr(),
+            dst_len: p.len(),
+            gateway: None,
+            prefsrc: None,
+            metric: 0,
+            protocol: 3, // RTPROT_BOOT, as `ip route add`
+            scope: 253,  // RT_SCOPE_LINK
+            kind: RTN_UNICAST,
+            tos: 0,
+            onlink: false,
+            pref: None,
+            multipath: false,
+        })
+        .collect()
+}
+
 /// `tunbox tunnel`: key, socket, device, privilege drop, loop until SIGTERM/SIGINT.
 pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     crate::sys::log::init(o.syslog);
     let now = Instant::now();
-    let mut tunnel = if o.plaintext {
+    let mut hub = if !o.peers.is_empty() {
+        hub_of_peers(o, now)?
+    } else if o.plaintext {
         warn!(
             "--plaintext: traffic is neither encrypted nor authenticated; anyone on the path can read \
              and inject packets. For lab use only."
@@ -87,7 +165,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if o.key_file.is_some() {
             warn!("--plaintext: the key file is ignored");
         }
-        Tunnel::plaintext(o.tunnel_config())
+        Hub::single(Tunnel::plaintext(o.tunnel_config()))
     } else {
         let path = o
             .key_file
@@ -97,7 +175,23 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if let Some(w) = &loaded.warning {
             warn!("{w}");
         }
-        Tunnel::new(o.tunnel_config(), loaded.key, now)
+        let t = Tunnel::new(o.tunnel_config(), loaded.key, now);
+        if o.routes.is_empty() {
+            Hub::single(t)
+        } else {
+            let routes = o
+                .routes
+                .iter()
+                .filter_map(|&(a, l)| Prefix::new(a, l))
+                .collect();
+            let peer = Peer {
+                name: String::new(),
+                tunnel: t,
+                endpoint: None,
+                routes,
+            };
+            Hub::with_peers(vec![peer], now)
+        }
     };
     let remote = match &o.remote {
         Some((h, p)) => Some(resolve_remote(h, *p)?),
@@ -110,6 +204,20 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
             .min(MAX_MTU)
     });
     let tun = open_device(o, mtu)?;
+    // The peers' routes, through the device; removed at exit.
+    let mut routes = Vec::new();
+    if !o.peers.is_empty() || !o.routes.is_empty() {
+        let mut nl = Rtnl::new()?;
+        let idx = nl.link_index(tun.name())?;
+        for r in device_routes(o, idx) {
+            // A persistent device may still have it from a run that could not remove it.
+            if nl.add_route(&r).is_err() {
+                let _ = nl.del_route(&r);
+                nl.add_route(&r)?;
+            }
+            routes.push(r);
+        }
+    }
     let mut desc = String::new();
     for (a, l) in &o.addresses {
         let _ = write!(desc, " {a}/{l}");
@@ -142,33 +250,49 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     );
     // Server: the high-water mark of client timestamps survives a restart (hwm.rs);
     // the file is opened before privileges are dropped.
-    let mut mark_file = None;
-    if let (Some(_), Some(fp)) = (&o.listen, tunnel.key_fingerprint()) {
-        let dir = hwm::run_dir();
-        match hwm::HwmFile::open(&dir, fp) {
-            Ok((f, mark)) => {
-                if let Some(m) = mark {
-                    tunnel.restore_init_high_water(m);
+    let mut mark_files = Vec::new();
+    for i in 0..hub.len() {
+        let mut mark_file = None;
+        if let (Some(_), Some(fp)) = (&o.listen, hub.peer(i).key_fingerprint()) {
+            let dir = hwm::run_dir();
+            match hwm::HwmFile::open(&dir, fp) {
+                Ok((f, mark)) => {
+                    if let Some(m) = mark {
+                        hub.peer_mut(i).restore_init_high_water(m);
+                    }
+                    mark_file = Some(f);
                 }
-                mark_file = Some(f);
+                Err(e) => warn!(
+                    "cannot keep the handshake high-water mark in {}: {e}; initiations recorded \
+                     before a restart of this server would be answered again",
+                    dir.display()
+                ),
             }
-            Err(e) => warn!(
-                "cannot keep the handshake high-water mark in {}: {e}; initiations recorded \
-                 before a restart of this server would be answered again",
-                dir.display()
-            ),
         }
+        mark_files.push(mark_file);
     }
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
     let name = tun.name().to_string();
-    let mut eng = engine::Engine::new(tun, net, tunnel, &name, o.mode == Mode::Tap, o.verbose);
-    eng.keep_high_water_in(mark_file);
+    if hub.len() > 1 {
+        let names: Vec<&str> = hub.peers().iter().map(|p| p.name.as_str()).collect();
+        info!("{name}: {} peers: {}", hub.len(), names.join(", "));
+    }
+    let mut eng = engine::Engine::with_hub(tun, net, hub, &name, o.mode == Mode::Tap, o.verbose);
+    eng.keep_high_water_in(mark_files);
     if let Some((h, p)) = &o.remote {
         eng.resolve_again(h, *p);
     }
     let res = eng.run(&signals::exit_requested);
     eng.log_counters();
+    if !routes.is_empty() {
+        // Without privileges now; a device that goes away takes its routes with it.
+        if let Ok(mut nl) = Rtnl::new() {
+            for r in &routes {
+                let _ = nl.del_route(r);
+            }
+        }
+    }
     res.map_err(|e| {
         if crate::sys::tun::device_gone(&e) {
             SysError::new(format!("device {name} went away (deleted?): {e}"))

@@ -102,7 +102,7 @@ impl Tunnel {
         if !c.admission.answer_allows(now) {
             return Err(DropReason::HandshakeRate);
         }
-        let local = c.sessions.fresh_index(None)?;
+        let local = c.sessions.fresh_index(None, c.tag.as_ref())?;
         let remote = r.peer_index;
         let (n, transport) = r.answer(local, out).map_err(|_| DropReason::Internal)?;
         c.admission.answered(ts, kind, now);
@@ -166,7 +166,7 @@ impl Tunnel {
             return Output::Nothing;
         };
         let hs_index = c.handshake.as_ref().map(|h| h.local_index);
-        let Ok(local) = c.sessions.fresh_index(hs_index) else {
+        let Ok(local) = c.sessions.fresh_index(hs_index, c.tag.as_ref()) else {
             c.next_attempt = Some(now + c.backoff.next_delay());
             return Output::Nothing;
         };

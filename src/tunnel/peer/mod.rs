@@ -32,7 +32,7 @@ use super::replay::REJECT_AFTER_MESSAGES;
 
 mod admission;
 mod handshake;
-mod session;
+pub(crate) mod session;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -130,6 +130,8 @@ struct Crypto {
     admission: Admission,
     /// Client: timestamp of the last sent INIT (kept strictly increasing).
     sent_init_ts: u64,
+    /// Several peers: session indices carry this peer's number.
+    tag: Option<session::IndexTag>,
 }
 
 /// One tunnel peer. See the module documentation.
@@ -158,6 +160,7 @@ impl Tunnel {
             last_tx: now,
             admission: Admission::new(now),
             sent_init_ts: 0,
+            tag: None,
         };
         Self {
             cfg,
@@ -239,6 +242,19 @@ impl Tunnel {
         if let Some(c) = self.crypto.as_mut() {
             c.admission.last_init_ts = c.admission.last_init_ts.max(ts);
         }
+    }
+
+    /// Several peers share a socket: make session indices carry this peer's number.
+    pub fn set_index_tag(&mut self, tag: session::IndexTag) {
+        if let Some(c) = self.crypto.as_mut() {
+            c.tag = Some(tag);
+        }
+    }
+
+    /// True if `init` is an initiation whose mac1 is right for this peer's key (the
+    /// hub's cheap trial; no state changes).
+    pub fn mac1_matches(&self, init: &[u8]) -> bool {
+        self.crypto.as_ref().is_some_and(|c| c.psk.mac1_ok(init))
     }
 
     /// True if the last `decapsulate` authenticated a message under the active session
