@@ -1,0 +1,283 @@
+//! A hub with three spokes (needs root; namespaces made here). Each spoke has its own key
+//! and a LAN namespace behind it (pings go from the spoke's LAN address); the hub's `config peer` sections give each
+//! spoke's routes, the spokes' `--route` the LANs behind the hub. No `ip route` here:
+//! every route comes from tunbox.
+//!
+//! Underlay: hub 198.19.1N.1/24 <-> spoke N 198.19.1N.2/24 (one veth per spoke).
+//! Tunnel: hub 198.19.0.1/24, spoke N 198.19.0.1N/32. LAN of spoke N: 198.18.1N.1/24.
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tunnel-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn genkey(name: &str) -> PathBuf {
+    let p = dir().join(name);
+    let _ = std::fs::remove_file(&p);
+    let out = Command::new(TUNBOX)
+        .args(["genkey", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    p
+}
+
+struct Hub {
+    // Children before namespaces.
+    hub: Option<Spawned>,
+    spokes: Vec<Option<Spawned>>,
+    hub_ns: Netns,
+    spoke_ns: Vec<Netns>,
+    /// Behind each spoke (its LAN side is the spoke's lan0 address).
+    _lans: Vec<Netns>,
+    keys: Vec<PathBuf>,
+    conf: PathBuf,
+}
+
+impl Hub {
+    fn new() -> Hub {
+        let hub_ns = Netns::new("hub");
+        let out = hub_ns.run(5, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        assert!(out.status.success());
+        let mut spoke_ns = Vec::new();
+        let mut keys = Vec::new();
+        let mut lans = Vec::new();
+        for i in 0..3 {
+            let ns = Netns::new(&format!("sp{i}"));
+            veth(&hub_ns, &format!("u{i}"), &ns, "u");
+            hub_ns.ip(&format!("addr add 198.19.1{i}.1/24 dev u{i}"));
+            ns.ip(&format!("addr add 198.19.1{i}.2/24 dev u"));
+            let lan = Netns::new(&format!("lan{i}"));
+            veth(&ns, "lan0", &lan, "eth0");
+            ns.ip(&format!("addr add 198.18.1{i}.1/24 dev lan0"));
+            lan.ip(&format!("addr add 198.18.1{i}.2/24 dev eth0"));
+            spoke_ns.push(ns);
+            lans.push(lan);
+            keys.push(genkey(&format!("spoke{i}.key")));
+        }
+        let conf = dir().join("tunbox.conf");
+        let mut h = Hub {
+            hub: None,
+            spokes: vec![None, None, None],
+            hub_ns,
+            spoke_ns,
+            _lans: lans,
+            keys,
+            conf,
+        };
+        h.write_conf(&[0, 1, 2]);
+        h.start_hub();
+        for i in 0..3 {
+            h.start_spoke(i);
+        }
+        for i in 0..3 {
+            h.wait_session(i);
+        }
+        h
+    }
+
+    /// The hub's UCI file with the peers `with`.
+    fn write_conf(&self, with: &[usize]) {
+        let mut t = String::from(
+            "config tunnel 'hub'\n\toption listen '5555'\n\toption dev 'hub0'\n\
+             \tlist address '198.19.0.1/24'\n\toption keepalive '1'\n\toption timeout '3'\n",
+        );
+        for &i in with {
+            t += &format!(
+                "config peer 'spoke{i}'\n\toption tunnel 'hub'\n\toption key_file '{}'\n\
+                 \tlist route '198.19.0.1{i}/32'\n\tlist route '198.18.1{i}.0/24'\n",
+                self.keys[i].display()
+            );
+        }
+        std::fs::write(&self.conf, t).unwrap();
+    }
+
+    fn start_hub(&mut self) {
+        let conf = self.conf.to_str().unwrap().to_string();
+        let s = self
+            .hub_ns
+            .spawn_tunbox(&["tunnel", "--section", "hub"], &[("TUNBOX_CONFIG", &conf)]);
+        assert!(s.wait_log("tunnel on hub0", 5), "hub: {}", s.log());
+        self.hub = Some(s);
+    }
+
+    fn stop_hub(&mut self) {
+        let pid = self.hub.take().unwrap().pid;
+        self.hub_ns.stop(pid);
+    }
+
+    fn start_spoke(&mut self, i: usize) {
+        let key = self.keys[i].to_str().unwrap().to_string();
+        let remote = format!("198.19.1{i}.1:5555");
+        let addr = format!("198.19.0.1{i}/32");
+        let s = self.spoke_ns[i].spawn_tunbox(
+            &[
+                "tunnel",
+                "--remote",
+                &remote,
+                "--key-file",
+                &key,
+                "--dev",
+                "sp0",
+                "--address",
+                &addr,
+                "--route",
+                "198.19.0.0/24",
+                "--route",
+                "198.18.0.0/16",
+                "--keepalive",
+                "1",
+                "--timeout",
+                "3",
+            ],
+            &[],
+        );
+        assert!(s.wait_log("tunnel on sp0", 5), "spoke {i}: {}", s.log());
+        self.spokes[i] = Some(s);
+    }
+
+    fn hub_log(&self) -> String {
+        self.hub.as_ref().unwrap().log()
+    }
+
+    fn wait_session(&self, i: usize) {
+        let s = self.spokes[i].as_ref().unwrap();
+        assert!(
+            s.wait_log("session up", 10),
+            "spoke {i}: {}\nhub: {}",
+            s.log(),
+            self.hub_log()
+        );
+    }
+
+    /// Ping from spoke `from`'s LAN address to spoke `to`'s LAN address.
+    fn lan_ping(&self, from: usize, to: usize, count: u32) -> (u32, String) {
+        let out = self.spoke_ns[from].run(
+            count + 5,
+            "ping",
+            &[
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "-I",
+                &format!("198.18.1{from}.1"),
+                &format!("198.18.1{to}.1"),
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let n = text
+            .lines()
+            .find_map(|l| {
+                l.split(", ")
+                    .find(|p| p.ends_with("received"))
+                    .and_then(|p| p.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0);
+        (n, text)
+    }
+
+    /// The hub's counters line after SIGUSR1.
+    fn hub_counters(&self) -> String {
+        let h = self.hub.as_ref().unwrap();
+        let before = h.log().matches(" packets (").count();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(h.pid as i32),
+            nix::sys::signal::Signal::SIGUSR1,
+        );
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            let log = h.log();
+            if log.matches(" packets (").count() > before {
+                return log
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains(" packets ("))
+                    .unwrap()
+                    .into();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no counters after SIGUSR1: {}", h.log());
+    }
+}
+
+fn drop_count(line: &str, reason: &str) -> u64 {
+    line.split([' ', '(', ')'])
+        .find_map(|w| w.strip_prefix(&format!("{reason}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hub_routes_between_spoke_lans_checks_sources_and_revokes_one_key() {
+    if !need_root() {
+        return;
+    }
+    let mut h = Hub::new();
+    // Routes from the configuration, on both ends.
+    let routes = h.hub_ns.ip_out(&["route", "show", "dev", "hub0"]);
+    for i in 0..3 {
+        assert!(routes.contains(&format!("198.18.1{i}.0/24")), "{routes}");
+    }
+    let routes = h.spoke_ns[0].ip_out(&["route", "show", "dev", "sp0"]);
+    assert!(routes.contains("198.18.0.0/16"), "{routes}");
+    // Every LAN reaches every other LAN through the hub.
+    for (a, b) in [(0, 1), (1, 2), (2, 0), (0, 2)] {
+        let (n, text) = h.lan_ping(a, b, 3);
+        assert!(n >= 2, "LAN {a} -> LAN {b}: {text}\nhub: {}", h.hub_log());
+    }
+    // Spoke 2 sends with spoke 0's LAN source: dropped at the hub and counted.
+    let before = drop_count(&h.hub_counters(), "inner_source");
+    h.spoke_ns[2].ip("addr add 198.18.10.99/32 dev lan0");
+    let out = h.spoke_ns[2].run(
+        8,
+        "ping",
+        &[
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "198.18.10.99",
+            "198.19.0.1",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" 0 received"),
+        "spoofed source answered"
+    );
+    let after = drop_count(&h.hub_counters(), "inner_source");
+    assert!(after >= before + 3, "inner_source {before} -> {after}");
+
+    // Spoke 1's key removed, hub restarted: spoke 1 is out, the others are fine.
+    h.stop_hub();
+    h.write_conf(&[0, 2]);
+    h.start_hub();
+    let t0 = Instant::now();
+    let mut ok = false;
+    while t0.elapsed() < Duration::from_secs(20) && !ok {
+        ok = h.lan_ping(0, 2, 1).0 == 1;
+    }
+    assert!(ok, "spokes 0 and 2 not back: {}", h.hub_log());
+    let (n, _) = h.lan_ping(1, 0, 3);
+    assert_eq!(n, 0, "revoked spoke 1 still gets through");
+    let (n, text) = h.lan_ping(2, 0, 3);
+    assert!(n >= 2, "{text}");
+    // The routes go with the hub (removed at exit, or with its device).
+    h.stop_hub();
+    let routes = h.hub_ns.ip_out(&["route", "show"]);
+    assert!(!routes.contains("198.18.10.0/24"), "{routes}");
+}
