@@ -35,11 +35,12 @@ fn spawn_engine(
         let hub = if multi && role == Role::Server {
             // Three peers; the client has the key of the second, 198.18.1.0/24.
             let peers = (0..3u8)
-                .map(|i| Peer {
-                    name: format!("p{i}"),
-                    tunnel: Tunnel::new(cfg.clone(), Key::from_bytes([7 + i; 32]), now),
-                    endpoint: None,
-                    routes: vec![Prefix::new([198, 18, i, 0].into(), 24).unwrap()],
+                .map(|i| {
+                    Peer::new(
+                        format!("p{i}"),
+                        Tunnel::new(cfg.clone(), Key::from_bytes([7 + i; 32]), now),
+                        vec![Prefix::new([198, 18, i, 0].into(), 24).unwrap()],
+                    )
                 })
                 .collect();
             Hub::with_peers(peers, now)

@@ -281,3 +281,127 @@ fn hub_routes_between_spoke_lans_checks_sources_and_revokes_one_key() {
     let routes = h.hub_ns.ip_out(&["route", "show"]);
     assert!(!routes.contains("198.18.10.0/24"), "{routes}");
 }
+
+/// A server namespace with `n` client namespaces, each on its own veth:
+/// server 198.19.2N.1/24 <-> client N 198.19.2N.2/24.
+fn star(tag: &str, n: usize) -> (Netns, Vec<Netns>) {
+    let srv = Netns::new(&format!("{tag}s"));
+    let mut cls = Vec::new();
+    for i in 0..n {
+        let c = Netns::new(&format!("{tag}c{i}"));
+        veth(&srv, &format!("v{i}"), &c, "v");
+        srv.ip(&format!("addr add 198.19.2{i}.1/24 dev v{i}"));
+        c.ip(&format!("addr add 198.19.2{i}.2/24 dev v"));
+        cls.push(c);
+    }
+    (srv, cls)
+}
+
+#[test]
+fn wrong_key_mode_or_transport_the_client_says_the_likely_cause() {
+    if !need_root() {
+        return;
+    }
+    let (mut srv, mut cls) = star("diag", 3);
+    let key = genkey("diag.key");
+    let other = genkey("diag-other.key");
+    let (k, o) = (key.to_str().unwrap(), other.to_str().unwrap());
+    let s = srv.spawn_tunbox(
+        &["tunnel", "--listen", "5555", "--key-file", k, "--dev", "t0"],
+        &[],
+    );
+    assert!(s.wait_log("tunnel on t0", 5), "{}", s.log());
+    let client = |ns: &mut Netns, i: usize, extra: &[&str], key: &str| {
+        let remote = format!("198.19.2{i}.1:5555");
+        let mut args = vec![
+            "tunnel",
+            "--remote",
+            &remote,
+            "--key-file",
+            key,
+            "--dev",
+            "t0",
+        ];
+        args.extend_from_slice(extra);
+        ns.spawn_tunbox(&args, &[])
+    };
+    let wrong_key = client(&mut cls[0], 0, &[], o);
+    let wrong_mode = client(&mut cls[1], 1, &["--mode", "tap"], k);
+    let wrong_transport = client(&mut cls[2], 2, &["--transport", "tcp"], k);
+    for (c, what) in [(&wrong_key, "key"), (&wrong_mode, "mode")] {
+        assert!(
+            c.wait_log("Likely causes: the key or --mode differs", 15),
+            "wrong {what}: {}",
+            c.log()
+        );
+    }
+    assert!(
+        wrong_transport.wait_log(
+            "refused: is the server running, and using --transport tcp?",
+            10
+        ),
+        "{}",
+        wrong_transport.log()
+    );
+    assert!(
+        s.wait_log("wrong key, or not a tunbox client", 5),
+        "server: {}",
+        s.log()
+    );
+    assert!(
+        s.log().contains("198.19.20.2"),
+        "source not named: {}",
+        s.log()
+    );
+    assert!(s.wait_log("runs mode tap", 5), "server: {}", s.log());
+    // Said once, not at every attempt.
+    assert_eq!(wrong_key.log().matches("Likely causes").count(), 1);
+}
+
+#[test]
+fn two_clients_with_one_key_are_reported_with_both_endpoints() {
+    if !need_root() {
+        return;
+    }
+    let (mut srv, mut cls) = star("twin", 2);
+    let key = genkey("twin.key");
+    let k = key.to_str().unwrap();
+    let fast = ["--keepalive", "1", "--timeout", "3"];
+    let mut args = vec!["tunnel", "--listen", "5555", "--key-file", k, "--dev", "t0"];
+    args.extend_from_slice(&fast);
+    let s = srv.spawn_tunbox(&args, &[]);
+    assert!(s.wait_log("tunnel on t0", 5), "{}", s.log());
+    for (i, c) in cls.iter_mut().enumerate() {
+        let remote = format!("198.19.2{i}.1:5555");
+        let mut args = vec![
+            "tunnel",
+            "--remote",
+            &remote,
+            "--key-file",
+            k,
+            "--dev",
+            "t0",
+        ];
+        args.extend_from_slice(&fast);
+        c.spawn_tunbox(&args, &[]);
+    }
+    assert!(
+        s.wait_log("two clients use the same key", 20),
+        "server: {}",
+        s.log()
+    );
+    let line = s
+        .log()
+        .lines()
+        .find(|l| l.contains("two clients use the same key"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("198.19.20.2") && line.contains("198.19.21.2"),
+        "{line}"
+    );
+    assert!(
+        line.starts_with("warning: "),
+        "not at warning level: {line}"
+    );
+}

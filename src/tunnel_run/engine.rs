@@ -90,6 +90,31 @@ impl std::fmt::Display for PeerName<'_> {
     }
 }
 
+/// The client's handshake attempt at which it says what is likely wrong.
+const UNANSWERED_HINT: u32 = 4;
+
+/// What a drop reason likely means, for the log line.
+fn drop_hint(r: DropReason) -> &'static str {
+    match r {
+        DropReason::HandshakeMac | DropReason::HandshakeAuth => {
+            " (failed authentication: wrong key, or not a tunbox client)"
+        }
+        DropReason::InnerSource => {
+            " (inner source outside the peer's routes: spoofed, or a route missing)"
+        }
+        _ => "",
+    }
+}
+
+/// What a failed TCP connect likely means.
+fn connect_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        " (refused: is the server running, and using --transport tcp?)"
+    } else {
+        ""
+    }
+}
+
 /// Everything but the sockets, so both can be borrowed at once.
 struct Core<D: Device> {
     dev: D,
@@ -124,14 +149,15 @@ impl<D: Device> Core<D> {
         if allowed {
             let skipped = self.drop_log.take_suppressed();
             let total = self.tunnel.counters().total_drops();
+            let hint = drop_hint(r);
             match from {
                 Some(f) => warn!(
-                    "{}: dropped {len}-byte {what} from {f}: {} ({total} dropped so far, {skipped} messages suppressed)",
+                    "{}: dropped {len}-byte {what} from {f}: {}{hint} ({total} dropped so far, {skipped} messages suppressed)",
                     self.name,
                     r.name()
                 ),
                 None => warn!(
-                    "{}: dropped {len}-byte {what}: {} ({total} dropped so far, {skipped} messages suppressed)",
+                    "{}: dropped {len}-byte {what}: {}{hint} ({total} dropped so far, {skipped} messages suppressed)",
                     self.name,
                     r.name()
                 ),
@@ -178,6 +204,17 @@ impl<D: Device> Core<D> {
                             "{}: handshake sent to {peer} (attempt {attempt}, next in {} s unless answered)",
                             self.name,
                             retry_in.as_secs()
+                        );
+                    }
+                    // After three unanswered ones, then every 20th (minutes apart).
+                    if attempt == UNANSWERED_HINT || attempt % 20 == 0 {
+                        warn!(
+                            "{}: no answer from {peer} to {} handshakes. Likely causes: the key or \
+                             --mode differs at the other end (a server silently drops handshakes it \
+                             cannot authenticate), the server is not running, or UDP to it is \
+                             blocked on the way",
+                            self.name,
+                            attempt - 1
                         );
                     }
                 }
@@ -595,8 +632,9 @@ impl<D: Device> Engine<D> {
                             let d = backoff.next_delay();
                             if core.event_log.allow(now) {
                                 warn!(
-                                    "{}: cannot connect to {remote}: {e} (next try in {} s)",
+                                    "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
                                     core.name,
+                                    connect_hint(&e),
                                     d.as_secs()
                                 );
                             }
@@ -799,7 +837,20 @@ impl<D: Device> Engine<D> {
                                 n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
                             }
                         }
-                        core.tunnel.set_endpoint(who, src);
+                        let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
+                        if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
+                            if core.event_log.allow(now) {
+                                let peer = PeerName(core.tunnel.name(who), None);
+                                warn!(
+                                    "{}: two clients use the same key ({peer}): {} and {} take the \
+                                     session from each other in turns; give each client its own key \
+                                     (a `config peer` section each)",
+                                    core.name,
+                                    Addr(src),
+                                    Addr(other)
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -906,8 +957,9 @@ impl<D: Device> Engine<D> {
                                 let d = backoff.next_delay();
                                 if core.event_log.allow(now) {
                                     warn!(
-                                        "{}: cannot connect to {remote}: {e} (next try in {} s)",
+                                        "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
                                         core.name,
+                                        connect_hint(&e),
                                         d.as_secs()
                                     );
                                 }
@@ -921,8 +973,15 @@ impl<D: Device> Engine<D> {
                     if Self::read_conn(core, conn, now) == Verdict::Close {
                         conn.close();
                         let d = backoff.next_delay();
+                        // Closed before any session: the server refused the handshake.
+                        let hint = if core.tunnel.is_up() {
+                            ""
+                        } else {
+                            " before a session: the server drops handshakes it cannot \
+                             authenticate; the key or --mode likely differs at the other end"
+                        };
                         warn!(
-                            "{}: tcp connection to {remote} lost (reconnecting in {} s)",
+                            "{}: tcp connection to {remote} lost{hint} (reconnecting in {} s)",
                             core.name,
                             d.as_secs()
                         );

@@ -106,12 +106,8 @@ fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
             .iter()
             .filter_map(|&(a, l)| Prefix::new(a, l))
             .collect();
-        peers.push(Peer {
-            name: p.name.clone(),
-            tunnel: Tunnel::new(o.tunnel_config(), loaded.key, now),
-            endpoint: None,
-            routes,
-        });
+        let t = Tunnel::new(o.tunnel_config(), loaded.key, now);
+        peers.push(Peer::new(p.name.clone(), t, routes));
     }
     for (i, a) in peers.iter().enumerate() {
         let fa = a.tunnel.key_fingerprint();
@@ -184,13 +180,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
                 .iter()
                 .filter_map(|&(a, l)| Prefix::new(a, l))
                 .collect();
-            let peer = Peer {
-                name: String::new(),
-                tunnel: t,
-                endpoint: None,
-                routes,
-            };
-            Hub::with_peers(vec![peer], now)
+            Hub::with_peers(vec![Peer::new(String::new(), t, routes)], now)
         }
     };
     let remote = match &o.remote {
