@@ -206,6 +206,10 @@ device_tool! {
         /// seconds without traffic from the peer before it counts as dead (default 30)
         #[argh(option)]
         pub timeout: Option<String>,
+        /// tap mode: the device's MAC (default: a stable locally administered address
+        /// derived from the host and device name, the same after every restart)
+        #[argh(option)]
+        pub mac: Option<String>,
         /// network behind the peer, CIDR (repeatable), e.g. 198.18.0.0/16: installed as
         /// a route on the device; packets from the peer must come from these (a server
         /// with several peers takes them from `config peer` sections)

@@ -405,3 +405,104 @@ fn two_clients_with_one_key_are_reported_with_both_endpoints() {
         "not at warning level: {line}"
     );
 }
+
+/// The MAC of `dev` in `ns`.
+fn mac_of(ns: &Netns, dev: &str) -> String {
+    let out = ns.ip_out(&["-o", "link", "show", dev]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {out}"))
+        .to_string()
+}
+
+#[test]
+fn tap_tunnel_between_bridged_lans_passes_full_size_frames_and_keeps_its_mac() {
+    if !need_root() {
+        return;
+    }
+    // Box A and box B on a 1500-byte underlay; each bridges its tap to a LAN namespace.
+    let mut a = Netns::new("tapa");
+    let mut b = Netns::new("tapb");
+    let lan_a = Netns::new("tlana");
+    let lan_b = Netns::new("tlanb");
+    veth(&a, "u", &b, "u");
+    a.ip("addr add 198.19.30.1/24 dev u");
+    b.ip("addr add 198.19.30.2/24 dev u");
+    veth(&a, "lan", &lan_a, "eth0");
+    veth(&b, "lan", &lan_b, "eth0");
+    lan_a.ip("addr add 198.18.50.1/24 dev eth0");
+    lan_b.ip("addr add 198.18.50.2/24 dev eth0");
+    let key = genkey("tap.key");
+    let k = key.to_str().unwrap().to_string();
+    let start = |ns: &mut Netns, role: &[&str]| {
+        let mut args = vec!["tunnel", "--mode", "tap", "--dev", "tap0", "--key-file", &k];
+        args.extend_from_slice(role);
+        let s = ns.spawn_tunbox(&args, &[]);
+        assert!(s.wait_log("tunnel on tap0", 5), "{}", s.log());
+        s
+    };
+    let bridge = |ns: &Netns| {
+        ns.ip("link add br0 type bridge");
+        ns.ip("link set lan master br0");
+        ns.ip("link set tap0 master br0");
+        ns.ip("link set br0 up");
+    };
+    let srv = start(&mut a, &["--listen", "5555"]);
+    let cli = start(&mut b, &["--remote", "198.19.30.1:5555"]);
+    assert!(
+        cli.wait_log("session up", 10),
+        "{}\n{}",
+        cli.log(),
+        srv.log()
+    );
+    // MTU 1500 by default: the bridge (and so the LAN) keeps 1500.
+    assert!(srv.log().contains("mtu 1500"), "{}", srv.log());
+    let mac_before = mac_of(&a, "tap0");
+    bridge(&a);
+    bridge(&b);
+    let br = a.ip_out(&["link", "show", "br0"]);
+    assert!(br.contains("mtu 1500"), "{br}");
+    // 1500-byte IP packets with DF set, LAN to LAN: the outer packets are fragmented.
+    let out = lan_a.run(
+        15,
+        "ping",
+        &[
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+            "198.18.50.2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" 5 received") || text.contains(" 4 received"),
+        "{text}\n{}\n{}",
+        srv.log(),
+        cli.log()
+    );
+    // The same MAC after a restart (the far LAN's ARP entries stay right).
+    a.stop(srv.pid);
+    let srv = start(&mut a, &["--listen", "5555"]);
+    assert_eq!(mac_of(&a, "tap0"), mac_before);
+    let m: Vec<u8> = mac_before
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    assert!(
+        m[0] & 2 == 2 && m[0] & 1 == 0,
+        "not local unicast: {mac_before}"
+    );
+    a.stop(srv.pid);
+    // --mac sets it.
+    let s = start(&mut a, &["--listen", "5555", "--mac", "02:00:5e:10:20:30"]);
+    assert_eq!(mac_of(&a, "tap0"), "02:00:5e:10:20:30");
+    a.stop(s.pid);
+}

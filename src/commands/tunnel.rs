@@ -42,6 +42,11 @@ impl ToolOptions for TunnelOptions {
         if !plaintext && key_file.is_none() && r.section.is_none() {
             return Err(r.error(NO_KEY));
         }
+        let mode: Mode = r.one("mode").unwrap_or_default();
+        let mac = r.one("mac");
+        if mac.is_some() && mode != Mode::Tap {
+            return Err(r.option_error("mac", "a MAC is for --mode tap (a tun device has none)"));
+        }
         let routes: Vec<(std::net::IpAddr, u8)> = r.all("route");
         if plaintext && !routes.is_empty() {
             return Err(r.option_error("route", "routes need keys: not with --plaintext"));
@@ -63,7 +68,7 @@ impl ToolOptions for TunnelOptions {
             )));
         }
         Ok(TunnelOptions {
-            mode: r.one("mode").unwrap_or_default(),
+            mode,
             dev: r.one("dev").unwrap_or_default(),
             role,
             listen,
@@ -79,6 +84,7 @@ impl ToolOptions for TunnelOptions {
             verbose: r.flag("verbose"),
             syslog: r.flag("syslog"),
             routes,
+            mac,
             peers: Vec::new(),
         })
     }

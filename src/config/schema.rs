@@ -301,6 +301,7 @@ pub static TUNNEL: SectionSpec = SectionSpec {
         opt("keepalive", Kind::Uint { min: 1, max: 3600 }, Some("10")),
         opt("timeout", Kind::Uint { min: 2, max: 86400 }, Some("30")),
         list("route", Kind::Cidr),
+        opt("mac", Kind::Mac, None),
         opt("user", Kind::Account, None),
         opt("verbose", Kind::Bool, Some("0")),
         opt("syslog", Kind::Bool, Some("0")),

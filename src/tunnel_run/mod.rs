@@ -12,11 +12,15 @@ use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, signals, SysError};
 use crate::tunnel::hub::{Hub, Peer, Prefix};
 use crate::tunnel::{self, Role, Transport, Tunnel, TunnelConfig};
+use crate::wire::ethernet::MacAddr;
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// Default MTU of a TAP tunnel: the LAN's.
+pub const TAP_MTU: u32 = 1500;
 
 /// Largest tunnel MTU accepted: frames must fit the fixed TCP frame limit.
 pub const MAX_MTU: u32 = (net::MAX_FRAME - tunnel::noise::DATA_OVERHEAD - 18) as u32;
@@ -43,6 +47,8 @@ pub struct TunnelOptions {
     pub syslog: bool,
     /// The one peer's routes (`--route`); with `peers`, each peer has its own.
     pub routes: Vec<(IpAddr, u8)>,
+    /// TAP: the device's MAC (default: [`crate::reflect::tap::default_mac`]).
+    pub mac: Option<MacAddr>,
     /// Server: the peers of `config peer` sections naming this tunnel (empty: the one
     /// peer of `key_file`).
     pub peers: Vec<PeerOptions>,
@@ -84,6 +90,13 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
     let mut nl = Rtnl::new()?;
     let idx = nl.link_index(tun.name())?;
     nl.set_mtu(tun.name(), mtu)?;
+    if o.mode == Mode::Tap {
+        // Stable across restarts, so the far LAN's neighbour caches stay right.
+        let mac = o
+            .mac
+            .unwrap_or_else(|| crate::reflect::tap::default_mac(tun.name()));
+        nl.set_mac(idx, mac.0)?;
+    }
     for &(addr, len) in &o.addresses {
         nl.add_address(idx, addr, len)?;
     }
@@ -189,10 +202,20 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     };
     let net = net::Net::open(o, remote)?;
     let mtu = o.mtu.unwrap_or_else(|| {
+        if o.mode == Mode::Tap {
+            // A tap is bridged to a LAN: anything below 1500 would pull the bridge and
+            // so the whole LAN down to it. The outer packets are fragmented instead.
+            return TAP_MTU.min(MAX_MTU);
+        }
         let (underlay, v6) = net.underlay();
-        tunnel::default_mtu(underlay, v6, o.transport, o.plaintext, o.mode == Mode::Tap)
-            .min(MAX_MTU)
+        tunnel::default_mtu(underlay, v6, o.transport, o.plaintext, false).min(MAX_MTU)
     });
+    if let (Mode::Tap, net::Net::Udp { sock, .. }) = (o.mode, &net) {
+        let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
+        if let Err(e) = crate::sys::net::allow_fragmentation(sock, v6) {
+            warn!("cannot let the kernel fragment tunnel packets ({e}): frames near {mtu} bytes may be lost");
+        }
+    }
     let tun = open_device(o, mtu)?;
     // The peers' routes, through the device; removed at exit.
     let mut routes = Vec::new();
