@@ -506,3 +506,67 @@ fn tap_tunnel_between_bridged_lans_passes_full_size_frames_and_keeps_its_mac() {
     assert_eq!(mac_of(&a, "tap0"), "02:00:5e:10:20:30");
     a.stop(s.pid);
 }
+
+#[test]
+fn with_default_timers_service_is_back_within_15_s_of_a_server_restart() {
+    if !need_root() {
+        return;
+    }
+    let (mut srv_ns, mut cls) = star("rst", 1);
+    let key = genkey("restart.key");
+    let k = key.to_str().unwrap();
+    let server = |ns: &mut Netns| {
+        let s = ns.spawn_tunbox(
+            &[
+                "tunnel",
+                "--listen",
+                "5555",
+                "--key-file",
+                k,
+                "--dev",
+                "t0",
+                "--address",
+                "198.19.40.1/24",
+            ],
+            &[],
+        );
+        assert!(s.wait_log("tunnel on t0", 5), "{}", s.log());
+        s
+    };
+    let srv = server(&mut srv_ns);
+    let cli = cls[0].spawn_tunbox(
+        &[
+            "tunnel",
+            "--remote",
+            "198.19.20.1:5555",
+            "--key-file",
+            k,
+            "--dev",
+            "t0",
+            "--address",
+            "198.19.40.2/24",
+        ],
+        &[],
+    );
+    assert!(cli.wait_log("session up", 10), "{}", cli.log());
+    assert!(ping(&cls[0], "198.19.40.1", 2).0 >= 1);
+    // Worst case for the client: it just heard from the server.
+    srv_ns.stop(srv.pid);
+    let srv = server(&mut srv_ns);
+    let t0 = Instant::now();
+    let mut back = None;
+    while t0.elapsed() < Duration::from_secs(25) {
+        let out = cls[0].run(3, "ping", &["-c", "1", "-W", "1", "198.19.40.1"]);
+        if out.status.success() {
+            back = Some(t0.elapsed());
+            break;
+        }
+    }
+    let back = back.unwrap_or_else(|| panic!("not back in 25 s: {}\n{}", cli.log(), srv.log()));
+    eprintln!("service back {back:?} after the server restarted");
+    assert!(
+        back <= Duration::from_secs(15),
+        "service back after {back:?}: {}",
+        cli.log()
+    );
+}

@@ -370,34 +370,45 @@ fn keepalive_then_dead_peer_then_rehandshake() {
         2,
         "confirmation + keepalive"
     );
-    // The server goes silent: the client keeps sending keepalives, and 6 s after the
-    // last thing it received (the RESP at t0) it declares the peer dead and
+    // The server goes silent: the client keeps sending keepalives; at keepalive +
+    // QUIET_SLACK (4 s) after the last thing it received (the RESP at t0) it starts a
+    // new handshake, keeping the session; 6 s after it, it declares the peer dead and
     // re-handshakes at once.
-    let mut kas = 0;
+    let (mut kas, mut inits) = (0, 0);
     for _ in 0..3 {
         p.t += S;
-        while let Output::ToNetwork(_) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) {
-            kas += 1;
+        while let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) {
+            if n == INIT_LEN {
+                inits += 1;
+            } else {
+                kas += 1;
+            }
         }
     }
-    assert_eq!(kas, 1, "keepalive at t0+4");
-    assert!(p.cli.is_up());
+    assert_eq!(
+        (kas, inits),
+        (1, 2),
+        "keepalive and handshake at t0+4, its retry at t0+5"
+    );
+    assert!(
+        p.cli.is_up(),
+        "the session is kept while the new handshake runs"
+    );
     p.t += S;
     let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
         panic!("no re-handshake")
     };
     assert_eq!(n, INIT_LEN);
     assert!(!p.cli.is_up());
-    assert_eq!(
-        drain(&mut p.cli),
-        vec![
-            Event::PeerDead,
-            Event::HandshakeSent {
-                attempt: 1,
-                retry_in: S
-            }
-        ]
-    );
+    let hs1 = Event::HandshakeSent {
+        attempt: 1,
+        retry_in: S,
+    };
+    let hs2 = Event::HandshakeSent {
+        attempt: 2,
+        retry_in: 2 * S,
+    };
+    assert_eq!(drain(&mut p.cli), vec![hs1, hs2, Event::PeerDead, hs1]);
     assert_eq!(
         p.cli.encapsulate(b"x", &mut p.buf2, p.t),
         Output::Drop(DropReason::NoSession)
@@ -412,6 +423,59 @@ fn keepalive_then_dead_peer_then_rehandshake() {
         p.srv.encapsulate(b"x", &mut p.buf2, t_dead),
         Output::Drop(DropReason::NoSession)
     );
+}
+
+/// Default timers (keepalive 10 s, timeout 30 s): a server that restarted (lost the
+/// session) is found again within 15 s, and nothing the client sends in between is
+/// answered by the new server before a fresh handshake.
+#[test]
+fn server_restart_with_default_timers_is_recovered_within_15_s() {
+    let t0 = Instant::now();
+    let mut cli = Tunnel::new(TunnelConfig::new(Role::Client, false), key(), t0);
+    let mut srv = Tunnel::new(TunnelConfig::new(Role::Server, false), key(), t0);
+    let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+    let exchange = |cli: &mut Tunnel, srv: &mut Tunnel, t: Instant| {
+        let (mut a, mut b) = ([0u8; 256], [0u8; 256]);
+        while let Output::ToNetwork(n) = cli.tick(&mut a, t, wall_nanos()) {
+            if let Output::ToNetwork(m) = srv.decapsulate(&a[..n], &mut b, t) {
+                if let Output::ToNetwork(k) = cli.decapsulate(&b[..m], &mut a, t) {
+                    let _ = srv.decapsulate(&a[..k], &mut b, t);
+                }
+            }
+        }
+        while let Output::ToNetwork(n) = srv.tick(&mut b, t, wall_nanos()) {
+            let _ = cli.decapsulate(&b[..n], &mut a, t);
+        }
+    };
+    exchange(&mut cli, &mut srv, t0);
+    assert!(cli.is_up() && srv.is_up());
+    // Traffic both ways for a while, then the server restarts at `down` (worst case:
+    // right after the client last heard from it).
+    let mut t = t0;
+    for _ in 0..25 {
+        t += S;
+        exchange(&mut cli, &mut srv, t);
+    }
+    let down = t;
+    let mut srv = Tunnel::new(TunnelConfig::new(Role::Server, false), key(), down);
+    let mut back = None;
+    for s in 1..=30 {
+        t = down + S * s;
+        // The client's data meets a server without the session: dropped, unanswered.
+        let Output::ToNetwork(n) = cli.encapsulate(&[0x45; 40], &mut a, t) else {
+            panic!("client stopped sending")
+        };
+        let o = srv.decapsulate(&a[..n], &mut b, t);
+        if !srv.is_up() {
+            assert_eq!(o, Output::Drop(DropReason::UnknownSession));
+        }
+        exchange(&mut cli, &mut srv, t);
+        if srv.is_up() && back.is_none() {
+            back = Some(s);
+        }
+    }
+    let back = back.expect("never recovered");
+    assert!(back <= 15, "service back after {back} s");
 }
 
 #[test]
