@@ -107,6 +107,24 @@ pub enum Cmd {
     Config(Config),
     Selftest(Selftest),
     Probe(crate::probe::args::ProbeArgs),
+    Status(Status),
+}
+
+/// show the running tunnels: settings, and per peer the endpoint, the last
+/// handshake, packet and byte counters and drops (like `wg show`)
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "status",
+    example = "tunbox status\ntunbox status tbx0 --json"
+)]
+pub struct Status {
+    /// only this device (the tunnel's --dev name)
+    #[argh(positional)]
+    pub name: Option<String>,
+    /// print the JSON the tunnels serve (documented in README, stable)
+    #[argh(switch)]
+    pub json: bool,
 }
 
 /// Declares a tool that runs on a tun/tap device (reflect, tunnel): `--mode` first,

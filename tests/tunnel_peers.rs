@@ -570,3 +570,97 @@ fn with_default_timers_service_is_back_within_15_s_of_a_server_restart() {
         cli.log()
     );
 }
+
+/// `tunbox status --json` in namespace `ns` with the test run directory of `dir`.
+fn status_json(ns: &Netns, dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let out = ns.run_env(
+        10,
+        TUNBOX,
+        &["status", name, "--json"],
+        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    v[0].clone()
+}
+
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "the run directory is only test-overridable with --features test-hooks"
+)]
+#[test]
+fn status_json_shows_growing_counters_and_the_last_handshake() {
+    if !need_root() {
+        return;
+    }
+    let mut h = Hub::new();
+    // The namespaces' tunbox processes use <target tmp>/<ns>-run as run directory.
+    let dir = dir_of(&h.hub_ns);
+    let a = status_json(&h.hub_ns, &dir, "hub0");
+    assert_eq!(a["version"], 1);
+    assert_eq!(a["tool"], "tunnel");
+    assert_eq!(a["role"], "server");
+    assert_eq!(a["transport"], "udp");
+    assert_eq!(a["mode"], "tun");
+    assert!(a["socket_drops"].is_u64(), "{a}");
+    let peers = a["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 3);
+    assert_eq!(peers[0]["name"], "spoke0");
+    assert!(peers[0]["endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("198.19.10.2:"));
+    assert!(
+        peers[0]["last_handshake_secs"].as_u64().unwrap() < 60,
+        "{a}"
+    );
+    assert!(peers[0]["drops"]["inner_source"].is_u64());
+    let (n, text) = h.lan_ping(0, 1, 5);
+    assert!(n >= 4, "{text}");
+    let b = status_json(&h.hub_ns, &dir, "hub0");
+    for (i, key) in [
+        (0, "rx_packets"),
+        (0, "rx_bytes"),
+        (1, "tx_packets"),
+        (1, "tx_bytes"),
+    ] {
+        let (x, y) = (
+            a["peers"][i][key].as_u64().unwrap(),
+            b["peers"][i][key].as_u64().unwrap(),
+        );
+        assert!(y >= x + 4, "peer {i} {key}: {x} -> {y}");
+    }
+    // The client side and the human form.
+    let c = status_json(&h.spoke_ns[0], &dir_of(&h.spoke_ns[0]), "sp0");
+    assert_eq!(c["role"], "client");
+    assert_eq!(c["remote"], "198.19.10.1:5555");
+    let out = h.hub_ns.run_env(
+        10,
+        TUNBOX,
+        &["status"],
+        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("peer spoke1:") && text.contains("latest handshake"),
+        "{text}"
+    );
+    // Unknown name: exit 1 with a message.
+    let out = h.hub_ns.run_env(
+        10,
+        TUNBOX,
+        &["status", "nosuch"],
+        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    h.stop_hub();
+    assert!(!dir.join("hub0.status").exists(), "socket left behind");
+}
+
+fn dir_of(ns: &Netns) -> PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", ns.name))
+}

@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod config;
 pub mod reflect;
+pub mod status;
 pub mod tunnel;
 
 use crate::cli::{self, CliOpts, Cmd};
@@ -100,6 +101,7 @@ pub fn run(cmd: Cmd) -> ExitCode {
         },
         Cmd::Selftest(_) => return crate::selftest::main(),
         Cmd::Probe(a) => return crate::probe::run(&a),
+        Cmd::Status(a) => status::cmd_status(&a),
     })
 }
 

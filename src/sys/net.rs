@@ -120,6 +120,29 @@ pub fn allow_fragmentation(s: &UdpSocket, v6: bool) -> io::Result<()> {
     }
 }
 
+/// Datagrams the kernel dropped on this UDP socket (receive queue full): the `drops`
+/// column of /proc/net/udp or udp6 for the socket's inode.
+pub fn udp_drops(s: &UdpSocket) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(format!("/proc/self/fd/{}", s.as_fd().as_raw_fd()))
+        .ok()?
+        .ino()
+        .to_string();
+    for f in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if cols.get(9) == Some(&inode.as_str()) {
+                return cols.get(12).and_then(|d| d.parse().ok());
+            }
+        }
+    }
+    None
+}
+
 /// The name of link `index`, or None if there is no such link (any more).
 pub fn link_name(index: u32) -> Option<String> {
     // nix 0.30 checks the returned pointer against -1, not NULL, so a missing link

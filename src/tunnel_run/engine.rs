@@ -12,6 +12,7 @@ use crate::sys::tun::Tun;
 use crate::tunnel::noise::DATA_OVERHEAD;
 use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
 use log::{info, warn};
+use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -341,6 +342,17 @@ pub struct Engine<D: Device> {
     resolve: Option<(String, u16)>,
     /// Server: where each peer's handshake high-water mark is kept (super::hwm).
     hwm: Vec<Option<super::hwm::HwmFile>>,
+    /// `tunbox status`: the socket and the settings it reports.
+    status: Option<(crate::status::StatusSocket, StatusInfo)>,
+}
+
+/// What `tunbox status` says about the settings (see `crate::status`).
+#[derive(Debug, Clone, Default)]
+pub struct StatusInfo {
+    pub mode: &'static str,
+    pub transport: &'static str,
+    pub listen: Option<String>,
+    pub remote: Option<String>,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -435,6 +447,7 @@ impl<D: Device> Engine<D> {
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
             hwm: Vec::new(),
+            status: None,
         }
     }
 
@@ -456,6 +469,73 @@ impl<D: Device> Engine<D> {
                 *slot = None;
             }
         }
+    }
+
+    /// Serve `tunbox status` on this socket.
+    pub fn serve_status(&mut self, s: crate::status::StatusSocket, info: StatusInfo) {
+        self.status = Some((s, info));
+    }
+
+    /// The status document (see `crate::status`); made only when asked for.
+    pub fn status_doc(&self, now: Instant) -> String {
+        use crate::status::{json_counters, json_drops, json_opt_str, json_opt_u64, json_str};
+        let info = self
+            .status
+            .as_ref()
+            .map(|(_, i)| i.clone())
+            .unwrap_or_default();
+        let hub = &self.core.tunnel;
+        let mut o = String::with_capacity(1024 + 600 * hub.len());
+        o.push_str("{\"version\":1,\"tool\":\"tunnel\",\"device\":");
+        json_str(&mut o, &self.core.name);
+        let _ = write!(o, ",\"pid\":{},\"mode\":", std::process::id());
+        json_str(&mut o, info.mode);
+        o.push_str(",\"transport\":");
+        json_str(&mut o, info.transport);
+        o.push_str(",\"role\":");
+        json_str(
+            &mut o,
+            if hub.role() == Role::Server {
+                "server"
+            } else {
+                "client"
+            },
+        );
+        o.push_str(",\"listen\":");
+        json_opt_str(&mut o, info.listen.as_deref());
+        o.push_str(",\"remote\":");
+        json_opt_str(&mut o, info.remote.as_deref());
+        o.push_str(",\"socket_drops\":");
+        let drops = match &self.net {
+            Net::Udp { sock, .. } => crate::sys::net::udp_drops(sock),
+            _ => None,
+        };
+        json_opt_u64(&mut o, drops);
+        o.push_str(",\"drops\":");
+        json_drops(&mut o, hub.own_counters());
+        o.push_str(",\"peers\":[");
+        let remote = self.peer();
+        for (i, p) in hub.peers().iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            o.push_str("{\"name\":");
+            json_str(&mut o, &p.name);
+            o.push_str(",\"endpoint\":");
+            let ep = p.endpoint.or(if hub.len() == 1 { remote } else { None });
+            json_opt_str(&mut o, ep.map(|a| Addr(a).to_string()).as_deref());
+            o.push_str(",\"last_handshake_secs\":");
+            let age = p
+                .tunnel
+                .session_created()
+                .map(|t| now.saturating_duration_since(t).as_secs());
+            json_opt_u64(&mut o, age);
+            o.push(',');
+            json_counters(&mut o, p.tunnel.counters());
+            o.push('}');
+        }
+        o.push_str("]}\n");
+        o
     }
 
     /// The client's server was given as a host name: look it up again when reconnecting.
@@ -519,7 +599,11 @@ impl<D: Device> Engine<D> {
 
             // What to wait for.
             let c = &self.core;
-            let mut set = PollSet::<{ 3 + TCP_PENDING }>::new();
+            let mut set = PollSet::<{ 4 + TCP_PENDING }>::new();
+            let status_i = self
+                .status
+                .as_ref()
+                .and_then(|(s, _)| set.add(s.listener().as_fd(), Want::In));
             let mut dev_i = None;
             let backlog_full = match &self.net {
                 Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
@@ -575,6 +659,11 @@ impl<D: Device> Engine<D> {
             }
             if ready(dev_i) {
                 self.on_device(now)?;
+            }
+            if ready(status_i) {
+                if let Some((s, _)) = &self.status {
+                    s.serve(|| self.status_doc(now));
+                }
             }
             self.flush(now);
         }

@@ -284,6 +284,28 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         }
         mark_files.push(mark_file);
     }
+    // `tunbox status`: the socket, made before privileges are dropped, owned by the
+    // service user. Not having one is no reason not to run the tunnel.
+    let status_dir = hwm::run_dir();
+    let owner = match &o.user {
+        Some(u) => Some(caps::lookup_user(u)?),
+        None => None,
+    };
+    let status = match crate::status::StatusSocket::bind(
+        &status_dir,
+        tun.name(),
+        owner.map(|u| (u.uid.as_raw(), u.gid.as_raw())),
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(
+                "{}: no status socket in {} ({e}): `tunbox status` will not show this tunnel",
+                tun.name(),
+                status_dir.display()
+            );
+            None
+        }
+    };
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
     let name = tun.name().to_string();
@@ -293,6 +315,18 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     }
     let mut eng = engine::Engine::with_hub(tun, net, hub, &name, o.mode == Mode::Tap, o.verbose);
     eng.keep_high_water_in(mark_files);
+    if let Some(s) = status {
+        let info = engine::StatusInfo {
+            mode: o.mode.as_str(),
+            transport: match o.transport {
+                Transport::Udp => "udp",
+                Transport::Tcp => "tcp",
+            },
+            listen: o.listen.map(|l| l.to_string()),
+            remote: o.remote.as_ref().map(|(h, p)| format!("{h}:{p}")),
+        };
+        eng.serve_status(s, info);
+    }
     if let Some((h, p)) = &o.remote {
         eng.resolve_again(h, *p);
     }

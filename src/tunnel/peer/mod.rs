@@ -218,6 +218,14 @@ impl Tunnel {
         }
     }
 
+    /// When the active session was made (the last completed handshake).
+    pub fn session_created(&self) -> Option<Instant> {
+        self.crypto
+            .as_ref()
+            .and_then(|c| c.sessions.current.as_ref())
+            .map(|s| s.created)
+    }
+
     /// The public name of the key (see `HandshakeKey::fingerprint`); `None` in plaintext.
     pub fn key_fingerprint(&self) -> Option<[u8; 8]> {
         self.crypto.as_ref().map(|c| c.psk.fingerprint())
