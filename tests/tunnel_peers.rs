@@ -42,7 +42,8 @@ struct Hub {
 }
 
 impl Hub {
-    fn new() -> Hub {
+    /// `tag` keeps the key and config files of tests running at once apart.
+    fn new(tag: &str) -> Hub {
         let hub_ns = Netns::new("hub");
         let out = hub_ns.run(5, "sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
         assert!(out.status.success());
@@ -60,9 +61,9 @@ impl Hub {
             lan.ip(&format!("addr add 198.18.1{i}.2/24 dev eth0"));
             spoke_ns.push(ns);
             lans.push(lan);
-            keys.push(genkey(&format!("spoke{i}.key")));
+            keys.push(genkey(&format!("{tag}-spoke{i}.key")));
         }
-        let conf = dir().join("tunbox.conf");
+        let conf = dir().join(format!("{tag}.conf"));
         let mut h = Hub {
             hub: None,
             spokes: vec![None, None, None],
@@ -224,7 +225,7 @@ fn hub_routes_between_spoke_lans_checks_sources_and_revokes_one_key() {
     if !need_root() {
         return;
     }
-    let mut h = Hub::new();
+    let mut h = Hub::new("routes");
     // Routes from the configuration, on both ends.
     let routes = h.hub_ns.ip_out(&["route", "show", "dev", "hub0"]);
     for i in 0..3 {
@@ -597,7 +598,7 @@ fn status_json_shows_growing_counters_and_the_last_handshake() {
     if !need_root() {
         return;
     }
-    let mut h = Hub::new();
+    let mut h = Hub::new("status");
     // The namespaces' tunbox processes use <target tmp>/<ns>-run as run directory.
     let dir = dir_of(&h.hub_ns);
     let a = status_json(&h.hub_ns, &dir, "hub0");
