@@ -11,6 +11,7 @@ pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
     match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
         "tunnel" => TunnelOptions::from_resolved(r).map(drop),
+        "peer" => super::tunnel::check_peer(r),
         _ => Ok(()),
     }
 }
@@ -20,6 +21,9 @@ pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
         "tunnel" => super::tunnel::run_resolved(r),
+        "peer" => Err(r
+            .error("a peer section is read by the tunnel it names: run that tunnel section")
+            .into()),
         "bridge" => Err(r
             .error(format!(
                 "bridge sections are not run as a service: use `tunbox bridge up --section {}`",

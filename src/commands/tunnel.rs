@@ -123,6 +123,35 @@ fn add_peers(o: &mut TunnelOptions, path: &str, name: &str) -> Result<(), Config
     Ok(())
 }
 
+/// What a `config peer` section needs (for `config check`).
+pub fn check_peer(r: &Resolved) -> Result<(), ConfigError> {
+    if r.one::<String>("tunnel").is_none() {
+        return Err(r.error("a peer needs 'option tunnel' (the name of its tunnel section)"));
+    }
+    peer_options(r, "").map(drop)
+}
+
+/// The options of one resolved `config peer` section named `name`.
+fn peer_options(r: &Resolved, name: &str) -> Result<PeerOptions, ConfigError> {
+    let key_file = r
+        .one::<String>("key_file")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            r.error("a peer needs 'option key_file' (its own key, made with `tunbox genkey`)")
+        })?;
+    let routes: Vec<(std::net::IpAddr, u8)> = r.all("route");
+    if routes.is_empty() {
+        return Err(r.error(
+            "a peer needs at least one 'list route' (the inner addresses behind it, e.g. its tunnel address/32 and its LAN)",
+        ));
+    }
+    Ok(PeerOptions {
+        name: name.to_string(),
+        key_file,
+        routes,
+    })
+}
+
 /// The enabled `config peer` sections of `file` whose `option tunnel` is `tunnel`.
 pub fn peers_of(
     file: &config::uci::UciFile,
@@ -134,23 +163,7 @@ pub fn peers_of(
         if r.one::<String>("tunnel").as_deref() != Some(tunnel) || !r.flag("enabled") {
             continue;
         }
-        let key_file = r
-            .one::<String>("key_file")
-            .map(PathBuf::from)
-            .ok_or_else(|| {
-                r.error("a peer needs 'option key_file' (its own key, made with `tunbox genkey`)")
-            })?;
-        let routes: Vec<(std::net::IpAddr, u8)> = r.all("route");
-        if routes.is_empty() {
-            return Err(r.error(
-                "a peer needs at least one 'list route' (the inner addresses behind it, e.g. its tunnel address/32 and its LAN)",
-            ));
-        }
-        peers.push(PeerOptions {
-            name: s.name.clone(),
-            key_file,
-            routes,
-        });
+        peers.push(peer_options(&r, &s.name)?);
     }
     Ok(peers)
 }
