@@ -191,7 +191,8 @@ impl Hub {
     /// The hub's counters line after SIGUSR1.
     fn hub_counters(&self) -> String {
         let h = self.hub.as_ref().unwrap();
-        let before = h.log().matches(" packets (").count();
+        // The line of all peers together (each peer's follows it).
+        let before = h.log().matches("hub0: rx ").count();
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(h.pid as i32),
             nix::sys::signal::Signal::SIGUSR1,
@@ -199,11 +200,11 @@ impl Hub {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(5) {
             let log = h.log();
-            if log.matches(" packets (").count() > before {
+            if log.matches("hub0: rx ").count() > before {
                 return log
                     .lines()
                     .rev()
-                    .find(|l| l.contains(" packets ("))
+                    .find(|l| l.contains("hub0: rx "))
                     .unwrap()
                     .into();
             }

@@ -549,8 +549,19 @@ impl<D: Device> Engine<D> {
         &self.core.tunnel
     }
 
+    /// The counters to the log (all peers together, then each of several peers).
     pub fn log_counters(&self) {
-        let c = self.core.tunnel.counters();
+        let hub = &self.core.tunnel;
+        Self::log_line(&self.core.name, &hub.counters());
+        if hub.len() > 1 {
+            for p in hub.peers() {
+                let name = format!("{}: peer {}", self.core.name, p.name);
+                Self::log_line(&name, p.tunnel.counters());
+            }
+        }
+    }
+
+    fn log_line(name: &str, c: &crate::tunnel::Counters) {
         let line = crate::counters::Line {
             rx_packets: c.rx_packets,
             rx_bytes: c.rx_bytes,
@@ -566,7 +577,7 @@ impl<D: Device> Engine<D> {
             ],
             drops: &crate::tunnel::counters::DropReason::ALL.map(|r| (r.name(), c.dropped(r))),
         };
-        info!("{}: {line}", self.core.name);
+        info!("{name}: {line}");
     }
 
     fn peer(&self) -> Option<SocketAddr> {
