@@ -141,6 +141,8 @@ pub struct Hub {
     trials: u64,
     trials_at: Instant,
     last: usize,
+    /// The last `decapsulate` reached a peer (else nothing it did authenticated).
+    reached: bool,
 }
 
 impl Hub {
@@ -178,6 +180,7 @@ impl Hub {
             trials: TRIALS_PER_SEC,
             trials_at: now,
             last: 0,
+            reached: false,
         }
     }
 
@@ -284,8 +287,10 @@ impl Hub {
         self.peers.iter().any(|p| p.tunnel.is_up())
     }
 
+    /// True if the last `decapsulate` authenticated a message under the active session
+    /// of peer [`Hub::last_peer`] (see [`Tunnel::authenticated_current`]).
     pub fn authenticated_current(&self) -> bool {
-        self.peers[self.last].tunnel.authenticated_current()
+        self.reached && self.peers[self.last].tunnel.authenticated_current()
     }
 
     pub fn take_peer_dead_flag(&mut self) -> bool {
@@ -399,10 +404,13 @@ impl Hub {
         let i = match self.peer_for(msg, now) {
             Ok(i) => i,
             Err(r) => {
+                // Not from any peer: must not count as the last peer's message.
+                self.reached = false;
                 self.counters.drop(r);
                 return Output::Drop(r);
             }
         };
+        self.reached = true;
         self.last = i;
         let several = self.peers.len() > 1;
         let p = &mut self.peers[i];
@@ -549,6 +557,23 @@ mod tests {
         );
         assert_eq!(h.peer(2).counters().dropped(DropReason::InnerSource), 1);
         assert_eq!(h.counters().dropped(DropReason::InnerSource), 1);
+        // Junk that reaches no peer right after an authentic message does not pass as
+        // that peer's (the loop would move the peer's endpoint to the junk's source).
+        let Output::ToNetwork(n) =
+            spokes[2].encapsulate(&ipv4([198, 18, 2, 7], [198, 18, 0, 1]), &mut buf, t)
+        else {
+            panic!()
+        };
+        assert!(matches!(
+            h.decapsulate(&buf[..n], &mut out, t),
+            Output::ToDevice(_)
+        ));
+        assert!(h.authenticated_current());
+        let mut junk = buf[..n].to_vec();
+        junk[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let o = h.decapsulate(&junk, &mut out, t);
+        assert!(matches!(o, Output::Drop(_)), "{o:?}");
+        assert!(!h.authenticated_current());
     }
 
     #[test]
