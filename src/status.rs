@@ -214,6 +214,19 @@ mod tests {
     }
 
     #[test]
+    fn the_parser_takes_any_text_without_panicking() {
+        let doc = "{\"a\":[1,{\"b\":\"c\\u0041\"},null,true,false],\"d\":\"\u{e9}\"}";
+        assert!(Json::parse(doc).is_some());
+        for cut in 0..doc.len() {
+            if doc.is_char_boundary(cut) {
+                let _ = Json::parse(&doc[..cut]);
+                let _ = human(&doc[..cut]);
+            }
+        }
+        assert_eq!(Json::parse("\"\\u00\""), None);
+    }
+
+    #[test]
     fn strings_are_escaped() {
         let mut s = String::new();
         json_str(&mut s, "a\"b\\c\n");
