@@ -187,6 +187,24 @@ pub fn check_peers(o: &TunnelOptions) -> Result<(), String> {
     if o.plaintext {
         return Err("several peers need keys: plaintext is one peer only".into());
     }
+    // The same prefix at two peers: which one gets its packets would be an accident.
+    let mut seen: Vec<(crate::tunnel::hub::Prefix, &str)> = Vec::new();
+    for p in &o.peers {
+        for &(a, l) in &p.routes {
+            let Some(x) = crate::tunnel::hub::Prefix::new(a, l) else {
+                continue;
+            };
+            if let Some((_, other)) = seen.iter().find(|(y, n)| *y == x && *n != p.name) {
+                return Err(format!(
+                    "route {}/{} is given to peers {other} and {}: each network is behind one peer",
+                    x.addr(),
+                    x.len(),
+                    p.name
+                ));
+            }
+            seen.push((x, &p.name));
+        }
+    }
     if o.key_file.is_some() || !o.routes.is_empty() {
         return Err(
             "with peer sections, each peer has its own key_file and routes: remove key_file and route from the tunnel section".into(),
@@ -319,6 +337,11 @@ mod peer_tests {
         let mut o = TunnelOptions::from_resolved(&r).unwrap();
         o.peers = p;
         assert_eq!(check_peers(&o), Ok(()));
+        let mut dup = o.clone();
+        dup.peers[1]
+            .routes
+            .push("198.18.10.7".parse().map(|a| (a, 24)).unwrap());
+        assert!(check_peers(&dup).unwrap_err().contains("peers a and b"));
         o.transport = Transport::Tcp;
         assert!(check_peers(&o).unwrap_err().contains("udp"));
         o.transport = Transport::Udp;
