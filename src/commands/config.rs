@@ -4,13 +4,12 @@ use super::{tunbox_env, AppError, ToolOptions};
 use crate::cli;
 use crate::config::{self, schema, ConfigError, Resolved};
 use crate::reflect::{self, ReflectOptions};
-use crate::tunnel_run::TunnelOptions;
 
 /// Checks a resolved section the way starting it would, without starting it.
 pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
     match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
-        "tunnel" => TunnelOptions::from_resolved(r).map(drop),
+        "tunnel" => super::tunnel::check_resolved(r),
         "peer" => super::tunnel::check_peer(r),
         _ => Ok(()),
     }

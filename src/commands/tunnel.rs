@@ -16,6 +16,8 @@ const NO_KEY: &str =
     "no 'key_file': make one with `tunbox genkey /etc/tunbox/key`, copy it to both \
     ends and give --key-file (or option key_file); --plaintext is for lab use only";
 
+const NO_ROLE: &str = "give 'listen [ADDR:]PORT' (server) or 'remote HOST:PORT' (client)";
+
 impl ToolOptions for TunnelOptions {
     const SPEC: &'static SectionSpec = &schema::TUNNEL;
 
@@ -29,11 +31,10 @@ impl ToolOptions for TunnelOptions {
             (Some(_), Some(_)) => {
                 return Err(r.error("give either 'listen' (server) or 'remote' (client), not both"))
             }
-            (None, None) => {
-                return Err(
-                    r.error("give 'listen [ADDR:]PORT' (server) or 'remote HOST:PORT' (client)")
-                )
-            }
+            // A client's server may be a `config peer` section with an endpoint
+            // (checked once the peers are read, in `add_peers`).
+            (None, None) if r.section.is_some() => Role::Client,
+            (None, None) => return Err(r.error(NO_ROLE)),
         };
         let plaintext = r.flag("plaintext");
         let key_file = r.one::<String>("key_file").map(PathBuf::from);
@@ -109,12 +110,42 @@ pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     Ok(tunnel_run::run(&o)?)
 }
 
+/// `config check` of a tunnel section: its options and its peer sections.
+pub fn check_resolved(r: &Resolved) -> Result<(), ConfigError> {
+    let mut o = TunnelOptions::from_resolved(r)?;
+    if let (Some((path, _)), Some(name)) = (&r.origin, &r.section) {
+        add_peers(&mut o, path, name)?;
+    }
+    Ok(())
+}
+
 /// Reads the `config peer` sections of tunnel section `name` in `path` into `o`.
 fn add_peers(o: &mut TunnelOptions, path: &str, name: &str) -> Result<(), ConfigError> {
     let file = config::load(path)?;
     let tunnel = file.section(name).map_or(name, |s| s.name.as_str());
     o.peers = peers_of(&file, tunnel)?;
-    check_peers(o).map_err(|m| ConfigError::plain(format!("{path}: tunnel '{name}': {m}")))?;
+    let err = |m: &str| ConfigError::plain(format!("{path}: tunnel '{name}': {m}"));
+    if o.listen.is_none() && o.remote.is_none() {
+        // A client whose server is its one peer section.
+        match &o.peers[..] {
+            [p] if p.endpoint.is_some() => {
+                if o.key_file.is_some() || !o.routes.is_empty() {
+                    return Err(err("the key_file and routes are the peer section's: remove them from the tunnel section"));
+                }
+                let p = o.peers.remove(0);
+                o.remote = p.endpoint;
+                o.key_file = Some(p.key_file);
+                o.routes = p.routes;
+            }
+            [] => return Err(err(NO_ROLE)),
+            _ => {
+                return Err(err(
+                    "a client has one peer section, with 'option endpoint HOST:PORT' (its server); a server needs 'listen'",
+                ))
+            }
+        }
+    }
+    check_peers(o).map_err(|m| err(&m))?;
     if o.peers.is_empty() && !o.plaintext && o.key_file.is_none() {
         return Err(ConfigError::plain(format!(
             "{path}: tunnel '{name}': {NO_KEY}"
@@ -149,6 +180,7 @@ fn peer_options(r: &Resolved, name: &str) -> Result<PeerOptions, ConfigError> {
         name: name.to_string(),
         key_file,
         routes,
+        endpoint: r.one("endpoint"),
     })
 }
 
@@ -204,6 +236,12 @@ pub fn check_peers(o: &TunnelOptions) -> Result<(), String> {
             }
             seen.push((x, &p.name));
         }
+    }
+    if let Some(p) = o.peers.iter().find(|p| p.endpoint.is_some()) {
+        return Err(format!(
+            "peer {}: 'endpoint' is for a client's one peer (its server); a server's peers find it",
+            p.name
+        ));
     }
     if o.key_file.is_some() || !o.routes.is_empty() {
         return Err(
@@ -347,6 +385,47 @@ mod peer_tests {
         o.transport = Transport::Udp;
         o.mode = Mode::Tap;
         assert!(check_peers(&o).unwrap_err().contains("tun only"));
+    }
+
+    #[test]
+    fn a_client_whose_server_is_its_peer_section() {
+        let dir = std::env::temp_dir().join(format!("tbx-peer-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tunbox");
+        let path = path.to_str().unwrap();
+        let text = "config tunnel 'site'\n\tlist address '198.18.0.10/32'\n\
+            config peer 'hub'\n\toption tunnel 'site'\n\toption endpoint 'hub.example:5555'\n\
+            \toption key_file '/k'\n\tlist route '198.18.0.0/24'\n";
+        std::fs::write(path, text).unwrap();
+        let f = config::load(path).unwrap();
+        let r = config::resolve(
+            &schema::TUNNEL,
+            Some((path, f.section("site").unwrap())),
+            &[],
+            &[],
+        )
+        .unwrap();
+        let mut o = TunnelOptions::from_resolved(&r).unwrap();
+        add_peers(&mut o, path, "site").unwrap();
+        assert_eq!(o.role, Role::Client);
+        assert_eq!(o.remote, Some(("hub.example".into(), 5555)));
+        assert_eq!(o.key_file, Some(PathBuf::from("/k")));
+        assert_eq!(o.routes.len(), 1);
+        assert!(o.peers.is_empty());
+        assert!(check_resolved(&r).is_ok());
+        // Without the peer: neither listen nor remote.
+        std::fs::write(path, "config tunnel 'site'\n\toption key_file '/k'\n").unwrap();
+        let f = config::load(path).unwrap();
+        let r = config::resolve(
+            &schema::TUNNEL,
+            Some((path, f.section("site").unwrap())),
+            &[],
+            &[],
+        )
+        .unwrap();
+        let e = check_resolved(&r).unwrap_err();
+        assert!(e.to_string().contains("give 'listen"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

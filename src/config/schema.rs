@@ -329,6 +329,7 @@ pub static PEER: SectionSpec = SectionSpec {
         opt("tunnel", Kind::IfName, None),
         opt("key_file", Kind::Path, None),
         list("route", Kind::Cidr),
+        opt("endpoint", Kind::HostPort, None),
     ],
 };
 

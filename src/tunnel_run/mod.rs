@@ -62,6 +62,8 @@ pub struct PeerOptions {
     /// Its inner addresses: packets to them go to this peer, packets from it must come
     /// from them. Installed as routes on the device.
     pub routes: Vec<(IpAddr, u8)>,
+    /// A client's peer (its server): HOST, PORT.
+    pub endpoint: Option<(String, u16)>,
 }
 
 impl TunnelOptions {
