@@ -114,10 +114,31 @@ impl Hub {
         self.hub_ns.stop(pid);
     }
 
+    /// Spokes 0 and 1 from the command line; spoke 2 from a UCI file whose one peer
+    /// section names the hub (`option endpoint`).
     fn start_spoke(&mut self, i: usize) {
         let key = self.keys[i].to_str().unwrap().to_string();
         let remote = format!("198.19.1{i}.1:5555");
         let addr = format!("198.19.0.1{i}/32");
+        if i == 2 {
+            let conf = self.conf.with_extension("spoke2");
+            let text = format!(
+                "config tunnel 'site'\n\toption dev 'sp0'\n\tlist address '{addr}'\n\
+                 \toption keepalive '1'\n\toption timeout '3'\n\
+                 config peer 'hub'\n\toption tunnel 'site'\n\toption endpoint '{remote}'\n\
+                 \toption key_file '{key}'\n\tlist route '198.19.0.0/24'\n\
+                 \tlist route '198.18.0.0/16'\n"
+            );
+            std::fs::write(&conf, text).unwrap();
+            let conf = conf.to_str().unwrap().to_string();
+            let s = self.spoke_ns[i].spawn_tunbox(
+                &["tunnel", "--section", "site"],
+                &[("TUNBOX_CONFIG", &conf)],
+            );
+            assert!(s.wait_log("tunnel on sp0", 5), "spoke {i}: {}", s.log());
+            self.spokes[i] = Some(s);
+            return;
+        }
         let s = self.spoke_ns[i].spawn_tunbox(
             &[
                 "tunnel",
