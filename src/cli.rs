@@ -107,6 +107,24 @@ pub enum Cmd {
     Config(Config),
     Selftest(Selftest),
     Probe(Probe),
+    Status(Status),
+}
+
+/// show the running tunnels: settings, and per peer the endpoint, the last
+/// handshake, packet and byte counters and drops (like `wg show`)
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "status",
+    example = "tunbox status\ntunbox status tbx0 --json"
+)]
+pub struct Status {
+    /// only this device (the tunnel's --dev name)
+    #[argh(positional)]
+    pub name: Option<String>,
+    /// print the JSON the tunnels serve (documented in README, stable)
+    #[argh(switch)]
+    pub json: bool,
 }
 
 /// Declares a tool that runs on a tun/tap device (reflect, tunnel): `--mode` first,
@@ -209,6 +227,15 @@ device_tool! {
         /// seconds without traffic from the peer before it counts as dead (default 30)
         #[argh(option)]
         pub timeout: Option<String>,
+        /// tap mode: the device's MAC (default: a stable locally administered address
+        /// derived from the host and device name, the same after every restart)
+        #[argh(option)]
+        pub mac: Option<String>,
+        /// network behind the peer, CIDR (repeatable), e.g. 198.18.0.0/16: installed as
+        /// a route on the device; packets from the peer must come from these (a server
+        /// with several peers takes them from `config peer` sections)
+        #[argh(option)]
+        pub route: Vec<String>,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Durations as whole u64 milliseconds/nanoseconds. `Duration::as_millis` and friends
 //! return u128, and dividing a u128 links a 128-bit division routine (about 2 KB on
 //! 32-bit mips); u64 holds 584 years of nanoseconds, so saturating is enough.
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Whole milliseconds, saturating at u64::MAX.
 pub fn millis(d: Duration) -> u64 {
@@ -15,6 +15,15 @@ pub fn nanos(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000_000)
         .saturating_add(u64::from(d.subsec_nanos()))
+}
+
+/// The wall clock in nanoseconds since the Unix epoch (0 if before it). Read by the
+/// loops and passed into the cores, which read no clock themselves.
+pub fn wall_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(nanos)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

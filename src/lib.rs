@@ -12,6 +12,7 @@ pub mod probe;
 pub mod ratelimit;
 pub mod reflect;
 pub mod selftest;
+pub mod status;
 pub mod sys;
 pub mod tunnel;
 pub mod tunnel_run;

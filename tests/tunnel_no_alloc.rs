@@ -1,5 +1,5 @@
-//! The tunnel's loops allocate nothing per packet: a client and a server engine, UDP
-//! and then TCP, run in a private network namespace (loopback only) with datagram
+//! The tunnel's loops allocate nothing per packet: a client and a server engine, UDP,
+//! UDP with a three-peer hub as the server, and then TCP, run in a private network namespace (loopback only) with datagram
 //! socket pairs standing in for the tun devices; a counting global allocator (counting
 //! only the loop threads) must not move while thousands of packets go through both
 //! ways. Needs root (unshare of the network namespace).
@@ -11,6 +11,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tunbox::tunnel::hub::{Hub, Peer, Prefix};
 use tunbox::tunnel::{Counters, Key, Role, Tunnel, TunnelConfig};
 use tunbox::tunnel_run::engine::Engine;
 use tunbox::tunnel_run::net::Net;
@@ -24,16 +25,30 @@ fn spawn_engine(
     dev: UnixDatagram,
     net: Net,
     stop: Arc<AtomicBool>,
+    multi: bool,
 ) -> std::thread::JoinHandle<Counters> {
     std::thread::spawn(move || {
         COUNTING.with(|c| c.set(true));
-        let tunnel = Tunnel::new(
-            TunnelConfig::new(role, false),
-            Key::from_bytes([7; 32]),
-            Instant::now(),
-        );
+        let now = Instant::now();
+        let cfg = TunnelConfig::new(role, false);
         let name = if role == Role::Server { "srv" } else { "cli" };
-        let mut e = Engine::new(dev, net, tunnel, name, false, false);
+        let hub = if multi && role == Role::Server {
+            // Three peers; the client has the key of the second, 198.18.1.0/24.
+            let peers = (0..3u8)
+                .map(|i| {
+                    Peer::new(
+                        format!("p{i}"),
+                        Tunnel::new(cfg.clone(), Key::from_bytes([7 + i; 32]), now),
+                        vec![Prefix::new([198, 18, i, 0].into(), 24).unwrap()],
+                    )
+                })
+                .collect();
+            Hub::with_peers(peers, now)
+        } else {
+            let key = if multi { [8; 32] } else { [7; 32] };
+            Hub::single(Tunnel::new(cfg, Key::from_bytes(key), now))
+        };
+        let mut e = Engine::with_hub(dev, net, hub, name, false, false);
         e.run(&|| stop.load(Ordering::Relaxed)).expect("loop");
         COUNTING.with(|c| c.set(false));
         e.tunnel().counters().clone()
@@ -46,6 +61,9 @@ fn packet(i: u32, buf: &mut [u8]) -> usize {
     buf[0] = 0x45;
     buf[2..4].copy_from_slice(&(len as u16).to_be_bytes());
     buf[4..8].copy_from_slice(&i.to_be_bytes());
+    // Source and destination in 198.18.1.0/24 (the multi-peer case's route).
+    buf[12..16].copy_from_slice(&[198, 18, 1, 5]);
+    buf[16..20].copy_from_slice(&[198, 18, 1, 6]);
     len
 }
 
@@ -63,7 +81,7 @@ fn through(a: &UnixDatagram, b: &UnixDatagram, i: u32, tx: &mut [u8], rx: &mut [
 }
 
 /// Returns (allocations during the measured phase, packets in that phase).
-fn case(tcp: bool) -> (usize, u32) {
+fn case(tcp: bool, multi: bool) -> (usize, u32) {
     let (cli_dev, cli_host) = UnixDatagram::pair().unwrap();
     let (srv_dev, srv_host) = UnixDatagram::pair().unwrap();
     cli_dev.set_nonblocking(true).unwrap();
@@ -83,8 +101,8 @@ fn case(tcp: bool) -> (usize, u32) {
     };
     let start = ALLOCS.load(Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
-    let srv = spawn_engine(Role::Server, srv_dev, srv_net, stop.clone());
-    let cli = spawn_engine(Role::Client, cli_dev, cli_net, stop.clone());
+    let srv = spawn_engine(Role::Server, srv_dev, srv_net, stop.clone(), multi);
+    let cli = spawn_engine(Role::Client, cli_dev, cli_net, stop.clone(), multi);
 
     let mut tx = vec![0u8; 2048];
     let mut rx = vec![0u8; 2048];
@@ -160,9 +178,14 @@ fn tunnel_loops_allocate_nothing_per_packet() {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns");
         let nl = tunbox::sys::netlink::Rtnl::new().unwrap();
         nl.set_up("lo", true).unwrap();
-        let (udp, n) = case(false);
+        let (udp, n) = case(false, false);
         assert_eq!(udp, 0, "UDP loops allocated {udp} times over {n} packets");
-        let (tcp, n) = case(true);
+        let (hub, n) = case(false, true);
+        assert_eq!(
+            hub, 0,
+            "UDP hub (3 peers) allocated {hub} times over {n} packets"
+        );
+        let (tcp, n) = case(true, false);
         assert_eq!(tcp, 0, "TCP loops allocated {tcp} times over {n} packets");
     })
     .join()

@@ -59,7 +59,12 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 // timers
                 for _ in 0..4 {
-                    match sides[me].t.tick(&mut out, now) {
+                    match sides[me].t.tick(
+                        &mut out,
+                        now,
+                        // A wall clock that follows `now`: deterministic runs.
+                        1_700_000_000_000_000_000 + (now - start).as_nanos() as u64,
+                    ) {
                         Output::ToNetwork(n) => {
                             genuine.insert(out[..n].to_vec());
                             sides[1 - me].inbox.push(out[..n].to_vec());

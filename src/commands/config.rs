@@ -11,14 +11,14 @@ use crate::config::uci::{Section, UciFile};
 use crate::config::{self, schema, ConfigError, Resolved};
 use crate::probe::ProbeOptions;
 use crate::reflect::{self, ReflectOptions};
-use crate::tunnel_run::{self, TunnelOptions};
 
 /// Checks a resolved section the way starting it would, without starting it: every
 /// error found.
 pub fn check_resolved(r: &Resolved) -> Vec<ConfigError> {
     let res = match r.spec.kind {
         "reflect" => ReflectOptions::from_resolved(r).map(drop),
-        "tunnel" => TunnelOptions::from_resolved(r).map(drop),
+        "tunnel" => super::tunnel::check_resolved(r),
+        "peer" => super::tunnel::check_peer(r),
         "probe" => ProbeOptions::from_resolved(r).map(drop),
         _ => Ok(()),
     };
@@ -29,7 +29,10 @@ pub fn check_resolved(r: &Resolved) -> Vec<ConfigError> {
 pub fn run_resolved(r: &Resolved) -> Result<(), AppError> {
     match r.spec.kind {
         "reflect" => Ok(reflect::run(&ReflectOptions::from_resolved(r)?)?),
-        "tunnel" => Ok(tunnel_run::run(&TunnelOptions::from_resolved(r)?)?),
+        "tunnel" => super::tunnel::run_resolved(r),
+        "peer" => Err(r
+            .error("a peer section is read by the tunnel it names: run that tunnel section")
+            .into()),
         "probe" => super::probe::run(&ProbeOptions::from_resolved(r)?),
         "bridge" => Err(r
             .error(format!(

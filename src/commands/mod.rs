@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod config;
 pub mod probe;
 pub mod reflect;
+pub mod status;
 pub mod tunnel;
 
 use crate::cli::{self, CliOpts, Cmd};
@@ -92,7 +93,7 @@ fn needs_privileges(cmd: &Cmd) -> bool {
         | Cmd::Rmtun(_)
         | Cmd::Run(_)
         | Cmd::Selftest(_) => true,
-        Cmd::Genkey(_) | Cmd::Config(_) | Cmd::Probe(_) => false,
+        Cmd::Genkey(_) | Cmd::Config(_) | Cmd::Probe(_) | Cmd::Status(_) => false,
     }
 }
 
@@ -138,6 +139,7 @@ pub fn run(cmd: Cmd) -> ExitCode {
         },
         Cmd::Selftest(_) => return crate::selftest::main(),
         Cmd::Probe(a) => probe::cmd_probe(&a),
+        Cmd::Status(a) => status::cmd_status(&a),
     })
 }
 

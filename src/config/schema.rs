@@ -334,6 +334,8 @@ pub static TUNNEL: SectionSpec = SectionSpec {
         opt("mtu", MTU, None),
         opt("keepalive", Kind::Uint { min: 1, max: 3600 }, Some("10")),
         opt("timeout", Kind::Uint { min: 2, max: 86400 }, Some("30")),
+        list("route", Kind::Cidr),
+        opt("mac", Kind::Mac, None),
         opt("user", Kind::Account, None),
         opt("verbose", Kind::Bool, Some("0")),
         opt("syslog", Kind::Bool, Some("0")),
@@ -384,8 +386,21 @@ pub static PROBE: SectionSpec = SectionSpec {
     ],
 };
 
+/// A peer of a tunnel with several peers (a hub): `option tunnel` names the tunnel
+/// section, `key_file` its own key, `list route` the inner addresses behind it.
+pub static PEER: SectionSpec = SectionSpec {
+    kind: "peer",
+    options: &[
+        opt("enabled", Kind::Bool, Some("1")),
+        opt("tunnel", Kind::IfName, None),
+        opt("key_file", Kind::Path, None),
+        list("route", Kind::Cidr),
+        opt("endpoint", Kind::HostPort, None),
+    ],
+};
+
 /// Every section type the file may contain.
-pub static SECTION_TYPES: &[&SectionSpec] = &[&REFLECT, &TUNNEL, &BRIDGE, &PROBE];
+pub static SECTION_TYPES: &[&SectionSpec] = &[&REFLECT, &TUNNEL, &BRIDGE, &PROBE, &PEER];
 
 pub fn section_type(kind: &str) -> Option<&'static SectionSpec> {
     SECTION_TYPES.iter().copied().find(|s| s.kind == kind)

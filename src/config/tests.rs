@@ -339,17 +339,15 @@ fn tool_rules_report_every_error() {
     .unwrap();
     let e = crate::tunnel_run::TunnelOptions::from_resolved(&r).unwrap_err();
     let all: Vec<String> = e.into_all().iter().map(|e| e.to_string()).collect();
-    assert_eq!(all.len(), 3, "{all:?}");
+    // (a section's missing key_file is checked with its `config peer` sections,
+    // which may give the keys instead: see commands::tunnel's peer tests)
+    assert_eq!(all.len(), 2, "{all:?}");
     assert!(
         all[0].starts_with("/c:3: section 't': give either"),
         "{all:?}"
     );
     assert!(
-        all[1].starts_with("/c:1: section 't': no 'key_file'"),
-        "{all:?}"
-    );
-    assert!(
-        all[2].starts_with("/c:5: section 't': timeout (20 s)"),
+        all[1].starts_with("/c:5: section 't': timeout (20 s)"),
         "{all:?}"
     );
 }

@@ -81,6 +81,68 @@ fn ipv6_mtu(s: &UdpSocket) -> Option<libc::c_int> {
     (r == 0).then_some(v)
 }
 
+/// Lets the kernel fragment the socket's datagrams (IP_PMTUDISC_DONT, and
+/// IPV6_PMTUDISC_DONT on an IPv6 socket): a TAP tunnel carries 1500-byte frames over a
+/// 1500-byte underlay, so its outer packets are larger than the path and must be
+/// fragmented rather than dropped. An IPv6 socket sets both (dual-stack sockets carry
+/// IPv4 too; that one may fail on an IPv6-only socket and is then not needed).
+pub fn allow_fragmentation(s: &UdpSocket, v6: bool) -> io::Result<()> {
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: setsockopt reads an int from `value`, of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_fd().as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    let v4 = set(
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DONT,
+    );
+    if v6 {
+        set(
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DONT,
+        )
+    } else {
+        v4
+    }
+}
+
+/// Datagrams the kernel dropped on this UDP socket (receive queue full): the `drops`
+/// column of /proc/net/udp or udp6 for the socket's inode.
+pub fn udp_drops(s: &UdpSocket) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(format!("/proc/self/fd/{}", s.as_fd().as_raw_fd()))
+        .ok()?
+        .ino()
+        .to_string();
+    for f in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if cols.get(9) == Some(&inode.as_str()) {
+                return cols.get(12).and_then(|d| d.parse().ok());
+            }
+        }
+    }
+    None
+}
+
 /// The name of link `index`, or None if there is no such link (any more).
 pub fn link_name(index: u32) -> Option<String> {
     // nix 0.30 checks the returned pointer against -1, not NULL, so a missing link

@@ -47,10 +47,15 @@ pub enum DropReason {
     /// Handshake initiation whose mac1 is wrong (junk, or another key): dropped by the
     /// cheap check before anything else.
     HandshakeMac,
+    /// Several peers: a packet from the device whose destination is in no peer's routes.
+    NoRoute,
+    /// Several peers (or routes): a packet from a peer whose inner source address is
+    /// outside that peer's routes (spoofed, or a route missing in the configuration).
+    InnerSource,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 22;
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::Short,
         Self::BadHeader,
@@ -72,6 +77,8 @@ impl DropReason {
         Self::WriteError,
         Self::WrongSource,
         Self::HandshakeMac,
+        Self::NoRoute,
+        Self::InnerSource,
     ];
 
     /// Short name used in logs and the counter dump.
@@ -97,6 +104,8 @@ impl DropReason {
             Self::WriteError => "write_error",
             Self::WrongSource => "wrong_source",
             Self::HandshakeMac => "handshake_mac",
+            Self::NoRoute => "no_route",
+            Self::InnerSource => "inner_source",
         }
     }
 
@@ -149,6 +158,23 @@ impl Counters {
 
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
+    }
+
+    /// Adds `o`'s counts (a hub's sum over its peers).
+    pub fn add(&mut self, o: &Counters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.keepalives_tx += o.keepalives_tx;
+        self.keepalives_rx += o.keepalives_rx;
+        self.handshakes_sent += o.handshakes_sent;
+        self.handshakes_answered += o.handshakes_answered;
+        self.sessions += o.sessions;
+        self.peer_dead += o.peer_dead;
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a = a.saturating_add(*b);
+        }
     }
 
     pub fn total_drops(&self) -> u64 {

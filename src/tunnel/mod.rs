@@ -8,19 +8,24 @@
 //! - [`noise`]: wire format of the handshake and data messages, Noise NNpsk0 (hand-written on
 //!   BLAKE2s, ChaCha20-Poly1305 and X25519; wire-compatible with `snow`).
 //! - [`replay`]: sliding replay window for the explicit per-packet counter (RFC 6479).
+//! - [`message`]: typed views of the messages, each parsed once.
 //! - [`framing`]: 2-byte big-endian length framing for the TCP transport.
 //! - [`peer`]: the per-peer state machine [`peer::Tunnel`] (sessions, keepalive,
 //!   dead-peer detection, reconnect backoff, session replacement).
+//! - [`hub`]: several peers (each with its own key) behind one socket and device.
 //! - [`counters`]: packet/byte/handshake counters and drop reasons.
 pub mod counters;
 pub mod framing;
+pub mod hub;
 pub mod key;
+pub mod message;
 pub mod noise;
 pub mod peer;
 pub mod replay;
 
 pub use counters::{Counters, DropReason};
 pub use framing::{FrameDecoder, FrameError, StreamTx};
+pub use hub::Hub;
 pub use key::{Key, KeyError};
 pub use peer::{Event, Output, Role, Tunnel, TunnelConfig};
 

@@ -10,8 +10,9 @@ use crate::sys::poll::{PollSet, Want};
 use crate::sys::signals;
 use crate::sys::tun::Tun;
 use crate::tunnel::noise::DATA_OVERHEAD;
-use crate::tunnel::{DropReason, Event, Output, Role, Tunnel};
+use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
 use log::{info, warn};
+use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -76,21 +77,49 @@ impl std::fmt::Display for Addr {
 }
 
 /// A peer address for log lines, without allocating.
-struct PeerName(Option<SocketAddr>);
+/// With several peers: the configured name, then the address if known.
+struct PeerName<'a>(&'a str, Option<SocketAddr>);
 
-impl std::fmt::Display for PeerName {
+impl std::fmt::Display for PeerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(a) => Addr(a).fmt(f),
-            None => f.write_str("the peer"),
+        match (self.0, self.1) {
+            ("", Some(a)) => Addr(a).fmt(f),
+            ("", None) => f.write_str("the peer"),
+            (n, Some(a)) => write!(f, "peer {n} ({})", Addr(a)),
+            (n, None) => write!(f, "peer {n}"),
         }
+    }
+}
+
+/// The client's handshake attempt at which it says what is likely wrong.
+const UNANSWERED_HINT: u32 = 4;
+
+/// What a drop reason likely means, for the log line.
+fn drop_hint(r: DropReason) -> &'static str {
+    match r {
+        DropReason::HandshakeMac | DropReason::HandshakeAuth => {
+            " (failed authentication: wrong key, or not a tunbox client)"
+        }
+        DropReason::InnerSource => {
+            " (inner source outside the peer's routes: spoofed, or a route missing)"
+        }
+        _ => "",
+    }
+}
+
+/// What a failed TCP connect likely means.
+fn connect_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        " (refused: is the server running, and using --transport tcp?)"
+    } else {
+        ""
     }
 }
 
 /// Everything but the sockets, so both can be borrowed at once.
 struct Core<D: Device> {
     dev: D,
-    tunnel: Tunnel,
+    tunnel: Hub,
     name: String,
     tap: bool,
     verbose: bool,
@@ -121,14 +150,15 @@ impl<D: Device> Core<D> {
         if allowed {
             let skipped = self.drop_log.take_suppressed();
             let total = self.tunnel.counters().total_drops();
+            let hint = drop_hint(r);
             match from {
                 Some(f) => warn!(
-                    "{}: dropped {len}-byte {what} from {f}: {} ({total} dropped so far, {skipped} messages suppressed)",
+                    "{}: dropped {len}-byte {what} from {f}: {}{hint} ({total} dropped so far, {skipped} messages suppressed)",
                     self.name,
                     r.name()
                 ),
                 None => warn!(
-                    "{}: dropped {len}-byte {what}: {} ({total} dropped so far, {skipped} messages suppressed)",
+                    "{}: dropped {len}-byte {what}: {}{hint} ({total} dropped so far, {skipped} messages suppressed)",
                     self.name,
                     r.name()
                 ),
@@ -163,9 +193,9 @@ impl<D: Device> Core<D> {
         }
     }
 
-    fn log_events(&mut self, peer: Option<SocketAddr>) {
-        while let Some(e) = self.tunnel.take_event() {
-            let peer = PeerName(peer);
+    fn log_events(&mut self, remote: Option<SocketAddr>) {
+        while let Some((i, e)) = self.tunnel.take_event() {
+            let peer = PeerName(self.tunnel.name(i), remote.or(self.tunnel.endpoint(i)));
             match e {
                 Event::HandshakeSent { attempt, retry_in } => {
                     if (attempt <= 3 || attempt % 20 == 0 || self.verbose)
@@ -175,6 +205,17 @@ impl<D: Device> Core<D> {
                             "{}: handshake sent to {peer} (attempt {attempt}, next in {} s unless answered)",
                             self.name,
                             retry_in.as_secs()
+                        );
+                    }
+                    // After three unanswered ones, then every 20th (minutes apart).
+                    if attempt == UNANSWERED_HINT || attempt % 20 == 0 {
+                        warn!(
+                            "{}: no answer from {peer} to {} handshakes. Likely causes: the key or \
+                             --mode differs at the other end (a server silently drops handshakes it \
+                             cannot authenticate), the server is not running, or UDP to it is \
+                             blocked on the way",
+                            self.name,
+                            attempt - 1
                         );
                     }
                 }
@@ -299,10 +340,21 @@ pub struct Engine<D: Device> {
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
-    /// Server: where the handshake high-water mark is kept (super::hwm).
-    hwm: Option<super::hwm::HwmFile>,
+    /// Server: where each peer's handshake high-water mark is kept (super::hwm).
+    hwm: Vec<Option<super::hwm::HwmFile>>,
+    /// `tunbox status`: the socket and the settings it reports.
+    status: Option<(crate::status::StatusSocket, StatusInfo)>,
     /// UDP client with a host name: when to look it up again while no session comes up.
     recheck: super::net::Recheck,
+}
+
+/// What `tunbox status` says about the settings (see `crate::status`).
+#[derive(Debug, Clone, Default)]
+pub struct StatusInfo {
+    pub mode: &'static str,
+    pub transport: &'static str,
+    pub listen: Option<String>,
+    pub remote: Option<String>,
 }
 
 /// Resolves `host` again; updates `cur` if it moved (and, for a bound UDP socket, kept
@@ -367,6 +419,18 @@ impl<D: Device> Engine<D> {
         tap: bool,
         verbose: bool,
     ) -> Engine<D> {
+        Self::with_hub(dev, net, Hub::single(tunnel), name, tap, verbose)
+    }
+
+    /// A tunnel with several peers (see [`Hub`]).
+    pub fn with_hub(
+        dev: D,
+        net: Net,
+        tunnel: Hub,
+        name: &str,
+        tap: bool,
+        verbose: bool,
+    ) -> Engine<D> {
         Engine {
             core: Core {
                 dev,
@@ -384,26 +448,97 @@ impl<D: Device> Engine<D> {
             net,
             net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
-            hwm: None,
+            hwm: Vec::new(),
+            status: None,
             recheck: Default::default(),
         }
     }
 
     /// Server: keep the handshake high-water mark in this file from now on.
-    pub fn keep_high_water_in(&mut self, f: Option<super::hwm::HwmFile>) {
+    /// (one file per peer, in the order of the peers)
+    pub fn keep_high_water_in(&mut self, f: Vec<Option<super::hwm::HwmFile>>) {
         self.hwm = f;
     }
 
     fn save_high_water(&mut self) {
-        if let Some(f) = self.hwm.as_mut() {
-            if let Err(e) = f.save(self.core.tunnel.init_high_water()) {
+        for (i, slot) in self.hwm.iter_mut().enumerate() {
+            let Some(f) = slot.as_mut() else { continue };
+            if let Err(e) = f.save(self.core.tunnel.peer(i).init_high_water()) {
                 warn!(
                     "{}: cannot write {}: {e}; the handshake high-water mark is no longer kept",
                     self.core.name,
                     f.path().display()
                 );
+                *slot = None;
             }
         }
+    }
+
+    /// Serve `tunbox status` on this socket.
+    pub fn serve_status(&mut self, s: crate::status::StatusSocket, info: StatusInfo) {
+        self.status = Some((s, info));
+    }
+
+    /// The status document (see `crate::status`); made only when asked for.
+    pub fn status_doc(&self, now: Instant) -> String {
+        use crate::status::{json_counters, json_drops, json_opt_str, json_opt_u64, json_str};
+        let info = self
+            .status
+            .as_ref()
+            .map(|(_, i)| i.clone())
+            .unwrap_or_default();
+        let hub = &self.core.tunnel;
+        let mut o = String::with_capacity(1024 + 600 * hub.len());
+        o.push_str("{\"version\":1,\"tool\":\"tunnel\",\"device\":");
+        json_str(&mut o, &self.core.name);
+        let _ = write!(o, ",\"pid\":{},\"mode\":", std::process::id());
+        json_str(&mut o, info.mode);
+        o.push_str(",\"transport\":");
+        json_str(&mut o, info.transport);
+        o.push_str(",\"role\":");
+        json_str(
+            &mut o,
+            if hub.role() == Role::Server {
+                "server"
+            } else {
+                "client"
+            },
+        );
+        o.push_str(",\"listen\":");
+        json_opt_str(&mut o, info.listen.as_deref());
+        o.push_str(",\"remote\":");
+        json_opt_str(&mut o, info.remote.as_deref());
+        o.push_str(",\"socket_drops\":");
+        let drops = match &self.net {
+            Net::Udp { sock, .. } => crate::sys::net::udp_drops(sock),
+            _ => None,
+        };
+        json_opt_u64(&mut o, drops);
+        o.push_str(",\"drops\":");
+        json_drops(&mut o, hub.own_counters());
+        o.push_str(",\"peers\":[");
+        let remote = self.peer();
+        for (i, p) in hub.peers().iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            o.push_str("{\"name\":");
+            json_str(&mut o, &p.name);
+            o.push_str(",\"endpoint\":");
+            let ep = p.endpoint.or(if hub.len() == 1 { remote } else { None });
+            json_opt_str(&mut o, ep.map(|a| Addr(a).to_string()).as_deref());
+            o.push_str(",\"last_handshake_secs\":");
+            let age = p
+                .tunnel
+                .session_created()
+                .map(|t| now.saturating_duration_since(t).as_secs());
+            json_opt_u64(&mut o, age);
+            o.push(',');
+            json_counters(&mut o, p.tunnel.counters());
+            o.push('}');
+        }
+        o.push_str("]}\n");
+        o
     }
 
     /// The client's server was given as a host name: look it up again when reconnecting.
@@ -413,12 +548,23 @@ impl<D: Device> Engine<D> {
         }
     }
 
-    pub fn tunnel(&self) -> &Tunnel {
+    pub fn tunnel(&self) -> &Hub {
         &self.core.tunnel
     }
 
+    /// The counters to the log (all peers together, then each of several peers).
     pub fn log_counters(&self) {
-        let c = self.core.tunnel.counters();
+        let hub = &self.core.tunnel;
+        Self::log_line(&self.core.name, &hub.counters());
+        if hub.len() > 1 {
+            for p in hub.peers() {
+                let name = format!("{}: peer {}", self.core.name, p.name);
+                Self::log_line(&name, p.tunnel.counters());
+            }
+        }
+    }
+
+    fn log_line(name: &str, c: &crate::tunnel::Counters) {
         let line = crate::counters::Line {
             rx_packets: c.rx_packets,
             rx_bytes: c.rx_bytes,
@@ -434,14 +580,12 @@ impl<D: Device> Engine<D> {
             ],
             drops: &crate::tunnel::counters::DropReason::ALL.map(|r| (r.name(), c.dropped(r))),
         };
-        info!("{}: {line}", self.core.name);
+        info!("{name}: {line}");
     }
 
     fn peer(&self) -> Option<SocketAddr> {
         match &self.net {
-            Net::Udp {
-                remote, endpoint, ..
-            } => remote.or(*endpoint),
+            Net::Udp { remote, .. } => *remote,
             Net::TcpServer {
                 active, incoming, ..
             } => active.peer.or_else(|| incoming.iter().find_map(|c| c.peer)),
@@ -469,7 +613,11 @@ impl<D: Device> Engine<D> {
 
             // What to wait for.
             let c = &self.core;
-            let mut set = PollSet::<{ 3 + TCP_PENDING }>::new();
+            let mut set = PollSet::<{ 4 + TCP_PENDING }>::new();
+            let status_i = self
+                .status
+                .as_ref()
+                .and_then(|(s, _)| set.add(s.listener().as_fd(), Want::In));
             let mut dev_i = None;
             let backlog_full = match &self.net {
                 Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
@@ -526,6 +674,11 @@ impl<D: Device> Engine<D> {
             if ready(dev_i) {
                 self.on_device(now)?;
             }
+            if ready(status_i) {
+                if let Some((s, _)) = &self.status {
+                    s.serve(|| self.status_doc(now));
+                }
+            }
             self.flush(now);
         }
         Ok(())
@@ -558,6 +711,7 @@ impl<D: Device> Engine<D> {
 
     /// Sends what the tunnel's timers produce; manages TCP dialing and stale connections.
     fn timers(&mut self, now: Instant) {
+        let wall = crate::clock::wall_nanos();
         let core = &mut self.core;
         match &mut self.net {
             Net::TcpClient {
@@ -581,8 +735,9 @@ impl<D: Device> Engine<D> {
                             let d = backoff.next_delay();
                             if core.event_log.allow(now) {
                                 warn!(
-                                    "{}: cannot connect to {remote}: {e} (next try in {} s)",
+                                    "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
                                     core.name,
+                                    connect_hint(&e),
                                     d.as_secs()
                                 );
                             }
@@ -607,7 +762,7 @@ impl<D: Device> Engine<D> {
                     return;
                 }
                 while let Some(slot) = conn.tx.slot(BUF_SIZE) {
-                    match core.tunnel.tick(slot, now) {
+                    match core.tunnel.tick(slot, now, wall) {
                         Output::ToNetwork(n) => conn.tx.commit(n),
                         _ => break,
                     }
@@ -634,21 +789,17 @@ impl<D: Device> Engine<D> {
                         incoming.close();
                     }
                 }
-                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
+                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now, wall) {
                     if active.is_open() && !active.tx.push(&core.out_buf[..n]) {
                         core.count(DropReason::TxFull);
                     }
                 }
                 let _ = core.tunnel.take_peer_dead_flag();
             }
-            Net::Udp {
-                sock,
-                remote,
-                endpoint,
-                ..
-            } => {
-                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now) {
-                    if let Some(dst) = remote.or(*endpoint) {
+            Net::Udp { sock, remote, .. } => {
+                while let Output::ToNetwork(n) = core.tunnel.tick(&mut core.out_buf, now, wall) {
+                    let to = core.tunnel.last_peer();
+                    if let Some(dst) = remote.or(core.tunnel.endpoint(to)) {
                         if let Err(e) = sock.send_to(&core.out_buf[..n], dst) {
                             core.count(DropReason::WriteError);
                             if core.drop_log.allow(now) {
@@ -684,17 +835,18 @@ impl<D: Device> Engine<D> {
             }
             let pkt = &core.dev_buf[..n];
             match &mut self.net {
-                Net::Udp {
-                    sock,
-                    remote,
-                    endpoint,
-                    ..
-                } => {
-                    let Some(dst) = remote.or(*endpoint) else {
-                        core.tunnel.counters_mut().drop(DropReason::NoSession);
+                Net::Udp { sock, remote, .. } => {
+                    let Ok(to) = core.tunnel.route(pkt) else {
+                        continue; // counted
+                    };
+                    let Some(dst) = remote.or(core.tunnel.endpoint(to)) else {
+                        core.tunnel
+                            .peer_mut(to)
+                            .counters_mut()
+                            .drop(DropReason::NoSession);
                         continue;
                     };
-                    match core.tunnel.encapsulate(pkt, &mut core.out_buf, now) {
+                    match core.tunnel.encapsulate_to(to, pkt, &mut core.out_buf, now) {
                         Output::ToNetwork(m) => {
                             if let Err(e) = sock.send_to(&core.out_buf[..m], dst) {
                                 core.tunnel.counters_mut().drop(DropReason::WriteError);
@@ -741,12 +893,7 @@ impl<D: Device> Engine<D> {
     fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool, inc: [bool; TCP_PENDING]) {
         let core = &mut self.core;
         match &mut self.net {
-            Net::Udp {
-                sock,
-                remote,
-                endpoint,
-                ..
-            } => {
+            Net::Udp { sock, remote, .. } => {
                 for _ in 0..BATCH {
                     let (n, src) = match sock.recv_from(&mut self.net_buf) {
                         Ok(x) => x,
@@ -784,14 +931,32 @@ impl<D: Device> Engine<D> {
                         }
                         Output::Keepalive | Output::Nothing => {}
                     }
+                    let who = core.tunnel.last_peer();
+                    let endpoint = core.tunnel.endpoint(who);
                     if remote.is_none()
                         && core.tunnel.authenticated_current()
-                        && *endpoint != Some(src)
+                        && endpoint != Some(src)
                     {
                         if endpoint.is_some() || core.verbose {
-                            info!("{}: client now at {}", core.name, Addr(src));
+                            match core.tunnel.name(who) {
+                                "" => info!("{}: client now at {}", core.name, Addr(src)),
+                                n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
+                            }
                         }
-                        *endpoint = Some(src);
+                        let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
+                        if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
+                            if core.event_log.allow(now) {
+                                let peer = PeerName(core.tunnel.name(who), None);
+                                warn!(
+                                    "{}: two clients use the same key ({peer}): {} and {} take the \
+                                     session from each other in turns; give each client its own key \
+                                     (a `config peer` section each)",
+                                    core.name,
+                                    Addr(src),
+                                    Addr(other)
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -898,8 +1063,9 @@ impl<D: Device> Engine<D> {
                                 let d = backoff.next_delay();
                                 if core.event_log.allow(now) {
                                     warn!(
-                                        "{}: cannot connect to {remote}: {e} (next try in {} s)",
+                                        "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
                                         core.name,
+                                        connect_hint(&e),
                                         d.as_secs()
                                     );
                                 }
@@ -913,8 +1079,15 @@ impl<D: Device> Engine<D> {
                     if Self::read_conn(core, conn, now) == Verdict::Close {
                         conn.close();
                         let d = backoff.next_delay();
+                        // Closed before any session: the server refused the handshake.
+                        let hint = if core.tunnel.is_up() {
+                            ""
+                        } else {
+                            " before a session: the server drops handshakes it cannot \
+                             authenticate; the key or --mode likely differs at the other end"
+                        };
                         warn!(
-                            "{}: tcp connection to {remote} lost (reconnecting in {} s)",
+                            "{}: tcp connection to {remote} lost{hint} (reconnecting in {} s)",
                             core.name,
                             d.as_secs()
                         );

@@ -7,14 +7,20 @@ pub mod keyfile;
 pub mod net;
 
 use crate::sys::netlink::Rtnl;
+use crate::sys::netlink::{RouteEntry, RTN_UNICAST};
 use crate::sys::tun::{Mode, Tun};
 use crate::sys::{caps, signals, SysError};
+use crate::tunnel::hub::{Hub, Peer, Prefix};
 use crate::tunnel::{self, Role, Transport, Tunnel, TunnelConfig};
+use crate::wire::ethernet::MacAddr;
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// Default MTU of a TAP tunnel: the LAN's.
+pub const TAP_MTU: u32 = 1500;
 
 /// Largest tunnel MTU accepted: frames must fit the fixed TCP frame limit.
 pub const MAX_MTU: u32 = (net::MAX_FRAME - tunnel::noise::DATA_OVERHEAD - 18) as u32;
@@ -39,6 +45,25 @@ pub struct TunnelOptions {
     pub user: Option<String>,
     pub verbose: bool,
     pub syslog: bool,
+    /// The one peer's routes (`--route`); with `peers`, each peer has its own.
+    pub routes: Vec<(IpAddr, u8)>,
+    /// TAP: the device's MAC (default: [`crate::reflect::tap::default_mac`]).
+    pub mac: Option<MacAddr>,
+    /// Server: the peers of `config peer` sections naming this tunnel (empty: the one
+    /// peer of `key_file`).
+    pub peers: Vec<PeerOptions>,
+}
+
+/// One peer of a hub (a `config peer` section).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerOptions {
+    pub name: String,
+    pub key_file: PathBuf,
+    /// Its inner addresses: packets to them go to this peer, packets from it must come
+    /// from them. Installed as routes on the device.
+    pub routes: Vec<(IpAddr, u8)>,
+    /// A client's peer (its server): HOST, PORT.
+    pub endpoint: Option<(String, u16)>,
 }
 
 impl TunnelOptions {
@@ -63,6 +88,13 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
     let mut nl = Rtnl::new()?;
     let idx = nl.link_index(tun.name())?;
     nl.set_mtu(tun.name(), mtu)?;
+    if o.mode == Mode::Tap {
+        // Stable across restarts, so the far LAN's neighbour caches stay right.
+        let mac = o
+            .mac
+            .unwrap_or_else(|| crate::reflect::tap::default_mac(tun.name()));
+        nl.set_mac(idx, mac.0)?;
+    }
     for &(addr, len) in &o.addresses {
         nl.add_address(idx, addr, len)?;
     }
@@ -71,11 +103,68 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
     Ok(tun)
 }
 
+/// The hub of `config peer` sections: one key and its routes per peer.
+fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
+    let mut peers = Vec::with_capacity(o.peers.len());
+    for p in &o.peers {
+        let loaded = keyfile::load(&p.key_file)
+            .map_err(|e| SysError::new(format!("peer {}: {e}", p.name)))?;
+        if let Some(w) = &loaded.warning {
+            warn!("peer {}: {w}", p.name);
+        }
+        let routes = p
+            .routes
+            .iter()
+            .filter_map(|&(a, l)| Prefix::new(a, l))
+            .collect();
+        let t = Tunnel::new(o.tunnel_config(), loaded.key, now);
+        peers.push(Peer::new(p.name.clone(), t, routes));
+    }
+    for (i, a) in peers.iter().enumerate() {
+        let fa = a.tunnel.key_fingerprint();
+        if let Some(b) = peers[..i].iter().find(|b| b.tunnel.key_fingerprint() == fa) {
+            return Err(SysError::new(format!(
+                "peers {} and {} have the same key: give each peer its own (tunbox genkey)",
+                b.name, a.name
+            )));
+        }
+    }
+    Ok(Hub::with_peers(peers, now))
+}
+
+/// The routes of the peers as routes through the device (main table, link scope).
+fn device_routes(o: &TunnelOptions, oif: u32) -> Vec<RouteEntry> {
+    o.peers
+        .iter()
+        .flat_map(|p| p.routes.iter())
+        .chain(o.routes.iter())
+        .filter_map(|&(a, l)| Prefix::new(a, l))
+        .map(|p| RouteEntry {
+            oif: Some(oif),
+            table: 254,
+            dst: p.addr(),
+            dst_len: p.len(),
+            gateway: None,
+            prefsrc: None,
+            metric: 0,
+            protocol: 3, // RTPROT_BOOT, as `ip route add`
+            scope: 253,  // RT_SCOPE_LINK
+            kind: RTN_UNICAST,
+            tos: 0,
+            onlink: false,
+            pref: None,
+            multipath: false,
+        })
+        .collect()
+}
+
 /// `tunbox tunnel`: key, socket, device, privilege drop, loop until SIGTERM/SIGINT.
 pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     crate::sys::log::init(o.syslog);
     let now = Instant::now();
-    let mut tunnel = if o.plaintext {
+    let mut hub = if !o.peers.is_empty() {
+        hub_of_peers(o, now)?
+    } else if o.plaintext {
         warn!(
             "--plaintext: traffic is neither encrypted nor authenticated; anyone on the path can read \
              and inject packets. For lab use only."
@@ -83,7 +172,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if o.key_file.is_some() {
             warn!("--plaintext: the key file is ignored");
         }
-        Tunnel::plaintext(o.tunnel_config())
+        Hub::single(Tunnel::plaintext(o.tunnel_config()))
     } else {
         let path = o
             .key_file
@@ -93,7 +182,17 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if let Some(w) = &loaded.warning {
             warn!("{w}");
         }
-        Tunnel::new(o.tunnel_config(), loaded.key, now)
+        let t = Tunnel::new(o.tunnel_config(), loaded.key, now);
+        if o.routes.is_empty() {
+            Hub::single(t)
+        } else {
+            let routes = o
+                .routes
+                .iter()
+                .filter_map(|&(a, l)| Prefix::new(a, l))
+                .collect();
+            Hub::with_peers(vec![Peer::new(String::new(), t, routes)], now)
+        }
     };
     // before the wait for the server's name, so that SIGTERM ends it
     signals::install();
@@ -109,11 +208,35 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     };
     let net = net::Net::open(o, remote)?;
     let mtu = o.mtu.unwrap_or_else(|| {
+        if o.mode == Mode::Tap {
+            // A tap is bridged to a LAN: anything below 1500 would pull the bridge and
+            // so the whole LAN down to it. The outer packets are fragmented instead.
+            return TAP_MTU.min(MAX_MTU);
+        }
         let (underlay, v6) = net.underlay();
-        tunnel::default_mtu(underlay, v6, o.transport, o.plaintext, o.mode == Mode::Tap)
-            .min(MAX_MTU)
+        tunnel::default_mtu(underlay, v6, o.transport, o.plaintext, false).min(MAX_MTU)
     });
+    if let (Mode::Tap, net::Net::Udp { sock, .. }) = (o.mode, &net) {
+        let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
+        if let Err(e) = crate::sys::net::allow_fragmentation(sock, v6) {
+            warn!("cannot let the kernel fragment tunnel packets ({e}): frames near {mtu} bytes may be lost");
+        }
+    }
     let tun = open_device(o, mtu)?;
+    // The peers' routes, through the device; removed at exit.
+    let mut routes = Vec::new();
+    if !o.peers.is_empty() || !o.routes.is_empty() {
+        let mut nl = Rtnl::new()?;
+        let idx = nl.link_index(tun.name())?;
+        for r in device_routes(o, idx) {
+            // A persistent device may still have it from a run that could not remove it.
+            if nl.add_route(&r).is_err() {
+                let _ = nl.del_route(&r);
+                nl.add_route(&r)?;
+            }
+            routes.push(r);
+        }
+    }
     let mut desc = String::new();
     for (a, l) in &o.addresses {
         let _ = write!(desc, " {a}/{l}");
@@ -146,32 +269,82 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     );
     // Server: the high-water mark of client timestamps survives a restart (hwm.rs);
     // the file is opened before privileges are dropped.
-    let mut mark_file = None;
-    if let (Some(_), Some(fp)) = (&o.listen, tunnel.key_fingerprint()) {
-        let dir = hwm::run_dir();
-        match hwm::HwmFile::open(&dir, fp) {
-            Ok((f, mark)) => {
-                if let Some(m) = mark {
-                    tunnel.restore_init_high_water(m);
+    let mut mark_files = Vec::new();
+    for i in 0..hub.len() {
+        let mut mark_file = None;
+        if let (Some(_), Some(fp)) = (&o.listen, hub.peer(i).key_fingerprint()) {
+            let dir = hwm::run_dir();
+            match hwm::HwmFile::open(&dir, fp) {
+                Ok((f, mark)) => {
+                    if let Some(m) = mark {
+                        hub.peer_mut(i).restore_init_high_water(m);
+                    }
+                    mark_file = Some(f);
                 }
-                mark_file = Some(f);
+                Err(e) => warn!(
+                    "cannot keep the handshake high-water mark in {}: {e}; initiations recorded \
+                     before a restart of this server would be answered again",
+                    dir.display()
+                ),
             }
-            Err(e) => warn!(
-                "cannot keep the handshake high-water mark in {}: {e}; initiations recorded \
-                 before a restart of this server would be answered again",
-                dir.display()
-            ),
         }
+        mark_files.push(mark_file);
     }
+    // `tunbox status`: the socket, made before privileges are dropped, owned by the
+    // service user. Not having one is no reason not to run the tunnel.
+    let status_dir = hwm::run_dir();
+    let owner = match &o.user {
+        Some(u) => Some(caps::lookup_user(u)?),
+        None => None,
+    };
+    let status = match crate::status::StatusSocket::bind(
+        &status_dir,
+        tun.name(),
+        owner.map(|u| (u.uid.as_raw(), u.gid.as_raw())),
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(
+                "{}: no status socket in {} ({e}): `tunbox status` will not show this tunnel",
+                tun.name(),
+                status_dir.display()
+            );
+            None
+        }
+    };
     caps::drop_privileges(o.user.as_deref())?;
     let name = tun.name().to_string();
-    let mut eng = engine::Engine::new(tun, net, tunnel, &name, o.mode == Mode::Tap, o.verbose);
-    eng.keep_high_water_in(mark_file);
+    if hub.len() > 1 {
+        let names: Vec<&str> = hub.peers().iter().map(|p| p.name.as_str()).collect();
+        info!("{name}: {} peers: {}", hub.len(), names.join(", "));
+    }
+    let mut eng = engine::Engine::with_hub(tun, net, hub, &name, o.mode == Mode::Tap, o.verbose);
+    eng.keep_high_water_in(mark_files);
+    if let Some(s) = status {
+        let info = engine::StatusInfo {
+            mode: o.mode.as_str(),
+            transport: match o.transport {
+                Transport::Udp => "udp",
+                Transport::Tcp => "tcp",
+            },
+            listen: o.listen.map(|l| l.to_string()),
+            remote: o.remote.as_ref().map(|(h, p)| format!("{h}:{p}")),
+        };
+        eng.serve_status(s, info);
+    }
     if let Some((h, p)) = &o.remote {
         eng.resolve_again(h, *p);
     }
     let res = eng.run(&signals::exit_requested);
     eng.log_counters();
+    if !routes.is_empty() {
+        // Without privileges now; a device that goes away takes its routes with it.
+        if let Ok(mut nl) = Rtnl::new() {
+            for r in &routes {
+                let _ = nl.del_route(r);
+            }
+        }
+    }
     res.map_err(|e| {
         if crate::sys::tun::device_gone(&e) {
             SysError::new(format!("device {name} went away (deleted?): {e}"))
