@@ -88,7 +88,13 @@ pub enum Source {
 impl Source {
     /// Locates an error about this value: `FILE:LINE: option 'x' ...`,
     /// `environment TUNBOX_X: ...`, `--x: ...`.
+    #[inline]
     pub fn error(&self, opt: &str, msg: impl fmt::Display) -> ConfigError {
+        self.error_dyn(opt, &msg)
+    }
+    /// The body of [`Source::error`], once for every message type (size).
+    #[inline(never)]
+    fn error_dyn(&self, opt: &str, msg: &dyn fmt::Display) -> ConfigError {
         match self {
             Source::Uci { file, line } => {
                 ConfigError::at(file, *line, format!("option '{opt}': {msg}"))
