@@ -74,7 +74,8 @@ impl Rtnl {
         &mut self,
         mut req: Vec<u8>,
         dump: bool,
-        mut on_msg: impl FnMut(u16, &[u8]) -> Result<(), Malformed>,
+        // dyn, not generic: one copy of the send/receive loop for every caller (size)
+        mut on_msg: &mut dyn FnMut(u16, &[u8]) -> Result<(), Malformed>,
     ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         msg::set_seq(&mut req, self.seq);
@@ -120,7 +121,7 @@ impl Rtnl {
 
     /// A change: sent, acknowledged, nothing to collect.
     fn change(&mut self, req: Vec<u8>) -> io::Result<()> {
-        self.request(req, false, |_, _| Ok(()))
+        self.request(req, false, &mut |_, _| Ok(()))
     }
 
     /// The index of the link called `name` (SIOCGIFINDEX via if_nametoindex, not an
@@ -209,7 +210,7 @@ impl Rtnl {
         mut parse: impl FnMut(&[u8], &mut Vec<T>) -> Result<(), Malformed>,
     ) -> Result<Vec<T>, SysError> {
         let mut out = Vec::new();
-        self.request(req, true, |t, payload| {
+        self.request(req, true, &mut |t, payload| {
             if t == want {
                 parse(payload, &mut out)
             } else {
