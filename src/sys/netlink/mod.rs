@@ -202,59 +202,62 @@ impl Rtnl {
         self.ifreq(name, what, IfIoctl::Up(up))
     }
 
-    fn dump<T>(
+    /// `parse` sees each message of type `want` (`dyn`: one copy for every kind; size).
+    fn dump(
         &mut self,
         req: Vec<u8>,
         what: &str,
         want: u16,
-        mut parse: impl FnMut(&[u8], &mut Vec<T>) -> Result<(), Malformed>,
-    ) -> Result<Vec<T>, SysError> {
-        let mut out = Vec::new();
+        parse: &mut dyn FnMut(&[u8]) -> Result<(), Malformed>,
+    ) -> Result<(), SysError> {
         self.request(req, true, &mut |t, payload| {
             if t == want {
-                parse(payload, &mut out)
+                parse(payload)
             } else {
                 Ok(())
             }
         })
-        .map_err(|e| SysError::os(format!("cannot list {what}"), e))?;
-        Ok(out)
+        .map_err(|e| SysError::os(format!("cannot list {what}"), e))
     }
 
     /// Every network device.
     pub fn links(&mut self) -> Result<Vec<LinkState>, SysError> {
-        self.dump(msg::dump_links(), "links", msg::RTM_NEWLINK, |p, out| {
+        let mut out = Vec::new();
+        self.dump(msg::dump_links(), "links", msg::RTM_NEWLINK, &mut |p| {
             out.extend(msg::parse_link(p)?);
             Ok(())
-        })
+        })?;
+        Ok(out)
     }
 
     /// Every IPv4 and IPv6 address, in the kernel's order (primary before secondary).
     pub fn addresses(&mut self) -> Result<Vec<AddrEntry>, SysError> {
+        let mut out = Vec::new();
         self.dump(
             msg::dump_addresses(),
             "addresses",
             msg::RTM_NEWADDR,
-            |p, out| {
+            &mut |p| {
                 out.extend(msg::parse_addr(p)?);
                 Ok(())
             },
-        )
+        )?;
+        Ok(out)
     }
 
     /// Every IPv4 and IPv6 route of every table.
     pub fn routes(&mut self) -> Result<Vec<RouteEntry>, SysError> {
         let mut out = Vec::new();
         for family in [msg::AF_INET, msg::AF_INET6] {
-            out.extend(self.dump(
+            self.dump(
                 msg::dump_routes(family),
                 "routes",
                 msg::RTM_NEWROUTE,
-                |p, out| {
+                &mut |p| {
                     out.extend(msg::parse_routes(p)?);
                     Ok(())
                 },
-            )?);
+            )?;
         }
         Ok(out)
     }
