@@ -133,7 +133,7 @@ impl Rtnl {
             Ok(index) => Ok(index),
             Err(Errno::ENODEV) => Err(SysError::new(format!("no network device called '{name}'"))),
             Err(e) => Err(SysError::os(
-                format!("cannot look up device '{name}'"),
+                format_args!("cannot look up device '{name}'"),
                 io::Error::from(e),
             )),
         }
@@ -151,7 +151,7 @@ impl Rtnl {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(SysError::os(
-                format!("cannot add address {addr}/{prefix_len}"),
+                format_args!("cannot add address {addr}/{prefix_len}"),
                 e,
             )),
         }
@@ -159,7 +159,7 @@ impl Rtnl {
 
     fn set_link(&mut self, index: u32, what: &str, req: Vec<u8>) -> Result<(), SysError> {
         self.change(req)
-            .map_err(|e| SysError::os(format!("cannot {what} (link {index})"), e))
+            .map_err(|e| SysError::os(format_args!("cannot {what} (link {index})"), e))
     }
 
     /// MTU and IFF_UP go through the classic ioctls (SIOCSIFMTU, SIOCGIFFLAGS +
@@ -186,7 +186,7 @@ impl Rtnl {
             }
         };
         r.map(drop)
-            .map_err(|e| SysError::os(format!("cannot {what} (link '{name}')"), e))
+            .map_err(|e| SysError::os(format_args!("cannot {what} (link '{name}')"), e))
     }
 
     pub fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), SysError> {
@@ -217,7 +217,7 @@ impl Rtnl {
                 Ok(())
             }
         })
-        .map_err(|e| SysError::os(format!("cannot list {what}"), e))
+        .map_err(|e| SysError::os(format_args!("cannot list {what}"), e))
     }
 
     /// Every network device.
@@ -265,13 +265,13 @@ impl Rtnl {
     /// Creates a bridge device called `name` (down, kernel-chosen MAC).
     pub fn create_bridge(&mut self, name: &str) -> Result<(), SysError> {
         self.change(msg::create_bridge(name))
-            .map_err(|e| SysError::os(format!("cannot create bridge '{name}'"), e))
+            .map_err(|e| SysError::os(format_args!("cannot create bridge '{name}'"), e))
     }
 
     /// Deletes a virtual device (bridge, veth, tun, ...).
     pub fn delete_link(&mut self, index: u32) -> Result<(), SysError> {
         self.change(msg::delete_link(index))
-            .map_err(|e| SysError::os(format!("cannot delete link {index}"), e))
+            .map_err(|e| SysError::os(format_args!("cannot delete link {index}"), e))
     }
 
     /// Makes link `index` a port of `master`, or of nothing with `None`.
@@ -291,7 +291,7 @@ impl Rtnl {
     pub fn add_addr(&mut self, a: &AddrEntry) -> Result<(), SysError> {
         self.change(msg::addr_request(a, true)).map_err(|e| {
             SysError::os(
-                format!(
+                format_args!(
                     "cannot add address {}/{} (link {})",
                     a.addr, a.prefix_len, a.index
                 ),
@@ -303,7 +303,7 @@ impl Rtnl {
     pub fn del_addr(&mut self, a: &AddrEntry) -> Result<(), SysError> {
         self.change(msg::addr_request(a, false)).map_err(|e| {
             SysError::os(
-                format!(
+                format_args!(
                     "cannot delete address {}/{} (link {})",
                     a.addr, a.prefix_len, a.index
                 ),
@@ -315,12 +315,20 @@ impl Rtnl {
     /// Adds a route (`r.oif` says through which link). An identical route through
     /// another link may exist: both are kept.
     pub fn add_route(&mut self, r: &RouteEntry) -> Result<(), SysError> {
-        self.change(msg::route_request(r, true))
-            .map_err(|e| SysError::os(format!("cannot add route to {}/{}", r.dst, r.dst_len), e))
+        self.change(msg::route_request(r, true)).map_err(|e| {
+            SysError::os(
+                format_args!("cannot add route to {}/{}", r.dst, r.dst_len),
+                e,
+            )
+        })
     }
 
     pub fn del_route(&mut self, r: &RouteEntry) -> Result<(), SysError> {
-        self.change(msg::route_request(r, false))
-            .map_err(|e| SysError::os(format!("cannot delete route to {}/{}", r.dst, r.dst_len), e))
+        self.change(msg::route_request(r, false)).map_err(|e| {
+            SysError::os(
+                format_args!("cannot delete route to {}/{}", r.dst, r.dst_len),
+                e,
+            )
+        })
     }
 }
