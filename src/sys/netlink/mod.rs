@@ -47,6 +47,9 @@ fn malformed(e: Malformed) -> io::Error {
     )
 }
 
+/// What [`Rtnl::request`] calls for each message of a reply (type, payload).
+type OnMsg<'a> = &'a mut dyn FnMut(u16, &[u8]) -> Result<(), Malformed>;
+
 impl Rtnl {
     pub fn new() -> Result<Rtnl, SysError> {
         let sock = socket::socket(
@@ -75,7 +78,7 @@ impl Rtnl {
         mut req: Vec<u8>,
         dump: bool,
         // dyn, not generic: one copy of the send/receive loop for every caller (size)
-        mut on_msg: &mut dyn FnMut(u16, &[u8]) -> Result<(), Malformed>,
+        mut on_msg: OnMsg<'_>,
     ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         msg::set_seq(&mut req, self.seq);
