@@ -370,10 +370,14 @@ impl Resolved {
     /// The single value of an option in its typed form, if set (or defaulted); `None`
     /// too when `T` is not the option's kind (a bug the unit tests catch).
     pub fn one<T: schema::FromValue>(&self, name: &str) -> Option<T> {
+        self.last_value(name).and_then(T::from_value)
+    }
+
+    /// The lookup part of [`Resolved::one`], once for every `T` (size).
+    #[inline(never)]
+    fn last_value(&self, name: &str) -> Option<&schema::Value> {
         debug_assert!(self.spec.option(name).is_some(), "no option {name}");
-        self.setting(name)
-            .and_then(|s| s.parsed.last())
-            .and_then(T::from_value)
+        self.setting(name).and_then(|s| s.parsed.last())
     }
 
     /// Every value of a list option in its typed form (empty when unset).
