@@ -606,7 +606,7 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
                 "device {name} went away (deleted?): reading it failed with {e}"
             ))
         } else {
-            SysError::os(format!("reading {name}"), e)
+            SysError::os(format_args!("reading {name}"), e)
         }
     })
 }

@@ -191,7 +191,8 @@ fn exchange(c: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
 /// port here), sends 256 KiB through an echo server, checks it; returns connect time.
 fn tcp(listen: SocketAddr, target: SocketAddr) -> Result<Duration, String> {
     let l = TcpListener::bind(listen).map_err(|e| format!("listen on {listen}: {e}"))?;
-    let server = spawn_child(|me| echo_server(&l, me)).map_err(|e| format!("echo server: {e}"))?;
+    let server =
+        spawn_child(&mut |me| echo_server(&l, me)).map_err(|e| format!("echo server: {e}"))?;
     drop(l);
     let t0 = Instant::now();
     let result = TcpStream::connect_timeout(&target, Duration::from_secs(3))
@@ -318,7 +319,7 @@ pub fn main() -> ExitCode {
         "  ok       reflector on {} in a throwaway namespace",
         tun.name()
     );
-    let worker = spawn_child(|me| {
+    let worker = spawn_child(&mut |me| {
         let mut buf = vec![0u8; BUF_SIZE];
         let mut st = LoopState::new(tun.name(), false);
         let res = reflect::run_loop(

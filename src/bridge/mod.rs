@@ -76,12 +76,14 @@ pub fn read_record(path: &str) -> Result<Option<Stored>, BridgeError> {
     let mut file = match no_follow(std::fs::OpenOptions::new().read(true)).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(SysError::os(format!("cannot read state file {path}"), e).into()),
+        Err(e) => {
+            return Err(SysError::os(format_args!("cannot read state file {path}"), e).into())
+        }
     };
     // A record says which addresses, routes and MAC to apply: only one root wrote.
     crate::sys::trust::check_file(&file, &format!("state file {path}"))?;
     file.read_to_string(&mut text)
-        .map_err(|e| SysError::os(format!("cannot read state file {path}"), e))?;
+        .map_err(|e| SysError::os(format_args!("cannot read state file {path}"), e))?;
     state::from_text(&text)
         .map(Some)
         .map_err(|e| BridgeError(format!("state file {path}: {e}")))
@@ -100,10 +102,10 @@ pub fn write_record(
     let p = Path::new(path);
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
-            .map_err(|e| SysError::os(format!("cannot create {}", dir.display()), e))?;
+            .map_err(|e| SysError::os(format_args!("cannot create {}", dir.display()), e))?;
     }
     let tmp = format!("{path}.tmp.{}", std::process::id());
-    let io = |what: &str, e: std::io::Error| SysError::os(format!("cannot {what} {tmp}"), e);
+    let io = |what: &str, e: std::io::Error| SysError::os(format_args!("cannot {what} {tmp}"), e);
     match std::fs::remove_file(&tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", e).into()),
         _ => {}
@@ -118,7 +120,7 @@ pub fn write_record(
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        SysError::os(format!("cannot rename {tmp} to {path}"), e)
+        SysError::os(format_args!("cannot rename {tmp} to {path}"), e)
     })?;
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(d) = std::fs::File::open(dir) {
@@ -173,7 +175,7 @@ fn lock(state_file: &str) -> Result<Lock, BridgeError> {
         .filter(|d| !d.as_os_str().is_empty())
     {
         std::fs::create_dir_all(dir)
-            .map_err(|e| SysError::os(format!("cannot create {}", dir.display()), e))?;
+            .map_err(|e| SysError::os(format_args!("cannot create {}", dir.display()), e))?;
     }
     // Not create_new: the lock file stays (see above); never through a symlink.
     let f = no_follow(
@@ -183,7 +185,7 @@ fn lock(state_file: &str) -> Result<Lock, BridgeError> {
             .write(true),
     )
     .open(&path)
-    .map_err(|e| SysError::os(format!("cannot open lock file {path}"), e))?;
+    .map_err(|e| SysError::os(format_args!("cannot open lock file {path}"), e))?;
     crate::sys::lock::try_lock_exclusive(f)
         .map(Lock)
         .map_err(|e| {
@@ -197,7 +199,7 @@ fn remove_record(path: &str) -> Result<(), BridgeError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(SysError::os(format!("cannot remove state file {path}"), e).into()),
+        Err(e) => Err(SysError::os(format_args!("cannot remove state file {path}"), e).into()),
     }
 }
 

@@ -88,7 +88,13 @@ pub enum Source {
 impl Source {
     /// Locates an error about this value: `FILE:LINE: option 'x' ...`,
     /// `environment TUNBOX_X: ...`, `--x: ...`.
+    #[inline]
     pub fn error(&self, opt: &str, msg: impl fmt::Display) -> ConfigError {
+        self.error_dyn(opt, &msg)
+    }
+    /// The body of [`Source::error`], once for every message type (size).
+    #[inline(never)]
+    fn error_dyn(&self, opt: &str, msg: &dyn fmt::Display) -> ConfigError {
         match self {
             Source::Uci { file, line } => {
                 ConfigError::at(file, *line, format!("option '{opt}': {msg}"))
@@ -364,10 +370,14 @@ impl Resolved {
     /// The single value of an option in its typed form, if set (or defaulted); `None`
     /// too when `T` is not the option's kind (a bug the unit tests catch).
     pub fn one<T: schema::FromValue>(&self, name: &str) -> Option<T> {
+        self.last_value(name).and_then(T::from_value)
+    }
+
+    /// The lookup part of [`Resolved::one`], once for every `T` (size).
+    #[inline(never)]
+    fn last_value(&self, name: &str) -> Option<&schema::Value> {
         debug_assert!(self.spec.option(name).is_some(), "no option {name}");
-        self.setting(name)
-            .and_then(|s| s.parsed.last())
-            .and_then(T::from_value)
+        self.setting(name).and_then(|s| s.parsed.last())
     }
 
     /// Every value of a list option in its typed form (empty when unset).

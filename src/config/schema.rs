@@ -52,6 +52,12 @@ pub enum Kind {
     Pct,
 }
 
+/// `'VALUE' is not WHAT`: the message of most bad values, formatted in one place (size).
+#[inline(never)]
+fn not_a(v: &str, what: &str) -> String {
+    format!("'{v}' is not {what}")
+}
+
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v {
         "1" | "yes" | "on" | "true" | "enabled" => Some(true),
@@ -64,10 +70,8 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 pub fn parse_cidr(v: &str) -> Result<(IpAddr, u8), String> {
     let (a, p) = v
         .split_once('/')
-        .ok_or_else(|| format!("'{v}' is not ADDRESS/PREFIX (e.g. 198.18.0.1/15)"))?;
-    let addr: IpAddr = a
-        .parse()
-        .map_err(|_| format!("'{a}' is not an IPv4 or IPv6 address"))?;
+        .ok_or_else(|| not_a(v, "ADDRESS/PREFIX (e.g. 198.18.0.1/15)"))?;
+    let addr: IpAddr = a.parse().map_err(|_| not_a(a, "an IPv4 or IPv6 address"))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len: u8 = p
         .parse()
@@ -81,7 +85,7 @@ fn parse_port(p: &str) -> Result<u16, String> {
     p.parse::<u16>()
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| format!("'{p}' is not a port number from 1 to 65535"))
+        .ok_or_else(|| not_a(p, "a port number from 1 to 65535"))
 }
 
 /// Splits `HOST:PORT` / `[V6]:PORT`.
@@ -89,11 +93,10 @@ pub fn split_host_port(v: &str) -> Result<(&str, u16), String> {
     let (host, port) = if let Some(rest) = v.strip_prefix('[') {
         let (h, p) = rest
             .split_once("]:")
-            .ok_or_else(|| format!("'{v}' is not [IPV6]:PORT"))?;
+            .ok_or_else(|| not_a(v, "[IPV6]:PORT"))?;
         (h, p)
     } else {
-        v.rsplit_once(':')
-            .ok_or_else(|| format!("'{v}' is not HOST:PORT"))?
+        v.rsplit_once(':').ok_or_else(|| not_a(v, "HOST:PORT"))?
     };
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(format!("'{v}' has no host before the port"));
@@ -112,7 +115,10 @@ pub fn parse_listen(v: &str) -> Result<SocketAddr, String> {
     }
     let (host, port) = split_host_port(v)?;
     let ip: IpAddr = host.parse().map_err(|_| {
-        format!("'{host}' is not an IP address to listen on (names are not resolved here)")
+        not_a(
+            host,
+            "an IP address to listen on (names are not resolved here)",
+        )
     })?;
     Ok(SocketAddr::new(ip, port))
 }
@@ -178,9 +184,10 @@ impl Kind {
     /// Parses one value of this kind; the message says what is wrong with a bad one.
     pub fn parse(self, v: &str) -> Result<Value, String> {
         Ok(match self {
-            Kind::Bool => Value::Bool(parse_bool(v).ok_or_else(|| {
-                format!("'{v}' is not a boolean (use 1/0, yes/no, on/off, true/false)")
-            })?),
+            Kind::Bool => Value::Bool(
+                parse_bool(v)
+                    .ok_or_else(|| not_a(v, "a boolean (use 1/0, yes/no, on/off, true/false)"))?,
+            ),
             Kind::Uint { min, max } => Value::Uint(
                 v.parse::<u32>()
                     .ok()
@@ -193,7 +200,10 @@ impl Kind {
                     || v.contains(['/', ':'])
                     || v.contains(char::is_whitespace)
                 {
-                    return Err(format!("'{v}' is not an interface name (1 to 15 characters, no '/', ':' or spaces)"));
+                    return Err(not_a(
+                        v,
+                        "an interface name (1 to 15 characters, no '/', ':' or spaces)",
+                    ));
                 }
                 Value::Text(v.to_string())
             }
@@ -205,7 +215,7 @@ impl Kind {
             Kind::Transport => Value::Transport(match v {
                 "udp" => Transport::Udp,
                 "tcp" => Transport::Tcp,
-                _ => return Err(format!("'{v}' is not a transport: use udp or tcp")),
+                _ => return Err(not_a(v, "a transport: use udp or tcp")),
             }),
             Kind::Mac => Value::Mac(v.parse::<MacAddr>().map_err(|e| format!("'{v}': {e}"))?),
             Kind::Range => Value::Range(v.parse::<Cidr>().map_err(|e| format!("'{v}': {e}"))?),
@@ -216,7 +226,7 @@ impl Kind {
             }
             Kind::Path => {
                 if !v.starts_with('/') {
-                    return Err(format!("'{v}' is not an absolute path"));
+                    return Err(not_a(v, "an absolute path"));
                 }
                 Value::Text(v.to_string())
             }
@@ -226,7 +236,7 @@ impl Kind {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
                 {
-                    return Err(format!("'{v}' is not a user or group name"));
+                    return Err(not_a(v, "a user or group name"));
                 }
                 Value::Text(v.to_string())
             }

@@ -28,14 +28,20 @@ impl SysError {
         SysError { msg: msg.into() }
     }
     /// `what` failed with an OS error; adds a hint for the errors people meet in the field.
+    #[inline]
     pub fn os(what: impl fmt::Display, err: impl Into<std::io::Error>) -> Self {
-        let err: std::io::Error = err.into();
+        Self::os_dyn(&what, err.into())
+    }
+    /// The body of [`SysError::os`], once for every argument type (size).
+    #[inline(never)]
+    fn os_dyn(what: &dyn fmt::Display, err: std::io::Error) -> Self {
+        let what = what.to_string();
         let hint = match err.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EACCES) => {
                 " (tunbox needs CAP_NET_ADMIN for this: run as root, or under systemd \
                  with AmbientCapabilities=CAP_NET_ADMIN)"
             }
-            Some(libc::ENOENT) if what.to_string().contains("/dev/net/tun") => {
+            Some(libc::ENOENT) if what.contains("/dev/net/tun") => {
                 " (the kernel has no TUN support loaded: `modprobe tun`, on OpenWrt \
                  `opkg install kmod-tun`)"
             }

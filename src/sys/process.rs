@@ -51,7 +51,8 @@ fn threads() -> Option<u32> {
 /// Forks; the child runs `body` and exits 0 if it returned true, 1 otherwise, without
 /// returning into the caller's code. Refused while the process has more than one
 /// thread (a forked copy of a threaded process may deadlock in the allocator).
-pub fn spawn_child(body: impl FnOnce(ChildSide<'_>) -> bool) -> Result<Child, SysError> {
+/// `body` is `dyn`: one copy of the fork code for every caller (size).
+pub fn spawn_child(body: &mut dyn FnMut(ChildSide<'_>) -> bool) -> Result<Child, SysError> {
     if threads() != Some(1) {
         return Err(SysError::new(
             "cannot fork a helper process: more than one thread is running (or no /proc)",

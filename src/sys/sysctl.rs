@@ -8,13 +8,13 @@ pub fn read(path: &str) -> Result<Option<String>, SysError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s.trim().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(SysError::os(format!("cannot read {path}"), e)),
+        Err(e) => Err(SysError::os(format_args!("cannot read {path}"), e)),
     }
 }
 
 pub fn write(path: &str, value: &str) -> Result<(), SysError> {
     std::fs::write(path, format!("{value}\n"))
-        .map_err(|e| SysError::os(format!("cannot write {value} to {path}"), e))
+        .map_err(|e| SysError::os(format_args!("cannot write {value} to {path}"), e))
 }
 
 /// The files of a sysctl directory whose names pass `keep`, sorted, each with its
@@ -24,7 +24,7 @@ pub fn read_dir(dir: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, S
         return Ok(Vec::new());
     }
     let entries =
-        std::fs::read_dir(dir).map_err(|e| SysError::os(format!("cannot list {dir}"), e))?;
+        std::fs::read_dir(dir).map_err(|e| SysError::os(format_args!("cannot list {dir}"), e))?;
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())

@@ -50,7 +50,7 @@ pub fn unsafe_owner(owner: u32, mode: u32, euid: u32) -> Option<String> {
 pub fn check_file(file: &std::fs::File, what: &str) -> Result<(), SysError> {
     let meta = file
         .metadata()
-        .map_err(|e| SysError::os(format!("cannot inspect {what}"), e))?;
+        .map_err(|e| SysError::os(format_args!("cannot inspect {what}"), e))?;
     let euid = nix::unistd::geteuid().as_raw();
     match unsafe_owner(meta.uid(), meta.mode(), euid) {
         None => Ok(()),

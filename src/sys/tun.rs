@@ -160,7 +160,7 @@ impl Tun {
         // SAFETY: plain int ioctl on an open tun fd.
         unsafe { tunsetpersist(self.file.as_raw_fd(), on as _) }
             .map(drop)
-            .map_err(|e| SysError::os(format!("TUNSETPERSIST on {}", self.name), e))
+            .map_err(|e| SysError::os(format_args!("TUNSETPERSIST on {}", self.name), e))
     }
 
     /// Lets this uid attach without CAP_NET_ADMIN (TUNSETOWNER).
@@ -168,7 +168,7 @@ impl Tun {
         // SAFETY: plain int ioctl on an open tun fd.
         unsafe { tunsetowner(self.file.as_raw_fd(), uid as _) }
             .map(drop)
-            .map_err(|e| SysError::os(format!("TUNSETOWNER on {}", self.name), e))
+            .map_err(|e| SysError::os(format_args!("TUNSETOWNER on {}", self.name), e))
     }
 
     /// Lets members of this gid attach without CAP_NET_ADMIN (TUNSETGROUP).
@@ -176,7 +176,7 @@ impl Tun {
         // SAFETY: plain int ioctl on an open tun fd.
         unsafe { tunsetgroup(self.file.as_raw_fd(), gid as _) }
             .map(drop)
-            .map_err(|e| SysError::os(format!("TUNSETGROUP on {}", self.name), e))
+            .map_err(|e| SysError::os(format_args!("TUNSETGROUP on {}", self.name), e))
     }
 
     /// Sets the size of the header before every packet (TUNSETVNETHDRSZ); the device
@@ -186,7 +186,7 @@ impl Tun {
         // SAFETY: the kernel reads one int through the pointer.
         unsafe { tunsetvnethdrsz(self.file.as_raw_fd(), &len) }
             .map(drop)
-            .map_err(|e| SysError::os(format!("TUNSETVNETHDRSZ on {}", self.name), e))
+            .map_err(|e| SysError::os(format_args!("TUNSETVNETHDRSZ on {}", self.name), e))
     }
 
     /// Lets the device hand over (and take) packets with the given `TUN_F_*` work left

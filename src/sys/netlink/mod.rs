@@ -47,6 +47,9 @@ fn malformed(e: Malformed) -> io::Error {
     )
 }
 
+/// What [`Rtnl::request`] calls for each message of a reply (type, payload).
+type OnMsg<'a> = &'a mut dyn FnMut(u16, &[u8]) -> Result<(), Malformed>;
+
 impl Rtnl {
     pub fn new() -> Result<Rtnl, SysError> {
         let sock = socket::socket(
@@ -74,7 +77,8 @@ impl Rtnl {
         &mut self,
         mut req: Vec<u8>,
         dump: bool,
-        mut on_msg: impl FnMut(u16, &[u8]) -> Result<(), Malformed>,
+        // dyn, not generic: one copy of the send/receive loop for every caller (size)
+        mut on_msg: OnMsg<'_>,
     ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         msg::set_seq(&mut req, self.seq);
@@ -120,7 +124,7 @@ impl Rtnl {
 
     /// A change: sent, acknowledged, nothing to collect.
     fn change(&mut self, req: Vec<u8>) -> io::Result<()> {
-        self.request(req, false, |_, _| Ok(()))
+        self.request(req, false, &mut |_, _| Ok(()))
     }
 
     /// The index of the link called `name` (SIOCGIFINDEX via if_nametoindex, not an
@@ -132,7 +136,7 @@ impl Rtnl {
             Ok(index) => Ok(index),
             Err(Errno::ENODEV) => Err(SysError::new(format!("no network device called '{name}'"))),
             Err(e) => Err(SysError::os(
-                format!("cannot look up device '{name}'"),
+                format_args!("cannot look up device '{name}'"),
                 io::Error::from(e),
             )),
         }
@@ -150,7 +154,7 @@ impl Rtnl {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(SysError::os(
-                format!("cannot add address {addr}/{prefix_len}"),
+                format_args!("cannot add address {addr}/{prefix_len}"),
                 e,
             )),
         }
@@ -158,7 +162,7 @@ impl Rtnl {
 
     fn set_link(&mut self, index: u32, what: &str, req: Vec<u8>) -> Result<(), SysError> {
         self.change(req)
-            .map_err(|e| SysError::os(format!("cannot {what} (link {index})"), e))
+            .map_err(|e| SysError::os(format_args!("cannot {what} (link {index})"), e))
     }
 
     /// MTU and IFF_UP go through the classic ioctls (SIOCSIFMTU, SIOCGIFFLAGS +
@@ -185,7 +189,7 @@ impl Rtnl {
             }
         };
         r.map(drop)
-            .map_err(|e| SysError::os(format!("cannot {what} (link '{name}')"), e))
+            .map_err(|e| SysError::os(format_args!("cannot {what} (link '{name}')"), e))
     }
 
     pub fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), SysError> {
@@ -201,59 +205,62 @@ impl Rtnl {
         self.ifreq(name, what, IfIoctl::Up(up))
     }
 
-    fn dump<T>(
+    /// `parse` sees each message of type `want` (`dyn`: one copy for every kind; size).
+    fn dump(
         &mut self,
         req: Vec<u8>,
         what: &str,
         want: u16,
-        mut parse: impl FnMut(&[u8], &mut Vec<T>) -> Result<(), Malformed>,
-    ) -> Result<Vec<T>, SysError> {
-        let mut out = Vec::new();
-        self.request(req, true, |t, payload| {
+        parse: &mut dyn FnMut(&[u8]) -> Result<(), Malformed>,
+    ) -> Result<(), SysError> {
+        self.request(req, true, &mut |t, payload| {
             if t == want {
-                parse(payload, &mut out)
+                parse(payload)
             } else {
                 Ok(())
             }
         })
-        .map_err(|e| SysError::os(format!("cannot list {what}"), e))?;
-        Ok(out)
+        .map_err(|e| SysError::os(format_args!("cannot list {what}"), e))
     }
 
     /// Every network device.
     pub fn links(&mut self) -> Result<Vec<LinkState>, SysError> {
-        self.dump(msg::dump_links(), "links", msg::RTM_NEWLINK, |p, out| {
+        let mut out = Vec::new();
+        self.dump(msg::dump_links(), "links", msg::RTM_NEWLINK, &mut |p| {
             out.extend(msg::parse_link(p)?);
             Ok(())
-        })
+        })?;
+        Ok(out)
     }
 
     /// Every IPv4 and IPv6 address, in the kernel's order (primary before secondary).
     pub fn addresses(&mut self) -> Result<Vec<AddrEntry>, SysError> {
+        let mut out = Vec::new();
         self.dump(
             msg::dump_addresses(),
             "addresses",
             msg::RTM_NEWADDR,
-            |p, out| {
+            &mut |p| {
                 out.extend(msg::parse_addr(p)?);
                 Ok(())
             },
-        )
+        )?;
+        Ok(out)
     }
 
     /// Every IPv4 and IPv6 route of every table.
     pub fn routes(&mut self) -> Result<Vec<RouteEntry>, SysError> {
         let mut out = Vec::new();
         for family in [msg::AF_INET, msg::AF_INET6] {
-            out.extend(self.dump(
+            self.dump(
                 msg::dump_routes(family),
                 "routes",
                 msg::RTM_NEWROUTE,
-                |p, out| {
+                &mut |p| {
                     out.extend(msg::parse_routes(p)?);
                     Ok(())
                 },
-            )?);
+            )?;
         }
         Ok(out)
     }
@@ -261,13 +268,13 @@ impl Rtnl {
     /// Creates a bridge device called `name` (down, kernel-chosen MAC).
     pub fn create_bridge(&mut self, name: &str) -> Result<(), SysError> {
         self.change(msg::create_bridge(name))
-            .map_err(|e| SysError::os(format!("cannot create bridge '{name}'"), e))
+            .map_err(|e| SysError::os(format_args!("cannot create bridge '{name}'"), e))
     }
 
     /// Deletes a virtual device (bridge, veth, tun, ...).
     pub fn delete_link(&mut self, index: u32) -> Result<(), SysError> {
         self.change(msg::delete_link(index))
-            .map_err(|e| SysError::os(format!("cannot delete link {index}"), e))
+            .map_err(|e| SysError::os(format_args!("cannot delete link {index}"), e))
     }
 
     /// Makes link `index` a port of `master`, or of nothing with `None`.
@@ -287,7 +294,7 @@ impl Rtnl {
     pub fn add_addr(&mut self, a: &AddrEntry) -> Result<(), SysError> {
         self.change(msg::addr_request(a, true)).map_err(|e| {
             SysError::os(
-                format!(
+                format_args!(
                     "cannot add address {}/{} (link {})",
                     a.addr, a.prefix_len, a.index
                 ),
@@ -299,7 +306,7 @@ impl Rtnl {
     pub fn del_addr(&mut self, a: &AddrEntry) -> Result<(), SysError> {
         self.change(msg::addr_request(a, false)).map_err(|e| {
             SysError::os(
-                format!(
+                format_args!(
                     "cannot delete address {}/{} (link {})",
                     a.addr, a.prefix_len, a.index
                 ),
@@ -311,12 +318,20 @@ impl Rtnl {
     /// Adds a route (`r.oif` says through which link). An identical route through
     /// another link may exist: both are kept.
     pub fn add_route(&mut self, r: &RouteEntry) -> Result<(), SysError> {
-        self.change(msg::route_request(r, true))
-            .map_err(|e| SysError::os(format!("cannot add route to {}/{}", r.dst, r.dst_len), e))
+        self.change(msg::route_request(r, true)).map_err(|e| {
+            SysError::os(
+                format_args!("cannot add route to {}/{}", r.dst, r.dst_len),
+                e,
+            )
+        })
     }
 
     pub fn del_route(&mut self, r: &RouteEntry) -> Result<(), SysError> {
-        self.change(msg::route_request(r, false))
-            .map_err(|e| SysError::os(format!("cannot delete route to {}/{}", r.dst, r.dst_len), e))
+        self.change(msg::route_request(r, false)).map_err(|e| {
+            SysError::os(
+                format_args!("cannot delete route to {}/{}", r.dst, r.dst_len),
+                e,
+            )
+        })
     }
 }
