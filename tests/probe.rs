@@ -125,6 +125,16 @@ fn packet_socket(dev: &str) -> std::os::fd::OwnedFd {
             (libc::ETH_P_ALL as u16).to_be() as i32,
         );
         assert!(fd >= 0, "AF_PACKET socket");
+        // A deep queue: on a loaded 2-core box this thread is sometimes scheduled late,
+        // and frames dropped here would show as network loss the test did not set.
+        let big: libc::c_int = 8 << 20;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&big as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
         let mut sa: libc::sockaddr_ll = std::mem::zeroed();
         sa.sll_family = libc::AF_PACKET as u16;
         sa.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
