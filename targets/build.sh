@@ -314,13 +314,16 @@ test)
             esac
         done
     fi
-    (cd "$root" && cargo test "${test_args[@]}" --no-run "${EXTRA_CARGO_ARGS[@]}")
+    # Tests that cannot run in this setting are reported ignored (build.rs turns these into
+    # cfgs): without qemu (x86_64-musl on an x86_64 host) the static tunbox runs natively,
+    # so an LD_PRELOAD (libfaketime) never reaches its clock; under qemu-user, file
+    # capabilities on the binary do not apply (qemu is the interpreter) and some socket
+    # options are not emulated. Set for both cargo runs, so the tests are built once.
+    testenv=(TUNBOX_CROSS_QEMU=1)
+    [ -z "$QEMU" ] && testenv=(TUNBOX_CROSS_NATIVE_STATIC=1)
+    (cd "$root" && env "${testenv[@]}" cargo test "${test_args[@]}" --no-run "${EXTRA_CARGO_ARGS[@]}")
     register_binfmt "$TARGET_DIR/$T/debug/tunbox"
-    # Without qemu (x86_64-musl on an x86_64 host) the static tunbox runs natively, so an
-    # LD_PRELOAD (libfaketime) never reaches its clock; tests that need that skip themselves.
-    native=()
-    [ -z "$QEMU" ] && native=(TUNBOX_CROSS_NATIVE_STATIC=1)
-    (cd "$root" && env "${native[@]}" cargo test "${test_args[@]}" --no-fail-fast "${EXTRA_CARGO_ARGS[@]}")
+    (cd "$root" && env "${testenv[@]}" cargo test "${test_args[@]}" --no-fail-fast "${EXTRA_CARGO_ARGS[@]}")
     ;;
 size)
     [ -f "$(artifact)" ] || die "no release build for $T yet: targets/build.sh $T build"

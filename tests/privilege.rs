@@ -77,6 +77,10 @@ fn planted_record(path: &str) {
     tunbox_no_netns,
     ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
 )]
+#[cfg_attr(
+    tunbox_qemu,
+    ignore = "under qemu-user the kernel runs qemu, so the binary's file capabilities never apply"
+)]
 #[test]
 fn file_capabilities_do_not_let_a_user_steer_tunbox() {
     if !need_root() {

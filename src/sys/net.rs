@@ -222,6 +222,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        tunbox_qemu,
+        ignore = "qemu-user does not emulate the IP_MTU socket option"
+    )]
     fn loopback_has_a_name_and_a_path_mtu() {
         assert_eq!(link_name(1).as_deref(), Some("lo"));
         assert_eq!(link_name(u32::MAX), None);
