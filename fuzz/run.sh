@@ -15,7 +15,7 @@ set -eu
 cd "$(dirname "$0")"
 secs=${1:-15}
 [ $# -gt 0 ] && shift
-targets=${*:-"ip_reflect tap_transform ndp icmp text_parsers noise_messages tunnel_pair tcp_framing replay_window key_file uci bridge_state netlink"}
+targets=${*:-"ip_reflect tap_transform ndp icmp text_parsers noise_messages tunnel_pair tcp_framing replay_window key_file uci bridge_state netlink command_line"}
 export RUSTC_BOOTSTRAP=1
 python3 seeds/make.py >/dev/null
 cargo fuzz build -O

@@ -94,6 +94,13 @@ def main():
         "tunnel_pair": [bytes([3, 0, 6, 0, 4, 0, 1, 0, 6, 0, 4, 0, 4, 9, 6, 0, 7, 0, 0, 20, 2, 0]),
                         bytes([2, 0, 7, 0, 6, 0, 12, 0, 5, 1, 4, 0, 7, 0, 16, 40] + [1] * 40)],
         "netlink": [],
+        # argument lists, NUL-separated, as the command line tests use them
+        "command_line": [b"\x00".join(a.split()) for a in (
+            b"reflect --dev tun0 --address 198.18.0.1/15 --mtu 1400",
+            b"tunnel --remote 198.18.0.1:5555 --key-file /k --route 198.18.9.0/24",
+            b"probe --rate 50M --size 64,1500 198.18.0.41",
+            b"bridge up --ifname eth0 --tap tap0", b"genkey -",
+            b"config show @reflect[0]", b"help tunnel", b"status --json")],
     }
     for f in ("link.hex", "addr.hex", "route4.hex", "route6.hex"):
         path = os.path.join(ROOT, "src", "sys", "netlink", "testdata", f)
