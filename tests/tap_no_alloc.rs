@@ -76,7 +76,7 @@ fn frames() -> Vec<Vec<u8>> {
     ip6.extend_from_slice(&tgt);
     ip6.resize(40 + 1200, 0x62);
     let mut outside = ip4.clone();
-    outside[16] = 10; // destination 10.18.0.9
+    outside[17] = 19; // destination 198.19.0.9: outside the ranges, inside the test range
     vec![
         eth([0xff; 6], 0x0806, &arp),
         eth(US, 0x0800, &ip4),
