@@ -362,6 +362,10 @@ fn ms(v: &Value, k: &str) -> f64 {
         / 1e6
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn clean_path_no_loss() {
     if !need_root() {
@@ -415,6 +419,10 @@ fn clean_path_no_loss() {
     }
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn delay_measured() {
     if !need_root() {
@@ -442,6 +450,10 @@ fn delay_measured() {
     assert!((20.0..23.0).contains(&p50), "rtt p50 {p50} ms: {v}");
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn loss_and_duplication_measured() {
     if !need_root() {
@@ -472,6 +484,10 @@ fn loss_and_duplication_measured() {
     assert_eq!(u(&v, "reordered"), 0, "{v}");
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn reordering_measured() {
     if !need_root() {
@@ -501,6 +517,10 @@ fn reordering_measured() {
     assert!(ms(&v, "min_ns") < 5.0 && ms(&v, "max_ns") >= 10.0, "{v}");
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn rfc2544_finds_the_tbf_rate() {
     if !need_root() {
@@ -558,6 +578,10 @@ fn rfc2544_finds_the_tbf_rate() {
 }
 
 /// IPv6, several sizes, every figure in the JSON; the table and the progress line.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn json_carries_every_figure_and_progress_only_on_a_tty() {
     if !need_root() {
@@ -679,6 +703,10 @@ fn json_carries_every_figure_and_progress_only_on_a_tty() {
     }
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tcp_goodput_through_the_reflector() {
     if !need_root() {
@@ -704,6 +732,10 @@ fn tcp_goodput_through_the_reflector() {
     assert!(v["per_second_mbps"].as_array().unwrap().len() >= 2, "{v}");
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn ctrl_c_prints_the_figures_so_far() {
     if !need_root() {
@@ -868,6 +900,10 @@ fn config_check_probe_sections() {
 
 /// A `config probe` section with `every`, run by `tunbox run NAME` as a service: a run
 /// every second, one summary line each, until SIGTERM (exit 0).
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn scheduled_probe_section_logs_a_line_per_run() {
     if !need_root() {
@@ -904,6 +940,10 @@ fn scheduled_probe_section_logs_a_line_per_run() {
 }
 
 /// An unreachable target and a port in use: exit 1 with a message that says what to do.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn unreachable_target_and_port_in_use() {
     if !need_root() {
@@ -1019,6 +1059,14 @@ fn tap_lan(impair: Option<Impair>) -> TapLan {
     }
 }
 
+#[cfg_attr(
+    all(tunbox_qemu, target_endian = "big"),
+    ignore = "needs `tunbox bridge up`, which qemu-user cannot run for a big-endian guest (targets/README.md)"
+)]
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tap_reflector_on_the_lan() {
     if !need_root() {

@@ -152,6 +152,10 @@ fn genkey(path: &Path) {
     );
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn client_waits_for_its_server_name_to_resolve() {
     if !need_root() {

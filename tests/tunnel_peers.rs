@@ -242,6 +242,10 @@ fn drop_count(line: &str, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn hub_routes_between_spoke_lans_checks_sources_and_revokes_one_key() {
     if !need_root() {
@@ -320,6 +324,10 @@ fn star(tag: &str, n: usize) -> (Netns, Vec<Netns>) {
     (srv, cls)
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn wrong_key_mode_or_transport_the_client_says_the_likely_cause() {
     if !need_root() {
@@ -381,6 +389,10 @@ fn wrong_key_mode_or_transport_the_client_says_the_likely_cause() {
     assert_eq!(wrong_key.log().matches("Likely causes").count(), 1);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn two_clients_with_one_key_are_reported_with_both_endpoints() {
     if !need_root() {
@@ -439,6 +451,10 @@ fn mac_of(ns: &Netns, dev: &str) -> String {
         .to_string()
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn tap_tunnel_between_bridged_lans_passes_full_size_frames_and_keeps_its_mac() {
     if !need_root() {
@@ -530,6 +546,10 @@ fn tap_tunnel_between_bridged_lans_passes_full_size_frames_and_keeps_its_mac() {
     a.stop(s.pid);
 }
 
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
 #[test]
 fn with_default_timers_service_is_back_within_15_s_of_a_server_restart() {
     if !need_root() {
@@ -614,6 +634,10 @@ fn status_json(ns: &Netns, dir: &std::path::Path, name: &str) -> serde_json::Val
 #[cfg_attr(
     not(feature = "test-hooks"),
     ignore = "the run directory is only test-overridable with --features test-hooks"
+)]
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
 )]
 #[test]
 fn status_json_shows_growing_counters_and_the_last_handshake() {

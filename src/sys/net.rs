@@ -206,6 +206,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        all(tunbox_qemu, any(target_arch = "mips", target_arch = "mips64")),
+        ignore = "qemu-user 7.2 hands SO_ERROR's errno to a mips guest untranslated (111, not mips' ECONNREFUSED 146)"
+    )]
     fn refused_connect_says_so() {
         // a port nobody listens on: bind one, note it, close it
         let port = TcpListener::bind("127.0.0.1:0")
