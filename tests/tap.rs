@@ -272,11 +272,14 @@ fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
         ],
         &[],
     );
-    let log = r.log();
+    // logged just after "answering for" (slowly under qemu): wait for them
     assert!(
-        log.contains("198.18.0.1 on br-tunbox is inside a range: not answered for")
-            && log.contains("2001:2::1 on br-tunbox is inside a range"),
-        "{log}"
+        r.wait_log(
+            "198.18.0.1 on br-tunbox is inside a range: not answered for",
+            5
+        ) && r.wait_log("2001:2::1 on br-tunbox is inside a range", 5),
+        "{}",
+        r.log()
     );
     for (own, other) in [("198.18.0.1", "198.18.0.77"), ("2001:2::1", "2001:2::77")] {
         let (got, out) = ping(&lan.laptop, own, 2);
