@@ -328,6 +328,10 @@ fn star(tag: &str, n: usize) -> (Netns, Vec<Netns>) {
     tunbox_no_netns,
     ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
 )]
+#[cfg_attr(
+    all(tunbox_qemu, any(target_arch = "mips", target_arch = "mips64")),
+    ignore = "qemu-user 7.2 hands SO_ERROR's errno to a mips guest untranslated, so a refused TCP connect is not recognised"
+)]
 #[test]
 fn wrong_key_mode_or_transport_the_client_says_the_likely_cause() {
     if !need_root() {
