@@ -16,7 +16,7 @@ pub use report::{summary_line, Results};
 use crate::sys::probe::{monotonic_ns, stdout_is_tty, wait_until, TcpPair, UdpIo};
 use crate::sys::{signals, SysError};
 use run::{ProbeIo, RunSpec, RunState};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 use units::{Dec, Pct, Rate};
 
@@ -103,10 +103,8 @@ pub fn resolve_target(target: &str, port: u16) -> Result<SocketAddr, ProbeError>
     if let Ok(ip) = t.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    match (t, port).to_socket_addrs() {
-        Ok(mut it) => it
-            .next()
-            .ok_or_else(|| ProbeError::Sys(SysError::new(format!("'{target}' has no address")))),
+    match crate::sys::dns::lookup(t) {
+        Ok(ip) => Ok(SocketAddr::new(ip, port)),
         Err(e) => Err(ProbeError::Sys(SysError::new(format!(
             "cannot resolve '{target}': {e} (give an IP address)"
         )))),

@@ -1,6 +1,7 @@
 //! The only module that talks to the kernel: ioctls, netlink, capabilities, syslog,
 //! signals. Everything here is thin; decisions live in the pure core.
 pub mod caps;
+pub mod dns;
 pub mod lock;
 pub mod log;
 pub mod net;

@@ -324,19 +324,14 @@ pub const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(60);
 /// failure, and the first one, right away).
 pub const RESOLVE_LOG_EVERY: Duration = Duration::from_secs(600);
 
-/// Looks `host` up (the system resolver: /etc/hosts, DNS) and returns its first
+/// Looks `host` up ([`crate::sys::dns`]: /etc/hosts, DNS) and returns its preferred
 /// address; an IP address is not looked up. Blocks (no helper thread: they would cost
 /// the router binary ~10 KiB and keep the capabilities of the thread that made them).
 pub fn lookup(host: &str, port: u16) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| "the name has no address".to_string())
+    Ok(SocketAddr::new(crate::sys::dns::lookup(host)?, port))
 }
 
 /// Resolves the client's server at start, waiting for it as long as it takes: at boot
