@@ -5,8 +5,8 @@
 //!
 //! What may be merged follows the kernel's rules (net/ipv4/tcp_offload.c
 //! `tcp_gro_receive`, net/ipv4/af_inet.c `inet_gro_receive`, net/ipv6/ip6_offload.c):
-//! same addresses and ports; the next sequence number; the same ACK number, TCP options
-//! and flags (CWR, FIN and PSH aside); the same TTL/hop limit, TOS/traffic class, DF bit
+//! same addresses and ports; the next sequence number; the same ACK number, window, TCP
+//! options and flags (CWR, FIN and PSH aside); the same TTL/hop limit, TOS/traffic class, DF bit
 //! (and with DF clear, IP ids counting up) or flow label; every segment of the run's
 //! size except a shorter last one, which ends the run, as do PSH and FIN; IPv4 without
 //! options or fragments, IPv6 without extension headers; a verified TCP checksum.
@@ -354,8 +354,9 @@ fn classify(p: &[u8]) -> Class {
                     ports: None,
                 };
             }
-            if be16(p, 6) & 0x3fff != 0 || ihl != 20 {
-                // a fragment, or options: never merged (fragments' ports are not there)
+            if be16(p, 6) & 0x3fff != 0 || ihl != 20 || fold(sum_wide(&p[..20])) != 0xffff {
+                // a fragment, options or a bad header checksum: never merged (a
+                // fragment's ports are not there)
                 let ports = (be16(p, 6) & 0x1fff == 0 && p[9] == PROTO_TCP && p.len() >= ihl + 4)
                     .then_some(ihl);
                 return Class::Other { v6: false, ports };
@@ -388,10 +389,12 @@ fn classify(p: &[u8]) -> Class {
     let flags = p[iphl + TCP_FLAGS];
     if hl < iphl + 20
         || hl >= p.len()
+        || p.len() > MAX_SUPER
         || flags & (TCP_SYN | TCP_RST | TCP_URG) != 0
         || fold(pseudo_sum(p, v6, PROTO_TCP, p.len() - iphl) + sum_wide(&p[iphl..])) != 0xffff
     {
-        // no payload, a bad header, SYN/RST/URG, or a wrong checksum: passed on as is
+        // no payload, a bad header, too big (IPv6 up to 65575 bytes), SYN/RST/URG, or a
+        // wrong checksum: passed on as is
         return other;
     }
     Class::Candidate(Tcp {
@@ -460,8 +463,10 @@ impl Flow {
             && t.seq == self.next_seq
             && (t.flags ^ self.tcp.flags) & !ignore == 0
             && t.flags & TCP_CWR == 0
-            // the ACK number, window, urgent pointer... the kernel compares ACK and options
+            // the ACK number and the window (the kernel compares the word of data offset,
+            // flags and window), and the options
             && h[iphl + 8..iphl + 12] == p[iphl + 8..iphl + 12]
+            && h[iphl + 14..iphl + 16] == p[iphl + 14..iphl + 16]
             && h[iphl + 20..t.hl] == p[iphl + 20..t.hl]
             && plen <= self.mss
             && self.len + plen <= MAX_SUPER

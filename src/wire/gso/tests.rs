@@ -86,6 +86,7 @@ struct Seg {
     id: u16,
     ttl: u8,
     df: bool,
+    win: u16,
 }
 
 fn seg4() -> Seg {
@@ -99,6 +100,7 @@ fn seg4() -> Seg {
         id: 0xfffe,
         ttl: 64,
         df: true,
+        win: 0xfaf0,
     }
 }
 
@@ -138,7 +140,9 @@ fn headers(s: &Seg, plen: usize) -> Vec<u8> {
     p.extend_from_slice(&5201u16.to_be_bytes());
     p.extend_from_slice(&s.seq.to_be_bytes());
     p.extend_from_slice(&s.ack.to_be_bytes());
-    p.extend_from_slice(&[(thl as u8 / 4) << 4, s.flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+    p.extend_from_slice(&[(thl as u8 / 4) << 4, s.flags]);
+    p.extend_from_slice(&s.win.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 0]);
     p.extend_from_slice(&s.opts);
     p
 }
@@ -649,6 +653,7 @@ fn every_flush_rule() {
         assert_split("gap in seq", v6, &|s, _| s.seq = s.seq.wrapping_add(1));
         assert_split("old seq", v6, &|s, _| s.seq = s.seq.wrapping_sub(1000));
         assert_split("different ACK", v6, &|s, _| s.ack += 1);
+        assert_split("different window", v6, &|s, _| s.win += 1);
         assert_split("different options", v6, &|s, _| s.opts = ts_opts(1001));
         assert_split("no options", v6, &|s, _| s.opts.clear());
         assert_split("longer than the first", v6, &|_, d| d.push(0));
@@ -662,7 +667,22 @@ fn every_flush_rule() {
         assert_split("pure ACK", v6, &|_, d| d.clear());
     }
     assert_split("DF", false, &|s, _| s.df = false);
-    // A bad checksum: B is passed on as it came, for the kernel to drop.
+    // A bad IPv4 header checksum: never merged.
+    let s = seg4();
+    let a = tcp(&s, &payload(1000, 0));
+    let mut b = tcp(
+        &Seg {
+            seq: s.seq.wrapping_add(1000),
+            id: s.id.wrapping_add(1),
+            ..s.clone()
+        },
+        &payload(1000, 1000),
+    );
+    b[10] ^= 0x80;
+    let mut c = Coalescer::new();
+    let out = run(&mut c, &[a.clone(), b.clone()]);
+    assert_eq!(out, vec![([0; HDR_LEN], a), ([0; HDR_LEN], b)]);
+    // A bad TCP checksum: B is passed on as it came, for the kernel to drop.
     let (before, after) = pair(false, &|_, _| {}, false);
     assert_eq!(before.len(), 2);
     assert!(after.is_empty() && plain(&before));
@@ -862,6 +882,11 @@ fn unmergeable_packets_flush_their_flow_first() {
     let out = run(&mut c, &[a.clone(), other.clone()]);
     assert_eq!(out, vec![([0; HDR_LEN], other)]);
     assert_eq!(c.held(), 1);
+    // an IPv6 segment longer than MAX_SUPER (payload length 65535) passes as is
+    let big = tcp(&seg6(), &payload(65535 - 32, 0));
+    assert_eq!(big.len(), 65575);
+    let out = run(&mut c, std::slice::from_ref(&big));
+    assert_eq!(out, vec![([0; HDR_LEN], big)]);
     // garbage passes as is
     let out = run(&mut c, &[vec![], vec![0x45; 3], vec![0x99; 60]]);
     assert_eq!(out.len(), 3);
