@@ -133,3 +133,55 @@ fn segment_and_coalesce_allocate_nothing() {
     assert_eq!(written, rounds * (2 + 9 + 1 + 1));
     assert_eq!(c.coalesced(), rounds * (49 + 31));
 }
+
+/// Speed of the offload paths alone (no I/O, no cipher), for sizing. A measurement:
+///   cargo test --release --test gso_no_alloc -- --ignored --nocapture
+#[test]
+#[ignore = "a measurement: cargo test --release --test gso_no_alloc -- --ignored --nocapture"]
+fn segment_and_coalesce_throughput() {
+    use std::time::Instant;
+    for (name, r) in [
+        (
+            "TCPv4 64 KiB, MSS 1348",
+            read(false, false, 65535 - 52, 1348),
+        ),
+        (
+            "TCPv6 64 KiB, MSS 1328",
+            read(true, false, 65535 - 72, 1328),
+        ),
+    ] {
+        let mut out = vec![0u8; MAX_SUPER];
+        let mut segs: Vec<Vec<u8>> = Vec::new();
+        let mut s = Segments::new(&r).unwrap();
+        while let Some(n) = s.next_into(&mut out) {
+            segs.push(out[..n.unwrap()].to_vec());
+        }
+        let bytes = (r.len() - HDR_LEN) as f64;
+        let rounds = 10_000;
+        let t = Instant::now();
+        for _ in 0..rounds {
+            let mut s = Segments::new(std::hint::black_box(&r)).unwrap();
+            while let Some(n) = s.next_into(&mut out) {
+                std::hint::black_box(n.unwrap());
+            }
+        }
+        let seg = bytes * f64::from(rounds) * 8.0 / t.elapsed().as_secs_f64() / 1e9;
+        let mut c = Coalescer::new();
+        let mut supers = 0u32;
+        let t = Instant::now();
+        for _ in 0..rounds {
+            for p in &segs {
+                c.push(std::hint::black_box(p), &mut |h, _| {
+                    supers += u32::from(h[1] != 0)
+                });
+            }
+            c.flush(&mut |h, _| supers += u32::from(h[1] != 0));
+        }
+        let coal = bytes * f64::from(rounds) * 8.0 / t.elapsed().as_secs_f64() / 1e9;
+        assert_eq!(supers, rounds);
+        println!(
+            "{name}: segment {seg:.1} Gb/s, coalesce {coal:.1} Gb/s ({} segments per super-packet)",
+            segs.len()
+        );
+    }
+}
