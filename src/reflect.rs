@@ -818,3 +818,51 @@ fn status_doc(head: &str, t: &Stats, uptime: u64, tap: bool) -> String {
     o.push_str("}\n");
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Json;
+    use crate::wire::tap::{DropReason as TapDrop, Reply};
+
+    #[test]
+    fn the_status_document_has_every_counter() {
+        let mut t = Stats {
+            rx_packets: 5,
+            tx_packets: 3,
+            super_packets: 1,
+            ..Default::default()
+        };
+        t.drops[DropReason::Multicast.index()] = 2;
+        let head = "{\"version\":1,\"tool\":\"reflect\"";
+        let d = status_doc(head, &t, 7, false);
+        assert!(d.ends_with("}\n"));
+        let j = Json::parse(&d).expect("JSON");
+        assert_eq!(j.get("uptime_secs").num(), Some(7));
+        assert_eq!(j.get("rx_packets").num(), Some(5));
+        assert_eq!(j.get("super_packets").num(), Some(1));
+        assert_eq!(j.get("drops").get("multicast").num(), Some(2));
+        assert_eq!(j.get("drops").get("would_loop").num(), Some(0));
+        assert_eq!(
+            (j.get("replies"), j.get("ignored")),
+            (&Json::Null, &Json::Null)
+        );
+        t.tap.replies[Reply::Arp.index()] = 4;
+        t.tap.drops[TapDrop::NotOurMac.index()] = 6;
+        let j = Json::parse(&status_doc(head, &t, 7, true)).expect("JSON");
+        assert_eq!(j.get("replies").get("arp_reply").num(), Some(4));
+        assert_eq!(j.get("replies").get("echo_reply").num(), Some(0));
+        assert_eq!(j.get("ignored").get("not_our_mac").num(), Some(6));
+        assert_eq!(j.get("ignored").get("no_room").num(), Some(0));
+    }
+
+    #[test]
+    fn counters_sum_with_the_tap_detail() {
+        let mut a = Stats::default();
+        a.tap.replies[1] = 2;
+        let mut b = a;
+        b.rx_packets = 3;
+        b.add(&a);
+        assert_eq!((b.rx_packets, b.tap.replies[1]), (3, 4));
+    }
+}

@@ -293,6 +293,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reflector_in_human_form() {
+        let d = "{\"version\":1,\"tool\":\"reflect\",\"device\":\"tap0\",\"pid\":7,\
+                 \"mode\":\"tap\",\"queues\":1,\"offloads\":[],\"addresses\":[],\
+                 \"ranges\":[\"198.19.0.0/16\",\"2001:2:0:1::/64\"],\"excluded\":[\"198.19.0.1\"],\
+                 \"mac\":\"02:00:5e:00:00:42\",\"icmp_echo\":false,\"uptime_secs\":5,\
+                 \"rx_packets\":9,\"rx_bytes\":900,\"tx_packets\":4,\"tx_bytes\":400,\
+                 \"tx_errors\":0,\"super_packets\":0,\"drops\":{\"truncated\":0,\"not_for_us\":5},\
+                 \"replies\":{\"arp_reply\":1,\"reflected\":3},\
+                 \"ignored\":{\"not_our_mac\":2,\"not_in_range\":3}}";
+        assert_eq!(
+            human(d),
+            "reflect tap0: tap, queues 1, pid 7, up 5 s\n\
+             \x20 answering for: 198.19.0.0/16 2001:2:0:1::/64 as 02:00:5e:00:00:42\n\
+             \x20 not for (own): 198.19.0.1\n\
+             \x20 rx: 9 packets, 900 bytes\n\
+             \x20 tx: 4 packets, 400 bytes\n\
+             \x20 super-packets: 0, tx errors 0\n\
+             \x20 dropped: not_for_us=5\n\
+             \x20 replies: arp_reply=1 reflected=3\n\
+             \x20 ignored: not_our_mac=2 not_in_range=3\n"
+        );
+        let mut c = String::new();
+        json_counts(&mut c, &[("a", 1), ("b", 0)]);
+        assert_eq!(c, "{\"a\":1,\"b\":0}");
+    }
+
+    #[test]
     fn a_socket_serves_its_document_and_a_stale_one_is_replaced() {
         let dir = std::env::temp_dir().join(format!("tbx-status-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
