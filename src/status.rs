@@ -596,6 +596,13 @@ pub fn human(doc: &str) -> String {
 /// The human form of a reflector's document.
 fn human_reflect(j: &Json, o: &mut String) {
     let g = |k: &str| num(j.get(k));
+    let put = |o: &mut String, lines: &[(&str, String)]| {
+        for (k, v) in lines {
+            if !v.is_empty() {
+                let _ = writeln!(o, "  {k}: {v}");
+            }
+        }
+    };
     let _ = writeln!(
         o,
         "reflect {}: {}, queues {}, pid {}, up {} s",
@@ -605,36 +612,35 @@ fn human_reflect(j: &Json, o: &mut String) {
         g("pid"),
         g("uptime_secs")
     );
-    let lines = [
-        ("addresses", words(j.get("addresses"))),
-        (
-            "answering for",
-            match (words(j.get("ranges")), j.get("mac").str()) {
-                (r, Some(m)) if !r.is_empty() => format!("{r} as {m}"),
-                (r, _) => r,
-            },
-        ),
-        ("not for (own)", words(j.get("excluded"))),
-        ("offloads", words(j.get("offloads"))),
-        (
-            "rx",
-            format!("{} packets, {} bytes", g("rx_packets"), g("rx_bytes")),
-        ),
-        (
-            "tx",
-            format!("{} packets, {} bytes", g("tx_packets"), g("tx_bytes")),
-        ),
-        (
-            "super-packets",
-            format!("{}, tx errors {}", g("super_packets"), g("tx_errors")),
-        ),
-        ("dropped", nonzero(j.get("drops"))),
-        ("replies", nonzero(j.get("replies"))),
-        ("ignored", nonzero(j.get("ignored"))),
-    ];
-    for (k, v) in lines {
-        if !v.is_empty() {
-            let _ = writeln!(o, "  {k}: {v}");
-        }
+    let mut ranges = words(j.get("ranges"));
+    if let (false, Some(m)) = (ranges.is_empty(), j.get("mac").str()) {
+        ranges = ranges + " as " + m;
     }
+    put(
+        o,
+        &[
+            ("addresses", words(j.get("addresses"))),
+            ("answering for", ranges),
+            ("not for (own)", words(j.get("excluded"))),
+            ("offloads", words(j.get("offloads"))),
+        ],
+    );
+    let _ = writeln!(
+        o,
+        "  rx: {} packets, {} bytes\n  tx: {} packets, {} bytes\n  super-packets: {}, tx errors {}",
+        g("rx_packets"),
+        g("rx_bytes"),
+        g("tx_packets"),
+        g("tx_bytes"),
+        g("super_packets"),
+        g("tx_errors")
+    );
+    put(
+        o,
+        &[
+            ("dropped", nonzero(j.get("drops"))),
+            ("replies", nonzero(j.get("replies"))),
+            ("ignored", nonzero(j.get("ignored"))),
+        ],
+    );
 }
