@@ -34,7 +34,8 @@
 //!
 //! rx: packets (frames) read from the device, tx: written back; bytes without the
 //! virtio header. `queues`: threads reading the device; `offloads`: those the kernel
-//! took (empty: plain packets); `addresses`: `--address`es configured on the device.
+//! took (empty: plain packets); `addresses`: `--address`es configured on the device;
+//! `uptime_secs`: since it started reflecting; `icmp_echo`: `--icmp-echo` (TAP).
 //! TAP only (TUN: `[]`/null): `ranges` answered for, `excluded` (the host's own
 //! addresses inside them, never answered for), `mac` (the one that answers),
 //! `replies` by kind (`arp_reply`, `neighbor_advert`, `reflected`, `echo_reply`) and
