@@ -110,8 +110,8 @@ pub enum Cmd {
     Status(Status),
 }
 
-/// show the running tunnels: settings, and per peer the endpoint, the last
-/// handshake, packet and byte counters and drops (like `wg show`)
+/// show the running tunnels and reflectors: settings, and per tunnel peer the
+/// endpoint, the last handshake, packet and byte counters and drops (like `wg show`)
 #[derive(FromArgs, Debug)]
 #[argh(
     subcommand,
@@ -119,10 +119,10 @@ pub enum Cmd {
     example = "tunbox status\ntunbox status tbx0 --json"
 )]
 pub struct Status {
-    /// only this device (the tunnel's --dev name)
+    /// only this device (the tunnel's or reflector's --dev name)
     #[argh(positional)]
     pub name: Option<String>,
-    /// print the JSON the tunnels serve (documented in README, stable)
+    /// print the JSON they serve (documented in README, stable)
     #[argh(switch)]
     pub json: bool,
 }

@@ -7,8 +7,14 @@
 //! written back with the header as read. With several CPUs the device has one queue per
 //! CPU and a thread reads each (IFF_MULTI_QUEUE); every thread counts on its own and the
 //! counters are summed when reported (no 64-bit atomics: 32-bit mips has none).
+//!
+//! The loops always run on threads of their own (TAP and a single queue: one); the
+//! main thread only waits: for signals, and for `tunbox status` clients on the status
+//! socket, whose document it makes from counters the threads hand over when asked
+//! (see [`Shared::fresh`]).
 use crate::ratelimit::{RateLimit, VerboseLog};
 
+use crate::status::StatusSocket;
 use crate::sys::tun::{self as tundev, Mode, OpenFlags, Tun};
 use crate::sys::{caps, netlink::Rtnl, signals, threads, SysError};
 use crate::wire::cidr::Cidr;
@@ -55,7 +61,8 @@ pub struct ReflectOptions {
 }
 
 /// Packet and drop counters. Plain integers: only the loop's thread touches them, so
-/// no 64-bit atomics are needed (32-bit mips and ARMv6 have none).
+/// no 64-bit atomics are needed (32-bit mips and ARMv6 have none); a thread hands a
+/// copy over when asked ([`Shared`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub rx_packets: u64,
@@ -66,6 +73,9 @@ pub struct Stats {
     /// Reads that returned a super-packet (TSO/USO) the kernel left unsegmented.
     pub super_packets: u64,
     pub drops: [u64; DropReason::COUNT],
+    /// TAP: the reflector's own counters, copied in when a thread hands its counters
+    /// over ([`Reflector::tap_counts`]); zero in the loop's own copy.
+    pub tap: tap::TapCounts,
 }
 
 impl Stats {
@@ -80,6 +90,7 @@ impl Stats {
         for (a, b) in self.drops.iter_mut().zip(o.drops) {
             *a += b;
         }
+        self.tap.add(&o.tap);
     }
 
     pub fn dropped(&self) -> u64 {
@@ -123,8 +134,28 @@ pub trait Reflector {
     fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, DropReason>;
     /// Source and destination of a packet as read, for verbose logging.
     fn addrs(&self, buf: &mut [u8]) -> Option<(IpAddr, IpAddr)>;
-    /// Logs counters of its own (after the loop's summary, on SIGUSR1 and at exit).
-    fn log_detail(&self, _dev: &str) {}
+    /// A TAP reflector's counters of its own (logged after the loop's summary, on
+    /// SIGUSR1 and at exit, and shown by `tunbox status`).
+    fn tap_counts(&self) -> Option<&tap::TapCounts> {
+        None
+    }
+}
+
+/// The loop's counters with the reflector's own.
+fn snapshot<R: Reflector>(st: &LoopState, refl: &R) -> Stats {
+    let mut s = st.stats;
+    if let Some(t) = refl.tap_counts() {
+        s.tap = *t;
+    }
+    s
+}
+
+/// The counter line, and the TAP reflector's detail line.
+fn log_counters(dev: &str, s: &Stats, tap: bool) {
+    info!("{dev}: {}", s.summary());
+    if tap {
+        info!("{dev}: {}", s.tap.summary());
+    }
 }
 
 /// The TUN (IP) reflector, with the [`loop_guard::LoopGuard`] of its own prefixes.
@@ -190,8 +221,7 @@ pub fn run_loop<I: PacketIo, R: Reflector>(
 ) -> io::Result<()> {
     run_loop_with(io, refl, buf, st, &mut |st, refl| {
         if signals::take_usr1() {
-            st.log_stats();
-            refl.log_detail(&st.dev);
+            log_counters(&st.dev, &snapshot(st, refl), refl.tap_counts().is_some());
         }
         stop()
     })
@@ -279,8 +309,13 @@ impl LoopState {
     }
 }
 
-/// What the threads of a multi-queue reflector share: a stop flag, and a slot per
-/// thread where it leaves its counters when asked (and at its end).
+/// What the queue threads of a reflector share: a stop flag, and a slot per thread
+/// where it leaves a copy of its counters when asked (and at its end). Each thread
+/// counts in plain integers of its own; the only per-packet cost of reporting is a
+/// relaxed 32-bit load of `report_gen` before each read. A request (SIGUSR1, a
+/// `tunbox status` client) raises it and interrupts threads blocked in a read; each
+/// then locks its own slot once to copy its counters in, so the counters summed are
+/// exact as of the request, and a reader holds a slot's lock only to copy it out.
 pub struct Shared {
     stop: AtomicBool,
     /// Raised to ask every thread for its counters.
@@ -331,6 +366,24 @@ impl Shared {
         })
     }
 
+    /// Asks every thread for its counters now and sums them. Exact as of this call for
+    /// every thread that answers within a second: a busy one answers before its next
+    /// read, one blocked in a read is interrupted (again every few milliseconds, in
+    /// case the signal came just before the read); a thread that does not answer in
+    /// time counts with the figures it last handed over. The threads take no lock and
+    /// make no system call for this except when asked.
+    pub fn fresh(&self, workers: &[threads::Thread]) -> Stats {
+        let gen = self.request_report();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.answered(gen) && Instant::now() < deadline {
+            for w in workers {
+                w.interrupt();
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.total()
+    }
+
     /// The counters of all threads, summed.
     pub fn total(&self) -> Stats {
         let mut t = Stats::default();
@@ -349,22 +402,23 @@ impl Shared {
     }
 }
 
-/// One queue's thread: the TUN loop until [`Shared::request_stop`] or SIGTERM/SIGINT,
-/// leaving its counters in slot `idx` when asked and at the end. Allocates nothing.
-pub fn queue_loop<I: PacketIo>(
+/// One queue's thread: the loop until [`Shared::request_stop`] or SIGTERM/SIGINT,
+/// leaving its counters (with the reflector's own) in slot `idx` when asked and at the
+/// end. Per packet it adds one relaxed 32-bit load; it allocates nothing.
+pub fn queue_loop<I: PacketIo, R: Reflector>(
     io: &mut I,
-    refl: &mut TunReflector,
+    refl: &mut R,
     buf: &mut [u8],
     st: &mut LoopState,
     shared: &Shared,
     idx: usize,
 ) -> io::Result<()> {
     let mut seen = shared.report_gen.load(Ordering::Relaxed);
-    let res = run_loop_with(io, refl, buf, st, &mut |st, _| {
+    let res = run_loop_with(io, refl, buf, st, &mut |st, refl| {
         let gen = shared.report_gen.load(Ordering::Relaxed);
         if gen != seen {
             seen = gen;
-            shared.publish(idx, gen, &st.stats);
+            shared.publish(idx, gen, &snapshot(st, refl));
         }
         shared.stopping() || signals::exit_requested()
     });
@@ -372,7 +426,7 @@ pub fn queue_loop<I: PacketIo>(
     if res.is_err() {
         shared.request_stop();
     }
-    shared.publish(idx, ENDED, &st.stats);
+    shared.publish(idx, ENDED, &snapshot(st, refl));
     res
 }
 
@@ -558,7 +612,15 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     if tun_mode {
         info!("{name}: {}", dev.describe());
     }
-    let mut tap_refl = (o.mode == Mode::Tap).then(|| tap::setup(o, &name));
+    let (tap_refl, excluded) = match o.mode {
+        Mode::Tap => {
+            let (r, e) = tap::setup(o, &name);
+            (Some(r), e)
+        }
+        Mode::Tun => (None, Vec::new()),
+    };
+    // `tunbox status`: made before privileges are dropped, owned by the service user
+    let status = StatusSocket::for_service(&name, o.user.as_deref(), "reflector")?;
     caps::drop_privileges(o.user.as_deref())?;
     signals::install();
     for q in &dev.queues {
@@ -570,32 +632,8 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     let keeper = (dev.offloads != 0)
         .then(|| dev.queues[0].try_clone().ok())
         .flatten();
-    let res = if dev.queues.len() > 1 {
-        run_threads(o, dev)
-    } else {
-        signals::start_tick().map_err(|e| SysError::os("setitimer", e))?;
-        let tun = &dev.queues[0];
-        let mut buf = vec![0u8; BUF_SIZE];
-        let mut st = LoopState::new(&name, o.verbose);
-        st.hdr_len = dev.hdr_len;
-        let mut io = TunIo(tun);
-        let stop = &signals::exit_requested;
-        let res = match &mut tap_refl {
-            Some(t) => run_loop(&mut io, t, &mut buf, &mut st, stop),
-            None => {
-                let mut refl = TunReflector {
-                    guard: loop_guard::LoopGuard::new(&o.addresses),
-                };
-                run_loop(&mut io, &mut refl, &mut buf, &mut st, stop)
-            }
-        };
-        st.finish();
-        st.log_stats();
-        res
-    };
-    if let Some(t) = &tap_refl {
-        t.log_detail(&name);
-    }
+    let head = status_head(o, &name, &dev, tap_refl.as_ref(), &excluded);
+    let res = run_threads(o, dev, tap_refl, status.map(|s| (s, head)));
     if let Some(k) = keeper {
         let _ = k.set_offload(0);
     }
@@ -611,53 +649,80 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     })
 }
 
-/// One thread per queue; this thread waits, reports counters on SIGUSR1 and stops them
-/// all on SIGTERM/SIGINT or when one of them fails.
-fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
+/// Starts the loop of one queue on a thread of its own.
+fn spawn_queue<R: Reflector + Send + 'static>(
+    tun: Tun,
+    mut refl: R,
+    mut st: LoopState,
+    shared: &Arc<Shared>,
+    idx: usize,
+) -> io::Result<threads::Thread> {
+    let shared = Arc::clone(shared);
+    threads::spawn(move || {
+        let mut buf = vec![0u8; BUF_SIZE];
+        // an error ends this thread and asks the others to stop; the first is kept
+        if let Err(e) = queue_loop(&mut TunIo(&tun), &mut refl, &mut buf, &mut st, &shared, idx) {
+            if let Ok(mut first) = shared.error.lock() {
+                first.get_or_insert(e);
+            }
+        }
+    })
+}
+
+/// One thread per queue (TAP: one, with the TAP reflector); this thread serves
+/// `tunbox status`, logs the counters on SIGUSR1 and stops them all on SIGTERM/SIGINT
+/// or when one of them fails.
+fn run_threads(
+    o: &ReflectOptions,
+    dev: Device,
+    mut tap_refl: Option<tap::TapReflector>,
+    status: Option<(StatusSocket, String)>,
+) -> io::Result<()> {
     let name = dev.queues[0].name().to_string();
+    let is_tap = tap_refl.is_some();
     let shared = Arc::new(Shared::new(dev.queues.len()));
     let mut workers = Vec::with_capacity(dev.queues.len());
     for (idx, tun) in dev.queues.into_iter().enumerate() {
-        let mine = Arc::clone(&shared);
-        let (qname, verbose, hdr_len) = (name.clone(), o.verbose, dev.hdr_len);
-        let mut refl = TunReflector {
-            guard: loop_guard::LoopGuard::new(&o.addresses),
-        };
-        let spawned = threads::spawn(move || {
-            let mut buf = vec![0u8; BUF_SIZE];
-            let mut st = LoopState::new(&qname, verbose);
-            st.hdr_len = hdr_len;
-            // an error ends this thread and asks the others to stop; the first is kept
-            if let Err(e) = queue_loop(&mut TunIo(&tun), &mut refl, &mut buf, &mut st, &mine, idx) {
-                if let Ok(mut first) = mine.error.lock() {
-                    first.get_or_insert(e);
-                }
+        let mut st = LoopState::new(&name, o.verbose);
+        st.hdr_len = dev.hdr_len;
+        let spawned = match tap_refl.take() {
+            Some(r) => spawn_queue(tun, r, st, &shared, idx),
+            None => {
+                let guard = loop_guard::LoopGuard::new(&o.addresses);
+                spawn_queue(tun, TunReflector { guard }, st, &shared, idx)
             }
-        });
+        };
         match spawned {
             Ok(h) => workers.push(h),
             Err(e) => {
                 shared.request_stop();
-                warn!("{name}: cannot start the thread of queue {}: {e}", idx + 1);
+                let e =
+                    io::Error::other(format!("cannot start the thread of queue {}: {e}", idx + 1));
+                if let Ok(mut first) = shared.error.lock() {
+                    first.get_or_insert(e);
+                }
                 // its slot stays empty: mark it ended so reports do not wait for it
                 shared.publish(idx, ENDED, &Stats::default());
             }
         }
     }
-    let log_total = |shared: &Shared| info!("{name}: {}", shared.total().summary());
+    let started = Instant::now();
     while !shared.stopping() && !signals::exit_requested() {
         if signals::take_usr1() {
-            let gen = shared.request_report();
-            for w in &workers {
-                w.interrupt();
-            }
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while !shared.answered(gen) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            log_total(&shared);
+            log_counters(&name, &shared.fresh(&workers), is_tap);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        match &status {
+            // a client wakes this thread at once, a signal too (EINTR)
+            Some((s, head)) => {
+                if let Ok(true) = crate::sys::poll_in(s.listener().as_fd(), 200) {
+                    s.serve(|| {
+                        let t = shared.fresh(&workers);
+                        status_doc(head, &t, started.elapsed().as_secs(), is_tap)
+                    });
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
     shared.request_stop();
     while !shared.answered(ENDED) {
@@ -669,9 +734,150 @@ fn run_threads(o: &ReflectOptions, dev: Device) -> io::Result<()> {
     for w in workers {
         w.join();
     }
-    log_total(&shared);
+    log_counters(&name, &shared.total(), is_tap);
     match shared.error.lock().ok().and_then(|mut e| e.take()) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// The part of the status document that does not change (see [`crate::status`]).
+fn status_head(
+    o: &ReflectOptions,
+    name: &str,
+    dev: &Device,
+    tap: Option<&tap::TapReflector>,
+    excluded: &[IpAddr],
+) -> String {
+    use crate::status::{json_opt_str, json_str};
+    // `["a","b"]` from the words of a list (addresses, prefixes, names: no escaping)
+    let list = |h: &mut String, key: &str, words: &str| {
+        let _ = write!(h, ",\"{key}\":[");
+        for (i, w) in words.split_whitespace().enumerate() {
+            let _ = write!(h, "{}\"{w}\"", if i > 0 { "," } else { "" });
+        }
+        h.push(']');
+    };
+    let mut h = String::from("{\"version\":1,\"tool\":\"reflect\",\"device\":");
+    json_str(&mut h, name);
+    let _ = write!(
+        h,
+        ",\"pid\":{},\"mode\":\"{}\",\"queues\":{}",
+        std::process::id(),
+        o.mode.as_str(),
+        dev.queues.len()
+    );
+    let mut w = String::new();
+    for (bits, n) in [
+        (tundev::TUN_F_CSUM, " csum"),
+        (tundev::TUN_F_TSO4, " tso4"),
+        (tundev::TUN_F_TSO6, " tso6"),
+        (tundev::TUN_F_USO4 | tundev::TUN_F_USO6, " uso"),
+    ] {
+        if dev.offloads & bits != 0 {
+            w.push_str(n);
+        }
+    }
+    list(&mut h, "offloads", &w);
+    w.clear();
+    for (a, l) in &o.addresses {
+        let _ = write!(w, " {a}/{l}");
+    }
+    list(&mut h, "addresses", &w);
+    w.clear();
+    for r in &o.ranges {
+        let _ = write!(w, " {r}");
+    }
+    list(&mut h, "ranges", &w);
+    w.clear();
+    for a in excluded {
+        let _ = write!(w, " {a}");
+    }
+    list(&mut h, "excluded", &w);
+    h.push_str(",\"mac\":");
+    json_opt_str(&mut h, tap.map(|t| t.config().mac.to_string()).as_deref());
+    let _ = write!(h, ",\"icmp_echo\":{}", o.icmp_echo);
+    h
+}
+
+/// The status document: `head`, then the uptime and the counters.
+fn status_doc(head: &str, t: &Stats, uptime: u64, tap: bool) -> String {
+    use crate::status::json_counts;
+    use crate::wire::tap::{DropReason as TapDrop, Reply};
+    let mut o = String::with_capacity(head.len() + 1024);
+    o.push_str(head);
+    let _ = write!(
+        o,
+        ",\"uptime_secs\":{uptime},\"rx_packets\":{},\"rx_bytes\":{},\"tx_packets\":{},\
+         \"tx_bytes\":{},\"tx_errors\":{},\"super_packets\":{},\"drops\":",
+        t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.tx_errors, t.super_packets
+    );
+    json_counts(
+        &mut o,
+        &DropReason::ALL.map(|r| (r.name(), t.drop_count(r))),
+    );
+    o.push_str(",\"replies\":");
+    if tap {
+        json_counts(
+            &mut o,
+            &Reply::ALL.map(|r| (r.name(), t.tap.replies[r.index()])),
+        );
+        o.push_str(",\"ignored\":");
+        json_counts(
+            &mut o,
+            &TapDrop::ALL.map(|r| (r.name(), t.tap.drops[r.index()])),
+        );
+    } else {
+        o.push_str("null,\"ignored\":null");
+    }
+    o.push_str("}\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Json;
+    use crate::wire::tap::{DropReason as TapDrop, Reply};
+
+    #[test]
+    fn the_status_document_has_every_counter() {
+        let mut t = Stats {
+            rx_packets: 5,
+            tx_packets: 3,
+            super_packets: 1,
+            ..Default::default()
+        };
+        t.drops[DropReason::Multicast.index()] = 2;
+        let head = "{\"version\":1,\"tool\":\"reflect\"";
+        let d = status_doc(head, &t, 7, false);
+        assert!(d.ends_with("}\n"));
+        let j = Json::parse(&d).expect("JSON");
+        assert_eq!(j.get("uptime_secs").num(), Some(7));
+        assert_eq!(j.get("rx_packets").num(), Some(5));
+        assert_eq!(j.get("super_packets").num(), Some(1));
+        assert_eq!(j.get("drops").get("multicast").num(), Some(2));
+        assert_eq!(j.get("drops").get("would_loop").num(), Some(0));
+        assert_eq!(
+            (j.get("replies"), j.get("ignored")),
+            (&Json::Null, &Json::Null)
+        );
+        t.tap.replies[Reply::Arp.index()] = 4;
+        t.tap.drops[TapDrop::NotOurMac.index()] = 6;
+        let j = Json::parse(&status_doc(head, &t, 7, true)).expect("JSON");
+        assert_eq!(j.get("replies").get("arp_reply").num(), Some(4));
+        assert_eq!(j.get("replies").get("echo_reply").num(), Some(0));
+        assert_eq!(j.get("ignored").get("not_our_mac").num(), Some(6));
+        assert_eq!(j.get("ignored").get("no_room").num(), Some(0));
+    }
+
+    #[test]
+    fn counters_sum_with_the_tap_detail() {
+        let mut a = Stats::default();
+        a.tap.replies[1] = 2;
+        let mut b = a;
+        b.rx_packets = 3;
+        b.add(&a);
+        assert_eq!((b.rx_packets, b.tap.replies[1]), (3, 4));
     }
 }

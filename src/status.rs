@@ -1,10 +1,10 @@
-//! `tunbox status`: every running tunnel serves its state as JSON on a unix socket,
-//! `/var/run/tunbox/NAME.status` (NAME: the device), made before privileges are dropped,
-//! mode 0600 and owned by the service user (root can always connect). A client
-//! connects, reads one JSON document to the end, and the server closes. Serving happens
-//! only when someone connects: nothing is done for it per packet.
+//! `tunbox status`: every running tunnel and reflector serves its state as JSON on a
+//! unix socket, `/var/run/tunbox/NAME.status` (NAME: the device), made before privileges
+//! are dropped, mode 0600 and owned by the service user (root can always connect). A
+//! client connects, reads one JSON document to the end, and the server closes. Serving
+//! happens only when someone connects: nothing is done for it per packet.
 //!
-//! The JSON (version 1; fields are only ever added):
+//! The JSON (version 1; fields are only ever added). A tunnel:
 //!
 //! ```text
 //! {"version":1,"tool":"tunnel","device":"tbx0","pid":123,"mode":"tun","transport":"udp",
@@ -20,6 +20,29 @@
 //! `name` is "" for the one peer of the command line; `endpoint`, `last_handshake_secs`
 //! and `socket_drops` are null when unknown (no session yet; TCP has no socket drops).
 //! `drops` lists every reason of `DropReason::ALL` by its log name.
+//!
+//! A reflector (`crate::reflect`):
+//!
+//! ```text
+//! {"version":1,"tool":"reflect","device":"tun0","pid":124,"mode":"tun","queues":2,
+//!  "offloads":["csum","tso4","tso6"],"addresses":["198.18.0.1/15"],
+//!  "ranges":[],"excluded":[],"mac":null,"icmp_echo":false,"uptime_secs":42,
+//!  "rx_packets":10,"rx_bytes":840,"tx_packets":9,"tx_bytes":756,"tx_errors":0,
+//!  "super_packets":0,"drops":{"truncated":0,...,"would_loop":0},
+//!  "replies":null,"ignored":null}
+//! ```
+//!
+//! rx: packets (frames) read from the device, tx: written back; bytes without the
+//! virtio header. `queues`: threads reading the device; `offloads`: those the kernel
+//! took (empty: plain packets); `addresses`: `--address`es configured on the device;
+//! `uptime_secs`: since it started reflecting; `icmp_echo`: `--icmp-echo` (TAP).
+//! TAP only (TUN: `[]`/null): `ranges` answered for, `excluded` (the host's own
+//! addresses inside them, never answered for), `mac` (the one that answers),
+//! `replies` by kind (`arp_reply`, `neighbor_advert`, `reflected`, `echo_reply`) and
+//! `ignored`: the frames not answered by precise reason (`wire::tap::DropReason`), which
+//! `drops` counts by the loop's reason (ordinary LAN traffic as `not_for_us`). `drops`
+//! lists every reason of `wire::ip::DropReason::ALL`. The counters are the sum of every
+//! thread's, read from them when the client connects (exact at that moment).
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +50,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::sys::{caps, SysError};
 use crate::tunnel::counters::{Counters, DropReason};
 
 /// Suffix of the status sockets in the run directory.
@@ -67,6 +91,31 @@ impl StatusSocket {
         Ok(Self { listener, path })
     }
 
+    /// The socket of a service on device `name` in the run directory, owned by `user`;
+    /// `Ok(None)`, with a warning, if it cannot be made: no reason not to run. Call
+    /// before dropping privileges.
+    pub fn for_service(
+        name: &str,
+        user: Option<&str>,
+        what: &str,
+    ) -> Result<Option<Self>, SysError> {
+        let dir = crate::tunnel_run::hwm::run_dir();
+        let owner = match user {
+            Some(u) => Some(caps::lookup_user(u)?),
+            None => None,
+        };
+        match Self::bind(&dir, name, owner.map(|u| (u.uid.as_raw(), u.gid.as_raw()))) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                log::warn!(
+                    "{name}: no status socket in {} ({e}): `tunbox status` will not show this {what}",
+                    dir.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+
     pub fn listener(&self) -> &UnixListener {
         &self.listener
     }
@@ -75,15 +124,21 @@ impl StatusSocket {
         &self.path
     }
 
-    /// Answers the clients waiting (a few at most per call) with `doc()`.
-    pub fn serve(&self, doc: impl Fn() -> String) {
+    /// Answers the clients waiting (a few at most per call) with `doc()`, made once
+    /// when the first is accepted.
+    pub fn serve(&self, doc: impl FnOnce() -> String) {
+        let mut doc = Some(doc);
+        let mut text = String::new();
         for _ in 0..4 {
             let Ok((mut s, _)) = self.listener.accept() else {
                 return;
             };
+            if let Some(f) = doc.take() {
+                text = f();
+            }
             let _ = s.set_nonblocking(false);
             let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = s.write_all(doc().as_bytes());
+            let _ = s.write_all(text.as_bytes());
         }
     }
 }
@@ -150,16 +205,21 @@ pub fn json_opt_u64(out: &mut String, n: Option<u64>) {
     }
 }
 
-/// `{"short":0,...}` over every drop reason.
-pub fn json_drops(out: &mut String, c: &Counters) {
+/// `{"name":N,...}` (the names need no escaping).
+pub fn json_counts(out: &mut String, counts: &[(&str, u64)]) {
     out.push('{');
-    for (i, r) in DropReason::ALL.iter().enumerate() {
+    for (i, (k, n)) in counts.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "\"{}\":{}", r.name(), c.dropped(*r));
+        let _ = write!(out, "\"{k}\":{n}");
     }
     out.push('}');
+}
+
+/// `{"short":0,...}` over every drop reason.
+pub fn json_drops(out: &mut String, c: &Counters) {
+    json_counts(out, &DropReason::ALL.map(|r| (r.name(), c.dropped(r))));
 }
 
 /// The counter fields of a peer (without braces).
@@ -231,6 +291,33 @@ mod tests {
         let mut s = String::new();
         json_str(&mut s, "a\"b\\c\n");
         assert_eq!(s, r#""a\"b\\c\u000a""#);
+    }
+
+    #[test]
+    fn a_reflector_in_human_form() {
+        let d = "{\"version\":1,\"tool\":\"reflect\",\"device\":\"tap0\",\"pid\":7,\
+                 \"mode\":\"tap\",\"queues\":1,\"offloads\":[],\"addresses\":[],\
+                 \"ranges\":[\"198.19.0.0/16\",\"2001:2:0:1::/64\"],\"excluded\":[\"198.19.0.1\"],\
+                 \"mac\":\"02:00:5e:00:00:42\",\"icmp_echo\":false,\"uptime_secs\":5,\
+                 \"rx_packets\":9,\"rx_bytes\":900,\"tx_packets\":4,\"tx_bytes\":400,\
+                 \"tx_errors\":0,\"super_packets\":0,\"drops\":{\"truncated\":0,\"not_for_us\":5},\
+                 \"replies\":{\"arp_reply\":1,\"reflected\":3},\
+                 \"ignored\":{\"not_our_mac\":2,\"not_in_range\":3}}";
+        assert_eq!(
+            human(d),
+            "reflect tap0: tap, queues 1, pid 7, up 5 s\n\
+             \x20 answering for: 198.19.0.0/16 2001:2:0:1::/64 as 02:00:5e:00:00:42\n\
+             \x20 not for (own): 198.19.0.1\n\
+             \x20 rx: 9 packets, 900 bytes\n\
+             \x20 tx: 4 packets, 400 bytes\n\
+             \x20 super-packets: 0, tx errors 0\n\
+             \x20 dropped: not_for_us=5\n\
+             \x20 replies: arp_reply=1 reflected=3\n\
+             \x20 ignored: not_our_mac=2 not_in_range=3\n"
+        );
+        let mut c = String::new();
+        json_counts(&mut c, &[("a", 1), ("b", 0)]);
+        assert_eq!(c, "{\"a\":1,\"b\":0}");
     }
 
     #[test]
@@ -420,14 +507,45 @@ impl Parser<'_> {
     }
 }
 
+fn num(v: &Json) -> String {
+    v.num().map_or("-".to_string(), |n| n.to_string())
+}
+
+/// `k=N ...` for the non-zero counters of an object.
+fn nonzero(d: &Json) -> String {
+    let Json::Obj(m) = d else {
+        return String::new();
+    };
+    let v: Vec<String> = m
+        .iter()
+        .filter(|(_, c)| c.num().is_some_and(|c| c > 0))
+        .map(|(k, c)| format!("{k}={}", num(c)))
+        .collect();
+    v.join(" ")
+}
+
+/// The strings of an array, separated by spaces.
+fn words(v: &Json) -> String {
+    let Json::Arr(a) = v else {
+        return String::new();
+    };
+    let w: Vec<&str> = a.iter().filter_map(Json::str).collect();
+    w.join(" ")
+}
+
 /// The human form of one document (as `wg show`).
 pub fn human(doc: &str) -> String {
     let Some(j) = Json::parse(doc.trim()) else {
         return format!("(unreadable status: {})\n", doc.trim());
     };
     let s = |v: &Json| v.str().unwrap_or("-").to_string();
-    let n = |v: &Json| v.num().map_or("-".to_string(), |n| n.to_string());
+    let n = num;
+    let drops = nonzero;
     let mut o = String::new();
+    if j.get("tool").str() == Some("reflect") {
+        human_reflect(&j, &mut o);
+        return o;
+    }
     let _ = writeln!(
         o,
         "{} {}: {}, {}, {} {}, pid {}",
@@ -446,17 +564,6 @@ pub fn human(doc: &str) -> String {
     if let Some(d) = j.get("socket_drops").num() {
         let _ = writeln!(o, "  socket drops (kernel): {d}");
     }
-    let drops = |d: &Json| -> String {
-        let Json::Obj(m) = d else {
-            return String::new();
-        };
-        let v: Vec<String> = m
-            .iter()
-            .filter(|(_, c)| c.num().is_some_and(|c| c > 0))
-            .map(|(k, c)| format!("{k}={}", n(c)))
-            .collect();
-        v.join(" ")
-    };
     let own = drops(j.get("drops"));
     if !own.is_empty() {
         let _ = writeln!(o, "  dropped (no peer): {own}");
@@ -485,4 +592,56 @@ pub fn human(doc: &str) -> String {
         }
     }
     o
+}
+
+/// The human form of a reflector's document.
+fn human_reflect(j: &Json, o: &mut String) {
+    let g = |k: &str| num(j.get(k));
+    let put = |o: &mut String, lines: &[(&str, String)]| {
+        for (k, v) in lines {
+            if !v.is_empty() {
+                let _ = writeln!(o, "  {k}: {v}");
+            }
+        }
+    };
+    let _ = writeln!(
+        o,
+        "reflect {}: {}, queues {}, pid {}, up {} s",
+        j.get("device").str().unwrap_or("-"),
+        j.get("mode").str().unwrap_or("-"),
+        g("queues"),
+        g("pid"),
+        g("uptime_secs")
+    );
+    let mut ranges = words(j.get("ranges"));
+    if let (false, Some(m)) = (ranges.is_empty(), j.get("mac").str()) {
+        ranges = ranges + " as " + m;
+    }
+    put(
+        o,
+        &[
+            ("addresses", words(j.get("addresses"))),
+            ("answering for", ranges),
+            ("not for (own)", words(j.get("excluded"))),
+            ("offloads", words(j.get("offloads"))),
+        ],
+    );
+    let _ = writeln!(
+        o,
+        "  rx: {} packets, {} bytes\n  tx: {} packets, {} bytes\n  super-packets: {}, tx errors {}",
+        g("rx_packets"),
+        g("rx_bytes"),
+        g("tx_packets"),
+        g("tx_bytes"),
+        g("super_packets"),
+        g("tx_errors")
+    );
+    put(
+        o,
+        &[
+            ("dropped", nonzero(j.get("drops"))),
+            ("replies", nonzero(j.get("replies"))),
+            ("ignored", nonzero(j.get("ignored"))),
+        ],
+    );
 }

@@ -3,7 +3,7 @@
 mod common;
 use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tunbox::reflect::{queue_loop, run_loop, LoopState, PacketIo, Shared, TunReflector, BUF_SIZE};
 
 #[global_allocator]
@@ -135,13 +135,23 @@ fn offload_loop_allocates_nothing_and_counts_super_packets() {
 }
 
 /// Stops the queue threads once their fake device has handed out every packet.
+/// Half-way it waits for `go` (counting itself in `paused`), so the test can ask for
+/// the counters while the loop runs.
 struct StopIo<'a> {
     inner: FakeIo<'a>,
     shared: &'a Shared,
+    paused: &'a AtomicUsize,
+    go: &'a AtomicBool,
 }
 
 impl PacketIo for StopIo<'_> {
     fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner.given == self.inner.total / 2 && !self.go.load(Ordering::Relaxed) {
+            self.paused.fetch_add(1, Ordering::Relaxed);
+            while !self.go.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+        }
         self.inner.recv(buf)
     }
     fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -155,16 +165,19 @@ impl PacketIo for StopIo<'_> {
     }
 }
 
-/// The multi-queue threads: each allocates nothing in its loop, answers a report
-/// request, and their counters sum.
+/// The multi-queue threads: each allocates nothing in its loop, also while it hands its
+/// counters over again and again (as for `tunbox status` and SIGUSR1), and their
+/// counters sum.
 #[test]
 fn queue_threads_allocate_nothing_and_counters_sum() {
     let shared = Shared::new(3);
     let gen = shared.request_report();
+    let (paused, go) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let mut mid = None;
     let allocs: Vec<usize> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..3)
             .map(|idx| {
-                let shared = &shared;
+                let (shared, paused, go) = (&shared, &paused, &go);
                 s.spawn(move || {
                     let pkts = offload_packets();
                     let mut buf = vec![0u8; BUF_SIZE];
@@ -180,6 +193,8 @@ fn queue_threads_allocate_nothing_and_counters_sum() {
                             done: &done,
                         },
                         shared,
+                        paused,
+                        go,
                     };
                     let before = ALLOCS.load(Ordering::Relaxed);
                     COUNTING.with(|c| c.set(true));
@@ -197,12 +212,31 @@ fn queue_threads_allocate_nothing_and_counters_sum() {
                 })
             })
             .collect();
+        // every thread half-way: ask for the counters as `tunbox status` does (no
+        // interruption needed, these threads do not block), then let them go on
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while paused.load(Ordering::Relaxed) < 3 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let g = shared.request_report();
+        go.store(true, Ordering::Relaxed);
+        while !shared.answered(g) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        mid = Some(shared.total());
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     // ALLOCS is shared: each thread's difference includes the others' (all zero)
     assert!(allocs.iter().all(|&a| a == 0), "{allocs:?}");
     assert!(shared.answered(gen), "every thread left its counters");
-    let t = shared.total();
+    // handed over on request: each thread's count as of just after its pause, or its
+    // final count if it ended before the slots were read
+    let (mid, t) = (mid.unwrap(), shared.total());
+    assert!(
+        mid.rx_packets >= 3 * 2_501 && mid.rx_packets <= t.rx_packets,
+        "{mid:?}"
+    );
+    assert_eq!(mid.tx_packets, mid.rx_packets);
     // each thread stops at its own end or when another one stopped first
     assert!(t.rx_packets >= 5_000 && t.rx_packets <= 15_000, "{t:?}");
     assert_eq!(t.tx_packets, t.rx_packets);

@@ -281,6 +281,14 @@ fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
         "{}",
         r.log()
     );
+    if cfg!(feature = "test-hooks") {
+        let v = tap_status(&lan.pi);
+        assert_eq!(
+            v["excluded"],
+            serde_json::json!(["198.18.0.1", "2001:2::1"]),
+            "{v}"
+        );
+    }
     for (own, other) in [("198.18.0.1", "198.18.0.77"), ("2001:2::1", "2001:2::77")] {
         let (got, out) = ping(&lan.laptop, own, 2);
         assert_eq!(got, 2, "{out}");
@@ -297,6 +305,145 @@ fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
         );
     }
     assert_eq!(lan.pi.stop(r.pid), Some(0));
+}
+
+/// `tunbox status ARGS` in `ns`, with the run directory of the tunbox processes started
+/// there (a test-hooks build): (exit code, stdout).
+fn status_in(ns: &Netns, args: &[&str]) -> (Option<i32>, String) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", ns.name));
+    let mut a = vec!["status"];
+    a.extend_from_slice(args);
+    let out = ns.run_env(
+        10,
+        TUNBOX,
+        &a,
+        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn tap_status(ns: &Netns) -> serde_json::Value {
+    let (code, out) = status_in(ns, &["tap0", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    v[0].clone()
+}
+
+/// The TAP reflector serves `tunbox status`: its ranges and MAC, and counters per reply
+/// kind and per ignored reason that grow with the LAN's traffic.
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "the run directory is only test-overridable with --features test-hooks"
+)]
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn tap_reflector_serves_its_status() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !need_root() {
+        return;
+    }
+    let mut lan = lan();
+    let r = start(
+        &mut lan,
+        &[
+            "reflect", "--mode", "tap", "--dev", "tap0", "--range", RANGE4, "--range", RANGE6,
+            "--user", "nobody",
+        ],
+        &[],
+    );
+    let mac = mac_in_log(&r.log());
+    let sock = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-run", lan.pi.name))
+        .join("tap0.status");
+    let md = std::fs::metadata(&sock).expect("tap0.status");
+    assert_eq!(md.permissions().mode() & 0o777, 0o600);
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(md.uid(), nobody.uid.as_raw(), "owned by --user nobody");
+
+    let a = tap_status(&lan.pi);
+    assert_eq!(a["version"], 1);
+    assert_eq!(a["tool"], "reflect");
+    assert_eq!(a["device"], "tap0");
+    assert_eq!(a["mode"], "tap");
+    assert_eq!(a["pid"], r.pid);
+    assert_eq!(a["queues"], 1);
+    assert_eq!(a["offloads"], serde_json::json!([]));
+    assert_eq!(a["addresses"], serde_json::json!([]));
+    assert_eq!(a["ranges"], serde_json::json!([RANGE4, RANGE6]));
+    assert_eq!(a["excluded"], serde_json::json!([]));
+    assert_eq!(a["mac"], mac.as_str());
+    assert_eq!(a["icmp_echo"], false);
+    assert!(a["uptime_secs"].is_u64() && a["super_packets"].is_u64());
+    assert!(a["drops"]["not_for_us"].is_u64(), "{a}");
+    for k in ["arp_reply", "neighbor_advert", "reflected", "echo_reply"] {
+        assert!(a["replies"][k].is_u64(), "replies.{k}: {a}");
+    }
+    for k in [
+        "not_our_mac",
+        "not_in_range",
+        "ethertype",
+        "ndp_other",
+        "no_room",
+    ] {
+        assert!(a["ignored"][k].is_u64(), "ignored.{k}: {a}");
+    }
+
+    let (got, out) = ping(&lan.laptop, "198.19.0.5", 5);
+    assert_eq!(got, 5, "{out}\n{}", r.log());
+    let (got, _) = ping(&lan.laptop, "198.18.200.200", 2);
+    assert_eq!(got, 0, "outside the ranges");
+    let b = tap_status(&lan.pi);
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let reply = |v: &serde_json::Value, k: &str| v["replies"][k].as_u64().unwrap();
+    // each echo request comes back as a request, the laptop's answer comes back too
+    assert!(
+        reply(&b, "reflected") >= reply(&a, "reflected") + 10,
+        "{a}\n{b}"
+    );
+    assert!(reply(&b, "arp_reply") > reply(&a, "arp_reply"), "{b}");
+    assert!(
+        b["ignored"]["not_in_range"].as_u64() > a["ignored"]["not_in_range"].as_u64(),
+        "{b}"
+    );
+    assert!(n(&b, "rx_packets") >= n(&a, "rx_packets") + 12, "{a}\n{b}");
+    assert!(n(&b, "tx_packets") >= n(&a, "tx_packets") + 11, "{a}\n{b}");
+    // every frame read is answered or ignored for one reason
+    let sum = |o: &serde_json::Value| -> u64 {
+        o.as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(&b["replies"]), n(&b, "tx_packets") + n(&b, "tx_errors"));
+    assert_eq!(sum(&b["ignored"]), sum(&b["drops"]), "{b}");
+    assert_eq!(
+        n(&b, "rx_packets"),
+        n(&b, "tx_packets") + n(&b, "tx_errors") + sum(&b["drops"])
+    );
+
+    let (code, text) = status_in(&lan.pi, &["tap0"]);
+    assert_eq!(code, Some(0));
+    for want in [
+        "reflect tap0: tap, queues 1, pid ".to_string(),
+        format!("  answering for: {RANGE4} {RANGE6} as {mac}\n"),
+        "  replies: arp_reply=".to_string(),
+        "  ignored: ".to_string(),
+    ] {
+        assert!(text.contains(&want), "'{want}' in:\n{text}");
+    }
+    assert_eq!(lan.pi.stop(r.pid), Some(0), "{}", r.log());
+    let log = r.log();
+    assert!(
+        log.contains("tap0: replies arp_reply "),
+        "detail line at exit: {log}"
+    );
 }
 
 /// Runs `prog args` in `ns` and returns its stdout.

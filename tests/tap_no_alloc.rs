@@ -5,9 +5,9 @@
 mod common;
 use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tunbox::reflect::tap::TapReflector;
-use tunbox::reflect::{run_loop, LoopState, BUF_SIZE};
+use tunbox::reflect::{queue_loop, run_loop, LoopState, PacketIo, Shared, BUF_SIZE};
 use tunbox::wire::cidr::Cidr;
 use tunbox::wire::ethernet::MacAddr;
 use tunbox::wire::tap::{DropReason, Reply, TapConfig};
@@ -148,4 +148,107 @@ fn tap_hot_loop_allocates_nothing() {
         "allocations must not grow with frames: {small} for 1k, {big} for 200k"
     );
     assert_eq!(big, 0, "the TAP loop allocates nothing at all: {big}");
+}
+
+/// Stops the queue thread once its fake device has handed out every frame.
+/// Half-way it waits for `go` (counting itself in `paused`), so the test can ask for
+/// the counters while the loop runs.
+struct StopIo<'a> {
+    inner: FakeIo<'a>,
+    shared: &'a Shared,
+    paused: &'a AtomicUsize,
+    go: &'a AtomicBool,
+}
+
+impl PacketIo for StopIo<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner.given == self.inner.total / 2 && !self.go.load(Ordering::Relaxed) {
+            self.paused.fetch_add(1, Ordering::Relaxed);
+            while !self.go.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+        }
+        self.inner.recv(buf)
+    }
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.send(buf)
+    }
+    fn wait(&mut self) -> std::io::Result<()> {
+        if self.inner.done.get() {
+            self.shared.request_stop();
+        }
+        Ok(())
+    }
+}
+
+/// The TAP reflector on a queue thread, as the daemon runs it: nothing allocated while
+/// it hands its counters (the loop's and the TAP reply/ignore counters) over on request
+/// again and again; the counters handed over add up.
+#[test]
+fn tap_queue_thread_allocates_nothing_while_reporting() {
+    let shared = Shared::new(1);
+    let total = 100_000;
+    let (paused, go) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (allocs, mid) = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let frames = frames();
+            let mut buf = vec![0u8; BUF_SIZE];
+            let mut st = LoopState::new("tapfake0", false);
+            let mut refl = TapReflector::new(TapConfig {
+                mac: MacAddr(US),
+                ranges: ["198.18.0.0/24", "2001:2::/48"]
+                    .iter()
+                    .map(|s| s.parse::<Cidr>().unwrap())
+                    .collect(),
+                icmp_echo: true,
+            });
+            let done = Cell::new(false);
+            let mut io = StopIo {
+                inner: FakeIo {
+                    pkts: &frames,
+                    given: 0,
+                    total,
+                    sent: 0,
+                    done: &done,
+                },
+                shared: &shared,
+                paused: &paused,
+                go: &go,
+            };
+            let before = ALLOCS.load(Ordering::Relaxed);
+            COUNTING.with(|c| c.set(true));
+            queue_loop(&mut io, &mut refl, &mut buf, &mut st, &shared, 0).unwrap();
+            COUNTING.with(|c| c.set(false));
+            ALLOCS.load(Ordering::Relaxed) - before
+        });
+        // half-way: ask for the counters as `tunbox status` does, then let it go on
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while paused.load(Ordering::Relaxed) < 1 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let g = shared.request_report();
+        go.store(true, Ordering::Relaxed);
+        while !shared.answered(g) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let mid = shared.total();
+        (h.join().unwrap(), mid)
+    });
+    // one consistent snapshot, just after the pause (or at the end, if the thread ended
+    // before the slot was read): every frame read is answered or ignored, and the loop's
+    // drops are the TAP reflector's ignored frames
+    assert!(mid.rx_packets > total as u64 / 2, "{mid:?}");
+    let replies: u64 = mid.tap.replies.iter().sum();
+    let ignored: u64 = mid.tap.drops.iter().sum();
+    assert_eq!(replies + ignored, mid.rx_packets, "{mid:?}");
+    assert_eq!(ignored, mid.dropped(), "{mid:?}");
+    assert_eq!(allocs, 0, "the TAP queue loop allocates nothing: {allocs}");
+    let t = shared.total();
+    assert_eq!(t.rx_packets, total as u64);
+    assert_eq!(t.tap.replies[Reply::Arp.index()], total as u64 / 8);
+    assert_eq!(
+        t.tap.drops[DropReason::NotInRange.index()],
+        total as u64 / 8
+    );
+    assert_eq!(t.tap.replies.iter().sum::<u64>(), t.tx_packets);
 }

@@ -1,5 +1,5 @@
-//! `tunbox status [NAME] [--json]`: asks every running tunnel for its state (see
-//! [`crate::status`]). Exit status 0, or 1 when NAME is not running.
+//! `tunbox status [NAME] [--json]`: asks every running tunnel and reflector for its
+//! state (see [`crate::status`]). Exit status 0, or 1 when NAME is not running.
 use super::AppError;
 use crate::cli;
 use crate::status;
@@ -34,17 +34,17 @@ pub fn cmd_status(a: &cli::Status) -> Result<(), AppError> {
     }
     if let (Some(n), true) = (&a.name, docs.is_empty()) {
         return Err(AppError::Failed(format!(
-            "{n}: no such tunnel running (no {} in {})",
+            "{n}: no tunnel or reflector of that name running (no {} in {})",
             status::socket_path(&dir, n).display(),
             dir.display()
         )));
     }
     if a.json {
-        // One array of the tunnels' documents.
+        // One array of the documents.
         let body: Vec<&str> = docs.iter().map(|d| d.trim_end()).collect();
         println!("[{}]", body.join(","));
     } else if docs.is_empty() {
-        println!("no tunnels running");
+        println!("no tunnels or reflectors running");
     } else {
         for d in &docs {
             print!("{}", status::human(d));

@@ -11,19 +11,54 @@ use log::{info, warn};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+/// A TAP reflector's counters: frames answered per reply kind, frames not answered per
+/// precise reason. Plain integers, summed across threads like [`super::Stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TapCounts {
+    pub replies: [u64; Reply::ALL.len()],
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl TapCounts {
+    pub fn add(&mut self, o: &TapCounts) {
+        for (a, b) in self.replies.iter_mut().zip(o.replies) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops) {
+            *a += b;
+        }
+    }
+
+    /// `replies arp_reply N, ... ; ignored not_our_mac N, ...` (only non-zero counters).
+    pub fn summary(&self) -> heapless::String<480> {
+        let mut s = heapless::String::new();
+        let _ = s.push_str("replies");
+        for r in Reply::ALL {
+            let _ = write!(s, " {} {}", r, self.replies[r.index()]);
+        }
+        let mut first = true;
+        for r in DropReason::ALL {
+            let n = self.drops[r.index()];
+            if n > 0 {
+                let _ = write!(s, "{}{} {}", if first { "; ignored " } else { ", " }, r, n);
+                first = false;
+            }
+        }
+        s
+    }
+}
+
 /// Answers ARP/ND and reflects frames for the configured ranges.
 pub struct TapReflector {
     cfg: TapConfig,
-    replies: [u64; Reply::ALL.len()],
-    drops: [u64; DropReason::COUNT],
+    counts: TapCounts,
 }
 
 impl TapReflector {
     pub fn new(cfg: TapConfig) -> TapReflector {
         TapReflector {
             cfg,
-            replies: [0; Reply::ALL.len()],
-            drops: [0; DropReason::COUNT],
+            counts: TapCounts::default(),
         }
     }
 
@@ -32,29 +67,15 @@ impl TapReflector {
     }
 
     pub fn reply_count(&self, r: Reply) -> u64 {
-        self.replies[r.index()]
+        self.counts.replies[r.index()]
     }
 
     pub fn drop_count(&self, r: DropReason) -> u64 {
-        self.drops[r.index()]
+        self.counts.drops[r.index()]
     }
 
-    /// `replies arp_reply N, ... ; ignored not_our_mac N, ...` (only non-zero counters).
     pub fn summary(&self) -> heapless::String<480> {
-        let mut s = heapless::String::new();
-        let _ = s.push_str("replies");
-        for r in Reply::ALL {
-            let _ = write!(s, " {} {}", r, self.reply_count(r));
-        }
-        let mut first = true;
-        for r in DropReason::ALL {
-            let n = self.drop_count(r);
-            if n > 0 {
-                let _ = write!(s, "{}{} {}", if first { "; ignored " } else { ", " }, r, n);
-                first = false;
-            }
-        }
-        s
+        self.counts.summary()
     }
 }
 
@@ -88,11 +109,11 @@ impl Reflector for TapReflector {
     fn process(&mut self, buf: &mut [u8], len: usize) -> Result<usize, ip::DropReason> {
         match tap::transform(buf, len, &self.cfg) {
             Action::Send { len, kind } => {
-                self.replies[kind.index()] += 1;
+                self.counts.replies[kind.index()] += 1;
                 Ok(len)
             }
             Action::Drop(r) => {
-                self.drops[r.index()] += 1;
+                self.counts.drops[r.index()] += 1;
                 Err(shared_reason(r))
             }
         }
@@ -102,8 +123,8 @@ impl Reflector for TapReflector {
         tap::frame_addrs(buf)
     }
 
-    fn log_detail(&self, dev: &str) {
-        info!("{dev}: {}", self.summary());
+    fn tap_counts(&self) -> Option<&TapCounts> {
+        Some(&self.counts)
     }
 }
 
@@ -156,8 +177,8 @@ fn link_name(index: u32) -> String {
 
 /// Everything a TAP reflector does before the loop, while it still has CAP_NET_ADMIN:
 /// picks the MAC, logs what it answers for, makes its bridge port forward multicast and
-/// excludes the host's own addresses from the ranges.
-pub fn setup(o: &ReflectOptions, dev: &str) -> TapReflector {
+/// excludes the host's own addresses from the ranges (returned too, for `tunbox status`).
+pub fn setup(o: &ReflectOptions, dev: &str) -> (TapReflector, Vec<IpAddr>) {
     let mac = o.mac.unwrap_or_else(|| default_mac(dev));
     let mut desc = String::new();
     for r in &o.ranges {
@@ -188,11 +209,13 @@ pub fn setup(o: &ReflectOptions, dev: &str) -> TapReflector {
         ),
     }
     let mut ranges: Ranges = o.ranges.iter().copied().collect();
+    let mut excluded = Vec::new();
     match own_addresses_in(&ranges) {
         Ok(own) => {
             for (ifname, ip) in own {
                 warn!("{ip} on {ifname} is inside a range: not answered for (this host owns it)");
                 ranges.exclude(ip);
+                excluded.push(ip);
             }
         }
         Err(e) => warn!(
@@ -200,11 +223,12 @@ pub fn setup(o: &ReflectOptions, dev: &str) -> TapReflector {
              the reflector answers for it too"
         ),
     }
-    TapReflector::new(TapConfig {
+    let refl = TapReflector::new(TapConfig {
         mac,
         ranges,
         icmp_echo: o.icmp_echo,
-    })
+    });
+    (refl, excluded)
 }
 
 /// The reflector's MAC when none is configured: derived from /etc/machine-id (where
