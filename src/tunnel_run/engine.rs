@@ -9,12 +9,13 @@ use crate::ratelimit::{RateLimit, VerboseLog};
 use crate::sys::poll::{PollSet, Want};
 use crate::sys::signals;
 use crate::sys::tun::Tun;
+use crate::sys::udp::TxBatch;
 use crate::tunnel::noise::DATA_OVERHEAD;
 use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ use std::time::{Duration, Instant};
 pub const BUF_SIZE: usize = 65536;
 /// Packets handled per readiness before looking at the other side again.
 const BATCH: usize = 64;
+/// UDP: `recvmmsg` calls per readiness (each up to `udp::SLOTS` datagrams).
+const UDP_BATCHES: usize = 4;
 
 /// The packet device: the tun/tap [`Tun`], or a datagram socket in tests.
 pub trait Device: AsFd {
@@ -336,7 +339,6 @@ impl<D: Device> Core<D> {
 pub struct Engine<D: Device> {
     core: Core<D>,
     net: Net,
-    net_buf: Box<[u8]>,
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
@@ -446,7 +448,6 @@ impl<D: Device> Engine<D> {
                 verbose_log: VerboseLog::new(),
             },
             net,
-            net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
             resolve: None,
             hwm: Vec::new(),
             status: None,
@@ -835,7 +836,9 @@ impl<D: Device> Engine<D> {
             }
             let pkt = &core.dev_buf[..n];
             match &mut self.net {
-                Net::Udp { sock, remote, .. } => {
+                Net::Udp {
+                    sock, remote, tx, ..
+                } => {
                     let Ok(to) = core.tunnel.route(pkt) else {
                         continue; // counted
                     };
@@ -846,15 +849,23 @@ impl<D: Device> Engine<D> {
                             .drop(DropReason::NoSession);
                         continue;
                     };
-                    match core.tunnel.encapsulate_to(to, pkt, &mut core.out_buf, now) {
-                        Output::ToNetwork(m) => {
-                            if let Err(e) = sock.send_to(&core.out_buf[..m], dst) {
-                                core.tunnel.counters_mut().drop(DropReason::WriteError);
-                                if core.drop_log.allow(now) {
-                                    warn!("{}: send to {dst} failed: {e}", core.name);
-                                }
-                            }
-                        }
+                    if tx.slot(n + DATA_OVERHEAD).is_none() {
+                        Self::send_udp(
+                            &mut core.tunnel,
+                            &core.name,
+                            &mut core.drop_log,
+                            sock,
+                            tx,
+                            now,
+                        );
+                    }
+                    let Some(slot) = tx.slot(n + DATA_OVERHEAD) else {
+                        core.tunnel.counters_mut().drop(DropReason::TooBig);
+                        core.log_drop("packet from the device", n, None, DropReason::TooBig);
+                        continue;
+                    };
+                    match core.tunnel.encapsulate_to(to, pkt, slot, now) {
+                        Output::ToNetwork(m) => tx.commit(m, dst),
                         Output::Drop(r) if r != DropReason::NoSession => {
                             core.log_drop("packet from the device", n, None, r);
                         }
@@ -887,76 +898,101 @@ impl<D: Device> Engine<D> {
                 }
             }
         }
+        if let Net::Udp { sock, tx, .. } = &mut self.net {
+            Self::send_udp(
+                &mut core.tunnel,
+                &core.name,
+                &mut core.drop_log,
+                sock,
+                tx,
+                now,
+            );
+        }
         Ok(())
+    }
+
+    /// Sends the sealed packets gathered so far (one `sendmmsg`, GSO runs).
+    fn send_udp(
+        hub: &mut Hub,
+        name: &str,
+        drop_log: &mut RateLimit,
+        sock: &UdpSocket,
+        tx: &mut TxBatch,
+        now: Instant,
+    ) {
+        if tx.is_empty() {
+            return;
+        }
+        let f = tx.flush(sock.as_fd());
+        if let Some(e) = f.gso_refused {
+            info!("{name}: the kernel refused udp gso ({e}): one datagram per packet from now on");
+        }
+        if f.failed > 0 {
+            hub.counters_mut()
+                .drop_n(DropReason::WriteError, f.failed as u64);
+            if drop_log.allow(now) {
+                if let Some(e) = f.error {
+                    warn!("{name}: udp send of {} packets failed: {e}", f.failed);
+                }
+            }
+        }
     }
 
     fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool, inc: [bool; TCP_PENDING]) {
         let core = &mut self.core;
         match &mut self.net {
-            Net::Udp { sock, remote, .. } => {
-                for _ in 0..BATCH {
-                    let (n, src) = match sock.recv_from(&mut self.net_buf) {
-                        Ok(x) => x,
+            Net::Udp {
+                sock,
+                remote,
+                rx,
+                overflow_seen,
+                ..
+            } => {
+                for _ in 0..UDP_BATCHES {
+                    match rx.recv(sock.as_fd()) {
+                        Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
                         // ICMP errors reported on the socket; keep going
                         Err(_) => continue,
-                    };
-                    let from = From::Udp(src);
-                    // Plaintext: only the configured server may talk to a client.
-                    // Encrypted: authentication decides (a multihomed server may
-                    // answer from another of its addresses).
-                    if core.tunnel.is_plaintext() && remote.is_some_and(|r| r != src) {
-                        core.count(DropReason::WrongSource);
-                        core.log_drop("datagram", n, Some(from), DropReason::WrongSource);
-                        continue;
                     }
-                    match core.tunnel.decapsulate_from(
-                        &self.net_buf[..n],
-                        &mut core.out_buf,
-                        now,
-                        Some(src.ip().to_canonical()),
-                    ) {
-                        Output::ToDevice(m) => core.deliver(m, from),
-                        Output::ToNetwork(m) => {
-                            if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
-                                core.count(DropReason::WriteError);
-                                if core.drop_log.allow(now) {
-                                    warn!("{}: send to {src} failed: {e}", core.name);
-                                }
-                            }
-                        }
-                        Output::Drop(r) => {
-                            core.log_drop("datagram", n, Some(from), r);
-                        }
-                        Output::Keepalive | Output::Nothing => {}
-                    }
-                    let who = core.tunnel.last_peer();
-                    let endpoint = core.tunnel.endpoint(who);
-                    if remote.is_none()
-                        && core.tunnel.authenticated_current()
-                        && endpoint != Some(src)
-                    {
-                        if endpoint.is_some() || core.verbose {
-                            match core.tunnel.name(who) {
-                                "" => info!("{}: client now at {}", core.name, Addr(src)),
-                                n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
-                            }
-                        }
-                        let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
-                        if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
-                            if core.event_log.allow(now) {
-                                let peer = PeerName(core.tunnel.name(who), None);
+                    if let Some(c) = rx.overflow_count() {
+                        if c != *overflow_seen {
+                            let lost = c.wrapping_sub(*overflow_seen);
+                            *overflow_seen = c;
+                            core.tunnel
+                                .counters_mut()
+                                .drop_n(DropReason::SocketOverflow, u64::from(lost));
+                            if core.drop_log.allow(now) {
                                 warn!(
-                                    "{}: two clients use the same key ({peer}): {} and {} take the \
-                                     session from each other in turns; give each client its own key \
-                                     (a `config peer` section each)",
-                                    core.name,
-                                    Addr(src),
-                                    Addr(other)
+                                    "{}: the kernel dropped {lost} datagrams: the socket's receive \
+                                     buffer was full ({c} so far)",
+                                    core.name
                                 );
                             }
                         }
+                    }
+                    for i in 0..rx.len() {
+                        let d = rx.get(i);
+                        let Some(src) = d.from else { continue };
+                        if d.truncated {
+                            core.count(DropReason::TooBig);
+                            core.log_drop(
+                                "datagram",
+                                d.data.len(),
+                                Some(From::Udp(src)),
+                                DropReason::TooBig,
+                            );
+                        } else if d.segment == 0 {
+                            Self::udp_datagram(core, sock, *remote, d.data, src, now);
+                        } else {
+                            for one in d.data.chunks(d.segment) {
+                                Self::udp_datagram(core, sock, *remote, one, src, now);
+                            }
+                        }
+                    }
+                    if rx.len() < rx.capacity() {
+                        break; // the queue is empty
                     }
                 }
             }
@@ -1095,6 +1131,70 @@ impl<D: Device> Engine<D> {
                     } else if !up_before && core.tunnel.is_up() {
                         backoff.reset();
                     }
+                }
+            }
+        }
+    }
+
+    /// One datagram from the network: open it, deliver or answer it, follow the peer.
+    fn udp_datagram(
+        core: &mut Core<D>,
+        sock: &UdpSocket,
+        remote: Option<SocketAddr>,
+        data: &[u8],
+        src: SocketAddr,
+        now: Instant,
+    ) {
+        let from = From::Udp(src);
+        // Plaintext: only the configured server may talk to a client.
+        // Encrypted: authentication decides (a multihomed server may
+        // answer from another of its addresses).
+        if core.tunnel.is_plaintext() && remote.is_some_and(|r| r != src) {
+            core.count(DropReason::WrongSource);
+            core.log_drop("datagram", data.len(), Some(from), DropReason::WrongSource);
+            return;
+        }
+        match core.tunnel.decapsulate_from(
+            data,
+            &mut core.out_buf,
+            now,
+            Some(src.ip().to_canonical()),
+        ) {
+            Output::ToDevice(m) => core.deliver(m, from),
+            Output::ToNetwork(m) => {
+                if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
+                    core.count(DropReason::WriteError);
+                    if core.drop_log.allow(now) {
+                        warn!("{}: send to {src} failed: {e}", core.name);
+                    }
+                }
+            }
+            Output::Drop(r) => {
+                core.log_drop("datagram", data.len(), Some(from), r);
+            }
+            Output::Keepalive | Output::Nothing => {}
+        }
+        let who = core.tunnel.last_peer();
+        let endpoint = core.tunnel.endpoint(who);
+        if remote.is_none() && core.tunnel.authenticated_current() && endpoint != Some(src) {
+            if endpoint.is_some() || core.verbose {
+                match core.tunnel.name(who) {
+                    "" => info!("{}: client now at {}", core.name, Addr(src)),
+                    n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
+                }
+            }
+            let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
+            if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
+                if core.event_log.allow(now) {
+                    let peer = PeerName(core.tunnel.name(who), None);
+                    warn!(
+                        "{}: two clients use the same key ({peer}): {} and {} take the \
+                         session from each other in turns; give each client its own key \
+                         (a `config peer` section each)",
+                        core.name,
+                        Addr(src),
+                        Addr(other)
+                    );
                 }
             }
         }
