@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every fuzz target of fuzz/ for a bounded time each (cargo-fuzz, libFuzzer).
 #
-#   fuzz/run.sh              CI smoke run: 15 s per target (13 targets: ~3.5 min of
+#   fuzz/run.sh              CI smoke run: 15 s per target (15 targets: ~4 min of
 #                            fuzzing after the build, which takes 2-4 min)
 #   fuzz/run.sh 600          release run: 10 min per target (~2.2 h), before a release
 #   fuzz/run.sh 60 tunnel_pair noise_messages   some targets only
@@ -15,7 +15,7 @@ set -eu
 cd "$(dirname "$0")"
 secs=${1:-15}
 [ $# -gt 0 ] && shift
-targets=${*:-"ip_reflect tap_transform ndp icmp text_parsers noise_messages tunnel_pair tcp_framing replay_window key_file uci bridge_state netlink command_line"}
+targets=${*:-"ip_reflect tap_transform ndp icmp text_parsers noise_messages tunnel_pair tcp_framing replay_window key_file uci bridge_state netlink command_line gso"}
 export RUSTC_BOOTSTRAP=1
 python3 seeds/make.py >/dev/null
 cargo fuzz build -O

@@ -63,6 +63,37 @@ def ns_frame(target="2001:2::5"):
 def echo6(src="2001:2::9", dst="2001:2::5"):
     return icmp6(src, dst, struct.pack("!BBHHH", 128, 0, 0, 1, 1) + b"abcd")
 
+def gso_read(v6_, udp, n, mss, flags=0x18):
+    """A TUN read of a TSO/USO super-packet (as src/wire/gso/tests.rs builds them): virtio
+    header (native order, little-endian here) + IP + TCP with timestamps or UDP, the
+    transport checksum field holding the pseudo-header sum."""
+    proto = 17 if udp else 6
+    l4len = (8 if udp else 32) + n
+    if v6_:
+        ip = struct.pack("!IHBB", 0x60000000, l4len, proto, 64) + v6("2001:2::1") + v6("2001:2::2")
+        pseudo = ip[8:40]
+    else:
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + l4len, 1, 0x4000, 64, proto, 0,
+                                   bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])))
+        ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+        ip = bytes(ip)
+        pseudo = ip[12:20]
+    if udp:
+        l4 = struct.pack("!HHHH", 5000, 53, l4len, 0)
+        at = 6
+    else:
+        l4 = struct.pack("!HHIIBBHHH", 40000, 5201, 1, 9, 0x80, flags, 0xFAF0, 0, 0) \
+            + bytes([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2])
+        at = 16
+    partial = (~csum(pseudo + struct.pack("!HH", proto, l4len))) & 0xFFFF
+    l4 = l4[:at] + struct.pack("!H", partial) + l4[at + 2:]
+    gso = 5 if udp else (4 if v6_ else 1)
+    hdr = struct.pack("<BBHHHH", 1, gso, len(ip) + len(l4), mss, len(ip), at)
+    return hdr + ip + l4 + bytes(i % 251 for i in range(n))
+
+def rec(kind, data):
+    return struct.pack("<BH", kind, len(data)) + data
+
 def main():
     seeds = {
         "ip_reflect": [v4_echo(), v6_udp()],
@@ -94,6 +125,11 @@ def main():
         "tunnel_pair": [bytes([3, 0, 6, 0, 4, 0, 1, 0, 6, 0, 4, 0, 4, 9, 6, 0, 7, 0, 0, 20, 2, 0]),
                         bytes([2, 0, 7, 0, 6, 0, 12, 0, 5, 1, 4, 0, 7, 0, 16, 40] + [1] * 40)],
         "netlink": [],
+        # records: kind (even: a TUN read to segment, odd: a packet; & 2: flush), u16 LE length
+        "gso": [rec(0, gso_read(False, False, 4000, 1000)), rec(2, gso_read(True, False, 3000, 700)),
+                rec(0, gso_read(False, True, 2500, 1000)) + rec(1, v4_echo()),
+                rec(0, gso_read(False, False, 1000, 300, 0x10)) + rec(0, gso_read(True, False, 900, 300, 0x10))
+                + rec(2, gso_read(False, False, 1000, 300))],
         # argument lists, NUL-separated, as the command line tests use them
         "command_line": [b"\x00".join(a.split()) for a in (
             b"reflect --dev tun0 --address 198.18.0.1/15 --mtu 1400",

@@ -2,6 +2,7 @@
 pub mod arp;
 pub mod cidr;
 pub mod ethernet;
+pub mod gso;
 pub mod icmp;
 pub mod ip;
 pub mod ndp;

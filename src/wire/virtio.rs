@@ -81,6 +81,25 @@ pub fn write_plain(buf: &mut [u8]) {
     }
 }
 
+/// A header with the given fields (in native order, as [`VirtioNetHdr`] reads them).
+pub fn header(
+    flags: u8,
+    gso_type: u8,
+    hdr_len: u16,
+    gso_size: u16,
+    csum_start: u16,
+    csum_offset: u16,
+) -> [u8; HDR_LEN] {
+    let mut h = [0u8; HDR_LEN];
+    h[0] = flags;
+    h[1] = gso_type;
+    h[2..4].copy_from_slice(&hdr_len.to_ne_bytes());
+    h[4..6].copy_from_slice(&gso_size.to_ne_bytes());
+    h[6..8].copy_from_slice(&csum_start.to_ne_bytes());
+    h[8..10].copy_from_slice(&csum_offset.to_ne_bytes());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +120,10 @@ mod tests {
         assert_eq!(
             (h.hdr_len(), h.gso_size(), h.csum_start(), h.csum_offset()),
             (52, 1448, 20, 16)
+        );
+        assert_eq!(
+            header(F_NEEDS_CSUM, GSO_TCPV4 | GSO_ECN, 52, 1448, 20, 16),
+            b[..HDR_LEN]
         );
         write_plain(&mut b);
         let h = VirtioNetHdr::new_checked(&b).unwrap();
