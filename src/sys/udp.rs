@@ -124,6 +124,7 @@ pub struct Datagram<'a> {
 
 /// Slots for one `recvmmsg`, made once.
 pub struct RecvBatch {
+    gro: bool,
     buf: Box<[u8]>,
     slot: usize,
     slots: usize,
@@ -131,16 +132,18 @@ pub struct RecvBatch {
     ctrl: Box<[Ctrl]>,
     lens: [u32; SLOTS],
     flags: [libc::c_int; SLOTS],
-    gro: [u32; SLOTS],
+    segs: [u32; SLOTS],
     count: usize,
     overflow: Option<u32>,
 }
 
 impl RecvBatch {
-    /// `slots` (at most [`SLOTS`]) datagrams of up to `slot` bytes each.
-    pub fn new(slots: usize, slot: usize) -> RecvBatch {
+    /// `slots` (at most [`SLOTS`]) datagrams of up to `slot` bytes each; `gro`: the
+    /// socket has UDP_GRO on (only noted).
+    pub fn new(slots: usize, slot: usize, gro: bool) -> RecvBatch {
         let slots = slots.clamp(1, SLOTS);
         RecvBatch {
+            gro,
             buf: vec![0u8; slots * slot].into_boxed_slice(),
             slot,
             slots,
@@ -149,7 +152,7 @@ impl RecvBatch {
             ctrl: vec![[0u64; 8]; slots].into_boxed_slice(),
             lens: [0; SLOTS],
             flags: [0; SLOTS],
-            gro: [0; SLOTS],
+            segs: [0; SLOTS],
             count: 0,
             overflow: None,
         }
@@ -195,7 +198,7 @@ impl RecvBatch {
             let h = &m.msg_hdr;
             self.lens[i] = m.msg_len;
             self.flags[i] = h.msg_flags;
-            self.gro[i] = 0;
+            self.segs[i] = 0;
             // SAFETY: the kernel filled msg_control up to msg_controllen with complete
             // control messages; CMSG_* walk only inside it.
             let mut c = unsafe { libc::CMSG_FIRSTHDR(h) };
@@ -210,7 +213,7 @@ impl RecvBatch {
                 } else if level == libc::SOL_UDP && kind == libc::UDP_GRO {
                     // SAFETY: see above.
                     let v = unsafe { data.cast::<libc::c_int>().read_unaligned() };
-                    self.gro[i] = v.max(0) as u32;
+                    self.segs[i] = v.max(0) as u32;
                 }
                 // SAFETY: h and c are valid, as above.
                 c = unsafe { libc::CMSG_NXTHDR(h, c) };
@@ -229,6 +232,11 @@ impl RecvBatch {
         self.count == 0
     }
 
+    /// Made for a socket with UDP GRO on.
+    pub fn gro(&self) -> bool {
+        self.gro
+    }
+
     /// Datagrams one `recv` takes at most.
     pub fn capacity(&self) -> usize {
         self.slots
@@ -237,7 +245,7 @@ impl RecvBatch {
     /// Datagram `i` of the last batch.
     pub fn get(&self, i: usize) -> Datagram<'_> {
         let len = (self.lens[i] as usize).min(self.slot);
-        let seg = self.gro[i] as usize;
+        let seg = self.segs[i] as usize;
         Datagram {
             data: &self.buf[i * self.slot..][..len],
             from: to_socket_addr(&self.names[i]),
@@ -479,7 +487,7 @@ mod tests {
             assert_eq!(tx.gso(), gso);
             assert_eq!(f.sent, sizes.len());
             assert!(tx.is_empty());
-            let mut rx = RecvBatch::new(SLOTS, 2048);
+            let mut rx = RecvBatch::new(SLOTS, 2048, false);
             let mut got = Vec::new();
             let t0 = std::time::Instant::now();
             while got.len() < sizes.len() && t0.elapsed().as_secs() < 5 {
@@ -512,7 +520,7 @@ mod tests {
     fn a_long_datagram_is_marked_truncated() {
         let (a, b) = pair();
         a.send_to(&[7u8; 3000], b.local_addr().unwrap()).unwrap();
-        let mut rx = RecvBatch::new(4, 1024);
+        let mut rx = RecvBatch::new(4, 1024, false);
         let t0 = std::time::Instant::now();
         loop {
             match rx.recv(b.as_fd()) {
@@ -540,7 +548,7 @@ mod tests {
         for _ in 0..200 {
             let _ = a.send_to(&[1u8; 1000], to);
         }
-        let mut rx = RecvBatch::new(SLOTS, 2048);
+        let mut rx = RecvBatch::new(SLOTS, 2048, false);
         let mut n = 0;
         while let Ok(k) = rx.recv(b.as_fd()) {
             n += k;

@@ -12,6 +12,8 @@ use crate::sys::tun::Tun;
 use crate::sys::udp::TxBatch;
 use crate::tunnel::noise::DATA_OVERHEAD;
 use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
+use crate::wire::gso::{Coalescer, GsoError, Segments};
+use crate::wire::virtio;
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::io;
@@ -30,6 +32,12 @@ const UDP_BATCHES: usize = 4;
 pub trait Device: AsFd {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
+    /// One packet written from two pieces: a virtio header and the packet (a device
+    /// with offloads, see [`Engine::with_offloads`]).
+    fn send2(&self, head: &[u8], body: &[u8]) -> io::Result<usize> {
+        let _ = (head, body);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Device for Tun {
@@ -38,6 +46,9 @@ impl Device for Tun {
     }
     fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.write(buf)
+    }
+    fn send2(&self, head: &[u8], body: &[u8]) -> io::Result<usize> {
+        self.write2(head, body)
     }
 }
 
@@ -119,6 +130,14 @@ fn connect_hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// One write of a virtio header and a packet; a failure is counted in `failed`.
+fn write2<D: Device>(dev: &D, h: &[u8], p: &[u8], failed: &mut (u64, Option<io::Error>)) {
+    if let Err(e) = dev.send2(h, p) {
+        failed.0 += 1;
+        failed.1 = Some(e);
+    }
+}
+
 /// Everything but the sockets, so both can be borrowed at once.
 struct Core<D: Device> {
     dev: D,
@@ -126,8 +145,9 @@ struct Core<D: Device> {
     name: String,
     tap: bool,
     verbose: bool,
-    dev_buf: Box<[u8]>,
     out_buf: Box<[u8]>,
+    /// TUN offloads: opened packets are coalesced into super-packets for the device.
+    coalescer: Option<Box<Coalescer>>,
     drop_log: RateLimit,
     event_log: RateLimit,
     verbose_log: VerboseLog,
@@ -188,10 +208,37 @@ impl<D: Device> Core<D> {
         if self.verbose && self.verbose_log.allow(Instant::now(), &self.name) {
             info!("{}: {n} bytes from {from} to the device", self.name);
         }
-        if let Err(e) = self.dev.send(&self.out_buf[..n]) {
-            self.count(DropReason::WriteError);
+        if let Some(c) = self.coalescer.as_mut() {
+            // Offloads: held, maybe merged with the next ones of its flow; written by
+            // the coalescer, at the latest in `flush_device` at the end of the batch.
+            let (dev, mut failed) = (&self.dev, (0u64, None));
+            c.push(&self.out_buf[..n], &mut |h, p| {
+                write2(dev, h, p, &mut failed)
+            });
+            self.device_failed(failed);
+        } else if let Err(e) = self.dev.send(&self.out_buf[..n]) {
+            self.device_failed((1, Some(e)));
+        }
+    }
+
+    /// Offloads: writes what the coalescer holds (end of a receive batch).
+    fn flush_device(&mut self) {
+        if let Some(c) = self.coalescer.as_mut() {
+            let (dev, mut failed) = (&self.dev, (0u64, None));
+            c.flush(&mut |h, p| write2(dev, h, p, &mut failed));
+            self.device_failed(failed);
+        }
+    }
+
+    /// Counts and logs (rate-limited) failed device writes.
+    fn device_failed(&mut self, (n, e): (u64, Option<io::Error>)) {
+        if n == 0 {
+            return;
+        }
+        self.tunnel.counters_mut().drop_n(DropReason::WriteError, n);
+        if let Some(e) = e {
             if self.drop_log.allow(Instant::now()) {
-                warn!("{}: device write of {n} bytes failed: {e}", self.name);
+                warn!("{}: device write failed: {e}", self.name);
             }
         }
     }
@@ -339,6 +386,10 @@ impl<D: Device> Core<D> {
 pub struct Engine<D: Device> {
     core: Core<D>,
     net: Net,
+    /// One read from the device (with offloads: a virtio header and a super-packet).
+    dev_buf: Box<[u8]>,
+    /// Offloads: one segment of a super-packet.
+    seg_buf: Box<[u8]>,
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
@@ -440,19 +491,39 @@ impl<D: Device> Engine<D> {
                 name: name.to_string(),
                 tap,
                 verbose,
-                dev_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
                 out_buf: vec![0u8; BUF_SIZE + DATA_OVERHEAD].into_boxed_slice(),
+                coalescer: None,
                 // a flood cannot fill a router's log: 5 lines at once, then 1 a second
                 drop_log: RateLimit::new(5, 1),
                 event_log: RateLimit::new(10, 1),
                 verbose_log: VerboseLog::new(),
             },
             net,
+            dev_buf: vec![0u8; BUF_SIZE + virtio::HDR_LEN].into_boxed_slice(),
+            seg_buf: Box::default(),
             resolve: None,
             hwm: Vec::new(),
             status: None,
             recheck: Default::default(),
         }
+    }
+
+    /// The device was opened with a virtio header (IFF_VNET_HDR) and offloads: reads
+    /// are segmented (super-packets into packets), writes coalesced (TCP segments of
+    /// one flow into super-packets). TUN mode only.
+    pub fn with_offloads(&mut self) {
+        self.core.coalescer = Some(Box::new(Coalescer::new()));
+        self.seg_buf = vec![0u8; BUF_SIZE].into_boxed_slice();
+    }
+
+    /// The device (to switch its offloads off at exit).
+    pub fn device(&self) -> &D {
+        &self.core.dev
+    }
+
+    /// TCP segments merged into super-packets for the device so far (offloads).
+    pub fn coalesced(&self) -> u64 {
+        self.core.coalescer.as_ref().map_or(0, |c| c.coalesced())
     }
 
     /// Server: keep the handshake high-water mark in this file from now on.
@@ -620,13 +691,7 @@ impl<D: Device> Engine<D> {
                 .as_ref()
                 .and_then(|(s, _)| set.add(s.listener().as_fd(), Want::In));
             let mut dev_i = None;
-            let backlog_full = match &self.net {
-                Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
-                    conn.is_open()
-                        && conn.tx.pending().len() + BUF_SIZE / 4 > super::net::TCP_TX_QUEUE
-                }
-                Net::Udp { .. } => false,
-            };
+            let backlog_full = !self.device_room();
             if !backlog_full {
                 dev_i = set.add(c.dev.as_fd(), Want::In);
             }
@@ -671,6 +736,7 @@ impl<D: Device> Engine<D> {
             let inc = inc_i.map(ready);
             if ready(a_i) || ready(b_i) || ready(l_i) || inc.contains(&true) {
                 self.on_network(now, ready(a_i), ready(b_i), ready(l_i), inc);
+                self.core.flush_device();
             }
             if ready(dev_i) {
                 self.on_device(now)?;
@@ -822,9 +888,12 @@ impl<D: Device> Engine<D> {
     }
 
     fn on_device(&mut self, now: Instant) -> io::Result<()> {
-        let core = &mut self.core;
         for _ in 0..BATCH {
-            let n = match core.dev.recv(&mut core.dev_buf) {
+            if !self.device_room() {
+                break; // the TCP send queue is near full: read on once it drains
+            }
+            let core = &mut self.core;
+            let n = match core.dev.recv(&mut self.dev_buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -834,92 +903,124 @@ impl<D: Device> Engine<D> {
             if core.verbose && core.verbose_log.allow(now, &core.name) {
                 info!("{}: {n} bytes from the device", core.name);
             }
-            let pkt = &core.dev_buf[..n];
-            match &mut self.net {
-                Net::Udp {
-                    sock, remote, tx, ..
-                } => {
-                    let Ok(to) = core.tunnel.route(pkt) else {
-                        continue; // counted
-                    };
-                    let Some(dst) = remote.or(core.tunnel.endpoint(to)) else {
-                        core.tunnel
-                            .peer_mut(to)
-                            .counters_mut()
-                            .drop(DropReason::NoSession);
-                        continue;
-                    };
-                    if tx.slot(n + DATA_OVERHEAD).is_none() {
-                        Self::send_udp(
-                            &mut core.tunnel,
-                            &core.name,
-                            &mut core.drop_log,
-                            sock,
-                            tx,
-                            now,
-                        );
-                    }
-                    let Some(slot) = tx.slot(n + DATA_OVERHEAD) else {
-                        core.tunnel.counters_mut().drop(DropReason::TooBig);
-                        core.log_drop("packet from the device", n, None, DropReason::TooBig);
-                        continue;
-                    };
-                    match core.tunnel.encapsulate_to(to, pkt, slot, now) {
-                        Output::ToNetwork(m) => tx.commit(m, dst),
-                        Output::Drop(r) if r != DropReason::NoSession => {
-                            core.log_drop("packet from the device", n, None, r);
-                        }
-                        _ => {}
-                    }
+            if core.coalescer.is_none() {
+                Self::from_device(core, &mut self.net, &self.dev_buf[..n], now);
+                continue;
+            }
+            // Offloads: a virtio header, then a packet or a super-packet to segment.
+            let mut segs = match Segments::new(&self.dev_buf[..n]) {
+                Ok(s) => s,
+                Err(e) => {
+                    Self::bad_offload(core, n, e);
+                    continue;
                 }
-                Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
-                    if !conn.is_open() {
-                        core.tunnel.counters_mut().drop(DropReason::NoSession);
-                        continue;
-                    }
-                    // The peer closes the connection on a frame above MAX_FRAME (the
-                    // device MTU may have been raised after start): drop the packet.
-                    if !tcp_frame_fits(n, core.tunnel.is_plaintext()) {
-                        core.tunnel.counters_mut().drop(DropReason::TooBig);
-                        core.log_drop("packet from the device", n, None, DropReason::TooBig);
-                        continue;
-                    }
-                    let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
-                        core.tunnel.counters_mut().drop(DropReason::TxFull);
-                        continue;
-                    };
-                    match core.tunnel.encapsulate(pkt, slot, now) {
-                        Output::ToNetwork(m) => conn.tx.commit(m),
-                        Output::Drop(r) if r != DropReason::NoSession => {
-                            core.log_drop("packet from the device", n, None, r);
-                        }
-                        _ => {}
+            };
+            while let Some(r) = segs.next_into(&mut self.seg_buf) {
+                match r {
+                    Ok(len) => Self::from_device(core, &mut self.net, &self.seg_buf[..len], now),
+                    Err(e) => {
+                        Self::bad_offload(core, n, e);
+                        break;
                     }
                 }
             }
         }
         if let Net::Udp { sock, tx, .. } = &mut self.net {
-            Self::send_udp(
-                &mut core.tunnel,
-                &core.name,
-                &mut core.drop_log,
-                sock,
-                tx,
-                now,
-            );
+            Self::send_udp(&mut self.core, sock, tx, now);
         }
         Ok(())
     }
 
+    /// A read from the device that cannot be segmented: counted and logged.
+    fn bad_offload(core: &mut Core<D>, n: usize, e: GsoError) {
+        core.count(DropReason::BadInner);
+        if core.drop_log.allow(Instant::now()) {
+            warn!(
+                "{}: dropped a {n}-byte read from the device: cannot segment it ({e:?})",
+                core.name
+            );
+        }
+    }
+
+    /// Whether the TCP send queue has room for what one device read may become (a
+    /// super-packet: up to 64 KiB of segments, each with its frame overhead).
+    fn device_room(&self) -> bool {
+        match &self.net {
+            Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
+                let read = if self.core.coalescer.is_some() {
+                    2 * BUF_SIZE
+                } else {
+                    BUF_SIZE / 4
+                };
+                !conn.is_open() || conn.tx.pending().len() + read <= super::net::TCP_TX_QUEUE
+            }
+            Net::Udp { .. } => true,
+        }
+    }
+
+    /// One packet from the device: route, seal and queue it.
+    fn from_device(core: &mut Core<D>, net: &mut Net, pkt: &[u8], now: Instant) {
+        let n = pkt.len();
+        match net {
+            Net::Udp {
+                sock, remote, tx, ..
+            } => {
+                let Ok(to) = core.tunnel.route(pkt) else {
+                    return; // counted
+                };
+                let Some(dst) = remote.or(core.tunnel.endpoint(to)) else {
+                    core.tunnel
+                        .peer_mut(to)
+                        .counters_mut()
+                        .drop(DropReason::NoSession);
+                    return;
+                };
+                if tx.slot(n + DATA_OVERHEAD).is_none() {
+                    Self::send_udp(core, sock, tx, now);
+                }
+                let Some(slot) = tx.slot(n + DATA_OVERHEAD) else {
+                    core.tunnel.counters_mut().drop(DropReason::TooBig);
+                    core.log_drop("packet from the device", n, None, DropReason::TooBig);
+                    return;
+                };
+                match core.tunnel.encapsulate_to(to, pkt, slot, now) {
+                    Output::ToNetwork(m) => tx.commit(m, dst),
+                    Output::Drop(r) if r != DropReason::NoSession => {
+                        core.log_drop("packet from the device", n, None, r);
+                    }
+                    _ => {}
+                }
+            }
+            Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
+                if !conn.is_open() {
+                    core.tunnel.counters_mut().drop(DropReason::NoSession);
+                    return;
+                }
+                // The peer closes the connection on a frame above MAX_FRAME (the
+                // device MTU may have been raised after start): drop the packet.
+                if !tcp_frame_fits(n, core.tunnel.is_plaintext()) {
+                    core.tunnel.counters_mut().drop(DropReason::TooBig);
+                    core.log_drop("packet from the device", n, None, DropReason::TooBig);
+                    return;
+                }
+                let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
+                    core.tunnel.counters_mut().drop(DropReason::TxFull);
+                    return;
+                };
+                match core.tunnel.encapsulate(pkt, slot, now) {
+                    Output::ToNetwork(m) => conn.tx.commit(m),
+                    Output::Drop(r) if r != DropReason::NoSession => {
+                        core.log_drop("packet from the device", n, None, r);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// Sends the sealed packets gathered so far (one `sendmmsg`, GSO runs).
-    fn send_udp(
-        hub: &mut Hub,
-        name: &str,
-        drop_log: &mut RateLimit,
-        sock: &UdpSocket,
-        tx: &mut TxBatch,
-        now: Instant,
-    ) {
+    fn send_udp(core: &mut Core<D>, sock: &UdpSocket, tx: &mut TxBatch, now: Instant) {
+        let (hub, name, drop_log) = (&mut core.tunnel, &core.name, &mut core.drop_log);
         if tx.is_empty() {
             return;
         }

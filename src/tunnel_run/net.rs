@@ -271,21 +271,19 @@ impl Net {
         let ovfl = udp::enable_overflow_count(&sock);
         let gro = udp::enable_gro(&sock);
         let gso = udp::gso_supported(&sock);
-        let on = |b: bool| if b { "on" } else { "off" };
         log::info!(
-            "udp socket: buffers rx {} KiB, tx {} KiB (kernel figures); offloads: udp gso {}, gro {}, \
-             drop count {}",
+            "udp socket buffers: rx {} KiB, tx {} KiB (kernel figures, twice what is asked)",
             rcv / 1024,
-            snd / 1024,
-            on(gso),
-            on(gro),
-            on(ovfl)
+            snd / 1024
         );
+        if !ovfl {
+            log::info!("the kernel does not count udp socket drops here (no SO_RXQ_OVFL)");
+        }
         // With GRO one slot may hold up to 64 KiB of datagrams of one flow.
         let rx = Box::new(if gro {
-            RecvBatch::new(UDP_GRO_SLOTS, 65536)
+            RecvBatch::new(UDP_GRO_SLOTS, 65536, true)
         } else {
-            RecvBatch::new(udp::SLOTS, UDP_SLOT)
+            RecvBatch::new(udp::SLOTS, UDP_SLOT, false)
         });
         Ok(Net::Udp {
             sock,
@@ -316,6 +314,14 @@ impl Net {
             conn: Conn::new(now),
             dial: Dial::Idle { next_try: now },
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(16)),
+        }
+    }
+
+    /// UDP: whether GSO and GRO are on (None for TCP).
+    pub fn udp_offloads(&self) -> Option<(bool, bool)> {
+        match self {
+            Net::Udp { rx, tx, .. } => Some((tx.gso(), rx.gro())),
+            _ => None,
         }
     }
 
