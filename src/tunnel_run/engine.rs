@@ -14,6 +14,11 @@ use crate::tunnel::noise::DATA_OVERHEAD;
 use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
 use crate::wire::gso::{Coalescer, GsoError, Segments};
 use crate::wire::virtio;
+
+#[path = "tcp.rs"]
+mod tcp;
+#[path = "udp.rs"]
+mod udp;
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::io;
@@ -314,72 +319,6 @@ impl<D: Device> Core<D> {
             }
         }
     }
-
-    /// Takes frames out of a TCP connection and acts on them.
-    fn tcp_frames(&mut self, conn: &mut Conn, now: Instant) -> Verdict {
-        let from = From::Tcp(conn.peer);
-        let mut verdict = Verdict::Keep;
-        loop {
-            let frame = match conn.dec.next_frame() {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    self.count(DropReason::FrameLength);
-                    if self.drop_log.allow(now) {
-                        let skipped = self.drop_log.take_suppressed();
-                        warn!(
-                            "{}: closing tcp connection from {from}: {e} ({skipped} messages suppressed)",
-                            self.name
-                        );
-                    }
-                    return Verdict::Close;
-                }
-            };
-            let len = frame.len();
-            let src = conn.peer.map(|p| p.ip().to_canonical());
-            match self
-                .tunnel
-                .decapsulate_from(frame, &mut self.out_buf, now, src)
-            {
-                Output::ToDevice(n) => self.deliver(n, from),
-                Output::ToNetwork(n) => {
-                    conn.vouched = true;
-                    if !conn.tx.push(&self.out_buf[..n]) {
-                        self.count(DropReason::TxFull);
-                    }
-                }
-                Output::Drop(r) => {
-                    let logged = self.log_drop("frame", len, Some(from), r);
-                    if matches!(
-                        r,
-                        DropReason::Auth
-                            | DropReason::HandshakeAuth
-                            | DropReason::HandshakeMac
-                            | DropReason::BadHeader
-                            | DropReason::Short
-                            | DropReason::HandshakeUnexpected
-                            | DropReason::HandshakeMismatch
-                    ) {
-                        // Only with its drop line: under the same rate limit (3000 bad
-                        // connections once gave 3000 of these lines).
-                        if logged {
-                            warn!(
-                                "{}: closing tcp connection from {from}: {}",
-                                self.name,
-                                r.name()
-                            );
-                        }
-                        return Verdict::Close;
-                    }
-                }
-                Output::Keepalive | Output::Nothing => {}
-            }
-            if self.tunnel.authenticated_current() {
-                verdict = Verdict::Promote;
-            }
-        }
-        verdict
-    }
 }
 
 /// The loop: device, network, tunnel state machine.
@@ -427,40 +366,6 @@ fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, an
         ),
         Err(e) => warn!("{name}: {e}; still using {}", Addr(*cur)),
     }
-}
-
-/// The slot for a new unauthenticated TCP connection from `peer`: a free one, else the
-/// oldest one from the same address that has not sent an answered handshake (so one
-/// source reconnecting in a loop only displaces itself), else the oldest without an
-/// answered handshake, else the oldest.
-fn pending_slot(incoming: &[Conn], peer: SocketAddr) -> usize {
-    if let Some(i) = incoming.iter().position(|c| !c.is_open()) {
-        return i;
-    }
-    let ip = peer.ip().to_canonical();
-    let same = |c: &Conn| c.peer.is_some_and(|p| p.ip().to_canonical() == ip);
-    let oldest = |vouched: Option<bool>, same_source: bool| {
-        let mut best: Option<usize> = None;
-        for (i, c) in incoming.iter().enumerate() {
-            if vouched.is_some_and(|v| c.vouched != v) || (same_source && !same(c)) {
-                continue;
-            }
-            if best.is_none_or(|b| c.since < incoming[b].since) {
-                best = Some(i);
-            }
-        }
-        best
-    };
-    oldest(Some(false), true)
-        .or(oldest(Some(false), false))
-        .or(oldest(None, false))
-        .unwrap_or(0)
-}
-
-/// Whether a device packet of `n` bytes fits into one TCP frame the peer accepts.
-fn tcp_frame_fits(n: usize, plaintext: bool) -> bool {
-    let overhead = if plaintext { 0 } else { DATA_OVERHEAD };
-    n + overhead <= MAX_FRAME
 }
 
 impl<D: Device> Engine<D> {
@@ -926,7 +831,7 @@ impl<D: Device> Engine<D> {
             }
         }
         if let Net::Udp { sock, tx, .. } = &mut self.net {
-            Self::send_udp(&mut self.core, sock, tx, now);
+            udp::send(&mut self.core, sock, tx, now);
         }
         Ok(())
     }
@@ -960,81 +865,12 @@ impl<D: Device> Engine<D> {
 
     /// One packet from the device: route, seal and queue it.
     fn from_device(core: &mut Core<D>, net: &mut Net, pkt: &[u8], now: Instant) {
-        let n = pkt.len();
         match net {
             Net::Udp {
                 sock, remote, tx, ..
-            } => {
-                let Ok(to) = core.tunnel.route(pkt) else {
-                    return; // counted
-                };
-                let Some(dst) = remote.or(core.tunnel.endpoint(to)) else {
-                    core.tunnel
-                        .peer_mut(to)
-                        .counters_mut()
-                        .drop(DropReason::NoSession);
-                    return;
-                };
-                if tx.slot(n + DATA_OVERHEAD).is_none() {
-                    Self::send_udp(core, sock, tx, now);
-                }
-                let Some(slot) = tx.slot(n + DATA_OVERHEAD) else {
-                    core.tunnel.counters_mut().drop(DropReason::TooBig);
-                    core.log_drop("packet from the device", n, None, DropReason::TooBig);
-                    return;
-                };
-                match core.tunnel.encapsulate_to(to, pkt, slot, now) {
-                    Output::ToNetwork(m) => tx.commit(m, dst),
-                    Output::Drop(r) if r != DropReason::NoSession => {
-                        core.log_drop("packet from the device", n, None, r);
-                    }
-                    _ => {}
-                }
-            }
+            } => udp::seal(core, sock, *remote, tx, pkt, now),
             Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
-                if !conn.is_open() {
-                    core.tunnel.counters_mut().drop(DropReason::NoSession);
-                    return;
-                }
-                // The peer closes the connection on a frame above MAX_FRAME (the
-                // device MTU may have been raised after start): drop the packet.
-                if !tcp_frame_fits(n, core.tunnel.is_plaintext()) {
-                    core.tunnel.counters_mut().drop(DropReason::TooBig);
-                    core.log_drop("packet from the device", n, None, DropReason::TooBig);
-                    return;
-                }
-                let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
-                    core.tunnel.counters_mut().drop(DropReason::TxFull);
-                    return;
-                };
-                match core.tunnel.encapsulate(pkt, slot, now) {
-                    Output::ToNetwork(m) => conn.tx.commit(m),
-                    Output::Drop(r) if r != DropReason::NoSession => {
-                        core.log_drop("packet from the device", n, None, r);
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Sends the sealed packets gathered so far (one `sendmmsg`, GSO runs).
-    fn send_udp(core: &mut Core<D>, sock: &UdpSocket, tx: &mut TxBatch, now: Instant) {
-        let (hub, name, drop_log) = (&mut core.tunnel, &core.name, &mut core.drop_log);
-        if tx.is_empty() {
-            return;
-        }
-        let f = tx.flush(sock.as_fd());
-        if let Some(e) = f.gso_refused {
-            info!("{name}: the kernel refused udp gso ({e}): one datagram per packet from now on");
-        }
-        if f.failed > 0 {
-            hub.counters_mut()
-                .drop_n(DropReason::WriteError, f.failed as u64);
-            if drop_log.allow(now) {
-                if let Some(e) = f.error {
-                    warn!("{name}: udp send of {} packets failed: {e}", f.failed);
-                }
+                tcp::seal(core, conn, pkt, now)
             }
         }
     }
@@ -1048,285 +884,19 @@ impl<D: Device> Engine<D> {
                 rx,
                 overflow_seen,
                 ..
-            } => {
-                for _ in 0..UDP_BATCHES {
-                    match rx.recv(sock.as_fd()) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                        // ICMP errors reported on the socket; keep going
-                        Err(_) => continue,
-                    }
-                    if let Some(c) = rx.overflow_count() {
-                        if c != *overflow_seen {
-                            let lost = c.wrapping_sub(*overflow_seen);
-                            *overflow_seen = c;
-                            core.tunnel
-                                .counters_mut()
-                                .drop_n(DropReason::SocketOverflow, u64::from(lost));
-                            if core.drop_log.allow(now) {
-                                warn!(
-                                    "{}: the kernel dropped {lost} datagrams: the socket's receive \
-                                     buffer was full ({c} so far)",
-                                    core.name
-                                );
-                            }
-                        }
-                    }
-                    for i in 0..rx.len() {
-                        let d = rx.get(i);
-                        let Some(src) = d.from else { continue };
-                        if d.truncated {
-                            core.count(DropReason::TooBig);
-                            core.log_drop(
-                                "datagram",
-                                d.data.len(),
-                                Some(From::Udp(src)),
-                                DropReason::TooBig,
-                            );
-                        } else if d.segment == 0 {
-                            Self::udp_datagram(core, sock, *remote, d.data, src, now);
-                        } else {
-                            for one in d.data.chunks(d.segment) {
-                                Self::udp_datagram(core, sock, *remote, one, src, now);
-                            }
-                        }
-                    }
-                    if rx.len() < rx.capacity() {
-                        break; // the queue is empty
-                    }
-                }
-            }
+            } => udp::receive(core, sock, *remote, rx, overflow_seen, now),
             Net::TcpServer {
                 listener,
                 active,
                 incoming,
-            } => {
-                // Read first: a connection's handshake is handled before new
-                // connections may displace it.
-                if a && Self::read_conn(core, active, now) == Verdict::Close {
-                    info!(
-                        "{}: tcp client {} disconnected",
-                        core.name,
-                        From::Tcp(active.peer)
-                    );
-                    active.close();
-                }
-                for (conn, _) in incoming.iter_mut().zip(inc).filter(|(_, r)| *r) {
-                    match Self::read_conn(core, conn, now) {
-                        Verdict::Close => conn.close(),
-                        Verdict::Promote => {
-                            if active.is_open() {
-                                info!(
-                                    "{}: tcp client now at {} (replaces {})",
-                                    core.name,
-                                    From::Tcp(conn.peer),
-                                    From::Tcp(active.peer)
-                                );
-                            }
-                            active.take_over(conn);
-                        }
-                        Verdict::Keep => {}
-                    }
-                }
-                if l {
-                    for _ in 0..4 {
-                        match listener.accept() {
-                            Ok((s, peer)) => {
-                                let plain = core.tunnel.is_plaintext();
-                                let target = if plain {
-                                    &mut *active
-                                } else {
-                                    let i = pending_slot(&incoming[..], peer);
-                                    if incoming[i].is_open() && core.drop_log.allow(now) {
-                                        warn!(
-                                            "{}: {TCP_PENDING} tcp connections authenticating: closing one from {}",
-                                            core.name,
-                                            From::Tcp(incoming[i].peer)
-                                        );
-                                    }
-                                    &mut incoming[i]
-                                };
-                                if plain && target.is_open() {
-                                    info!(
-                                        "{}: new tcp client {peer} replaces {}",
-                                        core.name,
-                                        From::Tcp(target.peer)
-                                    );
-                                }
-                                target.close();
-                                if let Err(e) = target.open(s, peer, now) {
-                                    warn!("{}: tcp connection from {peer}: {e}", core.name);
-                                    target.close();
-                                } else if plain {
-                                    info!("{}: tcp client {peer} connected", core.name);
-                                }
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                if core.drop_log.allow(now) {
-                                    warn!("{}: accept failed: {e}", core.name);
-                                }
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
+            } => tcp::server_receive(core, listener, active, incoming, a, l, inc, now),
             Net::TcpClient {
                 remote,
                 conn,
                 dial,
                 backoff,
-            } => {
-                if b {
-                    if let Dial::Connecting { .. } = dial {
-                        let Dial::Connecting { sock, .. } =
-                            std::mem::replace(dial, Dial::Idle { next_try: now })
-                        else {
-                            return;
-                        };
-                        match finish_connect(sock).and_then(|s| conn.open(s, *remote, now)) {
-                            Ok(()) => {
-                                *dial = Dial::Up;
-                                if core.tunnel.is_plaintext() {
-                                    backoff.reset();
-                                }
-                                info!("{}: tcp connected to {remote}", core.name);
-                                core.tunnel.restart(now);
-                            }
-                            Err(e) => {
-                                conn.close();
-                                let d = backoff.next_delay();
-                                if core.event_log.allow(now) {
-                                    warn!(
-                                        "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
-                                        core.name,
-                                        connect_hint(&e),
-                                        d.as_secs()
-                                    );
-                                }
-                                *dial = Dial::Idle { next_try: now + d };
-                            }
-                        }
-                    }
-                }
-                if a && matches!(dial, Dial::Up) {
-                    let up_before = core.tunnel.is_up();
-                    if Self::read_conn(core, conn, now) == Verdict::Close {
-                        conn.close();
-                        let d = backoff.next_delay();
-                        // Closed before any session: the server refused the handshake.
-                        let hint = if core.tunnel.is_up() {
-                            ""
-                        } else {
-                            " before a session: the server drops handshakes it cannot \
-                             authenticate; the key or --mode likely differs at the other end"
-                        };
-                        warn!(
-                            "{}: tcp connection to {remote} lost{hint} (reconnecting in {} s)",
-                            core.name,
-                            d.as_secs()
-                        );
-                        *dial = Dial::Idle { next_try: now + d };
-                    } else if !up_before && core.tunnel.is_up() {
-                        backoff.reset();
-                    }
-                }
-            }
+            } => tcp::client_receive(core, *remote, conn, dial, backoff, a, b, now),
         }
-    }
-
-    /// One datagram from the network: open it, deliver or answer it, follow the peer.
-    fn udp_datagram(
-        core: &mut Core<D>,
-        sock: &UdpSocket,
-        remote: Option<SocketAddr>,
-        data: &[u8],
-        src: SocketAddr,
-        now: Instant,
-    ) {
-        let from = From::Udp(src);
-        // Plaintext: only the configured server may talk to a client.
-        // Encrypted: authentication decides (a multihomed server may
-        // answer from another of its addresses).
-        if core.tunnel.is_plaintext() && remote.is_some_and(|r| r != src) {
-            core.count(DropReason::WrongSource);
-            core.log_drop("datagram", data.len(), Some(from), DropReason::WrongSource);
-            return;
-        }
-        match core.tunnel.decapsulate_from(
-            data,
-            &mut core.out_buf,
-            now,
-            Some(src.ip().to_canonical()),
-        ) {
-            Output::ToDevice(m) => core.deliver(m, from),
-            Output::ToNetwork(m) => {
-                if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
-                    core.count(DropReason::WriteError);
-                    if core.drop_log.allow(now) {
-                        warn!("{}: send to {src} failed: {e}", core.name);
-                    }
-                }
-            }
-            Output::Drop(r) => {
-                core.log_drop("datagram", data.len(), Some(from), r);
-            }
-            Output::Keepalive | Output::Nothing => {}
-        }
-        let who = core.tunnel.last_peer();
-        let endpoint = core.tunnel.endpoint(who);
-        if remote.is_none() && core.tunnel.authenticated_current() && endpoint != Some(src) {
-            if endpoint.is_some() || core.verbose {
-                match core.tunnel.name(who) {
-                    "" => info!("{}: client now at {}", core.name, Addr(src)),
-                    n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
-                }
-            }
-            let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
-            if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
-                if core.event_log.allow(now) {
-                    let peer = PeerName(core.tunnel.name(who), None);
-                    warn!(
-                        "{}: two clients use the same key ({peer}): {} and {} take the \
-                         session from each other in turns; give each client its own key \
-                         (a `config peer` section each)",
-                        core.name,
-                        Addr(src),
-                        Addr(other)
-                    );
-                }
-            }
-        }
-    }
-
-    /// Reads a TCP connection and handles its frames.
-    fn read_conn(core: &mut Core<D>, conn: &mut Conn, now: Instant) -> Verdict {
-        let mut verdict = Verdict::Keep;
-        for _ in 0..BATCH {
-            match conn.fill() {
-                Fill::Data => match core.tcp_frames(conn, now) {
-                    Verdict::Close => return Verdict::Close,
-                    Verdict::Promote => verdict = Verdict::Promote,
-                    Verdict::Keep => {}
-                },
-                Fill::Empty => break,
-                Fill::Closed(e) => {
-                    if let Some(e) = e {
-                        if core.drop_log.allow(now) {
-                            warn!(
-                                "{}: tcp connection from {}: {e}",
-                                core.name,
-                                From::Tcp(conn.peer)
-                            );
-                        }
-                    }
-                    return Verdict::Close;
-                }
-            }
-        }
-        verdict
     }
 
     /// Writes queued TCP data.
@@ -1369,9 +939,9 @@ mod tests {
 
     #[test]
     fn tcp_frames_above_the_peers_maximum_are_refused() {
-        assert!(tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD, false));
-        assert!(!tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD + 1, false));
-        assert!(tcp_frame_fits(MAX_FRAME, true));
-        assert!(!tcp_frame_fits(MAX_FRAME + 1, true));
+        assert!(tcp::tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD, false));
+        assert!(!tcp::tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD + 1, false));
+        assert!(tcp::tcp_frame_fits(MAX_FRAME, true));
+        assert!(!tcp::tcp_frame_fits(MAX_FRAME + 1, true));
     }
 }
