@@ -426,9 +426,15 @@ impl TxBatch {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            if b - a > 1 && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EIO)) {
-                // GSO refused for this run (no checksum offload on the way, a size
-                // above the path MTU): send its packets one by one.
+            if b - a > 1
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::EIO) | Some(libc::EMSGSIZE)
+                )
+            {
+                // GSO refused for this run (no checksum offload on the way; segments
+                // above the path MTU, as a TAP tunnel's 1500-byte frames that the
+                // kernel may only fragment one by one): send its packets one by one.
                 if !self.gso_worked {
                     self.gso = false;
                     out.gso_refused = Some(e);
