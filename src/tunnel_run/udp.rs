@@ -29,7 +29,8 @@ pub(super) fn receive<D: Device>(
                 core.tunnel
                     .counters_mut()
                     .drop_n(DropReason::SocketOverflow, u64::from(lost));
-                if core.drop_log.allow(now) {
+                // Not under the per-packet drop limit: junk must not hide this one.
+                if core.event_log.allow(now) {
                     warn!(
                         "{}: the kernel dropped {lost} datagrams: the socket's receive \
                          buffer was full ({c} so far)",
