@@ -1,6 +1,9 @@
 //! The tunnel's poll loop: one `poll(2)` over the device and the socket(s), the pure
-//! [`Tunnel`] state machine doing the protocol. Buffers are made in [`Engine::new`];
-//! nothing is allocated per packet.
+//! [`Tunnel`] state machine doing the protocol. The device side (reads, with offloads
+//! segmented; writes, with offloads coalesced) is here; the transports' own paths are in
+//! `udp.rs` (recvmmsg, sendmmsg and UDP GSO) and `tcp.rs` (frames, accept, dial). Buffers
+//! are made in [`Engine::new`] and [`Engine::with_offloads`]; nothing is allocated per
+//! packet.
 use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
     TCP_CONNECT_TIME, TCP_PENDING,
