@@ -607,6 +607,64 @@ fn dev_rx_packets(ns: &Netns) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// Datagrams the kernel drops because the tunnel's socket buffer is full are counted as
+/// `socket_overflow` (SO_RXQ_OVFL): the server is stopped while more arrive than its
+/// receive buffer holds, then goes on.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn udp_socket_overflow_is_counted() {
+    if !need_root() {
+        return;
+    }
+    use nix::sys::signal::{kill, Signal};
+    let lab = Lab::new("ovf", "udp", "tun", false);
+    assert!(
+        lab.srv().log().contains("udp socket buffers: rx "),
+        "{}",
+        lab.logs()
+    );
+    let pid = nix::unistd::Pid::from_raw(lab.srv().pid as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    // 4 MiB of buffer holds under 2,000 such datagrams: 20,000 in 0.2 s, paced so the
+    // veth's own backlog does not overflow first.
+    let sent = lab.b.within(|| {
+        let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+        let junk = [0x55u8; 1200];
+        for i in 0..20_000 {
+            s.send_to(&junk, "198.18.0.1:5555").unwrap();
+            if i % 200 == 199 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        20_000u64
+    });
+    kill(pid, Signal::SIGCONT).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // The count comes with a datagram that arrives once there is room again.
+    lab.b.within(|| {
+        let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+        s.send_to(&[0x55u8; 100], "198.18.0.1:5555").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let c = lab.server_counters();
+    let lost = c.drop("socket_overflow");
+    assert!(
+        lost > sent / 2 && lost < sent,
+        "socket_overflow={lost} of {sent}: {c:?}\n{}",
+        lab.logs()
+    );
+    assert!(
+        lab.srv().log().contains("the kernel dropped"),
+        "{}",
+        lab.logs()
+    );
+    // and the tunnel still works
+    assert_eq!(ping(&lab.b, SRV_TUN, 3).0, 3, "{}", lab.logs());
+}
+
 #[cfg_attr(
     tunbox_no_netns,
     ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"

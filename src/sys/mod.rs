@@ -15,6 +15,7 @@ pub mod thread_name;
 pub mod threads;
 pub mod trust;
 pub mod tun;
+pub mod udp;
 
 use std::fmt;
 

@@ -239,6 +239,12 @@ impl Tun {
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
         (&self.file).write(buf)
     }
+
+    /// One packet from two pieces (a virtio header and the packet), in one `writev`.
+    pub fn write2(&self, head: &[u8], body: &[u8]) -> io::Result<usize> {
+        let iov = [io::IoSlice::new(head), io::IoSlice::new(body)];
+        nix::sys::uio::writev(&self.file, &iov).map_err(io::Error::from)
+    }
 }
 
 /// Whether a read or write error means the device itself is gone (deleted under us,

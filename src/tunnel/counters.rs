@@ -52,10 +52,13 @@ pub enum DropReason {
     /// Several peers (or routes): a packet from a peer whose inner source address is
     /// outside that peer's routes (spoofed, or a route missing in the configuration).
     InnerSource,
+    /// The kernel dropped datagrams for this socket because its receive buffer was full
+    /// (SO_RXQ_OVFL): the loop did not keep up, or the buffer is too small.
+    SocketOverflow,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::Short,
         Self::BadHeader,
@@ -79,6 +82,7 @@ impl DropReason {
         Self::HandshakeMac,
         Self::NoRoute,
         Self::InnerSource,
+        Self::SocketOverflow,
     ];
 
     /// Short name used in logs and the counter dump.
@@ -106,6 +110,7 @@ impl DropReason {
             Self::HandshakeMac => "handshake_mac",
             Self::NoRoute => "no_route",
             Self::InnerSource => "inner_source",
+            Self::SocketOverflow => "socket_overflow",
         }
     }
 
@@ -154,6 +159,12 @@ impl Counters {
     pub fn drop(&mut self, reason: DropReason) {
         let slot = &mut self.drops[reason as usize];
         *slot = slot.saturating_add(1);
+    }
+
+    /// `n` drops at once (the kernel's overflow count moves by many).
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        let slot = &mut self.drops[reason as usize];
+        *slot = slot.saturating_add(n);
     }
 
     pub fn dropped(&self, reason: DropReason) -> u64 {

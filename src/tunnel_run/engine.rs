@@ -1,6 +1,9 @@
 //! The tunnel's poll loop: one `poll(2)` over the device and the socket(s), the pure
-//! [`Tunnel`] state machine doing the protocol. Buffers are made in [`Engine::new`];
-//! nothing is allocated per packet.
+//! [`Tunnel`] state machine doing the protocol. The device side (reads, with offloads
+//! segmented; writes, with offloads coalesced) is here; the transports' own paths are in
+//! `udp.rs` (recvmmsg, sendmmsg and UDP GSO) and `tcp.rs` (frames, accept, dial). Buffers
+//! are made in [`Engine::new`] and [`Engine::with_offloads`]; nothing is allocated per
+//! packet.
 use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
     TCP_CONNECT_TIME, TCP_PENDING,
@@ -9,12 +12,20 @@ use crate::ratelimit::{RateLimit, VerboseLog};
 use crate::sys::poll::{PollSet, Want};
 use crate::sys::signals;
 use crate::sys::tun::Tun;
+use crate::sys::udp::TxBatch;
 use crate::tunnel::noise::DATA_OVERHEAD;
 use crate::tunnel::{DropReason, Event, Hub, Output, Role, Tunnel};
+use crate::wire::gso::{Coalescer, GsoError, Segments};
+use crate::wire::virtio;
+
+#[path = "tcp.rs"]
+mod tcp;
+#[path = "udp.rs"]
+mod udp;
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -22,11 +33,19 @@ use std::time::{Duration, Instant};
 pub const BUF_SIZE: usize = 65536;
 /// Packets handled per readiness before looking at the other side again.
 const BATCH: usize = 64;
+/// UDP: `recvmmsg` calls per readiness (each up to `udp::SLOTS` datagrams).
+const UDP_BATCHES: usize = 4;
 
 /// The packet device: the tun/tap [`Tun`], or a datagram socket in tests.
 pub trait Device: AsFd {
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
     fn send(&self, buf: &[u8]) -> io::Result<usize>;
+    /// One packet written from two pieces: a virtio header and the packet (a device
+    /// with offloads, see [`Engine::with_offloads`]).
+    fn send2(&self, head: &[u8], body: &[u8]) -> io::Result<usize> {
+        let _ = (head, body);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Device for Tun {
@@ -35,6 +54,9 @@ impl Device for Tun {
     }
     fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.write(buf)
+    }
+    fn send2(&self, head: &[u8], body: &[u8]) -> io::Result<usize> {
+        self.write2(head, body)
     }
 }
 
@@ -116,6 +138,14 @@ fn connect_hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// One write of a virtio header and a packet; a failure is counted in `failed`.
+fn write2<D: Device>(dev: &D, h: &[u8], p: &[u8], failed: &mut (u64, Option<io::Error>)) {
+    if let Err(e) = dev.send2(h, p) {
+        failed.0 += 1;
+        failed.1 = Some(e);
+    }
+}
+
 /// Everything but the sockets, so both can be borrowed at once.
 struct Core<D: Device> {
     dev: D,
@@ -123,8 +153,9 @@ struct Core<D: Device> {
     name: String,
     tap: bool,
     verbose: bool,
-    dev_buf: Box<[u8]>,
     out_buf: Box<[u8]>,
+    /// TUN offloads: opened packets are coalesced into super-packets for the device.
+    coalescer: Option<Box<Coalescer>>,
     drop_log: RateLimit,
     event_log: RateLimit,
     verbose_log: VerboseLog,
@@ -185,10 +216,37 @@ impl<D: Device> Core<D> {
         if self.verbose && self.verbose_log.allow(Instant::now(), &self.name) {
             info!("{}: {n} bytes from {from} to the device", self.name);
         }
-        if let Err(e) = self.dev.send(&self.out_buf[..n]) {
-            self.count(DropReason::WriteError);
+        if let Some(c) = self.coalescer.as_mut() {
+            // Offloads: held, maybe merged with the next ones of its flow; written by
+            // the coalescer, at the latest in `flush_device` at the end of the batch.
+            let (dev, mut failed) = (&self.dev, (0u64, None));
+            c.push(&self.out_buf[..n], &mut |h, p| {
+                write2(dev, h, p, &mut failed)
+            });
+            self.device_failed(failed);
+        } else if let Err(e) = self.dev.send(&self.out_buf[..n]) {
+            self.device_failed((1, Some(e)));
+        }
+    }
+
+    /// Offloads: writes what the coalescer holds (end of a receive batch).
+    fn flush_device(&mut self) {
+        if let Some(c) = self.coalescer.as_mut() {
+            let (dev, mut failed) = (&self.dev, (0u64, None));
+            c.flush(&mut |h, p| write2(dev, h, p, &mut failed));
+            self.device_failed(failed);
+        }
+    }
+
+    /// Counts and logs (rate-limited) failed device writes.
+    fn device_failed(&mut self, (n, e): (u64, Option<io::Error>)) {
+        if n == 0 {
+            return;
+        }
+        self.tunnel.counters_mut().drop_n(DropReason::WriteError, n);
+        if let Some(e) = e {
             if self.drop_log.allow(Instant::now()) {
-                warn!("{}: device write of {n} bytes failed: {e}", self.name);
+                warn!("{}: device write failed: {e}", self.name);
             }
         }
     }
@@ -264,79 +322,16 @@ impl<D: Device> Core<D> {
             }
         }
     }
-
-    /// Takes frames out of a TCP connection and acts on them.
-    fn tcp_frames(&mut self, conn: &mut Conn, now: Instant) -> Verdict {
-        let from = From::Tcp(conn.peer);
-        let mut verdict = Verdict::Keep;
-        loop {
-            let frame = match conn.dec.next_frame() {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    self.count(DropReason::FrameLength);
-                    if self.drop_log.allow(now) {
-                        let skipped = self.drop_log.take_suppressed();
-                        warn!(
-                            "{}: closing tcp connection from {from}: {e} ({skipped} messages suppressed)",
-                            self.name
-                        );
-                    }
-                    return Verdict::Close;
-                }
-            };
-            let len = frame.len();
-            let src = conn.peer.map(|p| p.ip().to_canonical());
-            match self
-                .tunnel
-                .decapsulate_from(frame, &mut self.out_buf, now, src)
-            {
-                Output::ToDevice(n) => self.deliver(n, from),
-                Output::ToNetwork(n) => {
-                    conn.vouched = true;
-                    if !conn.tx.push(&self.out_buf[..n]) {
-                        self.count(DropReason::TxFull);
-                    }
-                }
-                Output::Drop(r) => {
-                    let logged = self.log_drop("frame", len, Some(from), r);
-                    if matches!(
-                        r,
-                        DropReason::Auth
-                            | DropReason::HandshakeAuth
-                            | DropReason::HandshakeMac
-                            | DropReason::BadHeader
-                            | DropReason::Short
-                            | DropReason::HandshakeUnexpected
-                            | DropReason::HandshakeMismatch
-                    ) {
-                        // Only with its drop line: under the same rate limit (3000 bad
-                        // connections once gave 3000 of these lines).
-                        if logged {
-                            warn!(
-                                "{}: closing tcp connection from {from}: {}",
-                                self.name,
-                                r.name()
-                            );
-                        }
-                        return Verdict::Close;
-                    }
-                }
-                Output::Keepalive | Output::Nothing => {}
-            }
-            if self.tunnel.authenticated_current() {
-                verdict = Verdict::Promote;
-            }
-        }
-        verdict
-    }
 }
 
 /// The loop: device, network, tunnel state machine.
 pub struct Engine<D: Device> {
     core: Core<D>,
     net: Net,
-    net_buf: Box<[u8]>,
+    /// One read from the device (with offloads: a virtio header and a super-packet).
+    dev_buf: Box<[u8]>,
+    /// Offloads: one segment of a super-packet.
+    seg_buf: Box<[u8]>,
     /// Client with a host name: resolved again before each TCP connect and after the
     /// peer went silent (UDP), so a server behind dynamic DNS is found again.
     resolve: Option<(String, u16)>,
@@ -376,40 +371,6 @@ fn re_resolve(name: &str, host: &Option<(String, u16)>, cur: &mut SocketAddr, an
     }
 }
 
-/// The slot for a new unauthenticated TCP connection from `peer`: a free one, else the
-/// oldest one from the same address that has not sent an answered handshake (so one
-/// source reconnecting in a loop only displaces itself), else the oldest without an
-/// answered handshake, else the oldest.
-fn pending_slot(incoming: &[Conn], peer: SocketAddr) -> usize {
-    if let Some(i) = incoming.iter().position(|c| !c.is_open()) {
-        return i;
-    }
-    let ip = peer.ip().to_canonical();
-    let same = |c: &Conn| c.peer.is_some_and(|p| p.ip().to_canonical() == ip);
-    let oldest = |vouched: Option<bool>, same_source: bool| {
-        let mut best: Option<usize> = None;
-        for (i, c) in incoming.iter().enumerate() {
-            if vouched.is_some_and(|v| c.vouched != v) || (same_source && !same(c)) {
-                continue;
-            }
-            if best.is_none_or(|b| c.since < incoming[b].since) {
-                best = Some(i);
-            }
-        }
-        best
-    };
-    oldest(Some(false), true)
-        .or(oldest(Some(false), false))
-        .or(oldest(None, false))
-        .unwrap_or(0)
-}
-
-/// Whether a device packet of `n` bytes fits into one TCP frame the peer accepts.
-fn tcp_frame_fits(n: usize, plaintext: bool) -> bool {
-    let overhead = if plaintext { 0 } else { DATA_OVERHEAD };
-    n + overhead <= MAX_FRAME
-}
-
 impl<D: Device> Engine<D> {
     pub fn new(
         dev: D,
@@ -438,20 +399,39 @@ impl<D: Device> Engine<D> {
                 name: name.to_string(),
                 tap,
                 verbose,
-                dev_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
                 out_buf: vec![0u8; BUF_SIZE + DATA_OVERHEAD].into_boxed_slice(),
+                coalescer: None,
                 // a flood cannot fill a router's log: 5 lines at once, then 1 a second
                 drop_log: RateLimit::new(5, 1),
                 event_log: RateLimit::new(10, 1),
                 verbose_log: VerboseLog::new(),
             },
             net,
-            net_buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            dev_buf: vec![0u8; BUF_SIZE + virtio::HDR_LEN].into_boxed_slice(),
+            seg_buf: Box::default(),
             resolve: None,
             hwm: Vec::new(),
             status: None,
             recheck: Default::default(),
         }
+    }
+
+    /// The device was opened with a virtio header (IFF_VNET_HDR) and offloads: reads
+    /// are segmented (super-packets into packets), writes coalesced (TCP segments of
+    /// one flow into super-packets). TUN mode only.
+    pub fn with_offloads(&mut self) {
+        self.core.coalescer = Some(Box::new(Coalescer::new()));
+        self.seg_buf = vec![0u8; BUF_SIZE].into_boxed_slice();
+    }
+
+    /// The device (to switch its offloads off at exit).
+    pub fn device(&self) -> &D {
+        &self.core.dev
+    }
+
+    /// TCP segments merged into super-packets for the device so far (offloads).
+    pub fn coalesced(&self) -> u64 {
+        self.core.coalescer.as_ref().map_or(0, |c| c.coalesced())
     }
 
     /// Server: keep the handshake high-water mark in this file from now on.
@@ -619,13 +599,7 @@ impl<D: Device> Engine<D> {
                 .as_ref()
                 .and_then(|(s, _)| set.add(s.listener().as_fd(), Want::In));
             let mut dev_i = None;
-            let backlog_full = match &self.net {
-                Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
-                    conn.is_open()
-                        && conn.tx.pending().len() + BUF_SIZE / 4 > super::net::TCP_TX_QUEUE
-                }
-                Net::Udp { .. } => false,
-            };
+            let backlog_full = !self.device_room();
             if !backlog_full {
                 dev_i = set.add(c.dev.as_fd(), Want::In);
             }
@@ -670,6 +644,7 @@ impl<D: Device> Engine<D> {
             let inc = inc_i.map(ready);
             if ready(a_i) || ready(b_i) || ready(l_i) || inc.contains(&true) {
                 self.on_network(now, ready(a_i), ready(b_i), ready(l_i), inc);
+                self.core.flush_device();
             }
             if ready(dev_i) {
                 self.on_device(now)?;
@@ -821,9 +796,12 @@ impl<D: Device> Engine<D> {
     }
 
     fn on_device(&mut self, now: Instant) -> io::Result<()> {
-        let core = &mut self.core;
         for _ in 0..BATCH {
-            let n = match core.dev.recv(&mut core.dev_buf) {
+            if !self.device_room() {
+                break; // the TCP send queue is near full: read on once it drains
+            }
+            let core = &mut self.core;
+            let n = match core.dev.recv(&mut self.dev_buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -833,299 +811,95 @@ impl<D: Device> Engine<D> {
             if core.verbose && core.verbose_log.allow(now, &core.name) {
                 info!("{}: {n} bytes from the device", core.name);
             }
-            let pkt = &core.dev_buf[..n];
-            match &mut self.net {
-                Net::Udp { sock, remote, .. } => {
-                    let Ok(to) = core.tunnel.route(pkt) else {
-                        continue; // counted
-                    };
-                    let Some(dst) = remote.or(core.tunnel.endpoint(to)) else {
-                        core.tunnel
-                            .peer_mut(to)
-                            .counters_mut()
-                            .drop(DropReason::NoSession);
-                        continue;
-                    };
-                    match core.tunnel.encapsulate_to(to, pkt, &mut core.out_buf, now) {
-                        Output::ToNetwork(m) => {
-                            if let Err(e) = sock.send_to(&core.out_buf[..m], dst) {
-                                core.tunnel.counters_mut().drop(DropReason::WriteError);
-                                if core.drop_log.allow(now) {
-                                    warn!("{}: send to {dst} failed: {e}", core.name);
-                                }
-                            }
-                        }
-                        Output::Drop(r) if r != DropReason::NoSession => {
-                            core.log_drop("packet from the device", n, None, r);
-                        }
-                        _ => {}
-                    }
+            if core.coalescer.is_none() {
+                Self::from_device(core, &mut self.net, &self.dev_buf[..n], now);
+                continue;
+            }
+            // Offloads: a virtio header, then a packet or a super-packet to segment.
+            let mut segs = match Segments::new(&self.dev_buf[..n]) {
+                Ok(s) => s,
+                Err(e) => {
+                    Self::bad_offload(core, n, e);
+                    continue;
                 }
-                Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
-                    if !conn.is_open() {
-                        core.tunnel.counters_mut().drop(DropReason::NoSession);
-                        continue;
-                    }
-                    // The peer closes the connection on a frame above MAX_FRAME (the
-                    // device MTU may have been raised after start): drop the packet.
-                    if !tcp_frame_fits(n, core.tunnel.is_plaintext()) {
-                        core.tunnel.counters_mut().drop(DropReason::TooBig);
-                        core.log_drop("packet from the device", n, None, DropReason::TooBig);
-                        continue;
-                    }
-                    let Some(slot) = conn.tx.slot(n + DATA_OVERHEAD) else {
-                        core.tunnel.counters_mut().drop(DropReason::TxFull);
-                        continue;
-                    };
-                    match core.tunnel.encapsulate(pkt, slot, now) {
-                        Output::ToNetwork(m) => conn.tx.commit(m),
-                        Output::Drop(r) if r != DropReason::NoSession => {
-                            core.log_drop("packet from the device", n, None, r);
-                        }
-                        _ => {}
+            };
+            while let Some(r) = segs.next_into(&mut self.seg_buf) {
+                match r {
+                    Ok(len) => Self::from_device(core, &mut self.net, &self.seg_buf[..len], now),
+                    Err(e) => {
+                        Self::bad_offload(core, n, e);
+                        break;
                     }
                 }
             }
         }
+        if let Net::Udp { sock, tx, .. } = &mut self.net {
+            udp::send(&mut self.core, sock, tx, now);
+        }
         Ok(())
+    }
+
+    /// A read from the device that cannot be segmented: counted and logged.
+    fn bad_offload(core: &mut Core<D>, n: usize, e: GsoError) {
+        core.count(DropReason::BadInner);
+        if core.drop_log.allow(Instant::now()) {
+            warn!(
+                "{}: dropped a {n}-byte read from the device: cannot segment it ({e:?})",
+                core.name
+            );
+        }
+    }
+
+    /// Whether the TCP send queue has room for what one device read may become (a
+    /// super-packet: up to 64 KiB of segments, each with its frame overhead).
+    fn device_room(&self) -> bool {
+        match &self.net {
+            Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
+                let read = if self.core.coalescer.is_some() {
+                    2 * BUF_SIZE
+                } else {
+                    BUF_SIZE / 4
+                };
+                !conn.is_open() || conn.tx.pending().len() + read <= super::net::TCP_TX_QUEUE
+            }
+            Net::Udp { .. } => true,
+        }
+    }
+
+    /// One packet from the device: route, seal and queue it.
+    fn from_device(core: &mut Core<D>, net: &mut Net, pkt: &[u8], now: Instant) {
+        match net {
+            Net::Udp {
+                sock, remote, tx, ..
+            } => udp::seal(core, sock, *remote, tx, pkt, now),
+            Net::TcpServer { active: conn, .. } | Net::TcpClient { conn, .. } => {
+                tcp::seal(core, conn, pkt, now)
+            }
+        }
     }
 
     fn on_network(&mut self, now: Instant, a: bool, b: bool, l: bool, inc: [bool; TCP_PENDING]) {
         let core = &mut self.core;
         match &mut self.net {
-            Net::Udp { sock, remote, .. } => {
-                for _ in 0..BATCH {
-                    let (n, src) = match sock.recv_from(&mut self.net_buf) {
-                        Ok(x) => x,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                        // ICMP errors reported on the socket; keep going
-                        Err(_) => continue,
-                    };
-                    let from = From::Udp(src);
-                    // Plaintext: only the configured server may talk to a client.
-                    // Encrypted: authentication decides (a multihomed server may
-                    // answer from another of its addresses).
-                    if core.tunnel.is_plaintext() && remote.is_some_and(|r| r != src) {
-                        core.count(DropReason::WrongSource);
-                        core.log_drop("datagram", n, Some(from), DropReason::WrongSource);
-                        continue;
-                    }
-                    match core.tunnel.decapsulate_from(
-                        &self.net_buf[..n],
-                        &mut core.out_buf,
-                        now,
-                        Some(src.ip().to_canonical()),
-                    ) {
-                        Output::ToDevice(m) => core.deliver(m, from),
-                        Output::ToNetwork(m) => {
-                            if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
-                                core.count(DropReason::WriteError);
-                                if core.drop_log.allow(now) {
-                                    warn!("{}: send to {src} failed: {e}", core.name);
-                                }
-                            }
-                        }
-                        Output::Drop(r) => {
-                            core.log_drop("datagram", n, Some(from), r);
-                        }
-                        Output::Keepalive | Output::Nothing => {}
-                    }
-                    let who = core.tunnel.last_peer();
-                    let endpoint = core.tunnel.endpoint(who);
-                    if remote.is_none()
-                        && core.tunnel.authenticated_current()
-                        && endpoint != Some(src)
-                    {
-                        if endpoint.is_some() || core.verbose {
-                            match core.tunnel.name(who) {
-                                "" => info!("{}: client now at {}", core.name, Addr(src)),
-                                n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
-                            }
-                        }
-                        let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
-                        if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
-                            if core.event_log.allow(now) {
-                                let peer = PeerName(core.tunnel.name(who), None);
-                                warn!(
-                                    "{}: two clients use the same key ({peer}): {} and {} take the \
-                                     session from each other in turns; give each client its own key \
-                                     (a `config peer` section each)",
-                                    core.name,
-                                    Addr(src),
-                                    Addr(other)
-                                );
-                            }
-                        }
-                    }
-                }
-            }
+            Net::Udp {
+                sock,
+                remote,
+                rx,
+                overflow_seen,
+                ..
+            } => udp::receive(core, sock, *remote, rx, overflow_seen, now),
             Net::TcpServer {
                 listener,
                 active,
                 incoming,
-            } => {
-                // Read first: a connection's handshake is handled before new
-                // connections may displace it.
-                if a && Self::read_conn(core, active, now) == Verdict::Close {
-                    info!(
-                        "{}: tcp client {} disconnected",
-                        core.name,
-                        From::Tcp(active.peer)
-                    );
-                    active.close();
-                }
-                for (conn, _) in incoming.iter_mut().zip(inc).filter(|(_, r)| *r) {
-                    match Self::read_conn(core, conn, now) {
-                        Verdict::Close => conn.close(),
-                        Verdict::Promote => {
-                            if active.is_open() {
-                                info!(
-                                    "{}: tcp client now at {} (replaces {})",
-                                    core.name,
-                                    From::Tcp(conn.peer),
-                                    From::Tcp(active.peer)
-                                );
-                            }
-                            active.take_over(conn);
-                        }
-                        Verdict::Keep => {}
-                    }
-                }
-                if l {
-                    for _ in 0..4 {
-                        match listener.accept() {
-                            Ok((s, peer)) => {
-                                let plain = core.tunnel.is_plaintext();
-                                let target = if plain {
-                                    &mut *active
-                                } else {
-                                    let i = pending_slot(&incoming[..], peer);
-                                    if incoming[i].is_open() && core.drop_log.allow(now) {
-                                        warn!(
-                                            "{}: {TCP_PENDING} tcp connections authenticating: closing one from {}",
-                                            core.name,
-                                            From::Tcp(incoming[i].peer)
-                                        );
-                                    }
-                                    &mut incoming[i]
-                                };
-                                if plain && target.is_open() {
-                                    info!(
-                                        "{}: new tcp client {peer} replaces {}",
-                                        core.name,
-                                        From::Tcp(target.peer)
-                                    );
-                                }
-                                target.close();
-                                if let Err(e) = target.open(s, peer, now) {
-                                    warn!("{}: tcp connection from {peer}: {e}", core.name);
-                                    target.close();
-                                } else if plain {
-                                    info!("{}: tcp client {peer} connected", core.name);
-                                }
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                if core.drop_log.allow(now) {
-                                    warn!("{}: accept failed: {e}", core.name);
-                                }
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
+            } => tcp::server_receive(core, listener, active, incoming, a, l, inc, now),
             Net::TcpClient {
                 remote,
                 conn,
                 dial,
                 backoff,
-            } => {
-                if b {
-                    if let Dial::Connecting { .. } = dial {
-                        let Dial::Connecting { sock, .. } =
-                            std::mem::replace(dial, Dial::Idle { next_try: now })
-                        else {
-                            return;
-                        };
-                        match finish_connect(sock).and_then(|s| conn.open(s, *remote, now)) {
-                            Ok(()) => {
-                                *dial = Dial::Up;
-                                if core.tunnel.is_plaintext() {
-                                    backoff.reset();
-                                }
-                                info!("{}: tcp connected to {remote}", core.name);
-                                core.tunnel.restart(now);
-                            }
-                            Err(e) => {
-                                conn.close();
-                                let d = backoff.next_delay();
-                                if core.event_log.allow(now) {
-                                    warn!(
-                                        "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
-                                        core.name,
-                                        connect_hint(&e),
-                                        d.as_secs()
-                                    );
-                                }
-                                *dial = Dial::Idle { next_try: now + d };
-                            }
-                        }
-                    }
-                }
-                if a && matches!(dial, Dial::Up) {
-                    let up_before = core.tunnel.is_up();
-                    if Self::read_conn(core, conn, now) == Verdict::Close {
-                        conn.close();
-                        let d = backoff.next_delay();
-                        // Closed before any session: the server refused the handshake.
-                        let hint = if core.tunnel.is_up() {
-                            ""
-                        } else {
-                            " before a session: the server drops handshakes it cannot \
-                             authenticate; the key or --mode likely differs at the other end"
-                        };
-                        warn!(
-                            "{}: tcp connection to {remote} lost{hint} (reconnecting in {} s)",
-                            core.name,
-                            d.as_secs()
-                        );
-                        *dial = Dial::Idle { next_try: now + d };
-                    } else if !up_before && core.tunnel.is_up() {
-                        backoff.reset();
-                    }
-                }
-            }
+            } => tcp::client_receive(core, *remote, conn, dial, backoff, a, b, now),
         }
-    }
-
-    /// Reads a TCP connection and handles its frames.
-    fn read_conn(core: &mut Core<D>, conn: &mut Conn, now: Instant) -> Verdict {
-        let mut verdict = Verdict::Keep;
-        for _ in 0..BATCH {
-            match conn.fill() {
-                Fill::Data => match core.tcp_frames(conn, now) {
-                    Verdict::Close => return Verdict::Close,
-                    Verdict::Promote => verdict = Verdict::Promote,
-                    Verdict::Keep => {}
-                },
-                Fill::Empty => break,
-                Fill::Closed(e) => {
-                    if let Some(e) = e {
-                        if core.drop_log.allow(now) {
-                            warn!(
-                                "{}: tcp connection from {}: {e}",
-                                core.name,
-                                From::Tcp(conn.peer)
-                            );
-                        }
-                    }
-                    return Verdict::Close;
-                }
-            }
-        }
-        verdict
     }
 
     /// Writes queued TCP data.
@@ -1168,9 +942,9 @@ mod tests {
 
     #[test]
     fn tcp_frames_above_the_peers_maximum_are_refused() {
-        assert!(tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD, false));
-        assert!(!tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD + 1, false));
-        assert!(tcp_frame_fits(MAX_FRAME, true));
-        assert!(!tcp_frame_fits(MAX_FRAME + 1, true));
+        assert!(tcp::tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD, false));
+        assert!(!tcp::tcp_frame_fits(MAX_FRAME - DATA_OVERHEAD + 1, false));
+        assert!(tcp::tcp_frame_fits(MAX_FRAME, true));
+        assert!(!tcp::tcp_frame_fits(MAX_FRAME + 1, true));
     }
 }

@@ -8,11 +8,14 @@ pub mod net;
 
 use crate::sys::netlink::Rtnl;
 use crate::sys::netlink::{RouteEntry, RTN_UNICAST};
-use crate::sys::tun::{Mode, Tun};
+use crate::sys::tun::{
+    Mode, OpenFlags, Tun, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6,
+};
 use crate::sys::{caps, signals, SysError};
 use crate::tunnel::hub::{Hub, Peer, Prefix};
 use crate::tunnel::{self, Role, Transport, Tunnel, TunnelConfig};
 use crate::wire::ethernet::MacAddr;
+use crate::wire::virtio;
 use log::{info, warn};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -81,10 +84,37 @@ pub fn resolve_remote(host: &str, port: u16) -> Result<SocketAddr, SysError> {
         .map_err(|e| SysError::new(format!("cannot resolve remote '{host}': {e}")))
 }
 
-/// Opens and configures the device: MTU, addresses, up.
-fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
+/// TUN offload sets tried in turn (USO needs Linux 6.2, TSO and CSUM are much older).
+const OFFLOAD_SETS: [u32; 3] = [
+    TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6,
+    TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
+    TUN_F_CSUM,
+];
+
+/// Opens and configures the device: MTU, addresses, up. A TUN device is opened with a
+/// virtio header and offloads where the kernel has them; returns the `TUN_F_*` bits
+/// taken (None: plain packets).
+fn open_device(o: &TunnelOptions, mtu: u32) -> Result<(Tun, Option<u32>), SysError> {
     caps::require_net_admin(&format!("creating {} device '{}'", o.mode.as_str(), o.dev))?;
-    let tun = Tun::open(&o.dev, o.mode)?;
+    let (tun, offloads) = if o.mode == Mode::Tun {
+        let fast = OpenFlags {
+            vnet_hdr: true,
+            ..OpenFlags::default()
+        };
+        match Tun::open_with(&o.dev, o.mode, fast) {
+            Ok(t) => {
+                t.set_vnet_hdr_len(virtio::HDR_LEN)?;
+                let f = t.negotiate_offload(&OFFLOAD_SETS);
+                (t, Some(f))
+            }
+            Err(e) => {
+                info!("{}: not opened with offloads ({e}); plain packets", o.dev);
+                (Tun::open(&o.dev, o.mode)?, None)
+            }
+        }
+    } else {
+        (Tun::open(&o.dev, o.mode)?, None)
+    };
     let mut nl = Rtnl::new()?;
     let idx = nl.link_index(tun.name())?;
     nl.set_mtu(tun.name(), mtu)?;
@@ -100,7 +130,29 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<Tun, SysError> {
     }
     nl.set_up(tun.name(), true)?;
     tun.set_nonblocking(true)?;
-    Ok(tun)
+    Ok((tun, offloads))
+}
+
+/// "offloads: tso on, uso off, udp gso on, gro on" (what was found at start).
+fn describe_offloads(dev: Option<u32>, net: &net::Net) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let mut s = String::from("offloads: ");
+    match dev {
+        Some(f) => {
+            let _ = write!(
+                s,
+                "csum {}, tso {}, uso {}",
+                on(f & TUN_F_CSUM != 0),
+                on(f & (TUN_F_TSO4 | TUN_F_TSO6) != 0),
+                on(f & (TUN_F_USO4 | TUN_F_USO6) != 0)
+            );
+        }
+        None => s.push_str("device none"),
+    }
+    if let Some((gso, gro)) = net.udp_offloads() {
+        let _ = write!(s, ", udp gso {}, gro {}", on(gso), on(gro));
+    }
+    s
 }
 
 /// The hub of `config peer` sections: one key and its routes per peer.
@@ -222,7 +274,8 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
             warn!("cannot let the kernel fragment tunnel packets ({e}): frames near {mtu} bytes may be lost");
         }
     }
-    let tun = open_device(o, mtu)?;
+    let (tun, offloads) = open_device(o, mtu)?;
+    info!("{}: {}", tun.name(), describe_offloads(offloads, &net));
     // The peers' routes, through the device; removed at exit.
     let mut routes = Vec::new();
     if !o.peers.is_empty() || !o.routes.is_empty() {
@@ -319,6 +372,9 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         info!("{name}: {} peers: {}", hub.len(), names.join(", "));
     }
     let mut eng = engine::Engine::with_hub(tun, net, hub, &name, o.mode == Mode::Tap, o.verbose);
+    if offloads.is_some() {
+        eng.with_offloads();
+    }
     eng.keep_high_water_in(mark_files);
     if let Some(s) = status {
         let info = engine::StatusInfo {
@@ -337,6 +393,14 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     }
     let res = eng.run(&signals::exit_requested);
     eng.log_counters();
+    if offloads.is_some_and(|f| f != 0) {
+        info!(
+            "{name}: {} segments coalesced into super-packets",
+            eng.coalesced()
+        );
+        // A persistent device keeps them; the next plain reader would stall on them.
+        let _ = eng.device().set_offload(0);
+    }
     if !routes.is_empty() {
         // Without privileges now; a device that goes away takes its routes with it.
         if let Ok(mut nl) = Rtnl::new() {

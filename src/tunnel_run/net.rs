@@ -3,6 +3,7 @@
 //! are made here once, when the socket side is set up.
 use super::TunnelOptions;
 use crate::sys::poll::Want;
+use crate::sys::udp::{self, RecvBatch, TxBatch};
 use crate::sys::{net, signals, SysError};
 use crate::tunnel::peer::Backoff;
 use crate::tunnel::{FrameDecoder, Role, StreamTx, Transport};
@@ -19,6 +20,20 @@ pub const TCP_TX_QUEUE: usize = 256 * 1024;
 /// TCP server: connections kept while they authenticate; when all are taken, a new one
 /// replaces the oldest (so reconnecting in a loop cannot keep a real client out).
 pub const TCP_PENDING: usize = 4;
+/// Receive and send buffer asked for on the UDP socket. The kernel's default (about
+/// 208 KiB, `net.core.rmem_default`) holds some 150 full-size datagrams: a burst
+/// of a few milliseconds at a few hundred Mb/s while the loop is busy overflows it.
+/// 2 MiB holds about 16 ms at 1 Gb/s, more than a router's WAN does, and is only
+/// memory while datagrams wait in it. Root gets it past `net.core.rmem_max`
+/// (SO_RCVBUFFORCE); others get at most that sysctl.
+pub const UDP_SOCKET_BUFFER: usize = 2 << 20;
+/// Largest datagram received: a TCP frame's limit (the largest MTU) plus room.
+const UDP_SLOT: usize = MAX_FRAME + 64;
+/// With UDP GRO: receive slots of 64 KiB each.
+const UDP_GRO_SLOTS: usize = 16;
+/// Sealed packets gathered from one burst of the device before they are sent.
+pub const UDP_TX_PACKETS: usize = 64;
+const UDP_TX_BYTES: usize = 128 * 1024;
 /// Send queue of a connection that is not yet authenticated (it only sends a RESP).
 const TCP_PENDING_TX: usize = 4096;
 /// How long a new TCP connection may take to authenticate before it is closed.
@@ -172,6 +187,11 @@ pub enum Net {
         /// Server: where the authenticated client was last seen.
         endpoint: Option<SocketAddr>,
         underlay_mtu: u32,
+        /// Datagrams in (recvmmsg), sealed packets out (sendmmsg, UDP GSO).
+        rx: Box<RecvBatch>,
+        tx: TxBatch,
+        /// The kernel's drop count (SO_RXQ_OVFL) as last seen.
+        overflow_seen: u32,
     },
     TcpServer {
         listener: TcpListener,
@@ -240,16 +260,39 @@ impl Net {
         }
     }
 
-    /// A UDP end on an existing socket (`remote`: client).
+    /// A UDP end on an existing socket (`remote`: client): socket buffers of
+    /// [`UDP_SOCKET_BUFFER`], the kernel's drop count, UDP GRO and GSO where the kernel
+    /// has them (logged in one line).
     pub fn udp(sock: UdpSocket, remote: Option<SocketAddr>) -> Result<Net, SysError> {
         sock.set_nonblocking(true)
             .map_err(|e| SysError::os("udp socket non-blocking", e))?;
         let underlay_mtu = remote.and_then(net::path_mtu).unwrap_or(1500);
+        let (rcv, snd) = udp::set_buffers(&sock, UDP_SOCKET_BUFFER);
+        let ovfl = udp::enable_overflow_count(&sock);
+        let gro = udp::enable_gro(&sock);
+        let gso = udp::gso_supported(&sock);
+        log::info!(
+            "udp socket buffers: rx {} KiB, tx {} KiB (kernel figures, twice what is asked)",
+            rcv / 1024,
+            snd / 1024
+        );
+        if !ovfl {
+            log::info!("the kernel does not count udp socket drops here (no SO_RXQ_OVFL)");
+        }
+        // With GRO one slot may hold up to 64 KiB of datagrams of one flow.
+        let rx = Box::new(if gro {
+            RecvBatch::new(UDP_GRO_SLOTS, 65536, true)
+        } else {
+            RecvBatch::new(udp::SLOTS, UDP_SLOT, false)
+        });
         Ok(Net::Udp {
             sock,
             remote,
             endpoint: None,
             underlay_mtu,
+            rx,
+            tx: TxBatch::new(UDP_TX_BYTES, UDP_TX_PACKETS, gso),
+            overflow_seen: 0,
         })
     }
 
@@ -271,6 +314,14 @@ impl Net {
             conn: Conn::new(now),
             dial: Dial::Idle { next_try: now },
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(16)),
+        }
+    }
+
+    /// UDP: whether GSO and GRO are on (None for TCP).
+    pub fn udp_offloads(&self) -> Option<(bool, bool)> {
+        match self {
+            Net::Udp { rx, tx, .. } => Some((tx.gso(), rx.gro())),
+            _ => None,
         }
     }
 
