@@ -345,26 +345,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     }
     // `tunbox status`: the socket, made before privileges are dropped, owned by the
     // service user. Not having one is no reason not to run the tunnel.
-    let status_dir = hwm::run_dir();
-    let owner = match &o.user {
-        Some(u) => Some(caps::lookup_user(u)?),
-        None => None,
-    };
-    let status = match crate::status::StatusSocket::bind(
-        &status_dir,
-        tun.name(),
-        owner.map(|u| (u.uid.as_raw(), u.gid.as_raw())),
-    ) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!(
-                "{}: no status socket in {} ({e}): `tunbox status` will not show this tunnel",
-                tun.name(),
-                status_dir.display()
-            );
-            None
-        }
-    };
+    let status = crate::status::StatusSocket::for_service(tun.name(), o.user.as_deref(), "tunnel")?;
     caps::drop_privileges(o.user.as_deref())?;
     let name = tun.name().to_string();
     if hub.len() > 1 {
