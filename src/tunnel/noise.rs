@@ -49,10 +49,9 @@
 use blake2::digest::consts::U16;
 use blake2::digest::{KeyInit as MacKeyInit, Mac};
 use blake2::{Blake2s256, Blake2sMac, Digest};
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use curve25519_dalek::constants::X25519_BASEPOINT;
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use tunbox_aead::Cipher;
 use zeroize::Zeroize;
 
 use super::key::Key;
@@ -167,14 +166,14 @@ fn hkdf(ck: &[u8; HASH_LEN], ikm: &[u8], out: &mut [[u8; HASH_LEN]]) {
 
 /// ChaCha20-Poly1305 nonce of Noise: 32 bits of zeros, then the 64-bit counter
 /// little-endian.
-fn nonce(n: u64) -> Nonce {
+fn nonce(n: u64) -> [u8; 12] {
     let mut b = [0u8; 12];
     b[4..].copy_from_slice(&n.to_le_bytes());
-    b.into()
+    b
 }
 
-fn cipher(k: &[u8; 32]) -> ChaCha20Poly1305 {
-    ChaCha20Poly1305::new(k.into())
+fn cipher(k: &[u8; 32]) -> Cipher {
+    Cipher::new(k)
 }
 
 /// X25519 key pair of one handshake; the secret is wiped on drop.
@@ -307,8 +306,8 @@ impl Symmetric {
         }
         out[..len].copy_from_slice(plain);
         let tag = cipher(&self.k)
-            .encrypt_in_place_detached(&nonce(self.n), &self.h, &mut out[..len])
-            .map_err(|_| HandshakeError::Internal)?;
+            .seal(&nonce(self.n), &self.h, &mut out[..len])
+            .ok_or(HandshakeError::Internal)?;
         out[len..].copy_from_slice(&tag);
         self.n += 1;
         self.mix_hash(out);
@@ -325,14 +324,12 @@ impl Symmetric {
             return Err(HandshakeError::Internal);
         }
         out[..len].copy_from_slice(&ct[..len]);
-        cipher(&self.k)
-            .decrypt_in_place_detached(
-                &nonce(self.n),
-                &self.h,
-                &mut out[..len],
-                Tag::from_slice(&ct[len..]),
-            )
-            .map_err(|_| HandshakeError::Auth)?;
+        let tag: &[u8; TAG_LEN] = ct[len..]
+            .try_into()
+            .map_err(|_| HandshakeError::Malformed)?;
+        if !cipher(&self.k).open(&nonce(self.n), &self.h, &mut out[..len], tag) {
+            return Err(HandshakeError::Auth);
+        }
         self.n += 1;
         self.mix_hash(ct);
         Ok(())
@@ -437,8 +434,8 @@ impl HandshakeKey {
 /// Stateless like WireGuard's: the explicit message counter is the nonce, the AD is
 /// empty. The keys are wiped on drop (`ChaCha20Poly1305` zeroizes its key in `Drop`).
 pub struct Transport {
-    send: ChaCha20Poly1305,
-    recv: ChaCha20Poly1305,
+    send: Cipher,
+    recv: Cipher,
 }
 
 /// Read the message type of a datagram/frame (`None` if empty or reserved bytes set).
@@ -700,10 +697,7 @@ pub fn seal(
     let body = &mut out[DATA_HEADER_LEN..len];
     let (text, tag_out) = body.split_at_mut(packet.len());
     text.copy_from_slice(packet);
-    let tag = t
-        .send
-        .encrypt_in_place_detached(&nonce(counter), &[], text)
-        .ok()?;
+    let tag = t.send.seal(&nonce(counter), &[], text)?;
     tag_out.copy_from_slice(&tag);
     Some(len)
 }
@@ -720,10 +714,8 @@ pub fn open(t: &Transport, counter: u64, msg: &[u8], out: &mut [u8]) -> Option<u
     }
     let text = &mut out[..n];
     text.copy_from_slice(&body[..n]);
-    t.recv
-        .decrypt_in_place_detached(&nonce(counter), &[], text, Tag::from_slice(&body[n..]))
-        .ok()?;
-    Some(n)
+    let tag: &[u8; TAG_LEN] = body[n..].try_into().ok()?;
+    t.recv.open(&nonce(counter), &[], text, tag).then_some(n)
 }
 
 #[cfg(test)]
