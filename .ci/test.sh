@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh
 cargo test --locked --features test-hooks "$@"
+# The workspace's cipher crate (crates/aead): its RFC 8439 vector.
+cargo test --locked -p tunbox-aead
