@@ -4,7 +4,7 @@
 Reflector (one namespace, device MTU 1500): the C reference (reflect_ref.c), tunbox as
 built before this work (TUNBOX_BEFORE, optional) and tunbox.
 Tunnel (two namespaces joined by a veth pair, tunnel MTU 1400): veth alone (the ceiling,
-no userspace hop), tunbox encrypted UDP / encrypted TCP / plaintext UDP, boringtun-cli
+no userspace hop), tunbox encrypted UDP / encrypted TCP / plaintext UDP / plaintext TCP, boringtun-cli
 (WireGuard), OpenVPN 2.6 with AES-256-GCM (TLS, certificates made here with openssl), a
 simpletun-style C reference over TCP and over UDP (simpletun.c) and socat TUN over UDP.
 
@@ -339,7 +339,8 @@ def tunnel_paths():
     paths = [("veth (no userspace hop)", None),
              ("tunbox enc UDP", lambda: start_tunbox("udp", False)),
              ("tunbox enc TCP", lambda: start_tunbox("tcp", False)),
-             ("tunbox plain UDP", lambda: start_tunbox("udp", True))]
+             ("tunbox plain UDP", lambda: start_tunbox("udp", True)),
+             ("tunbox plain TCP", lambda: start_tunbox("tcp", True))]
     if BORINGTUN:
         paths.append(("boringtun-cli (WireGuard)", start_boringtun))
     paths += [("OpenVPN AES-256-GCM", start_openvpn),
@@ -466,6 +467,7 @@ def main():
         ratios(med, [("tunbox enc UDP", "boringtun-cli (WireGuard)"),
                      ("tunbox enc UDP", "OpenVPN AES-256-GCM"),
                      ("tunbox enc TCP", "simpletun C, TCP"),
+                     ("tunbox plain TCP", "simpletun C, TCP"),
                      ("tunbox plain UDP", "simpletun C, UDP"),
                      ("tunbox plain UDP", "socat TUN/UDP"),
                      ("tunbox enc UDP", "veth (no userspace hop)")])
