@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         tunbox::outln!("tunbox {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    match top.cmd {
+    match &top.cmd {
         Some(cmd) => commands::run(cmd),
         None => {
             let _ = writeln!(
