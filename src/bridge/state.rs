@@ -11,7 +11,7 @@
 //! describes: the `bound` line holds the network namespace (device and inode of
 //! `/proc/self/ns/net`), the port's interface index and MAC address. Version 1 files
 //! (no escapes, no binding) are still read.
-use super::plan::{fmt_mac, LinkRecord, Record};
+use super::plan::{LinkRecord, Record};
 use crate::sys::netlink::{AddrEntry, RouteEntry};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -39,28 +39,35 @@ impl std::fmt::Display for Binding {
             self.netns.0,
             self.netns.1,
             self.ifindex,
-            self.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac)
+            Mac(&self.mac)
         )
     }
 }
 
 /// Escapes a value so it is one word without `=` (see the module notes).
 pub fn escape(v: &str) -> String {
-    if v.is_empty() {
-        return "%".into();
-    }
-    if v == "-" {
-        return "%2D".into();
-    }
-    let mut out = String::with_capacity(v.len());
-    for &b in v.as_bytes() {
-        if b <= b' ' || b >= 0x7f || matches!(b, b'%' | b'=' | b'#') {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            out.push(b as char);
+    Esc(v).to_string()
+}
+
+/// A value as [`escape`] writes it, straight into the file's text.
+struct Esc<'a>(&'a str);
+
+impl std::fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            "" => return f.write_str("%"),
+            "-" => return f.write_str("%2D"),
+            _ => {}
         }
+        for &b in self.0.as_bytes() {
+            if b <= b' ' || b >= 0x7f || matches!(b, b'%' | b'=' | b'#') {
+                write!(f, "%{b:02X}")?;
+            } else {
+                f.write_char(b as char)?;
+            }
+        }
+        Ok(())
     }
-    out
 }
 
 /// The inverse of [`escape`]; `None` for a malformed escape or bytes that are not UTF-8.
@@ -88,13 +95,50 @@ pub fn unescape(v: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn opt_s(v: &Option<String>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), |x| escape(x))
+/// An optional value as the file writes it: `-` for none. Through `&dyn Display`,
+/// written into the text directly (no string per value, one formatting path for every
+/// type: size).
+struct Or<'a>(Option<&'a dyn std::fmt::Display>);
+
+impl std::fmt::Display for Or<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "-".to_string(), |x| x.to_string())
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> Or<'_> {
+    Or(v.as_ref().map(|x| x as &dyn std::fmt::Display))
+}
+
+/// An optional string value, escaped, or `-`.
+struct OptEsc<'a>(&'a Option<String>);
+
+impl std::fmt::Display for OptEsc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => Esc(v).fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// A MAC address as `plan::fmt_mac` writes it, or `-`.
+struct Mac<'a>(&'a Option<[u8; 6]>);
+
+impl std::fmt::Display for Mac<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(m) => write!(
+                f,
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 fn yes(b: bool) -> &'static str {
@@ -105,14 +149,15 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-fn link_line(key: &str, l: &LinkRecord) -> String {
-    format!(
-        "{key} mtu={} up={} mac={} master={}\n",
+fn link_line(s: &mut String, key: &str, l: &LinkRecord) {
+    let _ = writeln!(
+        s,
+        "{key} mtu={} up={} mac={} master={}",
         l.mtu,
         yes(l.up),
-        l.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac),
-        opt_s(&l.master)
-    )
+        Mac(&l.mac),
+        OptEsc(&l.master)
+    );
 }
 
 /// The file's text, bound to `binding` when given.
@@ -130,20 +175,20 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
             b.netns.0,
             b.netns.1,
             b.ifindex,
-            b.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac)
+            Mac(&b.mac)
         );
     }
-    let _ = writeln!(s, "ifname {}", escape(&r.ifname));
-    let _ = writeln!(s, "bridge {}", escape(&r.bridge));
-    let _ = writeln!(s, "tap {}", escape(&r.tap));
+    let _ = writeln!(s, "ifname {}", Esc(&r.ifname));
+    let _ = writeln!(s, "bridge {}", Esc(&r.bridge));
+    let _ = writeln!(s, "tap {}", Esc(&r.tap));
     let _ = writeln!(s, "created_bridge {}", yes(r.created_bridge));
     let _ = writeln!(s, "created_tap {}", yes(r.created_tap));
-    s.push_str(&link_line("port", &r.port));
+    link_line(&mut s, "port", &r.port);
     if let Some(t) = &r.tap_orig {
-        s.push_str(&link_line("tap_orig", t));
+        link_line(&mut s, "tap_orig", t);
     }
     if let Some(b) = &r.bridge_orig {
-        s.push_str(&link_line("bridge_orig", b));
+        link_line(&mut s, "bridge_orig", b);
     }
     for a in &r.addrs {
         let _ = writeln!(
@@ -155,7 +200,7 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
             opt(&a.broadcast),
             a.scope,
             a.flags,
-            opt_s(&a.label),
+            OptEsc(&a.label),
             a.lifetimes
                 .map_or_else(|| "-".to_string(), |(v, p)| format!("{v},{p}")),
             opt(&a.proto),
@@ -181,7 +226,7 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
         );
     }
     for (p, v) in &r.sysctls {
-        let _ = writeln!(s, "sysctl {} {}", escape(p), escape(v));
+        let _ = writeln!(s, "sysctl {} {}", Esc(p), Esc(v));
     }
     s.push_str("end\n");
     s
