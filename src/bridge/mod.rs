@@ -475,7 +475,7 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
                 "bridge {bridge}: {}, mtu {}, mac {}, ports: {}",
                 if b.up { "up" } else { "down" },
                 b.mtu,
-                b.mac.as_ref().map_or_else(|| "-".into(), plan::fmt_mac),
+                plan::MacText(&b.mac),
                 if ports.is_empty() {
                     "none".to_string()
                 } else {

@@ -201,9 +201,21 @@ pub fn inverse(step: &Step) -> Option<Step> {
     })
 }
 
-pub fn fmt_mac(mac: &[u8; 6]) -> String {
-    let h: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    h.join(":")
+/// A MAC address as `ip link` prints it (`aa:bb:cc:dd:ee:ff`), or `-` for none (the
+/// state file's word for it).
+pub struct MacText<'a>(pub &'a Option<[u8; 6]>);
+
+impl fmt::Display for MacText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(m) => write!(
+                f,
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 pub fn fmt_addr(a: &AddrEntry) -> String {
@@ -284,7 +296,7 @@ impl fmt::Display for Step {
                 None => write!(f, "ip link set {dev} nomaster"),
             },
             Step::SetMac { dev, mac, .. } => {
-                write!(f, "ip link set {dev} address {}", fmt_mac(mac))
+                write!(f, "ip link set {dev} address {}", MacText(&Some(*mac)))
             }
             Step::SetMtu { dev, mtu, .. } => write!(f, "ip link set {dev} mtu {mtu}"),
             Step::SetUp { dev, up } => {

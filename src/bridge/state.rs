@@ -11,7 +11,7 @@
 //! describes: the `bound` line holds the network namespace (device and inode of
 //! `/proc/self/ns/net`), the port's interface index and MAC address. Version 1 files
 //! (no escapes, no binding) are still read.
-use super::plan::{LinkRecord, Record};
+use super::plan::{LinkRecord, MacText, Record};
 use crate::sys::netlink::{AddrEntry, RouteEntry};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -39,7 +39,7 @@ impl std::fmt::Display for Binding {
             self.netns.0,
             self.netns.1,
             self.ifindex,
-            Mac(&self.mac)
+            MacText(&self.mac)
         )
     }
 }
@@ -125,22 +125,6 @@ impl std::fmt::Display for OptEsc<'_> {
     }
 }
 
-/// A MAC address as `plan::fmt_mac` writes it, or `-`.
-struct Mac<'a>(&'a Option<[u8; 6]>);
-
-impl std::fmt::Display for Mac<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(m) => write!(
-                f,
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            ),
-            None => f.write_str("-"),
-        }
-    }
-}
-
 fn yes(b: bool) -> &'static str {
     if b {
         "yes"
@@ -155,7 +139,7 @@ fn link_line(s: &mut String, key: &str, l: &LinkRecord) {
         "{key} mtu={} up={} mac={} master={}",
         l.mtu,
         yes(l.up),
-        Mac(&l.mac),
+        MacText(&l.mac),
         OptEsc(&l.master)
     );
 }
@@ -175,7 +159,7 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
             b.netns.0,
             b.netns.1,
             b.ifindex,
-            Mac(&b.mac)
+            MacText(&b.mac)
         );
     }
     let _ = writeln!(s, "ifname {}", Esc(&r.ifname));
