@@ -58,12 +58,14 @@ fn not_a(v: &str, what: &str) -> String {
     format!("'{v}' is not {what}")
 }
 
+/// The words of a boolean, true and false in pairs (uci's list): a table searched by a
+/// loop rather than a `match` of ten string comparisons (size).
+const BOOL_WORDS: [&str; 10] = [
+    "1", "0", "yes", "no", "on", "off", "true", "false", "enabled", "disabled",
+];
+
 pub fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "yes" | "on" | "true" | "enabled" => Some(true),
-        "0" | "no" | "off" | "false" | "disabled" => Some(false),
-        _ => None,
-    }
+    BOOL_WORDS.iter().position(|w| *w == v).map(|i| i % 2 == 0)
 }
 
 /// Parses `ADDRESS/PREFIX`.
