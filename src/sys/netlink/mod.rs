@@ -41,7 +41,7 @@ pub struct Rtnl {
 }
 
 fn malformed(e: Malformed) -> io::Error {
-    io::Error::new(
+    crate::io_error(
         io::ErrorKind::InvalidData,
         format!("netlink: malformed reply ({})", e.0),
     )
@@ -88,7 +88,7 @@ impl Rtnl {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
                 Ok(n) if n != req.len() => {
-                    return Err(io::Error::new(
+                    return Err(crate::io_error(
                         io::ErrorKind::WriteZero,
                         "netlink: short send",
                     ))
@@ -103,13 +103,13 @@ impl Rtnl {
                 Ok(n) => n,
             };
             if n == 0 {
-                return Err(io::Error::new(
+                return Err(crate::io_error(
                     io::ErrorKind::UnexpectedEof,
                     "netlink: empty reply",
                 ));
             }
             if n > self.buf.len() {
-                return Err(io::Error::new(
+                return Err(crate::io_error(
                     io::ErrorKind::InvalidData,
                     format!("netlink: reply of {n} bytes truncated"),
                 ));
