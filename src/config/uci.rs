@@ -273,6 +273,23 @@ fn fail(msg: impl Into<String>) -> Fail {
 }
 
 /// `'s'` for a message, control characters made visible (`\n`, `\t`, `\r`, `?`).
+/// uci's statements: (short form, keyword, usage). A table searched by a loop, for the
+/// parser and its error messages alike (size).
+const KEYWORDS: [(&str, &str, &str); 4] = [
+    ("p", "package", "package NAME"),
+    ("c", "config", "config TYPE ['NAME']"),
+    ("o", "option", "option NAME 'VALUE'"),
+    ("l", "list", "list NAME 'VALUE'"),
+];
+
+/// The keyword `word` is (either form) and its usage.
+fn keyword(word: &[u8]) -> Option<(&'static str, &'static str)> {
+    KEYWORDS
+        .iter()
+        .find(|(short, long, _)| word == short.as_bytes() || word == long.as_bytes())
+        .map(|&(_, kw, usage)| (kw, usage))
+}
+
 fn shown(s: &str) -> String {
     let mut out = String::from("'");
     for c in s.chars() {
@@ -639,13 +656,11 @@ impl<'t> Parser<'t> {
             }
             let word = self.buf[w..e].to_vec();
             self.put(e, 0);
-            let (kw, usage) = match word.as_slice() {
-                [b'#', ..] => return Ok(()),
-                b"p" | b"package" => ("package", "package NAME"),
-                b"c" | b"config" => ("config", "config TYPE ['NAME']"),
-                b"o" | b"option" => ("option", "option NAME 'VALUE'"),
-                b"l" | b"list" => ("list", "list NAME 'VALUE'"),
-                _ => return Err(self.unknown_keyword(&word)),
+            if word.first() == Some(&b'#') {
+                return Ok(());
+            }
+            let Some((kw, usage)) = keyword(&word) else {
+                return Err(self.unknown_keyword(&word));
             };
             if matches!(kw, "option" | "list") && self.current.is_none() {
                 return Err(fail(format!("'{kw}' before any 'config' line")));
@@ -689,16 +704,7 @@ impl<'t> Parser<'t> {
         if t.is_empty() {
             return fail("nothing follows the ';' (uci rejects a ';' that ends a line after a quoted value or a space): remove it");
         }
-        if matches!(
-            t,
-            "p" | "package" | "c" | "config" | "o" | "option" | "l" | "list"
-        ) {
-            let usage = match &t[..1] {
-                "p" => "package NAME",
-                "c" => "config TYPE ['NAME']",
-                "o" => "option NAME 'VALUE'",
-                _ => "list NAME 'VALUE'",
-            };
+        if let Some((_, usage)) = keyword(t.as_bytes()) {
             return fail(format!("expected: {usage}"));
         }
         fail(format!(
