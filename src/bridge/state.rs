@@ -418,14 +418,26 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
         let name = || -> Result<String, String> { text_value(n, one()?, escaped) };
         match key {
             "bound" if escaped => binding = Some(parse_binding(&Fields::new(n, rest, escaped)?)?),
-            "ifname" => ifname = Some(name()?),
-            "bridge" => bridge = Some(name()?),
-            "tap" => tap = Some(name()?),
+            // one parse per kind of line, then the slot it fills (one copy of the
+            // parsing and its error paths instead of three: size)
+            "ifname" | "bridge" | "tap" => {
+                let v = name()?;
+                *match key {
+                    "ifname" => &mut ifname,
+                    "bridge" => &mut bridge,
+                    _ => &mut tap,
+                } = Some(v);
+            }
             "created_bridge" => created_bridge = Some(parse_yes(n, one()?)?),
             "created_tap" => created_tap = Some(parse_yes(n, one()?)?),
-            "port" => port = Some(link_record(&Fields::new(n, rest, escaped)?)?),
-            "tap_orig" => tap_orig = Some(link_record(&Fields::new(n, rest, escaped)?)?),
-            "bridge_orig" => bridge_orig = Some(link_record(&Fields::new(n, rest, escaped)?)?),
+            "port" | "tap_orig" | "bridge_orig" => {
+                let l = link_record(&Fields::new(n, rest, escaped)?)?;
+                *match key {
+                    "port" => &mut port,
+                    "tap_orig" => &mut tap_orig,
+                    _ => &mut bridge_orig,
+                } = Some(l);
+            }
             "addr" => {
                 let Some((first, more)) = rest.split_first() else {
                     return Err(format!("line {n}: addr without an address"));
