@@ -259,10 +259,7 @@ const CHECKS: [(&str, Check); 4] = [
         "TCP IPv6 [2001:2::7]:7778",
         Check::Tcp(
             SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 7778),
-            SocketAddr::new(
-                IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 7)),
-                7778,
-            ),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 7)), 7778),
         ),
     ),
 ];
