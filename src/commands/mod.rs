@@ -162,15 +162,19 @@ pub fn options<T: ToolOptions>(section: Option<&str>, cli: &CliOpts) -> Result<T
 /// on a variable that is not UTF-8 (anyone's, not only ours); such a TUNBOX_ variable
 /// is passed on lossily, so that its check names it.
 pub fn tunbox_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter(|(k, _)| k.as_encoded_bytes().starts_with(b"TUNBOX_"))
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect()
+    // one non-inlined conversion for names and values (size)
+    #[inline(never)]
+    fn lossy(s: std::ffi::OsString) -> String {
+        s.into_string()
+            .unwrap_or_else(|s| s.to_string_lossy().into_owned())
+    }
+    let mut env = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k.as_encoded_bytes().starts_with(b"TUNBOX_") {
+            env.push((lossy(k), lossy(v)));
+        }
+    }
+    env
 }
 
 /// Resolves the options of a subcommand: the command line, the environment, the named
