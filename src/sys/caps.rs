@@ -156,9 +156,11 @@ pub fn lookup_group(name: &str) -> Result<Gid, SysError> {
 /// checks that all of it took. Afterwards the process can still use the fds it holds,
 /// but cannot reconfigure the network, nor regain anything through a setuid binary.
 pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
-    let fail = |set: &str, e: caps::errors::CapsError| {
+    // one copy of the message for the five sets, not one per call (size)
+    #[inline(never)]
+    fn fail(set: &str, e: caps::errors::CapsError) -> SysError {
         SysError::new(format!("cannot drop capabilities ({set}): {e}"))
-    };
+    }
     // Bounding set first: dropping from it needs CAP_SETPCAP, which we are about to lose.
     let bounding = has_effective(Capability::CAP_SETPCAP);
     if bounding {
