@@ -7,7 +7,22 @@ use tunbox::commands::{self, EXIT_USAGE};
 /// here, without panicking when stdout or stderr is closed (`tunbox --help | head -1`):
 /// help exits 0, a usage error 2, like a configuration error.
 fn parse_args() -> Result<cli::Top, ExitCode> {
-    let args: Vec<String> = std::env::args().collect();
+    // Not `std::env::args()`, which panics on an argument that is not UTF-8: such an
+    // argument is a usage error, named (lossily) in the message.
+    let mut args = Vec::new();
+    for a in std::env::args_os() {
+        match a.into_string() {
+            Ok(a) => args.push(a),
+            Err(a) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "tunbox: the argument '{}' is not valid UTF-8",
+                    a.to_string_lossy()
+                );
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
+        }
+    }
     let name = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
