@@ -68,7 +68,7 @@ impl Snapshot {
 }
 
 /// Link properties `down` puts back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkRecord {
     pub mtu: u32,
     pub up: bool,

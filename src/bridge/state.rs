@@ -519,14 +519,26 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
     if !ended {
         return Err("the file is cut short (no 'end' line)".into());
     }
-    let need = |what: &str| format!("'{what}' missing");
+    // the first missing line, checked before anything is moved into the record: one
+    // error path instead of one per field, each dropping a different rest (size)
+    let missing = [
+        (ifname.is_none(), "ifname"),
+        (bridge.is_none(), "bridge"),
+        (tap.is_none(), "tap"),
+        (created_bridge.is_none(), "created_bridge"),
+        (created_tap.is_none(), "created_tap"),
+        (port.is_none(), "port"),
+    ];
+    if let Some((_, what)) = missing.iter().find(|(none, _)| *none) {
+        return Err(format!("'{what}' missing"));
+    }
     let rec = Record {
-        ifname: ifname.ok_or_else(|| need("ifname"))?,
-        bridge: bridge.ok_or_else(|| need("bridge"))?,
-        tap: tap.ok_or_else(|| need("tap"))?,
-        created_bridge: created_bridge.ok_or_else(|| need("created_bridge"))?,
-        created_tap: created_tap.ok_or_else(|| need("created_tap"))?,
-        port: port.ok_or_else(|| need("port"))?,
+        ifname: ifname.unwrap_or_default(),
+        bridge: bridge.unwrap_or_default(),
+        tap: tap.unwrap_or_default(),
+        created_bridge: created_bridge.unwrap_or_default(),
+        created_tap: created_tap.unwrap_or_default(),
+        port: port.unwrap_or_default(),
         tap_orig,
         bridge_orig,
         addrs,
