@@ -196,16 +196,27 @@ impl Kind {
                     .filter(|n| (min..=max).contains(n))
                     .ok_or_else(|| format!("'{v}' is not a whole number from {min} to {max}"))?,
             ),
-            Kind::IfName => {
-                if v.is_empty()
-                    || v.len() > 15
-                    || v.contains(['/', ':'])
-                    || v.contains(char::is_whitespace)
-                {
-                    return Err(not_a(
-                        v,
-                        "an interface name (1 to 15 characters, no '/', ':' or spaces)",
-                    ));
+            // the kinds kept as text: each its check, then one copy of the rest (size)
+            Kind::IfName | Kind::Path | Kind::Account | Kind::Host => {
+                let bad = match self {
+                    Kind::IfName => (v.is_empty()
+                        || v.len() > 15
+                        || v.contains(['/', ':'])
+                        || v.contains(char::is_whitespace))
+                    .then_some("an interface name (1 to 15 characters, no '/', ':' or spaces)"),
+                    Kind::Path => (!v.starts_with('/')).then_some("an absolute path"),
+                    Kind::Account => (v.is_empty()
+                        || !v
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+                    .then_some("a user or group name"),
+                    _ => {
+                        (v.is_empty() || v.contains(['/', ',']) || v.contains(char::is_whitespace))
+                            .then_some("an IP address or host name")
+                    }
+                };
+                if let Some(what) = bad {
+                    return Err(not_a(v, what));
                 }
                 Value::Text(v.to_string())
             }
@@ -226,29 +237,7 @@ impl Kind {
                 let (h, p) = split_host_port(v)?;
                 Value::HostPort(h.to_string(), p)
             }
-            Kind::Path => {
-                if !v.starts_with('/') {
-                    return Err(not_a(v, "an absolute path"));
-                }
-                Value::Text(v.to_string())
-            }
-            Kind::Account => {
-                if v.is_empty()
-                    || !v
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-                {
-                    return Err(not_a(v, "a user or group name"));
-                }
-                Value::Text(v.to_string())
-            }
             Kind::Port => Value::Uint(parse_port(v)?.into()),
-            Kind::Host => {
-                if v.is_empty() || v.contains(['/', ',']) || v.contains(char::is_whitespace) {
-                    return Err(format!("'{v}' is not an IP address or host name"));
-                }
-                Value::Text(v.to_string())
-            }
             Kind::Rate => Value::Rate(units::parse_rate(v)?),
             Kind::Duration => Value::Nanos(units::parse_duration(v)?),
             Kind::Sizes => Value::Sizes(units::parse_sizes(v)?),
