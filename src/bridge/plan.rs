@@ -90,7 +90,7 @@ impl LinkRecord {
 
 /// What `up` writes to the state file before changing anything: the original state of
 /// the port, and which devices it created (only those are removed by `down`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     pub ifname: String,
     pub bridge: String,

@@ -386,18 +386,19 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
             ))
         }
     };
+    // Filled in place, the required lines marked in `seen` (a bit per REQUIRED entry):
+    // one value to drop on every error path instead of a dozen (size).
+    const REQUIRED: [&str; 6] = [
+        "ifname",
+        "bridge",
+        "tap",
+        "created_bridge",
+        "created_tap",
+        "port",
+    ];
+    let mut rec = Record::default();
+    let mut seen = 0u8;
     let mut binding = None;
-    let mut ifname = None;
-    let mut bridge = None;
-    let mut tap = None;
-    let mut created_bridge = None;
-    let mut created_tap = None;
-    let mut port = None;
-    let mut tap_orig = None;
-    let mut bridge_orig = None;
-    let mut addrs = Vec::new();
-    let mut routes = Vec::new();
-    let mut sysctls = Vec::new();
     let mut ended = false;
     for (n, line) in lines {
         let line = line.trim();
@@ -423,20 +424,20 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
             "ifname" | "bridge" | "tap" => {
                 let v = name()?;
                 *match key {
-                    "ifname" => &mut ifname,
-                    "bridge" => &mut bridge,
-                    _ => &mut tap,
-                } = Some(v);
+                    "ifname" => &mut rec.ifname,
+                    "bridge" => &mut rec.bridge,
+                    _ => &mut rec.tap,
+                } = v;
             }
-            "created_bridge" => created_bridge = Some(parse_yes(n, one()?)?),
-            "created_tap" => created_tap = Some(parse_yes(n, one()?)?),
+            "created_bridge" => rec.created_bridge = parse_yes(n, one()?)?,
+            "created_tap" => rec.created_tap = parse_yes(n, one()?)?,
             "port" | "tap_orig" | "bridge_orig" => {
                 let l = link_record(&Fields::new(n, rest, escaped)?)?;
-                *match key {
-                    "port" => &mut port,
-                    "tap_orig" => &mut tap_orig,
-                    _ => &mut bridge_orig,
-                } = Some(l);
+                match key {
+                    "port" => rec.port = l,
+                    "tap_orig" => rec.tap_orig = Some(l),
+                    _ => rec.bridge_orig = Some(l),
+                }
             }
             "addr" => {
                 let Some((first, more)) = rest.split_first() else {
@@ -452,7 +453,7 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
                         Some((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
                     }
                 };
-                addrs.push(AddrEntry {
+                rec.addrs.push(AddrEntry {
                     index: 0,
                     addr,
                     prefix_len,
@@ -479,7 +480,7 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
                         return Err(format!("line {n}: {ip} is not of the family of {dst}"));
                     }
                 }
-                routes.push(RouteEntry {
+                rec.routes.push(RouteEntry {
                     oif: None,
                     table: f.get("table")?,
                     dst,
@@ -503,7 +504,7 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
                 };
                 match pv {
                     Some((p, v)) if p.starts_with("/proc/sys/") && !p.contains("..") => {
-                        sysctls.push((p, v))
+                        rec.sysctls.push((p, v))
                     }
                     _ => {
                         return Err(format!(
@@ -515,35 +516,18 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
             "end" => ended = true,
             _ => return Err(format!("line {n}: unknown key '{key}'")),
         }
+        if let Some(i) = REQUIRED.iter().position(|r| *r == key) {
+            seen |= 1 << i;
+        }
     }
     if !ended {
         return Err("the file is cut short (no 'end' line)".into());
     }
-    // the first missing line, checked before anything is moved into the record: one
-    // error path instead of one per field, each dropping a different rest (size)
-    let missing = [
-        (ifname.is_none(), "ifname"),
-        (bridge.is_none(), "bridge"),
-        (tap.is_none(), "tap"),
-        (created_bridge.is_none(), "created_bridge"),
-        (created_tap.is_none(), "created_tap"),
-        (port.is_none(), "port"),
-    ];
-    if let Some((_, what)) = missing.iter().find(|(none, _)| *none) {
+    if let Some(what) = (0..REQUIRED.len())
+        .find(|i| seen & (1 << i) == 0)
+        .map(|i| REQUIRED[i])
+    {
         return Err(format!("'{what}' missing"));
     }
-    let rec = Record {
-        ifname: ifname.unwrap_or_default(),
-        bridge: bridge.unwrap_or_default(),
-        tap: tap.unwrap_or_default(),
-        created_bridge: created_bridge.unwrap_or_default(),
-        created_tap: created_tap.unwrap_or_default(),
-        port: port.unwrap_or_default(),
-        tap_orig,
-        bridge_orig,
-        addrs,
-        routes,
-        sysctls,
-    };
     Ok((rec, binding))
 }
