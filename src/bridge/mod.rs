@@ -489,14 +489,14 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
                 .iter()
                 .filter(|a| a.index == b.index && plan::movable_addr(a))
             {
-                crate::outln!("  address {}", plan::fmt_addr(a));
+                crate::outln!("  address {}", plan::AddrText(a));
             }
             for r in snap
                 .routes
                 .iter()
                 .filter(|r| plan::movable_route(r, b.index))
             {
-                crate::outln!("  route {}", plan::fmt_route(r));
+                crate::outln!("  route {}", plan::RouteText(r));
             }
         }
     }

@@ -218,63 +218,76 @@ impl fmt::Display for MacText<'_> {
     }
 }
 
-pub fn fmt_addr(a: &AddrEntry) -> String {
-    let mut s = match a.peer {
-        Some(p) => format!("{} peer {}/{}", a.addr, p, a.prefix_len),
-        None => format!("{}/{}", a.addr, a.prefix_len),
-    };
-    if let Some(b) = a.broadcast {
-        s.push_str(&format!(" brd {b}"));
+/// An address as `ip addr add` takes it (`198.18.0.1/15 brd ... nodad`). Written
+/// straight into the output: no string per part (size).
+pub struct AddrText<'a>(pub &'a AddrEntry);
+
+impl fmt::Display for AddrText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0;
+        match a.peer {
+            Some(p) => write!(f, "{} peer {}/{}", a.addr, p, a.prefix_len)?,
+            None => write!(f, "{}/{}", a.addr, a.prefix_len)?,
+        }
+        if let Some(b) = a.broadcast {
+            write!(f, " brd {b}")?;
+        }
+        if let Some((valid, preferred)) = a.lifetimes {
+            write!(f, " valid_lft {valid} preferred_lft {preferred}")?;
+        }
+        if a.flags & IFA_F_NODAD != 0 {
+            f.write_str(" nodad")?;
+        }
+        if a.flags & 0x200 != 0 {
+            f.write_str(" noprefixroute")?;
+        }
+        Ok(())
     }
-    if let Some((valid, preferred)) = a.lifetimes {
-        s.push_str(&format!(" valid_lft {valid} preferred_lft {preferred}"));
-    }
-    if a.flags & IFA_F_NODAD != 0 {
-        s.push_str(" nodad");
-    }
-    if a.flags & 0x200 != 0 {
-        s.push_str(" noprefixroute");
-    }
-    s
 }
 
-pub fn fmt_route(r: &RouteEntry) -> String {
-    let mut s = if r.dst_len == 0 {
-        "default".to_string()
-    } else {
-        format!("{}/{}", r.dst, r.dst_len)
-    };
-    if let Some(g) = r.gateway {
-        s.push_str(&format!(" via {g}"));
+/// A route as `ip route add` takes it (`default via ... metric 100 proto dhcp`).
+pub struct RouteText<'a>(pub &'a RouteEntry);
+
+impl fmt::Display for RouteText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        if r.dst_len == 0 {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}/{}", r.dst, r.dst_len)?;
+        }
+        if let Some(g) = r.gateway {
+            write!(f, " via {g}")?;
+        }
+        if let Some(p) = r.prefsrc {
+            write!(f, " src {p}")?;
+        }
+        if r.table != 254 {
+            write!(f, " table {}", r.table)?;
+        }
+        write!(f, " metric {} proto ", r.metric)?;
+        match proto_name(r.protocol) {
+            Some(name) => f.write_str(name)?,
+            None => write!(f, "{}", r.protocol)?,
+        }
+        if r.onlink {
+            f.write_str(" onlink")?;
+        }
+        Ok(())
     }
-    if let Some(p) = r.prefsrc {
-        s.push_str(&format!(" src {p}"));
-    }
-    if r.table != 254 {
-        s.push_str(&format!(" table {}", r.table));
-    }
-    s.push_str(&format!(
-        " metric {} proto {}",
-        r.metric,
-        proto_name(r.protocol)
-    ));
-    if r.onlink {
-        s.push_str(" onlink");
-    }
-    s
 }
 
-/// `ip route`'s names for the common route protocols.
-pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "redirect".into(),
-        2 => "kernel".into(),
-        3 => "boot".into(),
-        4 => "static".into(),
-        9 => "ra".into(),
-        16 => "dhcp".into(),
-        _ => p.to_string(),
-    }
+/// `ip route`'s names for the common route protocols (others print as numbers).
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        1 => "redirect",
+        2 => "kernel",
+        3 => "boot",
+        4 => "static",
+        9 => "ra",
+        16 => "dhcp",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for Step {
@@ -302,15 +315,15 @@ impl fmt::Display for Step {
             Step::SetUp { dev, up } => {
                 write!(f, "ip link set {dev} {}", if *up { "up" } else { "down" })
             }
-            Step::AddAddr { dev, addr } => write!(f, "ip addr add {} dev {dev}", fmt_addr(addr)),
+            Step::AddAddr { dev, addr } => write!(f, "ip addr add {} dev {dev}", AddrText(addr)),
             Step::DelAddr { dev, addr } => {
                 write!(f, "ip addr del {}/{} dev {dev}", addr.addr, addr.prefix_len)
             }
             Step::AddRoute { dev, route } => {
-                write!(f, "ip route add {} dev {dev}", fmt_route(route))
+                write!(f, "ip route add {} dev {dev}", RouteText(route))
             }
             Step::DelRoute { dev, route } => {
-                write!(f, "ip route del {} dev {dev}", fmt_route(route))
+                write!(f, "ip route del {} dev {dev}", RouteText(route))
             }
             Step::SetSysctl { path, value, .. } => write!(f, "echo {value} > {path}"),
         }
