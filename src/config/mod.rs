@@ -279,18 +279,26 @@ pub fn resolve_all(
         let Some((values, source)) = chosen else {
             continue;
         };
-        let parsed: Result<Vec<_>, _> = values
-            .iter()
-            .map(|v| os.kind.parse(v).map_err(|m| source.error(os.name, m)))
-            .collect();
-        match parsed {
-            Ok(parsed) => r.settings.push(Setting {
+        // a plain loop rather than collecting into a Result (smaller)
+        let mut parsed = Vec::with_capacity(values.len());
+        let mut error = None;
+        for v in &values {
+            match os.kind.parse(v) {
+                Ok(p) => parsed.push(p),
+                Err(m) => {
+                    error = Some(source.error(os.name, m));
+                    break;
+                }
+            }
+        }
+        match error {
+            None => r.settings.push(Setting {
                 spec: os,
                 values,
                 parsed,
                 source,
             }),
-            Err(e) => {
+            Some(e) => {
                 r.broken.push(Broken {
                     name: os.name.to_string(),
                     values,
