@@ -153,17 +153,27 @@ const ENV_NOT_OPTIONS: &[&str] = &[
 
 /// TUNBOX_* variables that name no option of any section type (to warn about typos).
 pub fn unknown_env_vars(env: &[(String, String)]) -> Vec<String> {
-    env.iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with("TUNBOX_"))
-        .filter(|k| !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
-        .filter(|k| {
-            !schema::SECTION_TYPES
-                .iter()
-                .any(|s| s.options.iter().any(|o| env_name(o.name) == **k))
-        })
-        .cloned()
-        .collect()
+    let mut vars = Vec::new();
+    for (k, _) in env {
+        if option_like(k) && !schema::SECTION_TYPES.iter().any(|s| sets_option_of(s, k)) {
+            vars.push(k.clone());
+        }
+    }
+    vars
+}
+
+/// A TUNBOX_* variable meant as an option: not the config path or a build or test
+/// script's setting. (This and [`sets_option_of`] are shared by the environment checks,
+/// written as plain loops: smaller than their iterator chains.)
+#[inline(never)]
+fn option_like(k: &str) -> bool {
+    k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p))
+}
+
+/// Whether `var` is the environment variable of an option of `spec`.
+#[inline(never)]
+fn sets_option_of(spec: &SectionSpec, var: &str) -> bool {
+    spec.options.iter().any(|o| env_name(o.name) == var)
 }
 
 /// Splits a list value given in one environment variable: spaces or commas.
@@ -341,24 +351,26 @@ pub fn check_env(env: &[(String, String)]) -> Vec<ConfigError> {
 
 /// The TUNBOX_* variables that set an option of `spec` (in `env`'s order).
 pub fn env_applied(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
-    env.iter()
-        .map(|(k, _)| k)
-        .filter(|k| spec.options.iter().any(|o| env_name(o.name) == **k))
-        .cloned()
-        .collect()
+    let mut vars = Vec::new();
+    for (k, _) in env {
+        if sets_option_of(spec, k) {
+            vars.push(k.clone());
+        }
+    }
+    vars
 }
 
 /// TUNBOX_* variables that name an option of another section type but not of `spec`:
 /// they do nothing for this tool.
 pub fn env_not_for(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
     let unknown = unknown_env_vars(env);
-    env.iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
-        .filter(|k| !unknown.contains(k))
-        .filter(|k| !spec.options.iter().any(|o| env_name(o.name) == **k))
-        .cloned()
-        .collect()
+    let mut vars = Vec::new();
+    for (k, _) in env {
+        if option_like(k) && !unknown.contains(k) && !sets_option_of(spec, k) {
+            vars.push(k.clone());
+        }
+    }
+    vars
 }
 
 /// An option left out of a [`Resolved`] because of an error, kept to show it.
