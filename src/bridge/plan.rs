@@ -381,9 +381,14 @@ fn same_addr(a: &AddrEntry, b: &AddrEntry) -> bool {
 }
 
 /// Routes without a gateway first: a gateway must be reachable when its route is added.
+/// In the given order otherwise, as a stable sort would (two passes: no sort code).
 fn add_order(routes: &[RouteEntry]) -> Vec<RouteEntry> {
-    let mut v = routes.to_vec();
-    v.sort_by_key(|r| r.gateway.is_some());
+    let mut v = Vec::with_capacity(routes.len());
+    for via_gateway in [false, true] {
+        for r in routes.iter().filter(|r| r.gateway.is_some() == via_gateway) {
+            v.push(r.clone());
+        }
+    }
     v
 }
 
