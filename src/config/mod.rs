@@ -41,22 +41,33 @@ impl ConfigError {
 
     /// All of `errors` as one error (the first, the others in `also`); `Ok` when none.
     pub fn join(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
-        let mut all = errors.into_iter().flat_map(ConfigError::into_all);
-        match all.next() {
-            None => Ok(()),
-            Some(mut first) => {
-                first.also = all.collect();
-                Err(first)
-            }
+        let mut all = Vec::new();
+        for e in errors {
+            e.flatten_into(&mut all);
         }
+        if all.is_empty() {
+            return Ok(());
+        }
+        let mut first = all.remove(0);
+        first.also = all;
+        Err(first)
     }
 
     /// This error and the ones joined to it, each on its own.
-    pub fn into_all(mut self) -> Vec<ConfigError> {
-        let also = std::mem::take(&mut self.also);
-        let mut v = vec![self];
-        v.extend(also.into_iter().flat_map(ConfigError::into_all));
+    pub fn into_all(self) -> Vec<ConfigError> {
+        let mut v = Vec::new();
+        self.flatten_into(&mut v);
         v
+    }
+
+    /// Appends this error and the ones joined to it, in order (plain recursion rather
+    /// than nested `flat_map`s: size).
+    fn flatten_into(mut self, out: &mut Vec<ConfigError>) {
+        let also = std::mem::take(&mut self.also);
+        out.push(self);
+        for e in also {
+            e.flatten_into(out);
+        }
     }
 }
 
@@ -178,10 +189,13 @@ fn sets_option_of(spec: &SectionSpec, var: &str) -> bool {
 
 /// Splits a list value given in one environment variable: spaces or commas.
 fn split_env_list(v: &str) -> Vec<String> {
-    v.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut items = Vec::new();
+    for s in v.split(|c: char| c == ',' || c.is_whitespace()) {
+        if !s.is_empty() {
+            items.push(s.to_string());
+        }
+    }
+    items
 }
 
 /// Merges the layers for one section type. `section` is the UCI section to read (its

@@ -258,17 +258,16 @@ pub fn ask(c: &Conf, name: &str) -> Result<Vec<IpAddr>, Fail> {
             false,
         ),
     };
-    let servers: Vec<SocketAddr> = c
-        .servers
-        .iter()
-        .filter_map(|s| match (s, v6) {
+    let mut servers: Vec<SocketAddr> = Vec::with_capacity(c.servers.len());
+    for s in &c.servers {
+        match (s, v6) {
             (SocketAddr::V4(a), true) => {
-                Some(SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()))
+                servers.push(SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()))
             }
-            (SocketAddr::V6(_), false) => None,
-            _ => Some(*s),
-        })
-        .collect();
+            (SocketAddr::V6(_), false) => {}
+            _ => servers.push(*s),
+        }
+    }
     let mut id = [0u8; 2];
     let _ = getrandom::fill(&mut id);
     let id = u16::from_ne_bytes(id);
