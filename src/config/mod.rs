@@ -417,9 +417,11 @@ impl Resolved {
     /// Every value of a list option in its typed form (empty when unset).
     pub fn all<T: schema::FromValue>(&self, name: &str) -> Vec<T> {
         debug_assert!(self.spec.option(name).is_some(), "no option {name}");
-        self.setting(name)
-            .map(|s| s.parsed.iter().filter_map(T::from_value).collect())
-            .unwrap_or_default()
+        let mut all = Vec::new();
+        for v in self.setting(name).map_or(&[][..], |s| &s.parsed) {
+            all.extend(T::from_value(v));
+        }
+        all
     }
 
     /// A boolean option; unset counts as false.
