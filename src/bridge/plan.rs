@@ -496,16 +496,19 @@ pub fn plan_up(
         }
     }
 
-    let addrs: Vec<&AddrEntry> = snap
-        .addrs_of(port.index)
-        .filter(|a| movable_addr(a))
-        .collect();
-    let routes: Vec<RouteEntry> = snap
-        .routes
-        .iter()
-        .filter(|r| movable_route(r, port.index))
-        .cloned()
-        .collect();
+    // plain loops: smaller than filter/cloned/collect chains
+    let mut addrs: Vec<&AddrEntry> = Vec::new();
+    for a in snap.addrs_of(port.index) {
+        if movable_addr(a) {
+            addrs.push(a);
+        }
+    }
+    let mut routes: Vec<RouteEntry> = Vec::new();
+    for r in &snap.routes {
+        if movable_route(r, port.index) {
+            routes.push(r.clone());
+        }
+    }
 
     let mut rec = match recorded {
         Some(r) => r.clone(),

@@ -499,13 +499,7 @@ impl Resolved {
     /// about the section follow as `# ERROR:` lines.
     pub fn show(&self, errors: &[ConfigError]) -> String {
         let name = self.section.as_deref().unwrap_or("cli");
-        let quote = |values: &[String]| {
-            values
-                .iter()
-                .map(|v| uci::shell_quote(v))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let quote = uci::shell_quote_list;
         let mut out = format!("tunbox.{name}={}\n", self.spec.kind);
         let broken = |b: &Broken| {
             format!(

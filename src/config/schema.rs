@@ -271,11 +271,14 @@ impl SectionSpec {
         self.options.iter().find(|o| o.name == name)
     }
     pub fn option_names(&self) -> String {
-        self.options
-            .iter()
-            .map(|o| o.name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut s = String::new();
+        for (i, o) in self.options.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(o.name);
+        }
+        s
     }
 }
 

@@ -155,11 +155,10 @@ impl UciFile {
             };
             out.push_str(&format!("{package}.{name}={}\n", s.kind));
             for o in &s.options {
-                let quoted: Vec<String> = o.values.iter().map(|v| shell_quote(v)).collect();
                 out.push_str(&format!(
                     "{package}.{name}.{}={}\n",
                     o.name,
-                    quoted.join(" ")
+                    shell_quote_list(&o.values)
                 ));
             }
         }
@@ -170,6 +169,19 @@ impl UciFile {
 /// `'value'` with `'` written as `'\''`, as uci prints values.
 pub fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+/// The values of an option as `uci show` prints them: each quoted, separated by a
+/// space. (One loop for `uci show` and `config show`: no Vec of strings to join.)
+pub fn shell_quote_list(values: &[String]) -> String {
+    let mut s = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&shell_quote(v));
+    }
+    s
 }
 
 /// uci's rule for section and option names: ASCII letters, digits and `_`, not empty.
