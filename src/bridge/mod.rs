@@ -467,22 +467,19 @@ pub fn status(bridge: &str, state_file: &str) -> Result<Health, BridgeError> {
     match snap.link(bridge) {
         None => crate::outln!("bridge {bridge}: not there"),
         Some(b) => {
-            let ports: Vec<&str> = snap
-                .links
-                .iter()
-                .filter(|l| l.master == Some(b.index))
-                .map(|l| l.name.as_str())
-                .collect();
+            let mut ports = String::new();
+            for l in snap.links.iter().filter(|l| l.master == Some(b.index)) {
+                if !ports.is_empty() {
+                    ports.push(' ');
+                }
+                ports.push_str(&l.name);
+            }
             crate::outln!(
                 "bridge {bridge}: {}, mtu {}, mac {}, ports: {}",
                 if b.up { "up" } else { "down" },
                 b.mtu,
                 plan::MacText(&b.mac),
-                if ports.is_empty() {
-                    "none".to_string()
-                } else {
-                    ports.join(" ")
-                }
+                if ports.is_empty() { "none" } else { &ports }
             );
             for a in snap
                 .addrs

@@ -328,14 +328,17 @@ fn parse_mac(line: usize, v: &str) -> Result<Option<[u8; 6]>, String> {
     if v == "-" {
         return Ok(None);
     }
+    let bad = || format!("line {line}: '{v}' is not a MAC address");
     let mut mac = [0u8; 6];
-    let parts: Vec<&str> = v.split(':').collect();
-    if parts.len() != 6 {
-        return Err(format!("line {line}: '{v}' is not a MAC address"));
+    let mut parts = v.split(':');
+    for m in &mut mac {
+        *m = parts
+            .next()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(bad)?;
     }
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16)
-            .map_err(|_| format!("line {line}: '{v}' is not a MAC address"))?;
+    if parts.next().is_some() {
+        return Err(bad());
     }
     Ok(Some(mac))
 }

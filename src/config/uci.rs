@@ -130,12 +130,12 @@ impl UciFile {
         let have = if self.sections.is_empty() {
             "it has no sections".to_string()
         } else {
-            let names: Vec<String> = self
-                .sections
-                .iter()
-                .map(|s| format!("{} ({})", s.label(), s.kind))
-                .collect();
-            format!("it has: {}", names.join(", "))
+            let mut have = String::from("it has: ");
+            for (i, s) in self.sections.iter().enumerate() {
+                let sep = if i > 0 { ", " } else { "" };
+                have.push_str(&format!("{sep}{} ({})", s.label(), s.kind));
+            }
+            have
         };
         Err(ConfigError::plain(format!(
             "{}: no section '{name}'{why}; {have}",
