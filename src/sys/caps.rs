@@ -111,10 +111,8 @@ pub struct UserEntry {
 fn find_user(passwd: &str, name: &str) -> Option<UserEntry> {
     let want_uid = name.parse::<u32>().ok();
     passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        let [user, _pw, uid, gid, ..] = f[..] else {
-            return None;
-        };
+        let mut f = line.split(':');
+        let (user, _pw, uid, gid) = (f.next()?, f.next()?, f.next()?, f.next()?);
         let (uid, gid) = (uid.parse::<u32>().ok()?, gid.parse::<u32>().ok()?);
         (Some(uid) == want_uid || user == name).then(|| UserEntry {
             uid: Uid::from_raw(uid),
