@@ -187,6 +187,16 @@ fn sets_option_of(spec: &SectionSpec, var: &str) -> bool {
     spec.options.iter().any(|o| env_name(o.name) == var)
 }
 
+/// The values an environment variable gives an option: a list split at spaces or
+/// commas, else the one value.
+fn env_values(os: &OptSpec, v: &str) -> Vec<String> {
+    if os.list {
+        split_env_list(v)
+    } else {
+        vec![v.to_string()]
+    }
+}
+
 /// Splits a list value given in one environment variable: spaces or commas.
 fn split_env_list(v: &str) -> Vec<String> {
     let mut items = Vec::new();
@@ -288,11 +298,7 @@ pub fn resolve_all(
         }
         let var = env_name(os.name);
         if let Some((_, v)) = env.iter().find(|(k, _)| *k == var) {
-            let values = if os.list {
-                split_env_list(v)
-            } else {
-                vec![v.clone()]
-            };
+            let values = env_values(os, v);
             chosen = Some((values, Source::Env(var)));
         }
         if let Some((_, v)) = cli.iter().find(|(k, _)| *k == os.name) {
@@ -344,11 +350,7 @@ pub fn check_env(env: &[(String, String)]) -> Vec<ConfigError> {
             let Some(os) = spec.options.iter().find(|o| env_name(o.name) == *k) else {
                 continue;
             };
-            let values = if os.list {
-                split_env_list(v)
-            } else {
-                vec![v.clone()]
-            };
+            let values = env_values(os, v);
             let source = Source::Env(k.clone());
             for v in &values {
                 if let Err(m) = os.kind.parse(v) {

@@ -202,9 +202,11 @@ fn valid_package(s: &str) -> bool {
 
 /// A valid name close to `s`: every character uci does not allow becomes `_`.
 pub fn suggest_name(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    let mut name = String::with_capacity(s.len());
+    for c in s.chars() {
+        name.push(if c.is_ascii_alphanumeric() { c } else { '_' });
+    }
+    name
 }
 
 /// The name uci gives the anonymous section that is the `nth` (1-based) section of

@@ -52,7 +52,12 @@ pub fn parse_resolv_conf(text: &str) -> Conf {
                     c.servers.push(ip);
                 }
             }
-            Some("search") | Some("domain") => c.search = w.map(str::to_string).collect(),
+            Some("search") | Some("domain") => {
+                c.search.clear();
+                for d in w {
+                    c.search.push(d.to_string());
+                }
+            }
             Some("options") => {
                 for o in w {
                     let Some((k, v)) = o.split_once(':') else {
