@@ -3,7 +3,9 @@
 //! 32-bit mips); u64 holds 584 years of nanoseconds, so saturating is enough.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Whole milliseconds, saturating at u64::MAX.
+/// Whole milliseconds, saturating at u64::MAX. Not inlined: 64-bit saturating
+/// arithmetic is long on 32-bit targets (size).
+#[inline(never)]
 pub fn millis(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1000)

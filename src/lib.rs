@@ -45,3 +45,28 @@ pub fn print_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
     let _ = std::io::stdout().write_fmt(args);
 }
+
+/// An `io::Error` with a message. `io::Error::new(kind, "text")` boxes the text as std's
+/// private `StringError`, whose `Debug` (string escaping with the Unicode grapheme
+/// tables, about 3 KB on mipsel) stays linked as long as one such call remains: build
+/// such errors here. Display shows the message, as `io::Error::new`'s does.
+pub fn io_error(kind: std::io::ErrorKind, msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(kind, IoMsg(msg.into()))
+}
+
+/// The message of [`io_error`]; `Debug` writes it as it is (no escaping code).
+struct IoMsg(String);
+
+impl std::fmt::Debug for IoMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for IoMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IoMsg {}

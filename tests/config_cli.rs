@@ -431,3 +431,20 @@ fn non_utf8_file() {
     );
     let _ = std::fs::remove_file(p);
 }
+
+/// An argument that is not UTF-8 is a usage error (exit 2, named), not a panic.
+#[test]
+fn non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(TUNBOX)
+        .arg("config")
+        .arg(std::ffi::OsStr::from_bytes(b"sh\xffow"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the argument 'sh\u{fffd}ow' is not valid UTF-8"),
+        "{err}"
+    );
+}

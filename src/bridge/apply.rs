@@ -62,25 +62,16 @@ pub fn exec(rtnl: &mut Rtnl, step: &Step) -> Result<(), SysError> {
         }
         Step::SetMtu { dev, mtu, .. } => rtnl.set_mtu(dev, *mtu),
         Step::SetUp { dev, up } => rtnl.set_up(dev, *up),
-        Step::AddAddr { dev, addr } => {
+        // adding and deleting share their code (size)
+        Step::AddAddr { dev, addr } | Step::DelAddr { dev, addr } => {
             let mut a = addr.clone();
             a.index = rtnl.link_index(dev)?;
-            rtnl.add_addr(&a)
+            rtnl.change_addr(&a, matches!(step, Step::AddAddr { .. }))
         }
-        Step::DelAddr { dev, addr } => {
-            let mut a = addr.clone();
-            a.index = rtnl.link_index(dev)?;
-            rtnl.del_addr(&a)
-        }
-        Step::AddRoute { dev, route } => {
+        Step::AddRoute { dev, route } | Step::DelRoute { dev, route } => {
             let mut r = route.clone();
             r.oif = Some(rtnl.link_index(dev)?);
-            rtnl.add_route(&r)
-        }
-        Step::DelRoute { dev, route } => {
-            let mut r = route.clone();
-            r.oif = Some(rtnl.link_index(dev)?);
-            rtnl.del_route(&r)
+            rtnl.change_route(&r, matches!(step, Step::AddRoute { .. }))
         }
         Step::SetSysctl { path, value, .. } => sysctl::write(path, value),
     }

@@ -68,7 +68,7 @@ impl Snapshot {
 }
 
 /// Link properties `down` puts back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkRecord {
     pub mtu: u32,
     pub up: bool,
@@ -90,7 +90,7 @@ impl LinkRecord {
 
 /// What `up` writes to the state file before changing anything: the original state of
 /// the port, and which devices it created (only those are removed by `down`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     pub ifname: String,
     pub bridge: String,
@@ -201,68 +201,93 @@ pub fn inverse(step: &Step) -> Option<Step> {
     })
 }
 
-pub fn fmt_mac(mac: &[u8; 6]) -> String {
-    let h: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    h.join(":")
+/// A MAC address as `ip link` prints it (`aa:bb:cc:dd:ee:ff`), or `-` for none (the
+/// state file's word for it).
+pub struct MacText<'a>(pub &'a Option<[u8; 6]>);
+
+impl fmt::Display for MacText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(m) => write!(
+                f,
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+            None => f.write_str("-"),
+        }
+    }
 }
 
-pub fn fmt_addr(a: &AddrEntry) -> String {
-    let mut s = match a.peer {
-        Some(p) => format!("{} peer {}/{}", a.addr, p, a.prefix_len),
-        None => format!("{}/{}", a.addr, a.prefix_len),
-    };
-    if let Some(b) = a.broadcast {
-        s.push_str(&format!(" brd {b}"));
+/// An address as `ip addr add` takes it (`198.18.0.1/15 brd ... nodad`). Written
+/// straight into the output: no string per part (size).
+pub struct AddrText<'a>(pub &'a AddrEntry);
+
+impl fmt::Display for AddrText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0;
+        match a.peer {
+            Some(p) => write!(f, "{} peer {}/{}", a.addr, p, a.prefix_len)?,
+            None => write!(f, "{}/{}", a.addr, a.prefix_len)?,
+        }
+        if let Some(b) = a.broadcast {
+            write!(f, " brd {b}")?;
+        }
+        if let Some((valid, preferred)) = a.lifetimes {
+            write!(f, " valid_lft {valid} preferred_lft {preferred}")?;
+        }
+        if a.flags & IFA_F_NODAD != 0 {
+            f.write_str(" nodad")?;
+        }
+        if a.flags & 0x200 != 0 {
+            f.write_str(" noprefixroute")?;
+        }
+        Ok(())
     }
-    if let Some((valid, preferred)) = a.lifetimes {
-        s.push_str(&format!(" valid_lft {valid} preferred_lft {preferred}"));
-    }
-    if a.flags & IFA_F_NODAD != 0 {
-        s.push_str(" nodad");
-    }
-    if a.flags & 0x200 != 0 {
-        s.push_str(" noprefixroute");
-    }
-    s
 }
 
-pub fn fmt_route(r: &RouteEntry) -> String {
-    let mut s = if r.dst_len == 0 {
-        "default".to_string()
-    } else {
-        format!("{}/{}", r.dst, r.dst_len)
-    };
-    if let Some(g) = r.gateway {
-        s.push_str(&format!(" via {g}"));
+/// A route as `ip route add` takes it (`default via ... metric 100 proto dhcp`).
+pub struct RouteText<'a>(pub &'a RouteEntry);
+
+impl fmt::Display for RouteText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        if r.dst_len == 0 {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}/{}", r.dst, r.dst_len)?;
+        }
+        if let Some(g) = r.gateway {
+            write!(f, " via {g}")?;
+        }
+        if let Some(p) = r.prefsrc {
+            write!(f, " src {p}")?;
+        }
+        if r.table != 254 {
+            write!(f, " table {}", r.table)?;
+        }
+        write!(f, " metric {} proto ", r.metric)?;
+        match proto_name(r.protocol) {
+            Some(name) => f.write_str(name)?,
+            None => write!(f, "{}", r.protocol)?,
+        }
+        if r.onlink {
+            f.write_str(" onlink")?;
+        }
+        Ok(())
     }
-    if let Some(p) = r.prefsrc {
-        s.push_str(&format!(" src {p}"));
-    }
-    if r.table != 254 {
-        s.push_str(&format!(" table {}", r.table));
-    }
-    s.push_str(&format!(
-        " metric {} proto {}",
-        r.metric,
-        proto_name(r.protocol)
-    ));
-    if r.onlink {
-        s.push_str(" onlink");
-    }
-    s
 }
 
-/// `ip route`'s names for the common route protocols.
-pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "redirect".into(),
-        2 => "kernel".into(),
-        3 => "boot".into(),
-        4 => "static".into(),
-        9 => "ra".into(),
-        16 => "dhcp".into(),
-        _ => p.to_string(),
-    }
+/// `ip route`'s names for the common route protocols (others print as numbers).
+pub fn proto_name(p: u8) -> Option<&'static str> {
+    Some(match p {
+        1 => "redirect",
+        2 => "kernel",
+        3 => "boot",
+        4 => "static",
+        9 => "ra",
+        16 => "dhcp",
+        _ => return None,
+    })
 }
 
 impl fmt::Display for Step {
@@ -284,21 +309,21 @@ impl fmt::Display for Step {
                 None => write!(f, "ip link set {dev} nomaster"),
             },
             Step::SetMac { dev, mac, .. } => {
-                write!(f, "ip link set {dev} address {}", fmt_mac(mac))
+                write!(f, "ip link set {dev} address {}", MacText(&Some(*mac)))
             }
             Step::SetMtu { dev, mtu, .. } => write!(f, "ip link set {dev} mtu {mtu}"),
             Step::SetUp { dev, up } => {
                 write!(f, "ip link set {dev} {}", if *up { "up" } else { "down" })
             }
-            Step::AddAddr { dev, addr } => write!(f, "ip addr add {} dev {dev}", fmt_addr(addr)),
+            Step::AddAddr { dev, addr } => write!(f, "ip addr add {} dev {dev}", AddrText(addr)),
             Step::DelAddr { dev, addr } => {
                 write!(f, "ip addr del {}/{} dev {dev}", addr.addr, addr.prefix_len)
             }
             Step::AddRoute { dev, route } => {
-                write!(f, "ip route add {} dev {dev}", fmt_route(route))
+                write!(f, "ip route add {} dev {dev}", RouteText(route))
             }
             Step::DelRoute { dev, route } => {
-                write!(f, "ip route del {} dev {dev}", fmt_route(route))
+                write!(f, "ip route del {} dev {dev}", RouteText(route))
             }
             Step::SetSysctl { path, value, .. } => write!(f, "echo {value} > {path}"),
         }
@@ -356,9 +381,14 @@ fn same_addr(a: &AddrEntry, b: &AddrEntry) -> bool {
 }
 
 /// Routes without a gateway first: a gateway must be reachable when its route is added.
+/// In the given order otherwise, as a stable sort would (two passes: no sort code).
 fn add_order(routes: &[RouteEntry]) -> Vec<RouteEntry> {
-    let mut v = routes.to_vec();
-    v.sort_by_key(|r| r.gateway.is_some());
+    let mut v = Vec::with_capacity(routes.len());
+    for via_gateway in [false, true] {
+        for r in routes.iter().filter(|r| r.gateway.is_some() == via_gateway) {
+            v.push(r.clone());
+        }
+    }
     v
 }
 
@@ -466,16 +496,19 @@ pub fn plan_up(
         }
     }
 
-    let addrs: Vec<&AddrEntry> = snap
-        .addrs_of(port.index)
-        .filter(|a| movable_addr(a))
-        .collect();
-    let routes: Vec<RouteEntry> = snap
-        .routes
-        .iter()
-        .filter(|r| movable_route(r, port.index))
-        .cloned()
-        .collect();
+    // plain loops: smaller than filter/cloned/collect chains
+    let mut addrs: Vec<&AddrEntry> = Vec::new();
+    for a in snap.addrs_of(port.index) {
+        if movable_addr(a) {
+            addrs.push(a);
+        }
+    }
+    let mut routes: Vec<RouteEntry> = Vec::new();
+    for r in &snap.routes {
+        if movable_route(r, port.index) {
+            routes.push(r.clone());
+        }
+    }
 
     let mut rec = match recorded {
         Some(r) => r.clone(),

@@ -11,7 +11,7 @@
 //! describes: the `bound` line holds the network namespace (device and inode of
 //! `/proc/self/ns/net`), the port's interface index and MAC address. Version 1 files
 //! (no escapes, no binding) are still read.
-use super::plan::{fmt_mac, LinkRecord, Record};
+use super::plan::{LinkRecord, MacText, Record};
 use crate::sys::netlink::{AddrEntry, RouteEntry};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -39,28 +39,35 @@ impl std::fmt::Display for Binding {
             self.netns.0,
             self.netns.1,
             self.ifindex,
-            self.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac)
+            MacText(&self.mac)
         )
     }
 }
 
 /// Escapes a value so it is one word without `=` (see the module notes).
 pub fn escape(v: &str) -> String {
-    if v.is_empty() {
-        return "%".into();
-    }
-    if v == "-" {
-        return "%2D".into();
-    }
-    let mut out = String::with_capacity(v.len());
-    for &b in v.as_bytes() {
-        if b <= b' ' || b >= 0x7f || matches!(b, b'%' | b'=' | b'#') {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            out.push(b as char);
+    Esc(v).to_string()
+}
+
+/// A value as [`escape`] writes it, straight into the file's text.
+struct Esc<'a>(&'a str);
+
+impl std::fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            "" => return f.write_str("%"),
+            "-" => return f.write_str("%2D"),
+            _ => {}
         }
+        for &b in self.0.as_bytes() {
+            if b <= b' ' || b >= 0x7f || matches!(b, b'%' | b'=' | b'#') {
+                write!(f, "%{b:02X}")?;
+            } else {
+                f.write_char(b as char)?;
+            }
+        }
+        Ok(())
     }
-    out
 }
 
 /// The inverse of [`escape`]; `None` for a malformed escape or bytes that are not UTF-8.
@@ -88,13 +95,34 @@ pub fn unescape(v: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn opt_s(v: &Option<String>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), |x| escape(x))
+/// An optional value as the file writes it: `-` for none. Through `&dyn Display`,
+/// written into the text directly (no string per value, one formatting path for every
+/// type: size).
+struct Or<'a>(Option<&'a dyn std::fmt::Display>);
+
+impl std::fmt::Display for Or<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "-".to_string(), |x| x.to_string())
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> Or<'_> {
+    Or(v.as_ref().map(|x| x as &dyn std::fmt::Display))
+}
+
+/// An optional string value, escaped, or `-`.
+struct OptEsc<'a>(&'a Option<String>);
+
+impl std::fmt::Display for OptEsc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => Esc(v).fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 fn yes(b: bool) -> &'static str {
@@ -105,14 +133,15 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-fn link_line(key: &str, l: &LinkRecord) -> String {
-    format!(
-        "{key} mtu={} up={} mac={} master={}\n",
+fn link_line(s: &mut String, key: &str, l: &LinkRecord) {
+    let _ = writeln!(
+        s,
+        "{key} mtu={} up={} mac={} master={}",
         l.mtu,
         yes(l.up),
-        l.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac),
-        opt_s(&l.master)
-    )
+        MacText(&l.mac),
+        OptEsc(&l.master)
+    );
 }
 
 /// The file's text, bound to `binding` when given.
@@ -130,20 +159,20 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
             b.netns.0,
             b.netns.1,
             b.ifindex,
-            b.mac.as_ref().map_or_else(|| "-".to_string(), fmt_mac)
+            MacText(&b.mac)
         );
     }
-    let _ = writeln!(s, "ifname {}", escape(&r.ifname));
-    let _ = writeln!(s, "bridge {}", escape(&r.bridge));
-    let _ = writeln!(s, "tap {}", escape(&r.tap));
+    let _ = writeln!(s, "ifname {}", Esc(&r.ifname));
+    let _ = writeln!(s, "bridge {}", Esc(&r.bridge));
+    let _ = writeln!(s, "tap {}", Esc(&r.tap));
     let _ = writeln!(s, "created_bridge {}", yes(r.created_bridge));
     let _ = writeln!(s, "created_tap {}", yes(r.created_tap));
-    s.push_str(&link_line("port", &r.port));
+    link_line(&mut s, "port", &r.port);
     if let Some(t) = &r.tap_orig {
-        s.push_str(&link_line("tap_orig", t));
+        link_line(&mut s, "tap_orig", t);
     }
     if let Some(b) = &r.bridge_orig {
-        s.push_str(&link_line("bridge_orig", b));
+        link_line(&mut s, "bridge_orig", b);
     }
     for a in &r.addrs {
         let _ = writeln!(
@@ -155,7 +184,7 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
             opt(&a.broadcast),
             a.scope,
             a.flags,
-            opt_s(&a.label),
+            OptEsc(&a.label),
             a.lifetimes
                 .map_or_else(|| "-".to_string(), |(v, p)| format!("{v},{p}")),
             opt(&a.proto),
@@ -181,7 +210,7 @@ pub fn to_text(r: &Record, binding: Option<&Binding>) -> String {
         );
     }
     for (p, v) in &r.sysctls {
-        let _ = writeln!(s, "sysctl {} {}", escape(p), escape(v));
+        let _ = writeln!(s, "sysctl {} {}", Esc(p), Esc(v));
     }
     s.push_str("end\n");
     s
@@ -299,14 +328,17 @@ fn parse_mac(line: usize, v: &str) -> Result<Option<[u8; 6]>, String> {
     if v == "-" {
         return Ok(None);
     }
+    let bad = || format!("line {line}: '{v}' is not a MAC address");
     let mut mac = [0u8; 6];
-    let parts: Vec<&str> = v.split(':').collect();
-    if parts.len() != 6 {
-        return Err(format!("line {line}: '{v}' is not a MAC address"));
+    let mut parts = v.split(':');
+    for m in &mut mac {
+        *m = parts
+            .next()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(bad)?;
     }
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16)
-            .map_err(|_| format!("line {line}: '{v}' is not a MAC address"))?;
+    if parts.next().is_some() {
+        return Err(bad());
     }
     Ok(Some(mac))
 }
@@ -357,18 +389,19 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
             ))
         }
     };
+    // Filled in place, the required lines marked in `seen` (a bit per REQUIRED entry):
+    // one value to drop on every error path instead of a dozen (size).
+    const REQUIRED: [&str; 6] = [
+        "ifname",
+        "bridge",
+        "tap",
+        "created_bridge",
+        "created_tap",
+        "port",
+    ];
+    let mut rec = Record::default();
+    let mut seen = 0u8;
     let mut binding = None;
-    let mut ifname = None;
-    let mut bridge = None;
-    let mut tap = None;
-    let mut created_bridge = None;
-    let mut created_tap = None;
-    let mut port = None;
-    let mut tap_orig = None;
-    let mut bridge_orig = None;
-    let mut addrs = Vec::new();
-    let mut routes = Vec::new();
-    let mut sysctls = Vec::new();
     let mut ended = false;
     for (n, line) in lines {
         let line = line.trim();
@@ -389,14 +422,26 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
         let name = || -> Result<String, String> { text_value(n, one()?, escaped) };
         match key {
             "bound" if escaped => binding = Some(parse_binding(&Fields::new(n, rest, escaped)?)?),
-            "ifname" => ifname = Some(name()?),
-            "bridge" => bridge = Some(name()?),
-            "tap" => tap = Some(name()?),
-            "created_bridge" => created_bridge = Some(parse_yes(n, one()?)?),
-            "created_tap" => created_tap = Some(parse_yes(n, one()?)?),
-            "port" => port = Some(link_record(&Fields::new(n, rest, escaped)?)?),
-            "tap_orig" => tap_orig = Some(link_record(&Fields::new(n, rest, escaped)?)?),
-            "bridge_orig" => bridge_orig = Some(link_record(&Fields::new(n, rest, escaped)?)?),
+            // one parse per kind of line, then the slot it fills (one copy of the
+            // parsing and its error paths instead of three: size)
+            "ifname" | "bridge" | "tap" => {
+                let v = name()?;
+                *match key {
+                    "ifname" => &mut rec.ifname,
+                    "bridge" => &mut rec.bridge,
+                    _ => &mut rec.tap,
+                } = v;
+            }
+            "created_bridge" => rec.created_bridge = parse_yes(n, one()?)?,
+            "created_tap" => rec.created_tap = parse_yes(n, one()?)?,
+            "port" | "tap_orig" | "bridge_orig" => {
+                let l = link_record(&Fields::new(n, rest, escaped)?)?;
+                match key {
+                    "port" => rec.port = l,
+                    "tap_orig" => rec.tap_orig = Some(l),
+                    _ => rec.bridge_orig = Some(l),
+                }
+            }
             "addr" => {
                 let Some((first, more)) = rest.split_first() else {
                     return Err(format!("line {n}: addr without an address"));
@@ -411,7 +456,7 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
                         Some((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
                     }
                 };
-                addrs.push(AddrEntry {
+                rec.addrs.push(AddrEntry {
                     index: 0,
                     addr,
                     prefix_len,
@@ -438,7 +483,7 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
                         return Err(format!("line {n}: {ip} is not of the family of {dst}"));
                     }
                 }
-                routes.push(RouteEntry {
+                rec.routes.push(RouteEntry {
                     oif: None,
                     table: f.get("table")?,
                     dst,
@@ -462,7 +507,7 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
                 };
                 match pv {
                     Some((p, v)) if p.starts_with("/proc/sys/") && !p.contains("..") => {
-                        sysctls.push((p, v))
+                        rec.sysctls.push((p, v))
                     }
                     _ => {
                         return Err(format!(
@@ -474,23 +519,18 @@ pub fn from_text(text: &str) -> Result<(Record, Option<Binding>), String> {
             "end" => ended = true,
             _ => return Err(format!("line {n}: unknown key '{key}'")),
         }
+        if let Some(i) = REQUIRED.iter().position(|r| *r == key) {
+            seen |= 1 << i;
+        }
     }
     if !ended {
         return Err("the file is cut short (no 'end' line)".into());
     }
-    let need = |what: &str| format!("'{what}' missing");
-    let rec = Record {
-        ifname: ifname.ok_or_else(|| need("ifname"))?,
-        bridge: bridge.ok_or_else(|| need("bridge"))?,
-        tap: tap.ok_or_else(|| need("tap"))?,
-        created_bridge: created_bridge.ok_or_else(|| need("created_bridge"))?,
-        created_tap: created_tap.ok_or_else(|| need("created_tap"))?,
-        port: port.ok_or_else(|| need("port"))?,
-        tap_orig,
-        bridge_orig,
-        addrs,
-        routes,
-        sysctls,
-    };
+    if let Some(what) = (0..REQUIRED.len())
+        .find(|i| seen & (1 << i) == 0)
+        .map(|i| REQUIRED[i])
+    {
+        return Err(format!("'{what}' missing"));
+    }
     Ok((rec, binding))
 }

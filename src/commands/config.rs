@@ -213,13 +213,15 @@ pub fn cmd_show(a: &cli::ConfigShow) -> Result<(), AppError> {
         }
         errors.extend(errs);
     };
-    match &a.section {
+    // the sections to show and the environment they get; one call of `show` (inlined
+    // once, not per case: size)
+    let (sections, env_applied): (Vec<&Section>, &[(String, String)]) = match &a.section {
         Some(name) => {
             let s = file.lookup(name)?;
             if let Some(spec) = schema::section_type(&s.kind) {
                 warn_env_not_for(spec, &env, &format!("section '{}'", s.label()));
             }
-            show(s, &env, &mut errors);
+            (vec![s], &env)
         }
         None => {
             errors.extend(config::check_env(&env));
@@ -231,10 +233,11 @@ pub fn cmd_show(a: &cli::ConfigShow) -> Result<(), AppError> {
                     vars.join(", ")
                 );
             }
-            for s in &file.sections {
-                show(s, &[], &mut errors);
-            }
+            (file.sections.iter().collect(), &[])
         }
+    };
+    for s in sections {
+        show(s, env_applied, &mut errors);
     }
     for e in &errors {
         log::error!("{e}");

@@ -41,22 +41,33 @@ impl ConfigError {
 
     /// All of `errors` as one error (the first, the others in `also`); `Ok` when none.
     pub fn join(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
-        let mut all = errors.into_iter().flat_map(ConfigError::into_all);
-        match all.next() {
-            None => Ok(()),
-            Some(mut first) => {
-                first.also = all.collect();
-                Err(first)
-            }
+        let mut all = Vec::new();
+        for e in errors {
+            e.flatten_into(&mut all);
         }
+        if all.is_empty() {
+            return Ok(());
+        }
+        let mut first = all.remove(0);
+        first.also = all;
+        Err(first)
     }
 
     /// This error and the ones joined to it, each on its own.
-    pub fn into_all(mut self) -> Vec<ConfigError> {
-        let also = std::mem::take(&mut self.also);
-        let mut v = vec![self];
-        v.extend(also.into_iter().flat_map(ConfigError::into_all));
+    pub fn into_all(self) -> Vec<ConfigError> {
+        let mut v = Vec::new();
+        self.flatten_into(&mut v);
         v
+    }
+
+    /// Appends this error and the ones joined to it, in order (plain recursion rather
+    /// than nested `flat_map`s: size).
+    fn flatten_into(mut self, out: &mut Vec<ConfigError>) {
+        let also = std::mem::take(&mut self.also);
+        out.push(self);
+        for e in also {
+            e.flatten_into(out);
+        }
     }
 }
 
@@ -153,25 +164,48 @@ const ENV_NOT_OPTIONS: &[&str] = &[
 
 /// TUNBOX_* variables that name no option of any section type (to warn about typos).
 pub fn unknown_env_vars(env: &[(String, String)]) -> Vec<String> {
-    env.iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with("TUNBOX_"))
-        .filter(|k| !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
-        .filter(|k| {
-            !schema::SECTION_TYPES
-                .iter()
-                .any(|s| s.options.iter().any(|o| env_name(o.name) == **k))
-        })
-        .cloned()
-        .collect()
+    let mut vars = Vec::new();
+    for (k, _) in env {
+        if option_like(k) && !schema::SECTION_TYPES.iter().any(|s| sets_option_of(s, k)) {
+            vars.push(k.clone());
+        }
+    }
+    vars
+}
+
+/// A TUNBOX_* variable meant as an option: not the config path or a build or test
+/// script's setting. (This and [`sets_option_of`] are shared by the environment checks,
+/// written as plain loops: smaller than their iterator chains.)
+#[inline(never)]
+fn option_like(k: &str) -> bool {
+    k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p))
+}
+
+/// Whether `var` is the environment variable of an option of `spec`.
+#[inline(never)]
+fn sets_option_of(spec: &SectionSpec, var: &str) -> bool {
+    spec.options.iter().any(|o| env_name(o.name) == var)
+}
+
+/// The values an environment variable gives an option: a list split at spaces or
+/// commas, else the one value.
+fn env_values(os: &OptSpec, v: &str) -> Vec<String> {
+    if os.list {
+        split_env_list(v)
+    } else {
+        vec![v.to_string()]
+    }
 }
 
 /// Splits a list value given in one environment variable: spaces or commas.
 fn split_env_list(v: &str) -> Vec<String> {
-    v.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    let mut items = Vec::new();
+    for s in v.split(|c: char| c == ',' || c.is_whitespace()) {
+        if !s.is_empty() {
+            items.push(s.to_string());
+        }
+    }
+    items
 }
 
 /// Merges the layers for one section type. `section` is the UCI section to read (its
@@ -264,11 +298,7 @@ pub fn resolve_all(
         }
         let var = env_name(os.name);
         if let Some((_, v)) = env.iter().find(|(k, _)| *k == var) {
-            let values = if os.list {
-                split_env_list(v)
-            } else {
-                vec![v.clone()]
-            };
+            let values = env_values(os, v);
             chosen = Some((values, Source::Env(var)));
         }
         if let Some((_, v)) = cli.iter().find(|(k, _)| *k == os.name) {
@@ -279,18 +309,26 @@ pub fn resolve_all(
         let Some((values, source)) = chosen else {
             continue;
         };
-        let parsed: Result<Vec<_>, _> = values
-            .iter()
-            .map(|v| os.kind.parse(v).map_err(|m| source.error(os.name, m)))
-            .collect();
-        match parsed {
-            Ok(parsed) => r.settings.push(Setting {
+        // a plain loop rather than collecting into a Result (smaller)
+        let mut parsed = Vec::with_capacity(values.len());
+        let mut error = None;
+        for v in &values {
+            match os.kind.parse(v) {
+                Ok(p) => parsed.push(p),
+                Err(m) => {
+                    error = Some(source.error(os.name, m));
+                    break;
+                }
+            }
+        }
+        match error {
+            None => r.settings.push(Setting {
                 spec: os,
                 values,
                 parsed,
                 source,
             }),
-            Err(e) => {
+            Some(e) => {
                 r.broken.push(Broken {
                     name: os.name.to_string(),
                     values,
@@ -312,11 +350,7 @@ pub fn check_env(env: &[(String, String)]) -> Vec<ConfigError> {
             let Some(os) = spec.options.iter().find(|o| env_name(o.name) == *k) else {
                 continue;
             };
-            let values = if os.list {
-                split_env_list(v)
-            } else {
-                vec![v.clone()]
-            };
+            let values = env_values(os, v);
             let source = Source::Env(k.clone());
             for v in &values {
                 if let Err(m) = os.kind.parse(v) {
@@ -333,24 +367,26 @@ pub fn check_env(env: &[(String, String)]) -> Vec<ConfigError> {
 
 /// The TUNBOX_* variables that set an option of `spec` (in `env`'s order).
 pub fn env_applied(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
-    env.iter()
-        .map(|(k, _)| k)
-        .filter(|k| spec.options.iter().any(|o| env_name(o.name) == **k))
-        .cloned()
-        .collect()
+    let mut vars = Vec::new();
+    for (k, _) in env {
+        if sets_option_of(spec, k) {
+            vars.push(k.clone());
+        }
+    }
+    vars
 }
 
 /// TUNBOX_* variables that name an option of another section type but not of `spec`:
 /// they do nothing for this tool.
 pub fn env_not_for(spec: &SectionSpec, env: &[(String, String)]) -> Vec<String> {
     let unknown = unknown_env_vars(env);
-    env.iter()
-        .map(|(k, _)| k)
-        .filter(|k| k.starts_with("TUNBOX_") && !ENV_NOT_OPTIONS.iter().any(|p| k.starts_with(p)))
-        .filter(|k| !unknown.contains(k))
-        .filter(|k| !spec.options.iter().any(|o| env_name(o.name) == **k))
-        .cloned()
-        .collect()
+    let mut vars = Vec::new();
+    for (k, _) in env {
+        if option_like(k) && !unknown.contains(k) && !sets_option_of(spec, k) {
+            vars.push(k.clone());
+        }
+    }
+    vars
 }
 
 /// An option left out of a [`Resolved`] because of an error, kept to show it.
@@ -383,9 +419,11 @@ impl Resolved {
     /// Every value of a list option in its typed form (empty when unset).
     pub fn all<T: schema::FromValue>(&self, name: &str) -> Vec<T> {
         debug_assert!(self.spec.option(name).is_some(), "no option {name}");
-        self.setting(name)
-            .map(|s| s.parsed.iter().filter_map(T::from_value).collect())
-            .unwrap_or_default()
+        let mut all = Vec::new();
+        for v in self.setting(name).map_or(&[][..], |s| &s.parsed) {
+            all.extend(T::from_value(v));
+        }
+        all
     }
 
     /// A boolean option; unset counts as false.
@@ -463,13 +501,7 @@ impl Resolved {
     /// about the section follow as `# ERROR:` lines.
     pub fn show(&self, errors: &[ConfigError]) -> String {
         let name = self.section.as_deref().unwrap_or("cli");
-        let quote = |values: &[String]| {
-            values
-                .iter()
-                .map(|v| uci::shell_quote(v))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let quote = uci::shell_quote_list;
         let mut out = format!("tunbox.{name}={}\n", self.spec.kind);
         let broken = |b: &Broken| {
             format!(

@@ -58,12 +58,14 @@ fn not_a(v: &str, what: &str) -> String {
     format!("'{v}' is not {what}")
 }
 
+/// The words of a boolean, true and false in pairs (uci's list): a table searched by a
+/// loop rather than a `match` of ten string comparisons (size).
+const BOOL_WORDS: [&str; 10] = [
+    "1", "0", "yes", "no", "on", "off", "true", "false", "enabled", "disabled",
+];
+
 pub fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "yes" | "on" | "true" | "enabled" => Some(true),
-        "0" | "no" | "off" | "false" | "disabled" => Some(false),
-        _ => None,
-    }
+    BOOL_WORDS.iter().position(|w| *w == v).map(|i| i % 2 == 0)
 }
 
 /// Parses `ADDRESS/PREFIX`.
@@ -194,16 +196,27 @@ impl Kind {
                     .filter(|n| (min..=max).contains(n))
                     .ok_or_else(|| format!("'{v}' is not a whole number from {min} to {max}"))?,
             ),
-            Kind::IfName => {
-                if v.is_empty()
-                    || v.len() > 15
-                    || v.contains(['/', ':'])
-                    || v.contains(char::is_whitespace)
-                {
-                    return Err(not_a(
-                        v,
-                        "an interface name (1 to 15 characters, no '/', ':' or spaces)",
-                    ));
+            // the kinds kept as text: each its check, then one copy of the rest (size)
+            Kind::IfName | Kind::Path | Kind::Account | Kind::Host => {
+                let bad = match self {
+                    Kind::IfName => (v.is_empty()
+                        || v.len() > 15
+                        || v.contains(['/', ':'])
+                        || v.contains(char::is_whitespace))
+                    .then_some("an interface name (1 to 15 characters, no '/', ':' or spaces)"),
+                    Kind::Path => (!v.starts_with('/')).then_some("an absolute path"),
+                    Kind::Account => (v.is_empty()
+                        || !v
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+                    .then_some("a user or group name"),
+                    _ => {
+                        (v.is_empty() || v.contains(['/', ',']) || v.contains(char::is_whitespace))
+                            .then_some("an IP address or host name")
+                    }
+                };
+                if let Some(what) = bad {
+                    return Err(not_a(v, what));
                 }
                 Value::Text(v.to_string())
             }
@@ -224,29 +237,7 @@ impl Kind {
                 let (h, p) = split_host_port(v)?;
                 Value::HostPort(h.to_string(), p)
             }
-            Kind::Path => {
-                if !v.starts_with('/') {
-                    return Err(not_a(v, "an absolute path"));
-                }
-                Value::Text(v.to_string())
-            }
-            Kind::Account => {
-                if v.is_empty()
-                    || !v
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-                {
-                    return Err(not_a(v, "a user or group name"));
-                }
-                Value::Text(v.to_string())
-            }
             Kind::Port => Value::Uint(parse_port(v)?.into()),
-            Kind::Host => {
-                if v.is_empty() || v.contains(['/', ',']) || v.contains(char::is_whitespace) {
-                    return Err(format!("'{v}' is not an IP address or host name"));
-                }
-                Value::Text(v.to_string())
-            }
             Kind::Rate => Value::Rate(units::parse_rate(v)?),
             Kind::Duration => Value::Nanos(units::parse_duration(v)?),
             Kind::Sizes => Value::Sizes(units::parse_sizes(v)?),
@@ -280,11 +271,14 @@ impl SectionSpec {
         self.options.iter().find(|o| o.name == name)
     }
     pub fn option_names(&self) -> String {
-        self.options
-            .iter()
-            .map(|o| o.name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut s = String::new();
+        for (i, o) in self.options.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(o.name);
+        }
+        s
     }
 }
 

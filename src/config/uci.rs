@@ -130,12 +130,12 @@ impl UciFile {
         let have = if self.sections.is_empty() {
             "it has no sections".to_string()
         } else {
-            let names: Vec<String> = self
-                .sections
-                .iter()
-                .map(|s| format!("{} ({})", s.label(), s.kind))
-                .collect();
-            format!("it has: {}", names.join(", "))
+            let mut have = String::from("it has: ");
+            for (i, s) in self.sections.iter().enumerate() {
+                let sep = if i > 0 { ", " } else { "" };
+                have.push_str(&format!("{sep}{} ({})", s.label(), s.kind));
+            }
+            have
         };
         Err(ConfigError::plain(format!(
             "{}: no section '{name}'{why}; {have}",
@@ -155,11 +155,10 @@ impl UciFile {
             };
             out.push_str(&format!("{package}.{name}={}\n", s.kind));
             for o in &s.options {
-                let quoted: Vec<String> = o.values.iter().map(|v| shell_quote(v)).collect();
                 out.push_str(&format!(
                     "{package}.{name}.{}={}\n",
                     o.name,
-                    quoted.join(" ")
+                    shell_quote_list(&o.values)
                 ));
             }
         }
@@ -170,6 +169,19 @@ impl UciFile {
 /// `'value'` with `'` written as `'\''`, as uci prints values.
 pub fn shell_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', "'\\''"))
+}
+
+/// The values of an option as `uci show` prints them: each quoted, separated by a
+/// space. (One loop for `uci show` and `config show`: no Vec of strings to join.)
+pub fn shell_quote_list(values: &[String]) -> String {
+    let mut s = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&shell_quote(v));
+    }
+    s
 }
 
 /// uci's rule for section and option names: ASCII letters, digits and `_`, not empty.
@@ -190,9 +202,11 @@ fn valid_package(s: &str) -> bool {
 
 /// A valid name close to `s`: every character uci does not allow becomes `_`.
 pub fn suggest_name(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    let mut name = String::with_capacity(s.len());
+    for c in s.chars() {
+        name.push(if c.is_ascii_alphanumeric() { c } else { '_' });
+    }
+    name
 }
 
 /// The name uci gives the anonymous section that is the `nth` (1-based) section of
@@ -273,6 +287,23 @@ fn fail(msg: impl Into<String>) -> Fail {
 }
 
 /// `'s'` for a message, control characters made visible (`\n`, `\t`, `\r`, `?`).
+/// uci's statements: (short form, keyword, usage). A table searched by a loop, for the
+/// parser and its error messages alike (size).
+const KEYWORDS: [(&str, &str, &str); 4] = [
+    ("p", "package", "package NAME"),
+    ("c", "config", "config TYPE ['NAME']"),
+    ("o", "option", "option NAME 'VALUE'"),
+    ("l", "list", "list NAME 'VALUE'"),
+];
+
+/// The keyword `word` is (either form) and its usage.
+fn keyword(word: &[u8]) -> Option<(&'static str, &'static str)> {
+    KEYWORDS
+        .iter()
+        .find(|(short, long, _)| word == short.as_bytes() || word == long.as_bytes())
+        .map(|&(_, kw, usage)| (kw, usage))
+}
+
 fn shown(s: &str) -> String {
     let mut out = String::from("'");
     for c in s.chars() {
@@ -639,13 +670,11 @@ impl<'t> Parser<'t> {
             }
             let word = self.buf[w..e].to_vec();
             self.put(e, 0);
-            let (kw, usage) = match word.as_slice() {
-                [b'#', ..] => return Ok(()),
-                b"p" | b"package" => ("package", "package NAME"),
-                b"c" | b"config" => ("config", "config TYPE ['NAME']"),
-                b"o" | b"option" => ("option", "option NAME 'VALUE'"),
-                b"l" | b"list" => ("list", "list NAME 'VALUE'"),
-                _ => return Err(self.unknown_keyword(&word)),
+            if word.first() == Some(&b'#') {
+                return Ok(());
+            }
+            let Some((kw, usage)) = keyword(&word) else {
+                return Err(self.unknown_keyword(&word));
             };
             if matches!(kw, "option" | "list") && self.current.is_none() {
                 return Err(fail(format!("'{kw}' before any 'config' line")));
@@ -689,16 +718,7 @@ impl<'t> Parser<'t> {
         if t.is_empty() {
             return fail("nothing follows the ';' (uci rejects a ';' that ends a line after a quoted value or a space): remove it");
         }
-        if matches!(
-            t,
-            "p" | "package" | "c" | "config" | "o" | "option" | "l" | "list"
-        ) {
-            let usage = match &t[..1] {
-                "p" => "package NAME",
-                "c" => "config TYPE ['NAME']",
-                "o" => "option NAME 'VALUE'",
-                _ => "list NAME 'VALUE'",
-            };
+        if let Some((_, usage)) = keyword(t.as_bytes()) {
             return fail(format!("expected: {usage}"));
         }
         fail(format!(

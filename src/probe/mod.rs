@@ -141,8 +141,14 @@ pub fn run(o: &ProbeOptions) -> Result<Interrupted, ProbeError> {
             let show = !plan.json && stdout_is_tty();
             let (all, interrupted) = run_udp(&plan, show, !plan.json)?;
             if plan.json {
-                let runs: Vec<String> = all.iter().map(report::json).collect();
-                crate::outln!("{{\"mode\":\"udp\",\"runs\":[{}]}}", runs.join(","));
+                let mut runs = String::new();
+                for (i, r) in all.iter().enumerate() {
+                    if i > 0 {
+                        runs.push(',');
+                    }
+                    runs.push_str(&report::json(r));
+                }
+                crate::outln!("{{\"mode\":\"udp\",\"runs\":[{runs}]}}");
             }
             if o.syslog {
                 for r in &all {
@@ -587,17 +593,19 @@ fn run_tcp(plan: &Plan) -> Result<bool, ProbeError> {
     let bps = units::mul_div(total.saturating_mul(8), 1_000_000_000, ns);
     let _ = pair.client.shutdown(std::net::Shutdown::Both);
     if plan.json {
-        let ps: Vec<String> = per_second
-            .iter()
-            .map(|v| Dec::mbps(*v, 3).to_string())
-            .collect();
+        let mut ps = String::new();
+        for (i, v) in per_second.iter().enumerate() {
+            use std::fmt::Write as _;
+            let sep = if i > 0 { "," } else { "" };
+            let _ = write!(ps, "{sep}{}", Dec::mbps(*v, 3));
+        }
         crate::outln!(
             "{{\"mode\":\"tcp\",\"target\":{},\"port\":{port},\"bytes\":{total},\"seconds\":{},\
              \"mbps\":{},\"per_second_mbps\":[{}],\"interrupted\":{interrupted}}}",
             report::json_str(&ip_str),
             Dec::secs(ns, 3),
             Dec::mbps(bps, 3),
-            ps.join(",")
+            ps
         );
     } else {
         crate::outln!(

@@ -210,15 +210,18 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let (num, unit) = split_number(s.trim());
     let bad = || format!("bad duration '{s}': e.g. 10, 10s, 500ms, 2m");
-    // (decimal places kept, multiplier to nanoseconds)
-    let (digits, mult) = match unit {
-        "" | "s" => (9, 1),
-        "ms" => (6, 1),
-        "us" => (3, 1),
-        "m" | "min" => (9, 60),
-        "h" => (9, 3600),
-        _ => return Err(bad()),
-    };
+    // (unit, decimal places kept, multiplier to nanoseconds): a table searched by a
+    // loop, smaller than a `match` of string comparisons
+    const UNITS: [(&str, u32, u64); 7] = [
+        ("", 9, 1),
+        ("s", 9, 1),
+        ("ms", 6, 1),
+        ("us", 3, 1),
+        ("m", 9, 60),
+        ("min", 9, 60),
+        ("h", 9, 3600),
+    ];
+    let &(_, digits, mult) = UNITS.iter().find(|u| u.0 == unit).ok_or_else(bad)?;
     let ns = parse_fixed(num, digits)
         .and_then(|v| v.checked_mul(mult))
         .ok_or_else(bad)?;

@@ -111,10 +111,8 @@ pub struct UserEntry {
 fn find_user(passwd: &str, name: &str) -> Option<UserEntry> {
     let want_uid = name.parse::<u32>().ok();
     passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        let [user, _pw, uid, gid, ..] = f[..] else {
-            return None;
-        };
+        let mut f = line.split(':');
+        let (user, _pw, uid, gid) = (f.next()?, f.next()?, f.next()?, f.next()?);
         let (uid, gid) = (uid.parse::<u32>().ok()?, gid.parse::<u32>().ok()?);
         (Some(uid) == want_uid || user == name).then(|| UserEntry {
             uid: Uid::from_raw(uid),
@@ -156,9 +154,11 @@ pub fn lookup_group(name: &str) -> Result<Gid, SysError> {
 /// checks that all of it took. Afterwards the process can still use the fds it holds,
 /// but cannot reconfigure the network, nor regain anything through a setuid binary.
 pub fn drop_privileges(user: Option<&str>) -> Result<(), SysError> {
-    let fail = |set: &str, e: caps::errors::CapsError| {
+    // one copy of the message for the five sets, not one per call (size)
+    #[inline(never)]
+    fn fail(set: &str, e: caps::errors::CapsError) -> SysError {
         SysError::new(format!("cannot drop capabilities ({set}): {e}"))
-    };
+    }
     // Bounding set first: dropping from it needs CAP_SETPCAP, which we are about to lose.
     let bounding = has_effective(Capability::CAP_SETPCAP);
     if bounding {

@@ -52,7 +52,12 @@ pub fn parse_resolv_conf(text: &str) -> Conf {
                     c.servers.push(ip);
                 }
             }
-            Some("search") | Some("domain") => c.search = w.map(str::to_string).collect(),
+            Some("search") | Some("domain") => {
+                c.search.clear();
+                for d in w {
+                    c.search.push(d.to_string());
+                }
+            }
             Some("options") => {
                 for o in w {
                     let Some((k, v)) = o.split_once(':') else {
@@ -231,14 +236,22 @@ impl Fail {
     }
 }
 
+/// A UDP socket on an ephemeral port of every address of one family. Bound through a
+/// `SocketAddr`, as elsewhere in tunbox: one `bind` in the binary, not one more per
+/// tuple type (size).
+fn bind_any(v6: bool) -> std::io::Result<UdpSocket> {
+    let any: IpAddr = if v6 {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    UdpSocket::bind(SocketAddr::new(any, 0))
+}
+
 /// Asks the servers of `c` for the A and AAAA records of `name` (one name, no search).
 pub fn ask(c: &Conf, name: &str) -> Result<Vec<IpAddr>, Fail> {
     let v6 = c.servers.iter().any(SocketAddr::is_ipv6);
-    let bound = if v6 {
-        UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).ok()
-    } else {
-        None
-    };
+    let bound = if v6 { bind_any(true).ok() } else { None };
     let (sock, v6) = match bound {
         Some(s) => {
             // the IPv4 servers as v4-mapped addresses on the same socket
@@ -246,21 +259,20 @@ pub fn ask(c: &Conf, name: &str) -> Result<Vec<IpAddr>, Fail> {
             (s, true)
         }
         None => (
-            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| Fail::Other(e.to_string()))?,
+            bind_any(false).map_err(|e| Fail::Other(e.to_string()))?,
             false,
         ),
     };
-    let servers: Vec<SocketAddr> = c
-        .servers
-        .iter()
-        .filter_map(|s| match (s, v6) {
+    let mut servers: Vec<SocketAddr> = Vec::with_capacity(c.servers.len());
+    for s in &c.servers {
+        match (s, v6) {
             (SocketAddr::V4(a), true) => {
-                Some(SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()))
+                servers.push(SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()))
             }
-            (SocketAddr::V6(_), false) => None,
-            _ => Some(*s),
-        })
-        .collect();
+            (SocketAddr::V6(_), false) => {}
+            _ => servers.push(*s),
+        }
+    }
     let mut id = [0u8; 2];
     let _ = getrandom::fill(&mut id);
     let id = u16::from_ne_bytes(id);
@@ -418,12 +430,8 @@ pub fn sort_key(ip: IpAddr, src: Option<IpAddr>, i: usize) -> u32 {
 
 /// The source address the kernel would use towards `ip` (a UDP connect sends nothing).
 fn source_for(ip: IpAddr) -> Option<IpAddr> {
-    let any: IpAddr = match ip {
-        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let s = UdpSocket::bind((any, 0)).ok()?;
-    s.connect((ip, 53)).ok()?;
+    let s = bind_any(ip.is_ipv6()).ok()?;
+    s.connect(SocketAddr::new(ip, 53)).ok()?;
     Some(s.local_addr().ok()?.ip())
 }
 

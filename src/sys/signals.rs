@@ -56,7 +56,14 @@ pub fn exit_requested() -> bool {
 /// True once per SIGUSR1.
 pub fn take_usr1() -> bool {
     // a plain load first: this runs once per packet, and a swap is a locked write
-    USR1.load(Ordering::Relaxed) && USR1.swap(false, Ordering::Relaxed)
+    USR1.load(Ordering::Relaxed) && clear_usr1()
+}
+
+/// The swap of [`take_usr1`], out of line: an atomic swap of a byte is a long ll/sc
+/// loop on mips, and the flag is rarely set (size).
+#[inline(never)]
+fn clear_usr1() -> bool {
+    USR1.swap(false, Ordering::Relaxed)
 }
 
 /// Interrupts a blocking read once a second (SIGALRM, no SA_RESTART). A loop that

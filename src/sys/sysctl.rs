@@ -25,12 +25,16 @@ pub fn read_dir(dir: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, S
     }
     let entries =
         std::fs::read_dir(dir).map_err(|e| SysError::os(format_args!("cannot list {dir}"), e))?;
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| keep(n))
-        .collect();
-    names.sort();
+    // sorted by insertion (a handful of names; no sort code linked for it)
+    let mut names: Vec<String> = Vec::new();
+    for e in entries.flatten() {
+        if let Ok(n) = e.file_name().into_string() {
+            if keep(&n) {
+                let at = names.partition_point(|x| *x < n);
+                names.insert(at, n);
+            }
+        }
+    }
     let mut out = Vec::new();
     for n in names {
         let path = format!("{dir}/{n}");

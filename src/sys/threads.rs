@@ -47,7 +47,10 @@ pub fn spawn(f: impl FnOnce() + Send + 'static) -> io::Result<Thread> {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         if libc::pthread_attr_init(&mut attr) != 0 {
             drop(Box::from_raw(arg as *mut Job));
-            return Err(io::Error::other("pthread_attr_init failed"));
+            return Err(crate::io_error(
+                io::ErrorKind::Other,
+                "pthread_attr_init failed",
+            ));
         }
         libc::pthread_attr_setstacksize(&mut attr, STACK);
         let mut id: libc::pthread_t = std::mem::zeroed();

@@ -41,7 +41,7 @@ pub struct Rtnl {
 }
 
 fn malformed(e: Malformed) -> io::Error {
-    io::Error::new(
+    crate::io_error(
         io::ErrorKind::InvalidData,
         format!("netlink: malformed reply ({})", e.0),
     )
@@ -88,7 +88,7 @@ impl Rtnl {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
                 Ok(n) if n != req.len() => {
-                    return Err(io::Error::new(
+                    return Err(crate::io_error(
                         io::ErrorKind::WriteZero,
                         "netlink: short send",
                     ))
@@ -103,13 +103,13 @@ impl Rtnl {
                 Ok(n) => n,
             };
             if n == 0 {
-                return Err(io::Error::new(
+                return Err(crate::io_error(
                     io::ErrorKind::UnexpectedEof,
                     "netlink: empty reply",
                 ));
             }
             if n > self.buf.len() {
-                return Err(io::Error::new(
+                return Err(crate::io_error(
                     io::ErrorKind::InvalidData,
                     format!("netlink: reply of {n} bytes truncated"),
                 ));
@@ -292,23 +292,23 @@ impl Rtnl {
 
     /// Adds an address with its flags, broadcast, label and lifetimes (to `a.index`).
     pub fn add_addr(&mut self, a: &AddrEntry) -> Result<(), SysError> {
-        self.change(msg::addr_request(a, true)).map_err(|e| {
-            SysError::os(
-                format_args!(
-                    "cannot add address {}/{} (link {})",
-                    a.addr, a.prefix_len, a.index
-                ),
-                e,
-            )
-        })
+        self.change_addr(a, true)
     }
 
     pub fn del_addr(&mut self, a: &AddrEntry) -> Result<(), SysError> {
-        self.change(msg::addr_request(a, false)).map_err(|e| {
+        self.change_addr(a, false)
+    }
+
+    /// Adds (`add`) or deletes an address: one request path and message for both.
+    pub fn change_addr(&mut self, a: &AddrEntry, add: bool) -> Result<(), SysError> {
+        self.change(msg::addr_request(a, add)).map_err(|e| {
             SysError::os(
                 format_args!(
-                    "cannot delete address {}/{} (link {})",
-                    a.addr, a.prefix_len, a.index
+                    "cannot {} address {}/{} (link {})",
+                    if add { "add" } else { "delete" },
+                    a.addr,
+                    a.prefix_len,
+                    a.index
                 ),
                 e,
             )
@@ -318,18 +318,23 @@ impl Rtnl {
     /// Adds a route (`r.oif` says through which link). An identical route through
     /// another link may exist: both are kept.
     pub fn add_route(&mut self, r: &RouteEntry) -> Result<(), SysError> {
-        self.change(msg::route_request(r, true)).map_err(|e| {
-            SysError::os(
-                format_args!("cannot add route to {}/{}", r.dst, r.dst_len),
-                e,
-            )
-        })
+        self.change_route(r, true)
     }
 
     pub fn del_route(&mut self, r: &RouteEntry) -> Result<(), SysError> {
-        self.change(msg::route_request(r, false)).map_err(|e| {
+        self.change_route(r, false)
+    }
+
+    /// Adds (`add`) or deletes a route: one request path and message for both.
+    pub fn change_route(&mut self, r: &RouteEntry, add: bool) -> Result<(), SysError> {
+        self.change(msg::route_request(r, add)).map_err(|e| {
             SysError::os(
-                format_args!("cannot delete route to {}/{}", r.dst, r.dst_len),
+                format_args!(
+                    "cannot {} route to {}/{}",
+                    if add { "add" } else { "delete" },
+                    r.dst,
+                    r.dst_len
+                ),
                 e,
             )
         })

@@ -208,6 +208,8 @@ impl Request {
         self.attr(ty, &data);
     }
 
+    // not inlined: used by every address and route request (size)
+    #[inline(never)]
     fn attr_ip(&mut self, ty: u16, ip: &IpAddr) {
         match ip {
             IpAddr::V4(v) => self.attr(ty, &v.octets()),
@@ -222,6 +224,7 @@ impl Request {
     }
 
     /// The finished message, length filled in; the sequence number is still 0.
+    #[inline(never)]
     pub fn finish(mut self) -> Vec<u8> {
         let len = self.buf.len() as u32;
         self.buf[..4].copy_from_slice(&len.to_ne_bytes());
@@ -533,6 +536,8 @@ fn attr_str(v: &[u8]) -> Result<String> {
     String::from_utf8(v.to_vec()).map_err(|_| Malformed("bad string attribute"))
 }
 
+// not inlined into each of the seven attributes that hold an address (size)
+#[inline(never)]
 fn attr_ip(v: &[u8]) -> Result<IpAddr> {
     if let Ok(b) = <[u8; 4]>::try_from(v) {
         Ok(IpAddr::V4(Ipv4Addr::from(b)))
