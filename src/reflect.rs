@@ -696,8 +696,10 @@ fn run_threads(
             Ok(h) => workers.push(h),
             Err(e) => {
                 shared.request_stop();
-                let e =
-                    io::Error::other(format!("cannot start the thread of queue {}: {e}", idx + 1));
+                let e = crate::io_error(
+                    io::ErrorKind::Other,
+                    format!("cannot start the thread of queue {}: {e}", idx + 1),
+                );
                 if let Ok(mut first) = shared.error.lock() {
                     first.get_or_insert(e);
                 }

@@ -75,7 +75,7 @@ impl StatusSocket {
         let path = socket_path(dir, name);
         if path.exists() {
             if UnixStream::connect(&path).is_ok() {
-                return Err(io::Error::new(
+                return Err(crate::io_error(
                     io::ErrorKind::AddrInUse,
                     format!("{} is served by a running tunbox", path.display()),
                 ));

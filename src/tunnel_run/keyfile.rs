@@ -106,7 +106,10 @@ pub fn load(path: &Path) -> Result<LoadedKey, KeyFileError> {
     let f = fs::File::open(path).map_err(|e| io_err("read", e))?;
     let meta = f.metadata().map_err(|e| io_err("read", e))?;
     if !meta.is_file() {
-        return Err(io_err("read", io::Error::other("not a regular file")));
+        return Err(io_err(
+            "read",
+            crate::io_error(io::ErrorKind::Other, "not a regular file"),
+        ));
     }
     if meta.len() > MAX_KEY_FILE {
         return Err(KeyFileError::TooBig {
