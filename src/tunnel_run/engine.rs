@@ -706,18 +706,7 @@ impl<D: Device> Engine<D> {
                                 deadline: now + TCP_CONNECT_TIME,
                             }
                         }
-                        Err(e) => {
-                            let d = backoff.next_delay();
-                            if core.event_log.allow(now) {
-                                warn!(
-                                    "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
-                                    core.name,
-                                    connect_hint(&e),
-                                    d.as_secs()
-                                );
-                            }
-                            *dial = Dial::Idle { next_try: now + d };
-                        }
+                        Err(e) => *dial = tcp::connect_failed(core, *remote, &e, backoff, now),
                     },
                     Dial::Connecting { deadline, .. } if now >= *deadline => {
                         let d = backoff.next_delay();

@@ -91,6 +91,27 @@ pub(super) fn server_receive<D: Device>(
 }
 
 /// Client: a connect that finished, then the connection's frames.
+/// A connection attempt to `remote` failed with `e`: logged (rate-limited, with the
+/// likely cause), and the next attempt after the back-off.
+pub(super) fn connect_failed<D: Device>(
+    core: &mut Core<D>,
+    remote: SocketAddr,
+    e: &io::Error,
+    backoff: &mut Backoff,
+    now: Instant,
+) -> Dial {
+    let d = backoff.next_delay();
+    if core.event_log.allow(now) {
+        warn!(
+            "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
+            core.name,
+            connect_hint(e),
+            d.as_secs()
+        );
+    }
+    Dial::Idle { next_try: now + d }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn client_receive<D: Device>(
     core: &mut Core<D>,
@@ -120,16 +141,7 @@ pub(super) fn client_receive<D: Device>(
                 }
                 Err(e) => {
                     conn.close();
-                    let d = backoff.next_delay();
-                    if core.event_log.allow(now) {
-                        warn!(
-                            "{}: cannot connect to {remote}: {e}{} (next try in {} s)",
-                            core.name,
-                            connect_hint(&e),
-                            d.as_secs()
-                        );
-                    }
-                    *dial = Dial::Idle { next_try: now + d };
+                    *dial = connect_failed(core, remote, &e, backoff, now);
                 }
             }
         }
