@@ -1,10 +1,10 @@
 //! The reflector's hot loop allocates nothing per packet: run it over many packets
 //! under a counting global allocator and check the count does not move.
 mod common;
-use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
+use common::counting::{Counting, FakeIo, StopIo, ALLOCS, COUNTING};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tunbox::reflect::{queue_loop, run_loop, LoopState, PacketIo, Shared, TunReflector, BUF_SIZE};
+use tunbox::reflect::{queue_loop, run_loop, LoopState, Shared, TunReflector, BUF_SIZE};
 
 #[global_allocator]
 static A: Counting = Counting;
@@ -132,37 +132,6 @@ fn offload_loop_allocates_nothing_and_counts_super_packets() {
     assert_eq!(st.stats.super_packets, 10_000);
     assert_eq!(st.stats.rx_bytes, 10_000 * (60_000 + 1400));
     assert_eq!(st.stats.dropped(), 0);
-}
-
-/// Stops the queue threads once their fake device has handed out every packet.
-/// Half-way it waits for `go` (counting itself in `paused`), so the test can ask for
-/// the counters while the loop runs.
-struct StopIo<'a> {
-    inner: FakeIo<'a>,
-    shared: &'a Shared,
-    paused: &'a AtomicUsize,
-    go: &'a AtomicBool,
-}
-
-impl PacketIo for StopIo<'_> {
-    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.inner.given == self.inner.total / 2 && !self.go.load(Ordering::Relaxed) {
-            self.paused.fetch_add(1, Ordering::Relaxed);
-            while !self.go.load(Ordering::Relaxed) {
-                std::thread::yield_now();
-            }
-        }
-        self.inner.recv(buf)
-    }
-    fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.send(buf)
-    }
-    fn wait(&mut self) -> std::io::Result<()> {
-        if self.inner.done.get() {
-            self.shared.request_stop();
-        }
-        Ok(())
-    }
 }
 
 /// The multi-queue threads: each allocates nothing in its loop, also while it hands its

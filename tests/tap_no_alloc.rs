@@ -3,11 +3,11 @@
 //! and garbage, so every path including the rate-limited warnings runs) under a counting
 //! global allocator. Same pattern as tests/no_alloc.rs.
 mod common;
-use common::counting::{Counting, FakeIo, ALLOCS, COUNTING};
+use common::counting::{Counting, FakeIo, StopIo, ALLOCS, COUNTING};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tunbox::reflect::tap::TapReflector;
-use tunbox::reflect::{queue_loop, run_loop, LoopState, PacketIo, Shared, BUF_SIZE};
+use tunbox::reflect::{queue_loop, run_loop, LoopState, Shared, BUF_SIZE};
 use tunbox::wire::cidr::Cidr;
 use tunbox::wire::ethernet::MacAddr;
 use tunbox::wire::tap::{DropReason, Reply, TapConfig};
@@ -148,37 +148,6 @@ fn tap_hot_loop_allocates_nothing() {
         "allocations must not grow with frames: {small} for 1k, {big} for 200k"
     );
     assert_eq!(big, 0, "the TAP loop allocates nothing at all: {big}");
-}
-
-/// Stops the queue thread once its fake device has handed out every frame.
-/// Half-way it waits for `go` (counting itself in `paused`), so the test can ask for
-/// the counters while the loop runs.
-struct StopIo<'a> {
-    inner: FakeIo<'a>,
-    shared: &'a Shared,
-    paused: &'a AtomicUsize,
-    go: &'a AtomicBool,
-}
-
-impl PacketIo for StopIo<'_> {
-    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.inner.given == self.inner.total / 2 && !self.go.load(Ordering::Relaxed) {
-            self.paused.fetch_add(1, Ordering::Relaxed);
-            while !self.go.load(Ordering::Relaxed) {
-                std::thread::yield_now();
-            }
-        }
-        self.inner.recv(buf)
-    }
-    fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.send(buf)
-    }
-    fn wait(&mut self) -> std::io::Result<()> {
-        if self.inner.done.get() {
-            self.shared.request_stop();
-        }
-        Ok(())
-    }
 }
 
 /// The TAP reflector on a queue thread, as the daemon runs it: nothing allocated while

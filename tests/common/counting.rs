@@ -5,8 +5,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tunbox::reflect::PacketIo;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tunbox::reflect::{PacketIo, Shared};
 
 pub struct Counting;
 pub static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -61,6 +61,37 @@ impl PacketIo for FakeIo<'_> {
         Ok(buf.len())
     }
     fn wait(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A [`FakeIo`] that stops the loop's threads once it has handed out every packet.
+/// Half-way it waits for `go` (counting itself in `paused`), so the test can ask for
+/// the counters while the loop runs.
+pub struct StopIo<'a> {
+    pub inner: FakeIo<'a>,
+    pub shared: &'a Shared,
+    pub paused: &'a AtomicUsize,
+    pub go: &'a AtomicBool,
+}
+
+impl PacketIo for StopIo<'_> {
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner.given == self.inner.total / 2 && !self.go.load(Ordering::Relaxed) {
+            self.paused.fetch_add(1, Ordering::Relaxed);
+            while !self.go.load(Ordering::Relaxed) {
+                std::thread::yield_now();
+            }
+        }
+        self.inner.recv(buf)
+    }
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.send(buf)
+    }
+    fn wait(&mut self) -> std::io::Result<()> {
+        if self.inner.done.get() {
+            self.shared.request_stop();
+        }
         Ok(())
     }
 }
