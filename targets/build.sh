@@ -301,7 +301,10 @@ test)
     # does not follow execve into a foreign binary by itself.
     # Dependencies (std, the crypto crates) at opt-level 2: emulated unoptimised ChaCha20/X25519
     # made the tunnel tests take minutes under qemu; tunbox itself stays unoptimised.
-    test_args=(--locked --target "$T" -Zbuild-std --config "profile.dev.package.\"*\".opt-level=${TUNBOX_CROSS_DEPS_OPT:-2}")
+    # --features test-hooks as on the host (.ci/test.sh): each test's tunbox keeps its run
+    # directory (status sockets, high-water marks) in the test's own place instead of the
+    # shared /var/run/tunbox, where tests running side by side met each other's sockets.
+    test_args=(--locked --features test-hooks --target "$T" -Zbuild-std --config "profile.dev.package.\"*\".opt-level=${TUNBOX_CROSS_DEPS_OPT:-2}")
     # Integration tests this target's qemu can't run (qemu_skip_tests column): select the rest.
     skip="$(get qemu_skip_tests)"
     if [ -n "$skip" ] && [ -n "$QEMU" ] && [ ${#EXTRA_CARGO_ARGS[@]} -eq 0 ]; then

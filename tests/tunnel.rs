@@ -614,6 +614,10 @@ fn dev_rx_packets(ns: &Netns) -> u64 {
     tunbox_no_netns,
     ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
 )]
+#[cfg_attr(
+    tunbox_qemu,
+    ignore = "qemu-user refuses SO_RXQ_OVFL (and would pass its count unswapped)"
+)]
 #[test]
 fn udp_socket_overflow_is_counted() {
     if !need_root() {

@@ -25,6 +25,15 @@ pub const GSO_MAX_BYTES: usize = 65000;
 /// its header (CMSG_SPACE(4) is 24 on 64-bit, 16 on 32-bit).
 type Ctrl = [u64; 8];
 
+/// The test build under qemu-user for a big-endian guest (`cfg(tunbox_qemu)`, set by
+/// `targets/build.sh TARGET test`): qemu 7.2 hands the control messages of UDP GSO/GRO and
+/// SO_RXQ_OVFL, and a TUN device's virtio header, to and from such a guest without
+/// byte-swapping them (a 1000-byte UDP_SEGMENT reaches the kernel as 59395), so these
+/// offloads are left off there and those runs test the plain paths. A real big-endian
+/// kernel reads them in its own byte order, as tunbox writes them; release builds never
+/// set this.
+pub const QEMU_BIG_ENDIAN: bool = cfg!(all(tunbox_qemu, target_endian = "big"));
+
 /// Asks for `bytes` of receive and send buffer: SO_RCVBUFFORCE/SO_SNDBUFFORCE (beyond
 /// net.core.rmem_max, needs CAP_NET_ADMIN), else SO_RCVBUF/SO_SNDBUF (capped by the
 /// sysctl). Returns what the kernel granted (it reports twice the bytes asked for: its
@@ -45,19 +54,19 @@ pub fn set_buffers(s: &UdpSocket, bytes: usize) -> (usize, usize) {
 /// Has the kernel attach its count of datagrams dropped on this socket to each one
 /// received (SO_RXQ_OVFL); false on a kernel without it.
 pub fn enable_overflow_count(s: &UdpSocket) -> bool {
-    setsockopt(s, sockopt::RxqOvfl, &1).is_ok()
+    !QEMU_BIG_ENDIAN && setsockopt(s, sockopt::RxqOvfl, &1).is_ok()
 }
 
 /// Lets the kernel hand over several datagrams of one flow as one buffer, with their
 /// segment size in a control message (UDP_GRO, Linux 5.0); false without it.
 pub fn enable_gro(s: &UdpSocket) -> bool {
-    setsockopt(s, sockopt::UdpGroSegment, &true).is_ok()
+    !QEMU_BIG_ENDIAN && setsockopt(s, sockopt::UdpGroSegment, &true).is_ok()
 }
 
 /// Whether the kernel knows UDP_SEGMENT (UDP GSO, Linux 4.18). A send may still refuse
 /// it (EIO without checksum offload on the way out): [`TxBatch`] then falls back.
 pub fn gso_supported(s: &UdpSocket) -> bool {
-    getsockopt(s, sockopt::UdpGsoSegment).is_ok()
+    !QEMU_BIG_ENDIAN && getsockopt(s, sockopt::UdpGsoSegment).is_ok()
 }
 
 fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -545,6 +554,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        tunbox_qemu,
+        ignore = "qemu-user refuses SO_RXQ_OVFL (and would pass its count unswapped)"
+    )]
     fn the_kernels_drop_count_comes_with_the_datagrams() {
         let (a, b) = pair();
         assert!(enable_overflow_count(&b));

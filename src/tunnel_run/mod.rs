@@ -96,7 +96,7 @@ const OFFLOAD_SETS: [u32; 3] = [
 /// taken (None: plain packets).
 fn open_device(o: &TunnelOptions, mtu: u32) -> Result<(Tun, Option<u32>), SysError> {
     caps::require_net_admin(&format!("creating {} device '{}'", o.mode.as_str(), o.dev))?;
-    let (tun, offloads) = if o.mode == Mode::Tun {
+    let (tun, offloads) = if o.mode == Mode::Tun && !crate::sys::udp::QEMU_BIG_ENDIAN {
         let fast = OpenFlags {
             vnet_hdr: true,
             ..OpenFlags::default()
