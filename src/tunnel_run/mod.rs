@@ -238,11 +238,10 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if o.routes.is_empty() {
             Hub::single(t)
         } else {
-            let routes = o
-                .routes
-                .iter()
-                .filter_map(|&(a, l)| Prefix::new(a, l))
-                .collect();
+            let mut routes = Vec::new();
+            for &(a, l) in &o.routes {
+                routes.extend(Prefix::new(a, l));
+            }
             Hub::with_peers(vec![Peer::new(String::new(), t, routes)], now)
         }
     };
@@ -298,16 +297,26 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
     };
-    let peer = match (&o.listen, &o.remote) {
-        (Some(l), _) => format!("listening on {transport} {l}"),
-        (_, Some((h, p))) => match remote {
-            Some(r) if r.ip().to_string() != *h => {
-                format!("connecting to {transport} {h}:{p} ({r})")
+    let mut peer = String::new();
+    match (&o.listen, &o.remote) {
+        (Some(l), _) => {
+            let _ = write!(peer, "listening on {transport} {l}");
+        }
+        (_, Some((h, p))) => {
+            let _ = write!(peer, "connecting to {transport} {h}:{p}");
+            if let Some(r) = remote {
+                // the address looked up, when a name was given
+                let at = peer.len();
+                let _ = write!(peer, " ({})", r.ip());
+                let same = peer[at + 2..peer.len() - 1] == **h;
+                peer.truncate(at);
+                if !same {
+                    let _ = write!(peer, " ({r})");
+                }
             }
-            _ => format!("connecting to {transport} {h}:{p}"),
-        },
-        _ => String::new(),
-    };
+        }
+        _ => {}
+    }
     info!(
         "tunnel on {} ({}, mtu {mtu}{}), {peer}{}{}",
         tun.name(),
@@ -349,8 +358,14 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     caps::drop_privileges(o.user.as_deref())?;
     let name = tun.name().to_string();
     if hub.len() > 1 {
-        let names: Vec<&str> = hub.peers().iter().map(|p| p.name.as_str()).collect();
-        info!("{name}: {} peers: {}", hub.len(), names.join(", "));
+        let mut names = String::new();
+        for (i, p) in hub.peers().iter().enumerate() {
+            if i > 0 {
+                names.push_str(", ");
+            }
+            names.push_str(&p.name);
+        }
+        info!("{name}: {} peers: {names}", hub.len());
     }
     let mut eng = engine::Engine::with_hub(tun, net, hub, &name, o.mode == Mode::Tap, o.verbose);
     if offloads.is_some() {
