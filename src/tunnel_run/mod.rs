@@ -164,13 +164,8 @@ fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
         if let Some(w) = &loaded.warning {
             warn!("peer {}: {w}", p.name);
         }
-        let routes = p
-            .routes
-            .iter()
-            .filter_map(|&(a, l)| Prefix::new(a, l))
-            .collect();
         let t = Tunnel::new(o.tunnel_config(), loaded.key, now);
-        peers.push(Peer::new(p.name.clone(), t, routes));
+        peers.push(Peer::new(p.name.clone(), t, prefixes(&p.routes)));
     }
     for (i, a) in peers.iter().enumerate() {
         let fa = a.tunnel.key_fingerprint();
@@ -186,28 +181,40 @@ fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
 
 /// The routes of the peers as routes through the device (main table, link scope).
 fn device_routes(o: &TunnelOptions, oif: u32) -> Vec<RouteEntry> {
-    o.peers
-        .iter()
-        .flat_map(|p| p.routes.iter())
-        .chain(o.routes.iter())
-        .filter_map(|&(a, l)| Prefix::new(a, l))
-        .map(|p| RouteEntry {
-            oif: Some(oif),
-            table: 254,
-            dst: p.addr(),
-            dst_len: p.len(),
-            gateway: None,
-            prefsrc: None,
-            metric: 0,
-            protocol: 3, // RTPROT_BOOT, as `ip route add`
-            scope: 253,  // RT_SCOPE_LINK
-            kind: RTN_UNICAST,
-            tos: 0,
-            onlink: false,
-            pref: None,
-            multipath: false,
-        })
-        .collect()
+    let mut out = Vec::new();
+    let n = o.peers.len();
+    // the peers' routes, then the tunnel's own
+    for i in 0..=n {
+        let routes = if i < n { &o.peers[i].routes } else { &o.routes };
+        for p in prefixes(routes) {
+            out.push(RouteEntry {
+                oif: Some(oif),
+                table: 254,
+                dst: p.addr(),
+                dst_len: p.len(),
+                gateway: None,
+                prefsrc: None,
+                metric: 0,
+                protocol: 3, // RTPROT_BOOT, as `ip route add`
+                scope: 253,  // RT_SCOPE_LINK
+                kind: RTN_UNICAST,
+                tos: 0,
+                onlink: false,
+                pref: None,
+                multipath: false,
+            });
+        }
+    }
+    out
+}
+
+/// The routes given as prefixes (those that are none left out: checked before).
+fn prefixes(routes: &[(IpAddr, u8)]) -> Vec<Prefix> {
+    let mut v = Vec::with_capacity(routes.len());
+    for &(a, l) in routes {
+        v.extend(Prefix::new(a, l));
+    }
+    v
 }
 
 /// `tunbox tunnel`: key, socket, device, privilege drop, loop until SIGTERM/SIGINT.
@@ -238,11 +245,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if o.routes.is_empty() {
             Hub::single(t)
         } else {
-            let mut routes = Vec::new();
-            for &(a, l) in &o.routes {
-                routes.extend(Prefix::new(a, l));
-            }
-            Hub::with_peers(vec![Peer::new(String::new(), t, routes)], now)
+            Hub::with_peers(vec![Peer::new(String::new(), t, prefixes(&o.routes))], now)
         }
     };
     // before the wait for the server's name, so that SIGTERM ends it
