@@ -278,13 +278,13 @@ impl<D: Device> Core<D> {
                     }
                 }
                 Event::SessionUp { replaced } => {
-                    if !replaced {
-                        info!("{}: session up with {peer}", self.name);
-                    } else if self.verbose {
-                        info!(
-                            "{}: new session with {peer} (rekey or peer restart)",
-                            self.name
-                        );
+                    if !replaced || self.verbose {
+                        let (what, why) = if replaced {
+                            ("new session", " (rekey or peer restart)")
+                        } else {
+                            ("session up", "")
+                        };
+                        info!("{}: {what} with {peer}{why}", self.name);
                     }
                 }
                 Event::PeerDead => {
@@ -294,14 +294,15 @@ impl<D: Device> Core<D> {
                         .timeout
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
-                    if self.tunnel.role() == Role::Client {
-                        warn!(
-                            "{}: nothing from {peer} for {t} s: session dropped, reconnecting",
-                            self.name
-                        );
+                    let then = if self.tunnel.role() == Role::Client {
+                        "reconnecting"
                     } else {
-                        warn!("{}: nothing from {peer} for {t} s: session dropped, waiting for the client", self.name);
-                    }
+                        "waiting for the client"
+                    };
+                    warn!(
+                        "{}: nothing from {peer} for {t} s: session dropped, {then}",
+                        self.name
+                    );
                 }
                 Event::SessionExpired => {
                     warn!("{}: session with {peer} expired without rekey", self.name)
