@@ -175,6 +175,15 @@ impl<D: Device> Core<D> {
         self.tunnel.counters_mut().drop(r);
     }
 
+    /// A datagram that could not be sent to `dst`: counted, logged within the limit.
+    #[inline(never)]
+    fn send_failed(&mut self, dst: SocketAddr, e: &io::Error, now: Instant) {
+        self.count(DropReason::WriteError);
+        if self.drop_log.allow(now) {
+            warn!("{}: send to {dst} failed: {e}", self.name);
+        }
+    }
+
     /// Logs a drop within the rate limit; true if it was logged.
     fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) -> bool {
         let allowed = self.drop_log.allow(Instant::now());
@@ -766,10 +775,7 @@ impl<D: Device> Engine<D> {
                     let to = core.tunnel.last_peer();
                     if let Some(dst) = remote.or(core.tunnel.endpoint(to)) {
                         if let Err(e) = sock.send_to(&core.out_buf[..n], dst) {
-                            core.count(DropReason::WriteError);
-                            if core.drop_log.allow(now) {
-                                warn!("{}: send to {dst} failed: {e}", core.name);
-                            }
+                            core.send_failed(dst, &e, now);
                         }
                     }
                 }
