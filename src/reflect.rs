@@ -563,22 +563,36 @@ pub fn open_queues(o: &ReflectOptions, want: usize, fast: OpenFlags) -> Result<D
             }
         }
     }
-    let tun = &dev.queues[0];
     if caps::has_net_admin() {
-        let mut nl = Rtnl::new()?;
-        let idx = nl.link_index(tun.name())?;
-        if let Some(mtu) = o.mtu {
-            nl.set_mtu(tun.name(), mtu)?;
-        }
-        for &(addr, len) in &o.addresses {
-            nl.add_address(idx, addr, len)?;
-        }
-        nl.set_up(tun.name(), true)?;
+        configure_link(dev.queues[0].name(), o.mtu, None, &o.addresses)?;
     }
     for q in &dev.queues {
         q.set_nonblocking(true)?;
     }
     Ok(dev)
+}
+
+/// Sets the MTU and the MAC (where given) of device `name`, adds `addresses` and sets
+/// it up (the reflector's and the tunnel's devices).
+pub(crate) fn configure_link(
+    name: &str,
+    mtu: Option<u32>,
+    mac: Option<crate::wire::ethernet::MacAddr>,
+    addresses: &[(IpAddr, u8)],
+) -> Result<(), SysError> {
+    let mut nl = Rtnl::new()?;
+    let idx = nl.link_index(name)?;
+    if let Some(mtu) = mtu {
+        nl.set_mtu(name, mtu)?;
+    }
+    if let Some(mac) = mac {
+        nl.set_mac(idx, mac.0)?;
+    }
+    for &(addr, len) in addresses {
+        nl.add_address(idx, addr, len)?;
+    }
+    nl.set_up(name, true)?;
+    Ok(())
 }
 
 /// `tunbox reflect`: open, configure, drop privileges, loop until SIGTERM/SIGINT.

@@ -115,20 +115,12 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<(Tun, Option<u32>), SysErr
     } else {
         (Tun::open(&o.dev, o.mode)?, None)
     };
-    let mut nl = Rtnl::new()?;
-    let idx = nl.link_index(tun.name())?;
-    nl.set_mtu(tun.name(), mtu)?;
-    if o.mode == Mode::Tap {
-        // Stable across restarts, so the far LAN's neighbour caches stay right.
-        let mac = o
-            .mac
-            .unwrap_or_else(|| crate::reflect::tap::default_mac(tun.name()));
-        nl.set_mac(idx, mac.0)?;
-    }
-    for &(addr, len) in &o.addresses {
-        nl.add_address(idx, addr, len)?;
-    }
-    nl.set_up(tun.name(), true)?;
+    // A tap's MAC is stable across restarts, so the far LAN's neighbour caches stay right.
+    let mac = (o.mode == Mode::Tap).then(|| {
+        o.mac
+            .unwrap_or_else(|| crate::reflect::tap::default_mac(tun.name()))
+    });
+    crate::reflect::configure_link(tun.name(), Some(mtu), mac, &o.addresses)?;
     tun.set_nonblocking(true)?;
     Ok((tun, offloads))
 }
