@@ -572,6 +572,21 @@ pub fn open_queues(o: &ReflectOptions, want: usize, fast: OpenFlags) -> Result<D
     Ok(dev)
 }
 
+/// `, addresses A/L B/L` for the start-up line, or nothing without addresses.
+pub(crate) struct AddressList<'a>(pub &'a [(IpAddr, u8)]);
+
+impl std::fmt::Display for AddressList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.0.is_empty() {
+            f.write_str(", addresses")?;
+        }
+        for (a, l) in self.0 {
+            write!(f, " {a}/{l}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Sets the MTU and the MAC (where given) of device `name`, adds `addresses` and sets
 /// it up (the reflector's and the tunnel's devices).
 pub(crate) fn configure_link(
@@ -613,15 +628,10 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     };
     let dev = open_queues(o, want, fast)?;
     let name = dev.queues[0].name().to_string();
-    let mut desc = String::new();
-    for (a, l) in &o.addresses {
-        let _ = write!(desc, " {a}/{l}");
-    }
     info!(
-        "reflecting on {name} ({}){}{}",
+        "reflecting on {name} ({}){}",
         o.mode.as_str(),
-        if desc.is_empty() { "" } else { ", addresses" },
-        desc
+        AddressList(&o.addresses)
     );
     if tun_mode {
         info!("{name}: {}", dev.describe());

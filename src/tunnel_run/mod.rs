@@ -284,10 +284,6 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
             routes.push(r);
         }
     }
-    let mut desc = String::new();
-    for (a, l) in &o.addresses {
-        let _ = write!(desc, " {a}/{l}");
-    }
     let transport = match o.transport {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
@@ -313,7 +309,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         _ => {}
     }
     info!(
-        "tunnel on {} ({}, mtu {mtu}{}), {peer}{}{}",
+        "tunnel on {} ({}, mtu {mtu}{}), {peer}{}",
         tun.name(),
         o.mode.as_str(),
         if o.plaintext {
@@ -321,8 +317,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         } else {
             ", encrypted"
         },
-        if desc.is_empty() { "" } else { ", addresses" },
-        desc
+        crate::reflect::AddressList(&o.addresses)
     );
     // Server: the high-water mark of client timestamps survives a restart (hwm.rs);
     // the file is opened before privileges are dropped.
