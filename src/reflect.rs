@@ -776,50 +776,47 @@ fn status_head(
     excluded: &[IpAddr],
 ) -> String {
     use crate::status::{json_opt_str, json_str};
-    // `["a","b"]` from the words of a list (addresses, prefixes, names: no escaping)
-    let list = |h: &mut String, key: &str, words: &str| {
-        let _ = write!(h, ",\"{key}\":[");
-        for (i, w) in words.split_whitespace().enumerate() {
-            let _ = write!(h, "{}\"{w}\"", if i > 0 { "," } else { "" });
-        }
-        h.push(']');
-    };
     let mut h = String::from("{\"version\":1,\"tool\":\"reflect\",\"device\":");
     json_str(&mut h, name);
     let _ = write!(
         h,
-        ",\"pid\":{},\"mode\":\"{}\",\"queues\":{}",
+        ",\"pid\":{},\"mode\":\"{}\",\"queues\":{},\"offloads\":[",
         std::process::id(),
         o.mode.as_str(),
         dev.queues.len()
     );
-    let mut w = String::new();
+    // the lists' items (names, addresses, prefixes) need no escaping
+    let mut sep = "";
     for (bits, n) in [
-        (tundev::TUN_F_CSUM, " csum"),
-        (tundev::TUN_F_TSO4, " tso4"),
-        (tundev::TUN_F_TSO6, " tso6"),
-        (tundev::TUN_F_USO4 | tundev::TUN_F_USO6, " uso"),
+        (tundev::TUN_F_CSUM, "csum"),
+        (tundev::TUN_F_TSO4, "tso4"),
+        (tundev::TUN_F_TSO6, "tso6"),
+        (tundev::TUN_F_USO4 | tundev::TUN_F_USO6, "uso"),
     ] {
         if dev.offloads & bits != 0 {
-            w.push_str(n);
+            let _ = write!(h, "{sep}\"{n}\"");
+            sep = ",";
         }
     }
-    list(&mut h, "offloads", &w);
-    w.clear();
+    h.push_str("],\"addresses\":[");
+    sep = "";
     for (a, l) in &o.addresses {
-        let _ = write!(w, " {a}/{l}");
+        let _ = write!(h, "{sep}\"{a}/{l}\"");
+        sep = ",";
     }
-    list(&mut h, "addresses", &w);
-    w.clear();
+    h.push_str("],\"ranges\":[");
+    sep = "";
     for r in &o.ranges {
-        let _ = write!(w, " {r}");
+        let _ = write!(h, "{sep}\"{r}\"");
+        sep = ",";
     }
-    list(&mut h, "ranges", &w);
-    w.clear();
+    h.push_str("],\"excluded\":[");
+    sep = "";
     for a in excluded {
-        let _ = write!(w, " {a}");
+        let _ = write!(h, "{sep}\"{a}\"");
+        sep = ",";
     }
-    list(&mut h, "excluded", &w);
+    h.push(']');
     h.push_str(",\"mac\":");
     json_opt_str(&mut h, tap.map(|t| t.config().mac.to_string()).as_deref());
     let _ = write!(h, ",\"icmp_echo\":{}", o.icmp_echo);
