@@ -563,22 +563,51 @@ pub fn open_queues(o: &ReflectOptions, want: usize, fast: OpenFlags) -> Result<D
             }
         }
     }
-    let tun = &dev.queues[0];
     if caps::has_net_admin() {
-        let mut nl = Rtnl::new()?;
-        let idx = nl.link_index(tun.name())?;
-        if let Some(mtu) = o.mtu {
-            nl.set_mtu(tun.name(), mtu)?;
-        }
-        for &(addr, len) in &o.addresses {
-            nl.add_address(idx, addr, len)?;
-        }
-        nl.set_up(tun.name(), true)?;
+        configure_link(dev.queues[0].name(), o.mtu, None, &o.addresses)?;
     }
     for q in &dev.queues {
         q.set_nonblocking(true)?;
     }
     Ok(dev)
+}
+
+/// `, addresses A/L B/L` for the start-up line, or nothing without addresses.
+pub(crate) struct AddressList<'a>(pub &'a [(IpAddr, u8)]);
+
+impl std::fmt::Display for AddressList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.0.is_empty() {
+            f.write_str(", addresses")?;
+        }
+        for (a, l) in self.0 {
+            write!(f, " {a}/{l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets the MTU and the MAC (where given) of device `name`, adds `addresses` and sets
+/// it up (the reflector's and the tunnel's devices).
+pub(crate) fn configure_link(
+    name: &str,
+    mtu: Option<u32>,
+    mac: Option<crate::wire::ethernet::MacAddr>,
+    addresses: &[(IpAddr, u8)],
+) -> Result<(), SysError> {
+    let mut nl = Rtnl::new()?;
+    let idx = nl.link_index(name)?;
+    if let Some(mtu) = mtu {
+        nl.set_mtu(name, mtu)?;
+    }
+    if let Some(mac) = mac {
+        nl.set_mac(idx, mac.0)?;
+    }
+    for &(addr, len) in addresses {
+        nl.add_address(idx, addr, len)?;
+    }
+    nl.set_up(name, true)?;
+    Ok(())
 }
 
 /// `tunbox reflect`: open, configure, drop privileges, loop until SIGTERM/SIGINT.
@@ -599,15 +628,10 @@ pub fn run(o: &ReflectOptions) -> Result<(), SysError> {
     };
     let dev = open_queues(o, want, fast)?;
     let name = dev.queues[0].name().to_string();
-    let mut desc = String::new();
-    for (a, l) in &o.addresses {
-        let _ = write!(desc, " {a}/{l}");
-    }
     info!(
-        "reflecting on {name} ({}){}{}",
+        "reflecting on {name} ({}){}",
         o.mode.as_str(),
-        if desc.is_empty() { "" } else { ", addresses" },
-        desc
+        AddressList(&o.addresses)
     );
     if tun_mode {
         info!("{name}: {}", dev.describe());
@@ -752,50 +776,47 @@ fn status_head(
     excluded: &[IpAddr],
 ) -> String {
     use crate::status::{json_opt_str, json_str};
-    // `["a","b"]` from the words of a list (addresses, prefixes, names: no escaping)
-    let list = |h: &mut String, key: &str, words: &str| {
-        let _ = write!(h, ",\"{key}\":[");
-        for (i, w) in words.split_whitespace().enumerate() {
-            let _ = write!(h, "{}\"{w}\"", if i > 0 { "," } else { "" });
-        }
-        h.push(']');
-    };
     let mut h = String::from("{\"version\":1,\"tool\":\"reflect\",\"device\":");
     json_str(&mut h, name);
     let _ = write!(
         h,
-        ",\"pid\":{},\"mode\":\"{}\",\"queues\":{}",
+        ",\"pid\":{},\"mode\":\"{}\",\"queues\":{},\"offloads\":[",
         std::process::id(),
         o.mode.as_str(),
         dev.queues.len()
     );
-    let mut w = String::new();
+    // the lists' items (names, addresses, prefixes) need no escaping
+    let mut sep = "";
     for (bits, n) in [
-        (tundev::TUN_F_CSUM, " csum"),
-        (tundev::TUN_F_TSO4, " tso4"),
-        (tundev::TUN_F_TSO6, " tso6"),
-        (tundev::TUN_F_USO4 | tundev::TUN_F_USO6, " uso"),
+        (tundev::TUN_F_CSUM, "csum"),
+        (tundev::TUN_F_TSO4, "tso4"),
+        (tundev::TUN_F_TSO6, "tso6"),
+        (tundev::TUN_F_USO4 | tundev::TUN_F_USO6, "uso"),
     ] {
         if dev.offloads & bits != 0 {
-            w.push_str(n);
+            let _ = write!(h, "{sep}\"{n}\"");
+            sep = ",";
         }
     }
-    list(&mut h, "offloads", &w);
-    w.clear();
+    h.push_str("],\"addresses\":[");
+    sep = "";
     for (a, l) in &o.addresses {
-        let _ = write!(w, " {a}/{l}");
+        let _ = write!(h, "{sep}\"{a}/{l}\"");
+        sep = ",";
     }
-    list(&mut h, "addresses", &w);
-    w.clear();
+    h.push_str("],\"ranges\":[");
+    sep = "";
     for r in &o.ranges {
-        let _ = write!(w, " {r}");
+        let _ = write!(h, "{sep}\"{r}\"");
+        sep = ",";
     }
-    list(&mut h, "ranges", &w);
-    w.clear();
+    h.push_str("],\"excluded\":[");
+    sep = "";
     for a in excluded {
-        let _ = write!(w, " {a}");
+        let _ = write!(h, "{sep}\"{a}\"");
+        sep = ",";
     }
-    list(&mut h, "excluded", &w);
+    h.push(']');
     h.push_str(",\"mac\":");
     json_opt_str(&mut h, tap.map(|t| t.config().mac.to_string()).as_deref());
     let _ = write!(h, ",\"icmp_echo\":{}", o.icmp_echo);

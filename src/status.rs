@@ -160,13 +160,15 @@ pub fn query(path: &Path) -> io::Result<String> {
 
 /// The status sockets in `dir` (sorted by name).
 pub fn sockets(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_str().is_some_and(|s| s.ends_with(SUFFIX)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut v = Vec::new();
+    if let Ok(d) = std::fs::read_dir(dir) {
+        for e in d.flatten() {
+            let p = e.path();
+            if p.to_str().is_some_and(|s| s.ends_with(SUFFIX)) {
+                v.push(p);
+            }
+        }
+    }
     v.sort();
     v
 }
@@ -507,30 +509,57 @@ impl Parser<'_> {
     }
 }
 
-fn num(v: &Json) -> String {
-    v.num().map_or("-".to_string(), |n| n.to_string())
+/// A number, or "-" when the value is not one.
+struct Num<'a>(&'a Json);
+
+impl std::fmt::Display for Num<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.num() {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("-"),
+        }
+    }
 }
 
-/// `k=N ...` for the non-zero counters of an object.
-fn nonzero(d: &Json) -> String {
-    let Json::Obj(m) = d else {
-        return String::new();
-    };
-    let v: Vec<String> = m
-        .iter()
-        .filter(|(_, c)| c.num().is_some_and(|c| c > 0))
-        .map(|(k, c)| format!("{k}={}", num(c)))
-        .collect();
-    v.join(" ")
+/// `head` and then the items of `v` separated by spaces: `k=N` for the non-zero
+/// counters of an object, the strings of an array. Nothing (and `false`) when the
+/// items make no text.
+fn items(o: &mut String, head: &str, v: &Json) -> bool {
+    let start = o.len();
+    o.push_str(head);
+    let mut sep = "";
+    match v {
+        Json::Obj(m) => {
+            for (k, c) in m {
+                if let Some(n) = c.num().filter(|&n| n > 0) {
+                    let _ = write!(o, "{sep}{k}={n}");
+                    sep = " ";
+                }
+            }
+        }
+        Json::Arr(a) => {
+            for w in a {
+                if let Some(w) = w.str() {
+                    o.push_str(sep);
+                    o.push_str(w);
+                    sep = " ";
+                }
+            }
+        }
+        _ => {}
+    }
+    if o.len() == start + head.len() {
+        o.truncate(start);
+        return false;
+    }
+    true
 }
 
-/// The strings of an array, separated by spaces.
-fn words(v: &Json) -> String {
-    let Json::Arr(a) = v else {
-        return String::new();
-    };
-    let w: Vec<&str> = a.iter().filter_map(Json::str).collect();
-    w.join(" ")
+/// [`items`] as a line of its own.
+fn items_line(o: &mut String, head: &str, v: &Json) {
+    if items(o, head, v) {
+        o.push('\n');
+    }
 }
 
 /// The human form of one document (as `wg show`).
@@ -538,57 +567,65 @@ pub fn human(doc: &str) -> String {
     let Some(j) = Json::parse(doc.trim()) else {
         return format!("(unreadable status: {})\n", doc.trim());
     };
-    let s = |v: &Json| v.str().unwrap_or("-").to_string();
-    let n = num;
-    let drops = nonzero;
+    let s = |k: &str| j.get(k).str().unwrap_or("-");
     let mut o = String::new();
-    if j.get("tool").str() == Some("reflect") {
+    if s("tool") == "reflect" {
         human_reflect(&j, &mut o);
         return o;
     }
-    let _ = writeln!(
+    let _ = write!(
         o,
-        "{} {}: {}, {}, {} {}, pid {}",
-        s(j.get("tool")),
-        s(j.get("device")),
-        s(j.get("mode")),
-        s(j.get("transport")),
-        s(j.get("role")),
-        match (j.get("listen").str(), j.get("remote").str()) {
-            (Some(l), _) => format!("listening on {l}"),
-            (_, Some(r)) => format!("to {r}"),
-            _ => String::new(),
-        },
-        n(j.get("pid"))
+        "{} {}: {}, {}, {} ",
+        s("tool"),
+        s("device"),
+        s("mode"),
+        s("transport"),
+        s("role"),
     );
+    match (j.get("listen").str(), j.get("remote").str()) {
+        (Some(l), _) => {
+            o.push_str("listening on ");
+            o.push_str(l);
+        }
+        (_, Some(r)) => {
+            o.push_str("to ");
+            o.push_str(r);
+        }
+        _ => {}
+    }
+    let _ = writeln!(o, ", pid {}", Num(j.get("pid")));
     if let Some(d) = j.get("socket_drops").num() {
         let _ = writeln!(o, "  socket drops (kernel): {d}");
     }
-    let own = drops(j.get("drops"));
-    if !own.is_empty() {
-        let _ = writeln!(o, "  dropped (no peer): {own}");
-    }
+    items_line(&mut o, "  dropped (no peer): ", j.get("drops"));
     if let Json::Arr(peers) = j.get("peers") {
         for p in peers {
-            let name = s(p.get("name"));
-            let hs = match p.get("last_handshake_secs").num() {
-                Some(a) => format!("{a} s ago"),
-                None => "none".into(),
-            };
+            let name = p.get("name").str().unwrap_or("-");
+            let _ = write!(
+                o,
+                "  peer {}:\n    endpoint: {}\n    latest handshake: ",
+                if name.is_empty() {
+                    "(command line)"
+                } else {
+                    name
+                },
+                p.get("endpoint").str().unwrap_or("(none)"),
+            );
+            match p.get("last_handshake_secs").num() {
+                Some(a) => {
+                    let _ = write!(o, "{a} s ago");
+                }
+                None => o.push_str("none"),
+            }
             let _ = writeln!(
                 o,
-                "  peer {}:\n    endpoint: {}\n    latest handshake: {hs}\n    rx: {} packets, {} bytes\n    tx: {} packets, {} bytes",
-                if name.is_empty() { "(command line)" } else { &name },
-                p.get("endpoint").str().unwrap_or("(none)"),
-                n(p.get("rx_packets")),
-                n(p.get("rx_bytes")),
-                n(p.get("tx_packets")),
-                n(p.get("tx_bytes")),
+                "\n    rx: {} packets, {} bytes\n    tx: {} packets, {} bytes",
+                Num(p.get("rx_packets")),
+                Num(p.get("rx_bytes")),
+                Num(p.get("tx_packets")),
+                Num(p.get("tx_bytes")),
             );
-            let d = drops(p.get("drops"));
-            if !d.is_empty() {
-                let _ = writeln!(o, "    dropped: {d}");
-            }
+            items_line(&mut o, "    dropped: ", p.get("drops"));
         }
     }
     o
@@ -596,14 +633,7 @@ pub fn human(doc: &str) -> String {
 
 /// The human form of a reflector's document.
 fn human_reflect(j: &Json, o: &mut String) {
-    let g = |k: &str| num(j.get(k));
-    let put = |o: &mut String, lines: &[(&str, String)]| {
-        for (k, v) in lines {
-            if !v.is_empty() {
-                let _ = writeln!(o, "  {k}: {v}");
-            }
-        }
-    };
+    let g = |k: &str| Num(j.get(k));
     let _ = writeln!(
         o,
         "reflect {}: {}, queues {}, pid {}, up {} s",
@@ -613,19 +643,16 @@ fn human_reflect(j: &Json, o: &mut String) {
         g("pid"),
         g("uptime_secs")
     );
-    let mut ranges = words(j.get("ranges"));
-    if let (false, Some(m)) = (ranges.is_empty(), j.get("mac").str()) {
-        ranges = ranges + " as " + m;
+    items_line(o, "  addresses: ", j.get("addresses"));
+    if items(o, "  answering for: ", j.get("ranges")) {
+        if let Some(m) = j.get("mac").str() {
+            o.push_str(" as ");
+            o.push_str(m);
+        }
+        o.push('\n');
     }
-    put(
-        o,
-        &[
-            ("addresses", words(j.get("addresses"))),
-            ("answering for", ranges),
-            ("not for (own)", words(j.get("excluded"))),
-            ("offloads", words(j.get("offloads"))),
-        ],
-    );
+    items_line(o, "  not for (own): ", j.get("excluded"));
+    items_line(o, "  offloads: ", j.get("offloads"));
     let _ = writeln!(
         o,
         "  rx: {} packets, {} bytes\n  tx: {} packets, {} bytes\n  super-packets: {}, tx errors {}",
@@ -636,12 +663,7 @@ fn human_reflect(j: &Json, o: &mut String) {
         g("super_packets"),
         g("tx_errors")
     );
-    put(
-        o,
-        &[
-            ("dropped", nonzero(j.get("drops"))),
-            ("replies", nonzero(j.get("replies"))),
-            ("ignored", nonzero(j.get("ignored"))),
-        ],
-    );
+    items_line(o, "  dropped: ", j.get("drops"));
+    items_line(o, "  replies: ", j.get("replies"));
+    items_line(o, "  ignored: ", j.get("ignored"));
 }

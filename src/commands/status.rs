@@ -41,8 +41,14 @@ pub fn cmd_status(a: &cli::Status) -> Result<(), AppError> {
     }
     if a.json {
         // One array of the documents.
-        let body: Vec<&str> = docs.iter().map(|d| d.trim_end()).collect();
-        println!("[{}]", body.join(","));
+        let mut out = String::from("[");
+        for (i, d) in docs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(d.trim_end());
+        }
+        println!("{out}]");
     } else if docs.is_empty() {
         println!("no tunnels or reflectors running");
     } else {

@@ -161,9 +161,7 @@ fn add_peers(o: &mut TunnelOptions, path: &str, name: &str) -> Result<(), Config
     }
     check_peers(o).map_err(|m| err(&m))?;
     if o.peers.is_empty() && !o.plaintext && o.key_file.is_none() {
-        return Err(ConfigError::plain(format!(
-            "{path}: tunnel '{name}': {NO_KEY}"
-        )));
+        return Err(err(NO_KEY));
     }
     Ok(())
 }

@@ -146,6 +146,12 @@ pub struct RecvBatch {
     overflow: Option<u32>,
 }
 
+/// `n` all-zero socket addresses (the batches' name slots).
+fn zeroed_names(n: usize) -> Box<[libc::sockaddr_storage]> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    vec![unsafe { zeroed::<libc::sockaddr_storage>() }; n].into_boxed_slice()
+}
+
 impl RecvBatch {
     /// `slots` (at most [`SLOTS`]) datagrams of up to `slot` bytes each; `gro`: the
     /// socket has UDP_GRO on (only noted).
@@ -156,8 +162,7 @@ impl RecvBatch {
             buf: vec![0u8; slots * slot].into_boxed_slice(),
             slot,
             slots,
-            // SAFETY: all-zero is a valid sockaddr_storage.
-            names: (0..slots).map(|_| unsafe { zeroed() }).collect(),
+            names: zeroed_names(slots),
             ctrl: vec![[0u64; 8]; slots].into_boxed_slice(),
             lens: [0; SLOTS],
             flags: [0; SLOTS],
@@ -305,8 +310,7 @@ impl TxBatch {
             used: 0,
             pkts: vec![(0, 0, unspec); max_pkts.max(1)].into_boxed_slice(),
             count: 0,
-            // SAFETY: all-zero is a valid sockaddr_storage.
-            names: (0..SLOTS).map(|_| unsafe { zeroed() }).collect(),
+            names: zeroed_names(SLOTS),
             ctrl: vec![[0u64; 4]; SLOTS].into_boxed_slice(),
             gso,
             gso_worked: false,

@@ -166,11 +166,12 @@ impl Hub {
                 });
             }
         }
-        let mut table: Vec<(Prefix, usize)> = peers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| p.routes.iter().map(move |r| (*r, i)))
-            .collect();
+        let mut table: Vec<(Prefix, usize)> = Vec::new();
+        for (i, p) in peers.iter().enumerate() {
+            for r in &p.routes {
+                table.push((*r, i));
+            }
+        }
         table.sort_by_key(|e| std::cmp::Reverse(e.0.len));
         Self {
             peers,

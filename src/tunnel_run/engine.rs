@@ -175,6 +175,15 @@ impl<D: Device> Core<D> {
         self.tunnel.counters_mut().drop(r);
     }
 
+    /// A datagram that could not be sent to `dst`: counted, logged within the limit.
+    #[inline(never)]
+    fn send_failed(&mut self, dst: SocketAddr, e: &io::Error, now: Instant) {
+        self.count(DropReason::WriteError);
+        if self.drop_log.allow(now) {
+            warn!("{}: send to {dst} failed: {e}", self.name);
+        }
+    }
+
     /// Logs a drop within the rate limit; true if it was logged.
     fn log_drop(&mut self, what: &str, len: usize, from: Option<From>, r: DropReason) -> bool {
         let allowed = self.drop_log.allow(Instant::now());
@@ -278,13 +287,13 @@ impl<D: Device> Core<D> {
                     }
                 }
                 Event::SessionUp { replaced } => {
-                    if !replaced {
-                        info!("{}: session up with {peer}", self.name);
-                    } else if self.verbose {
-                        info!(
-                            "{}: new session with {peer} (rekey or peer restart)",
-                            self.name
-                        );
+                    if !replaced || self.verbose {
+                        let (what, why) = if replaced {
+                            ("new session", " (rekey or peer restart)")
+                        } else {
+                            ("session up", "")
+                        };
+                        info!("{}: {what} with {peer}{why}", self.name);
                     }
                 }
                 Event::PeerDead => {
@@ -294,14 +303,15 @@ impl<D: Device> Core<D> {
                         .timeout
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
-                    if self.tunnel.role() == Role::Client {
-                        warn!(
-                            "{}: nothing from {peer} for {t} s: session dropped, reconnecting",
-                            self.name
-                        );
+                    let then = if self.tunnel.role() == Role::Client {
+                        "reconnecting"
                     } else {
-                        warn!("{}: nothing from {peer} for {t} s: session dropped, waiting for the client", self.name);
-                    }
+                        "waiting for the client"
+                    };
+                    warn!(
+                        "{}: nothing from {peer} for {t} s: session dropped, {then}",
+                        self.name
+                    );
                 }
                 Event::SessionExpired => {
                     warn!("{}: session with {peer} expired without rekey", self.name)
@@ -765,10 +775,7 @@ impl<D: Device> Engine<D> {
                     let to = core.tunnel.last_peer();
                     if let Some(dst) = remote.or(core.tunnel.endpoint(to)) {
                         if let Err(e) = sock.send_to(&core.out_buf[..n], dst) {
-                            core.count(DropReason::WriteError);
-                            if core.drop_log.allow(now) {
-                                warn!("{}: send to {dst} failed: {e}", core.name);
-                            }
+                            core.send_failed(dst, &e, now);
                         }
                     }
                 }

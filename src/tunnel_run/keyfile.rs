@@ -58,17 +58,24 @@ impl fmt::Display for KeyFileError {
 
 impl std::error::Error for KeyFileError {}
 
+/// The [`KeyFileError::Io`] of `path` (one copy of its construction for every error
+/// site: size).
+#[inline(never)]
+fn io_error(path: &Path, op: &'static str, err: io::Error) -> KeyFileError {
+    KeyFileError::Io {
+        path: path.into(),
+        op,
+        err,
+    }
+}
+
 /// Write a new random key to `path` with mode 0600. Refuses to overwrite anything.
 pub fn genkey(path: &Path) -> Result<(), KeyFileError> {
     let key = Key::generate().map_err(|err| KeyFileError::Format {
         path: path.into(),
         err,
     })?;
-    let io_err = |op, err| KeyFileError::Io {
-        path: path.into(),
-        op,
-        err,
-    };
+    let io_err = |op, err| io_error(path, op, err);
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -98,11 +105,7 @@ pub struct LoadedKey {
 
 /// Read and parse the key file at `path`.
 pub fn load(path: &Path) -> Result<LoadedKey, KeyFileError> {
-    let io_err = |op, err| KeyFileError::Io {
-        path: path.into(),
-        op,
-        err,
-    };
+    let io_err = |op, err| io_error(path, op, err);
     let f = fs::File::open(path).map_err(|e| io_err("read", e))?;
     let meta = f.metadata().map_err(|e| io_err("read", e))?;
     if !meta.is_file() {

@@ -115,20 +115,12 @@ fn open_device(o: &TunnelOptions, mtu: u32) -> Result<(Tun, Option<u32>), SysErr
     } else {
         (Tun::open(&o.dev, o.mode)?, None)
     };
-    let mut nl = Rtnl::new()?;
-    let idx = nl.link_index(tun.name())?;
-    nl.set_mtu(tun.name(), mtu)?;
-    if o.mode == Mode::Tap {
-        // Stable across restarts, so the far LAN's neighbour caches stay right.
-        let mac = o
-            .mac
-            .unwrap_or_else(|| crate::reflect::tap::default_mac(tun.name()));
-        nl.set_mac(idx, mac.0)?;
-    }
-    for &(addr, len) in &o.addresses {
-        nl.add_address(idx, addr, len)?;
-    }
-    nl.set_up(tun.name(), true)?;
+    // A tap's MAC is stable across restarts, so the far LAN's neighbour caches stay right.
+    let mac = (o.mode == Mode::Tap).then(|| {
+        o.mac
+            .unwrap_or_else(|| crate::reflect::tap::default_mac(tun.name()))
+    });
+    crate::reflect::configure_link(tun.name(), Some(mtu), mac, &o.addresses)?;
     tun.set_nonblocking(true)?;
     Ok((tun, offloads))
 }
@@ -164,13 +156,8 @@ fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
         if let Some(w) = &loaded.warning {
             warn!("peer {}: {w}", p.name);
         }
-        let routes = p
-            .routes
-            .iter()
-            .filter_map(|&(a, l)| Prefix::new(a, l))
-            .collect();
         let t = Tunnel::new(o.tunnel_config(), loaded.key, now);
-        peers.push(Peer::new(p.name.clone(), t, routes));
+        peers.push(Peer::new(p.name.clone(), t, prefixes(&p.routes)));
     }
     for (i, a) in peers.iter().enumerate() {
         let fa = a.tunnel.key_fingerprint();
@@ -186,28 +173,40 @@ fn hub_of_peers(o: &TunnelOptions, now: Instant) -> Result<Hub, SysError> {
 
 /// The routes of the peers as routes through the device (main table, link scope).
 fn device_routes(o: &TunnelOptions, oif: u32) -> Vec<RouteEntry> {
-    o.peers
-        .iter()
-        .flat_map(|p| p.routes.iter())
-        .chain(o.routes.iter())
-        .filter_map(|&(a, l)| Prefix::new(a, l))
-        .map(|p| RouteEntry {
-            oif: Some(oif),
-            table: 254,
-            dst: p.addr(),
-            dst_len: p.len(),
-            gateway: None,
-            prefsrc: None,
-            metric: 0,
-            protocol: 3, // RTPROT_BOOT, as `ip route add`
-            scope: 253,  // RT_SCOPE_LINK
-            kind: RTN_UNICAST,
-            tos: 0,
-            onlink: false,
-            pref: None,
-            multipath: false,
-        })
-        .collect()
+    let mut out = Vec::new();
+    let n = o.peers.len();
+    // the peers' routes, then the tunnel's own
+    for i in 0..=n {
+        let routes = if i < n { &o.peers[i].routes } else { &o.routes };
+        for p in prefixes(routes) {
+            out.push(RouteEntry {
+                oif: Some(oif),
+                table: 254,
+                dst: p.addr(),
+                dst_len: p.len(),
+                gateway: None,
+                prefsrc: None,
+                metric: 0,
+                protocol: 3, // RTPROT_BOOT, as `ip route add`
+                scope: 253,  // RT_SCOPE_LINK
+                kind: RTN_UNICAST,
+                tos: 0,
+                onlink: false,
+                pref: None,
+                multipath: false,
+            });
+        }
+    }
+    out
+}
+
+/// The routes given as prefixes (those that are none left out: checked before).
+fn prefixes(routes: &[(IpAddr, u8)]) -> Vec<Prefix> {
+    let mut v = Vec::with_capacity(routes.len());
+    for &(a, l) in routes {
+        v.extend(Prefix::new(a, l));
+    }
+    v
 }
 
 /// `tunbox tunnel`: key, socket, device, privilege drop, loop until SIGTERM/SIGINT.
@@ -238,12 +237,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         if o.routes.is_empty() {
             Hub::single(t)
         } else {
-            let routes = o
-                .routes
-                .iter()
-                .filter_map(|&(a, l)| Prefix::new(a, l))
-                .collect();
-            Hub::with_peers(vec![Peer::new(String::new(), t, routes)], now)
+            Hub::with_peers(vec![Peer::new(String::new(), t, prefixes(&o.routes))], now)
         }
     };
     // before the wait for the server's name, so that SIGTERM ends it
@@ -290,26 +284,32 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
             routes.push(r);
         }
     }
-    let mut desc = String::new();
-    for (a, l) in &o.addresses {
-        let _ = write!(desc, " {a}/{l}");
-    }
     let transport = match o.transport {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
     };
-    let peer = match (&o.listen, &o.remote) {
-        (Some(l), _) => format!("listening on {transport} {l}"),
-        (_, Some((h, p))) => match remote {
-            Some(r) if r.ip().to_string() != *h => {
-                format!("connecting to {transport} {h}:{p} ({r})")
+    let mut peer = String::new();
+    match (&o.listen, &o.remote) {
+        (Some(l), _) => {
+            let _ = write!(peer, "listening on {transport} {l}");
+        }
+        (_, Some((h, p))) => {
+            let _ = write!(peer, "connecting to {transport} {h}:{p}");
+            if let Some(r) = remote {
+                // the address looked up, when a name was given
+                let at = peer.len();
+                let _ = write!(peer, " ({})", r.ip());
+                let same = peer[at + 2..peer.len() - 1] == **h;
+                peer.truncate(at);
+                if !same {
+                    let _ = write!(peer, " ({r})");
+                }
             }
-            _ => format!("connecting to {transport} {h}:{p}"),
-        },
-        _ => String::new(),
-    };
+        }
+        _ => {}
+    }
     info!(
-        "tunnel on {} ({}, mtu {mtu}{}), {peer}{}{}",
+        "tunnel on {} ({}, mtu {mtu}{}), {peer}{}",
         tun.name(),
         o.mode.as_str(),
         if o.plaintext {
@@ -317,8 +317,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         } else {
             ", encrypted"
         },
-        if desc.is_empty() { "" } else { ", addresses" },
-        desc
+        crate::reflect::AddressList(&o.addresses)
     );
     // Server: the high-water mark of client timestamps survives a restart (hwm.rs);
     // the file is opened before privileges are dropped.
@@ -349,8 +348,14 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     caps::drop_privileges(o.user.as_deref())?;
     let name = tun.name().to_string();
     if hub.len() > 1 {
-        let names: Vec<&str> = hub.peers().iter().map(|p| p.name.as_str()).collect();
-        info!("{name}: {} peers: {}", hub.len(), names.join(", "));
+        let mut names = String::new();
+        for (i, p) in hub.peers().iter().enumerate() {
+            if i > 0 {
+                names.push_str(", ");
+            }
+            names.push_str(&p.name);
+        }
+        info!("{name}: {} peers: {names}", hub.len());
     }
     let mut eng = engine::Engine::with_hub(tun, net, hub, &name, o.mode == Mode::Tap, o.verbose);
     if offloads.is_some() {

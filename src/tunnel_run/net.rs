@@ -230,34 +230,28 @@ impl Net {
     /// or a TCP dialer that connects from the loop).
     pub fn open(o: &TunnelOptions, remote: Option<SocketAddr>) -> Result<Net, SysError> {
         let now = Instant::now();
-        match (o.transport, o.role) {
-            (Transport::Udp, Role::Server) => {
-                let l = o
-                    .listen
-                    .ok_or_else(|| SysError::new("server without listen address"))?;
-                let sock = bind_fallback(l, UdpSocket::bind)
-                    .map_err(|e| SysError::os(format!("cannot listen on udp {l}"), e))?;
-                Self::udp(sock, None)
-            }
-            (Transport::Udp, Role::Client) => {
-                let r = remote.ok_or_else(|| SysError::new("client without remote address"))?;
-                let sock = UdpSocket::bind(SocketAddr::new(unspecified(r.is_ipv6()), 0))
-                    .map_err(|e| SysError::os("cannot open a udp socket", e))?;
-                Self::udp(sock, Some(r))
-            }
-            (Transport::Tcp, Role::Server) => {
-                let l = o
-                    .listen
-                    .ok_or_else(|| SysError::new("server without listen address"))?;
-                let listener = bind_fallback(l, TcpListener::bind)
-                    .map_err(|e| SysError::os(format!("cannot listen on tcp {l}"), e))?;
-                Self::tcp_server(listener)
-            }
-            (Transport::Tcp, Role::Client) => {
-                let r = remote.ok_or_else(|| SysError::new("client without remote address"))?;
-                Ok(Self::tcp_client(r, now))
-            }
+        let udp = o.transport == Transport::Udp;
+        if o.role == Role::Server {
+            let l = o
+                .listen
+                .ok_or_else(|| SysError::new("server without listen address"))?;
+            let cannot = |e| {
+                let proto = if udp { "udp" } else { "tcp" };
+                SysError::os(format!("cannot listen on {proto} {l}"), e)
+            };
+            return if udp {
+                Self::udp(bind_fallback(l, UdpSocket::bind).map_err(cannot)?, None)
+            } else {
+                Self::tcp_server(bind_fallback(l, TcpListener::bind).map_err(cannot)?)
+            };
         }
+        let r = remote.ok_or_else(|| SysError::new("client without remote address"))?;
+        if !udp {
+            return Ok(Self::tcp_client(r, now));
+        }
+        let sock = UdpSocket::bind(SocketAddr::new(unspecified(r.is_ipv6()), 0))
+            .map_err(|e| SysError::os("cannot open a udp socket", e))?;
+        Self::udp(sock, Some(r))
     }
 
     /// A UDP end on an existing socket (`remote`: client): socket buffers of

@@ -89,10 +89,7 @@ fn datagram<D: Device>(
         Output::ToDevice(m) => core.deliver(m, from),
         Output::ToNetwork(m) => {
             if let Err(e) = sock.send_to(&core.out_buf[..m], src) {
-                core.count(DropReason::WriteError);
-                if core.drop_log.allow(now) {
-                    warn!("{}: send to {src} failed: {e}", core.name);
-                }
+                core.send_failed(src, &e, now);
             }
         }
         Output::Drop(r) => {
@@ -104,10 +101,9 @@ fn datagram<D: Device>(
     let endpoint = core.tunnel.endpoint(who);
     if remote.is_none() && core.tunnel.authenticated_current() && endpoint != Some(src) {
         if endpoint.is_some() || core.verbose {
-            match core.tunnel.name(who) {
-                "" => info!("{}: client now at {}", core.name, Addr(src)),
-                n => info!("{}: peer {n} now at {}", core.name, Addr(src)),
-            }
+            let n = core.tunnel.name(who);
+            let what = if n.is_empty() { "client" } else { "peer " };
+            info!("{}: {what}{n} now at {}", core.name, Addr(src));
         }
         let window = 4 * core.tunnel.config().timeout.unwrap_or(Duration::ZERO);
         if let Some(other) = core.tunnel.set_endpoint(who, src, now, window) {
