@@ -6,25 +6,12 @@
 mod common;
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The run directory of the tunbox processes started in `ns` (see `spawn_tunbox`).
-fn dir_of(ns: &Netns) -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", ns.name))
-}
-
 /// `tunbox status ARGS` in `ns` with the run directory of `ns`: (exit code, stdout, stderr).
 fn status(ns: &Netns, args: &[&str]) -> (Option<i32>, String, String) {
-    let dir = dir_of(ns);
-    let mut a = vec!["status"];
-    a.extend_from_slice(args);
-    let out = ns.run_env(
-        10,
-        TUNBOX,
-        &a,
-        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
-    );
+    let out = ns.tunbox_status(args);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -98,7 +85,7 @@ fn reflectors_serve_growing_counters_beside_a_tunnel() {
         return;
     }
     let mut ns = Netns::new("rstat");
-    let dir = dir_of(&ns);
+    let dir = ns.run_dir();
     std::fs::create_dir_all(&dir).unwrap();
     // A socket file left by a reflector that was killed: replaced at start.
     let stale = dir.join("tun0.status");

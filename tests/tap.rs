@@ -310,15 +310,7 @@ fn a_range_holding_the_pis_own_address_leaves_it_to_the_pi() {
 /// `tunbox status ARGS` in `ns`, with the run directory of the tunbox processes started
 /// there (a test-hooks build): (exit code, stdout).
 fn status_in(ns: &Netns, args: &[&str]) -> (Option<i32>, String) {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", ns.name));
-    let mut a = vec!["status"];
-    a.extend_from_slice(args);
-    let out = ns.run_env(
-        10,
-        TUNBOX,
-        &a,
-        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
-    );
+    let out = ns.tunbox_status(args);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

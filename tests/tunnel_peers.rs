@@ -618,14 +618,9 @@ fn with_default_timers_service_is_back_within_15_s_of_a_server_restart() {
     );
 }
 
-/// `tunbox status --json` in namespace `ns` with the test run directory of `dir`.
-fn status_json(ns: &Netns, dir: &std::path::Path, name: &str) -> serde_json::Value {
-    let out = ns.run_env(
-        10,
-        TUNBOX,
-        &["status", name, "--json"],
-        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
-    );
+/// `tunbox status NAME --json` in namespace `ns`.
+fn status_json(ns: &Netns, name: &str) -> serde_json::Value {
+    let out = ns.tunbox_status(&[name, "--json"]);
     assert!(
         out.status.success(),
         "status: {}",
@@ -650,8 +645,8 @@ fn status_json_shows_growing_counters_and_the_last_handshake() {
     }
     let mut h = Hub::new("status");
     // The namespaces' tunbox processes use <target tmp>/<ns>-run as run directory.
-    let dir = dir_of(&h.hub_ns);
-    let a = status_json(&h.hub_ns, &dir, "hub0");
+    let dir = h.hub_ns.run_dir();
+    let a = status_json(&h.hub_ns, "hub0");
     assert_eq!(a["version"], 1);
     assert_eq!(a["tool"], "tunnel");
     assert_eq!(a["role"], "server");
@@ -672,7 +667,7 @@ fn status_json_shows_growing_counters_and_the_last_handshake() {
     assert!(peers[0]["drops"]["inner_source"].is_u64());
     let (n, text) = h.lan_ping(0, 1, 5);
     assert!(n >= 4, "{text}");
-    let b = status_json(&h.hub_ns, &dir, "hub0");
+    let b = status_json(&h.hub_ns, "hub0");
     for (i, key) in [
         (0, "rx_packets"),
         (0, "rx_bytes"),
@@ -686,32 +681,18 @@ fn status_json_shows_growing_counters_and_the_last_handshake() {
         assert!(y >= x + 4, "peer {i} {key}: {x} -> {y}");
     }
     // The client side and the human form.
-    let c = status_json(&h.spoke_ns[0], &dir_of(&h.spoke_ns[0]), "sp0");
+    let c = status_json(&h.spoke_ns[0], "sp0");
     assert_eq!(c["role"], "client");
     assert_eq!(c["remote"], "198.19.10.1:5555");
-    let out = h.hub_ns.run_env(
-        10,
-        TUNBOX,
-        &["status"],
-        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
-    );
+    let out = h.hub_ns.tunbox_status(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("peer spoke1:") && text.contains("latest handshake"),
         "{text}"
     );
     // Unknown name: exit 1 with a message.
-    let out = h.hub_ns.run_env(
-        10,
-        TUNBOX,
-        &["status", "nosuch"],
-        &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
-    );
+    let out = h.hub_ns.tunbox_status(&["nosuch"]);
     assert_eq!(out.status.code(), Some(1));
     h.stop_hub();
     assert!(!dir.join("hub0.status").exists(), "socket left behind");
-}
-
-fn dir_of(ns: &Netns) -> PathBuf {
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", ns.name))
 }

@@ -97,6 +97,25 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The run directory of the tunbox processes started here (a test-hooks build keeps
+    /// status sockets and high-water marks there, not in the shared /var/run/tunbox).
+    pub fn run_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", self.name))
+    }
+
+    /// `tunbox status ARGS` in this namespace, seeing the processes started here.
+    pub fn tunbox_status(&self, args: &[&str]) -> Output {
+        let dir = self.run_dir();
+        let mut a = vec!["status"];
+        a.extend_from_slice(args);
+        self.run_env(
+            10,
+            TUNBOX,
+            &a,
+            &[("TUNBOX_TEST_RUN_DIR", dir.to_str().unwrap())],
+        )
+    }
+
     /// Like [`Netns::run`], with extra environment variables.
     pub fn run_env(&self, secs: u32, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = Command::new("timeout");
@@ -125,8 +144,7 @@ impl Netns {
         let mut c = self.cmd(TUNBOX);
         // Run-time files (the tunnel server's handshake high-water mark) in a directory
         // of this namespace, not the shared /var/run/tunbox (a test-hooks build).
-        let run_dir =
-            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-run", self.name));
+        let run_dir = self.run_dir();
         c.args(args)
             .env_remove("TUNBOX_CONFIG")
             .env("TUNBOX_TEST_RUN_DIR", &run_dir)
