@@ -69,7 +69,9 @@ pub struct StatusSocket {
 
 impl StatusSocket {
     /// Binds `dir/NAME.status` (a stale one from a process that is gone is replaced;
-    /// a live one is an error), non-blocking, mode 0600, owned by `owner` if given.
+    /// a live one is an error), non-blocking, mode 0600, owned by `owner` if given. The
+    /// socket is made under a temporary name and renamed into place once its mode and
+    /// owner are set, so no client ever finds it with the umask's mode or root's owner.
     pub fn bind(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = socket_path(dir, name);
@@ -82,11 +84,20 @@ impl StatusSocket {
             }
             std::fs::remove_file(&path)?;
         }
-        let listener = UnixListener::bind(&path)?;
-        listener.set_nonblocking(true)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+        let tmp = dir.join(format!(".{name}{SUFFIX}.new"));
+        let _ = std::fs::remove_file(&tmp);
+        let listener = UnixListener::bind(&tmp)?;
+        let placed = (|| {
+            listener.set_nonblocking(true)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))?;
+            }
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
         Ok(Self { listener, path })
     }

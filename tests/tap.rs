@@ -353,6 +353,11 @@ fn tap_reflector_serves_its_status() {
     let sock = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("{}-run", lan.pi.name))
         .join("tap0.status");
+    // "answering for" is logged before the status socket is made.
+    let t0 = std::time::Instant::now();
+    while !sock.exists() && t0.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let md = std::fs::metadata(&sock).expect("tap0.status");
     assert_eq!(md.permissions().mode() & 0o777, 0o600);
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
