@@ -61,11 +61,11 @@ echo
 echo "=== stripped size of the release binary (opt-level=z, lto, panic=immediate-abort, build-std optimize_for_size)"
 # The router budget, checked on the mips targets CI builds so a change that outgrows it
 # fails here rather than on a router. Issue 11's goal is at most 480 KiB on mipsel with
-# every tool and the design's crates; it is NOT met yet: 581.2 KiB at the end of 2026-12-02 with the
+# every tool and the design's crates; it is NOT met yet: 575.1 KiB at the end of 2026-12-02 with the
 # probe, several tunnel peers, `tunbox status`, the offloads and batching of reflector and tunnel
 # (targets/README.md "Size"). Until the bytes are found, the guard sits just above what the
 # binary is, so that growth is still caught and every increase is a decision.
-budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-588}"
+budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-582}"
 for t in "${targets[@]}"; do
     line="$("$build" "$t" size 2>/dev/null)" || { echo "$t: no binary"; continue; }
     echo "$line"
