@@ -3,25 +3,13 @@
 //! over many reads under a counting global allocator. Same pattern as tests/no_alloc.rs.
 mod common;
 use common::counting::{Counting, ALLOCS, COUNTING};
+use common::{fold, sum};
 use std::sync::atomic::Ordering;
 use tunbox::wire::gso::{Coalescer, Segments, MAX_SUPER};
 use tunbox::wire::virtio::{self, HDR_LEN};
 
 #[global_allocator]
 static A: Counting = Counting;
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
-fn sum(d: &[u8]) -> u32 {
-    d.chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum()
-}
 
 /// A TUN read: virtio header + IPv4/IPv6 + TCP (timestamps) or UDP, `n` bytes of payload,
 /// the transport checksum field holding the pseudo-header sum as the kernel leaves it.

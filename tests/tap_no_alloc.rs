@@ -4,6 +4,7 @@
 //! global allocator. Same pattern as tests/no_alloc.rs.
 mod common;
 use common::counting::{Counting, FakeIo, StopIo, ALLOCS, COUNTING};
+use common::sum;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tunbox::reflect::tap::TapReflector;
@@ -26,17 +27,9 @@ fn eth(dst: [u8; 6], t: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-fn sum(d: &[u8]) -> u32 {
-    d.chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum()
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
+/// The Internet checksum of a word sum: folded and complemented.
+fn fold(s: u32) -> u16 {
+    !common::fold(s)
 }
 
 /// Frames cycling through every path: 4 answered, 4 dropped.

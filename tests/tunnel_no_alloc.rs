@@ -6,6 +6,7 @@
 mod common;
 use common::counting::{Counting, ALLOCS, COUNTING};
 use common::need_root;
+use common::{fold, sum};
 use std::cell::RefCell;
 use std::io;
 use std::net::{TcpListener, UdpSocket};
@@ -234,19 +235,6 @@ fn case(tcp: bool, multi: bool) -> (usize, u32) {
         "{sc} / {cc}"
     );
     (after - before, 2 * rounds + 200 * burst)
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
-fn sum(d: &[u8]) -> u32 {
-    d.chunks(2)
-        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
-        .sum()
 }
 
 /// A TUN read with offloads: virtio header + an IPv4/TCP super-packet of `segs` segments

@@ -355,3 +355,19 @@ pub fn tcp_echo_through(
         back
     })
 }
+
+/// The Internet checksum's end-around-carry fold of a 32-bit sum (RFC 1071), written
+/// plainly here so tests check tunbox's checksums against an independent one.
+pub fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// The 16-bit big-endian word sum of `d` (an odd last byte padded with zero), unfolded.
+pub fn sum(d: &[u8]) -> u32 {
+    d.chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum()
+}
