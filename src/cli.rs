@@ -234,6 +234,10 @@ device_tool! {
         /// seconds without traffic from the peer before it counts as dead (default 30)
         #[argh(option)]
         pub timeout: Option<String>,
+        /// udp: threads that encrypt and decrypt (default 0: one per online CPU, at
+        /// most 8; 1: all in the loop's thread)
+        #[argh(option)]
+        pub threads: Option<String>,
         /// tap mode: the device's MAC (default: a stable locally administered address
         /// derived from the host and device name, the same after every restart)
         #[argh(option)]

@@ -95,6 +95,7 @@ impl ToolOptions for TunnelOptions {
             mtu,
             keepalive,
             timeout,
+            threads: r.one::<u32>("threads").unwrap_or_default() as usize,
             user: r.one("user"),
             verbose: r.flag("verbose"),
             syslog: r.flag("syslog"),

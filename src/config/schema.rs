@@ -338,6 +338,7 @@ pub static TUNNEL: SectionSpec = SectionSpec {
         opt("mtu", MTU, None),
         opt("keepalive", Kind::Uint { min: 1, max: 3600 }, Some("10")),
         opt("timeout", Kind::Uint { min: 2, max: 86400 }, Some("30")),
+        opt("threads", Kind::Uint { min: 0, max: 64 }, Some("0")),
         list("route", Kind::Cidr),
         opt("mac", Kind::Mac, None),
         opt("user", Kind::Account, None),

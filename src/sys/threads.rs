@@ -64,6 +64,17 @@ pub fn spawn(f: impl FnOnce() + Send + 'static) -> io::Result<Thread> {
     }
 }
 
+/// Blocks every signal in the calling thread (a helper thread: SIGTERM and the others
+/// go to the thread that polls and looks at their flags).
+pub fn block_signals() {
+    // SAFETY: a full set made by sigfillset; the old mask is not asked for.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 impl Thread {
     /// Interrupts a blocking system call in the thread (SIGALRM; call after
     /// `signals::install`). Harmless once the thread has ended but is not yet joined.

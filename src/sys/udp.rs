@@ -268,6 +268,12 @@ impl RecvBatch {
         }
     }
 
+    /// The bytes of datagram `i` of the last batch, to be changed in place (opened).
+    pub fn data_mut(&mut self, i: usize) -> &mut [u8] {
+        let len = (self.lens[i] as usize).min(self.slot);
+        &mut self.buf[i * self.slot..][..len]
+    }
+
     /// The kernel's count of datagrams dropped on this socket, as of the last one
     /// received that carried it (only sent once it is not 0).
     pub fn overflow_count(&self) -> Option<u32> {

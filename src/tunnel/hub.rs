@@ -338,6 +338,22 @@ impl Hub {
         self.peers[i].tunnel.encapsulate(packet, out, now)
     }
 
+    /// [`Hub::encapsulate_to`] with the encryption left to a job (see
+    /// [`Tunnel::encapsulate_later`]).
+    pub fn encapsulate_later(
+        &mut self,
+        i: usize,
+        packet: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        job: &mut Option<noise::DataJob>,
+    ) -> Output {
+        self.last = i;
+        self.peers[i]
+            .tunnel
+            .encapsulate_later(packet, out, now, job)
+    }
+
     /// A packet from the device: route and encrypt it.
     pub fn encapsulate(&mut self, packet: &[u8], out: &mut [u8], now: Instant) -> Output {
         match self.route(packet) {
@@ -417,16 +433,57 @@ impl Hub {
         let p = &mut self.peers[i];
         let o = p.tunnel.decapsulate_from(msg, out, now, src);
         if let Output::ToDevice(n) = o {
-            if several || !p.routes.is_empty() {
-                let ok = ip_addr(&out[..n], false)
-                    .is_some_and(|(v6, a)| p.routes.iter().any(|r| r.contains(v6, a)));
-                if !ok {
-                    p.tunnel.counters_mut().drop(DropReason::InnerSource);
-                    return Output::Drop(DropReason::InnerSource);
-                }
+            if (several || !p.routes.is_empty()) && !Self::source_ok(&p.routes, &out[..n]) {
+                p.tunnel.counters_mut().drop(DropReason::InnerSource);
+                return Output::Drop(DropReason::InnerSource);
             }
         }
         o
+    }
+
+    /// Whether a message from the network is a data message (of an encrypted tunnel):
+    /// those can go through [`Hub::prepare_data`] and [`Hub::finish_data`].
+    pub fn is_data(&self, msg: &[u8]) -> bool {
+        !self.is_plaintext() && message::kind(msg) == Ok(Kind::Data)
+    }
+
+    /// A data message to be opened in place by a job, maybe on another thread: its
+    /// peer, the checks before decryption, the job (see [`Tunnel::prepare_data`]). A
+    /// drop is counted.
+    pub fn prepare_data(
+        &mut self,
+        msg: &mut [u8],
+        now: Instant,
+    ) -> Result<(usize, noise::DataJob), DropReason> {
+        let i = self
+            .peer_for(msg, now)
+            .inspect_err(|&r| self.counters.drop(r))?;
+        let job = self.peers[i].tunnel.prepare_data(msg, now)?;
+        Ok((i, job))
+    }
+
+    /// A message of [`Hub::prepare_data`] for peer `i` after its job ran, in the order
+    /// the messages came: as [`Hub::decapsulate_from`] from there on (the packet is in
+    /// place: `msg[noise::DATA_HEADER_LEN..][..n]` for `ToDevice(n)`).
+    pub fn finish_data(&mut self, i: usize, msg: &[u8], opened: bool, now: Instant) -> Output {
+        self.reached = true;
+        self.last = i;
+        let several = self.peers.len() > 1;
+        let p = &mut self.peers[i];
+        let o = p.tunnel.finish_data(msg, opened, now);
+        if let Output::ToDevice(n) = o {
+            let inner = &msg[noise::DATA_HEADER_LEN..][..n];
+            if (several || !p.routes.is_empty()) && !Self::source_ok(&p.routes, inner) {
+                p.tunnel.counters_mut().drop(DropReason::InnerSource);
+                return Output::Drop(DropReason::InnerSource);
+            }
+        }
+        o
+    }
+
+    /// The inner source of a packet from a peer lies in its routes.
+    fn source_ok(routes: &[Prefix], packet: &[u8]) -> bool {
+        ip_addr(packet, false).is_some_and(|(v6, a)| routes.iter().any(|r| r.contains(v6, a)))
     }
 
     pub fn decapsulate(&mut self, msg: &[u8], out: &mut [u8], now: Instant) -> Output {

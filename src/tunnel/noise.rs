@@ -677,6 +677,20 @@ pub fn data_header(msg: &[u8]) -> Option<DataHeader> {
     })
 }
 
+/// Writes the header and a copy of `packet` of a DATA message into `out`; returns its
+/// length, the body still to be sealed. `None` as for [`seal`].
+fn data_plain(receiver: u32, counter: u64, packet: &[u8], out: &mut [u8]) -> Option<usize> {
+    let len = DATA_OVERHEAD + packet.len();
+    if out.len() < len || packet.len() + TAG_LEN > MAX_NOISE_MSG || counter == u64::MAX {
+        return None;
+    }
+    out[..4].copy_from_slice(&[TYPE_DATA, 0, 0, 0]);
+    out[4..8].copy_from_slice(&receiver.to_le_bytes());
+    out[8..16].copy_from_slice(&counter.to_le_bytes());
+    out[DATA_HEADER_LEN..DATA_HEADER_LEN + packet.len()].copy_from_slice(packet);
+    Some(len)
+}
+
 /// Encrypt `packet` into a DATA message in `out`; returns its length. `None` if `out`
 /// is too small, the packet exceeds a Noise message or the counter is the reserved
 /// 2^64-1.
@@ -687,19 +701,32 @@ pub fn seal(
     packet: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
-    let len = DATA_OVERHEAD + packet.len();
-    if out.len() < len || packet.len() + TAG_LEN > MAX_NOISE_MSG || counter == u64::MAX {
-        return None;
-    }
-    out[..4].copy_from_slice(&[TYPE_DATA, 0, 0, 0]);
-    out[4..8].copy_from_slice(&receiver.to_le_bytes());
-    out[8..16].copy_from_slice(&counter.to_le_bytes());
+    let len = data_plain(receiver, counter, packet, out)?;
     let body = &mut out[DATA_HEADER_LEN..len];
     let (text, tag_out) = body.split_at_mut(packet.len());
-    text.copy_from_slice(packet);
     let tag = t.send.seal(&nonce(counter), &[], text)?;
     tag_out.copy_from_slice(&tag);
     Some(len)
+}
+
+/// [`seal`] with the encryption left to the returned job: header and plaintext are
+/// written now, the message is ready once the job ran.
+pub fn seal_later(
+    t: &Transport,
+    receiver: u32,
+    counter: u64,
+    packet: &[u8],
+    out: &mut [u8],
+) -> Option<(usize, DataJob)> {
+    let len = data_plain(receiver, counter, packet, out)?;
+    let job = DataJob {
+        cipher: &t.send,
+        counter,
+        text: out[DATA_HEADER_LEN..].as_mut_ptr(),
+        len: packet.len(),
+        open: false,
+    };
+    Some((len, job))
 }
 
 /// Decrypt the body of a DATA message into `out`; returns the packet length.
@@ -716,6 +743,84 @@ pub fn open(t: &Transport, counter: u64, msg: &[u8], out: &mut [u8]) -> Option<u
     text.copy_from_slice(&body[..n]);
     let tag: &[u8; TAG_LEN] = body[n..].try_into().ok()?;
     t.recv.open(&nonce(counter), &[], text, tag).then_some(n)
+}
+
+/// [`open`] in place, left to the returned job: once it ran (and said yes) the packet is
+/// `msg[DATA_HEADER_LEN..msg.len() - TAG_LEN]`. `None` where `open` fails before the tag.
+pub fn open_later(t: &Transport, counter: u64, msg: &mut [u8]) -> Option<DataJob> {
+    if msg.len() < DATA_OVERHEAD || msg.len() - DATA_HEADER_LEN > MAX_NOISE_MSG {
+        return None;
+    }
+    if counter == u64::MAX {
+        return None;
+    }
+    Some(DataJob {
+        cipher: &t.recv,
+        counter,
+        text: msg[DATA_HEADER_LEN..].as_mut_ptr(),
+        len: msg.len() - DATA_OVERHEAD,
+        open: true,
+    })
+}
+
+/// The ChaCha20-Poly1305 work of one data message, cut out so that a batch of them can
+/// run on several threads (`tunnel_run::crypto_pool`): seal or open the `len` bytes at
+/// `text` in place, the tag in the 16 bytes after them. Made by [`seal_later`] and
+/// [`open_later`]; plain pointers, so it is `Copy` and a batch of them needs no
+/// allocation. Whoever runs it must keep the session and the buffer alive and
+/// untouched until it has run (see [`DataJob::run`]).
+#[derive(Clone, Copy)]
+pub struct DataJob {
+    cipher: *const Cipher,
+    counter: u64,
+    text: *mut u8,
+    len: usize,
+    open: bool,
+}
+
+// SAFETY: a job is only pointers to a cipher (read-only: `Cipher` is plain key bytes,
+// `Sync`) and to bytes that [`DataJob::run`]'s contract gives to one thread at a time.
+unsafe impl Send for DataJob {}
+
+impl DataJob {
+    /// A placeholder for job slots made in advance; never run.
+    pub const EMPTY: DataJob = DataJob {
+        cipher: std::ptr::null(),
+        counter: 0,
+        text: std::ptr::null_mut(),
+        len: 0,
+        open: false,
+    };
+
+    /// Seals (always true: [`seal_later`] checked the sizes) or opens (true if the tag
+    /// verified; the text is left as it was otherwise).
+    ///
+    /// # Safety
+    /// The `Transport` the job was made from must not have moved or been dropped, and
+    /// the `len + TAG_LEN` bytes at `text` must still be the buffer it was made from,
+    /// with no other access to them (nor to the rest of the message) until this returns.
+    pub unsafe fn run(&self) -> bool {
+        // SAFETY: the caller's contract: the cipher is alive and not moved; its methods
+        // take `&self`.
+        let c = unsafe { &*self.cipher };
+        // SAFETY: the caller's contract: these bytes are alive and ours alone.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.text, self.len + TAG_LEN) };
+        let (text, tag) = buf.split_at_mut(self.len);
+        let n = nonce(self.counter);
+        if self.open {
+            let mut t = [0u8; TAG_LEN];
+            t.copy_from_slice(tag);
+            c.open(&n, &[], text, &t)
+        } else {
+            match c.seal(&n, &[], text) {
+                Some(t) => {
+                    tag.copy_from_slice(&t);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! `udp.rs` (recvmmsg, sendmmsg and UDP GSO) and `tcp.rs` (frames, accept, dial). Buffers
 //! are made in [`Engine::new`] and [`Engine::with_offloads`]; nothing is allocated per
 //! packet.
+use super::crypto_pool::CryptoPool;
 use super::net::{
     finish_connect, start_connect, Conn, Dial, Fill, Net, MAX_FRAME, TCP_AUTH_TIME,
     TCP_CONNECT_TIME, TCP_PENDING,
@@ -156,6 +157,11 @@ struct Core<D: Device> {
     out_buf: Box<[u8]>,
     /// TUN offloads: opened packets are coalesced into super-packets for the device.
     coalescer: Option<Box<Coalescer>>,
+    /// UDP, encrypted, `--threads` above 1: data messages are sealed and opened in
+    /// batches on several threads (`udp.rs`).
+    pool: Option<CryptoPool>,
+    /// Where the pool's opening jobs came from in the receive batch, in their order.
+    rx_jobs: Vec<udp::RxJob>,
     drop_log: RateLimit,
     event_log: RateLimit,
     verbose_log: VerboseLog,
@@ -216,8 +222,18 @@ impl<D: Device> Core<D> {
         }
     }
 
+    /// Delivers `out_buf[..n]` to the device.
     fn deliver(&mut self, n: usize, from: From) {
-        if !self.inner_ok(&self.out_buf[..n]) {
+        // (taking an empty boxed slice in its place allocates nothing)
+        let buf = std::mem::take(&mut self.out_buf);
+        self.deliver_packet(&buf[..n], from);
+        self.out_buf = buf;
+    }
+
+    /// Delivers a packet opened from `from` to the device.
+    fn deliver_packet(&mut self, p: &[u8], from: From) {
+        let n = p.len();
+        if !self.inner_ok(p) {
             self.count(DropReason::BadInner);
             self.log_drop("packet", n, Some(from), DropReason::BadInner);
             return;
@@ -229,11 +245,9 @@ impl<D: Device> Core<D> {
             // Offloads: held, maybe merged with the next ones of its flow; written by
             // the coalescer, at the latest in `flush_device` at the end of the batch.
             let (dev, mut failed) = (&self.dev, (0u64, None));
-            c.push(&self.out_buf[..n], &mut |h, p| {
-                write2(dev, h, p, &mut failed)
-            });
+            c.push(p, &mut |h, p| write2(dev, h, p, &mut failed));
             self.device_failed(failed);
-        } else if let Err(e) = self.dev.send(&self.out_buf[..n]) {
+        } else if let Err(e) = self.dev.send(p) {
             self.device_failed((1, Some(e)));
         }
     }
@@ -411,6 +425,8 @@ impl<D: Device> Engine<D> {
                 verbose,
                 out_buf: vec![0u8; BUF_SIZE + DATA_OVERHEAD].into_boxed_slice(),
                 coalescer: None,
+                pool: None,
+                rx_jobs: Vec::new(),
                 // a flood cannot fill a router's log: 5 lines at once, then 1 a second
                 drop_log: RateLimit::new(5, 1),
                 event_log: RateLimit::new(10, 1),
@@ -432,6 +448,22 @@ impl<D: Device> Engine<D> {
     pub fn with_offloads(&mut self) {
         self.core.coalescer = Some(Box::new(Coalescer::new()));
         self.seg_buf = vec![0u8; BUF_SIZE].into_boxed_slice();
+    }
+
+    /// Seals and opens the data messages of the UDP path on `threads` threads (this
+    /// one included; see [`CryptoPool`]); 1: on this thread, one at a time, as they
+    /// come. Only for an encrypted tunnel over UDP; returns the threads in use.
+    pub fn with_crypto_threads(&mut self, threads: usize) -> usize {
+        let c = &mut self.core;
+        if threads < 2 || c.tunnel.is_plaintext() || !matches!(self.net, Net::Udp { .. }) {
+            c.pool = None;
+            return 1;
+        }
+        let pool = CryptoPool::new(threads);
+        let n = pool.threads();
+        c.pool = (n > 1).then_some(pool);
+        c.rx_jobs = Vec::with_capacity(super::crypto_pool::CAPACITY);
+        n
     }
 
     /// The device (to switch its offloads off at exit).

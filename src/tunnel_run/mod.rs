@@ -1,6 +1,7 @@
 //! `tunbox tunnel`: the I/O around the pure protocol core in [`crate::tunnel`]: device
 //! and socket setup, privilege drop, and the poll loop in [`engine`]. Its options are
 //! built from the configuration in `commands::tunnel`.
+pub mod crypto_pool;
 pub mod engine;
 pub mod hwm;
 pub mod keyfile;
@@ -45,6 +46,8 @@ pub struct TunnelOptions {
     pub mtu: Option<u32>,
     pub keepalive: Duration,
     pub timeout: Duration,
+    /// UDP: threads for the encryption (`--threads`; 0: one per online CPU).
+    pub threads: usize,
     pub user: Option<String>,
     pub verbose: bool,
     pub syslog: bool,
@@ -269,7 +272,12 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
         }
     }
     let (tun, offloads) = open_device(o, mtu)?;
-    info!("{}: {}", tun.name(), describe_offloads(offloads, &net));
+    let mut line = describe_offloads(offloads, &net);
+    let threads = crypto_pool::threads_for(o.threads);
+    if o.transport == Transport::Udp && !o.plaintext {
+        let _ = write!(line, ", crypto threads {threads}");
+    }
+    info!("{}: {line}", tun.name());
     // The peers' routes, through the device; removed at exit.
     let mut routes = Vec::new();
     if !o.peers.is_empty() || !o.routes.is_empty() {
@@ -361,6 +369,7 @@ pub fn run(o: &TunnelOptions) -> Result<(), SysError> {
     if offloads.is_some() {
         eng.with_offloads();
     }
+    eng.with_crypto_threads(threads);
     eng.keep_high_water_in(mark_files);
     if let Some(s) = status {
         let info = engine::StatusInfo {

@@ -1,8 +1,24 @@
 //! The tunnel's UDP path: datagrams in by `recvmmsg` batches (each opened and
 //! delivered, or answered), packets from the device sealed into one batch and sent by
 //! `sendmmsg` with UDP GSO (src/sys/udp.rs). The engine calls these for `Net::Udp`.
+//!
+//! With the crypto pool (`--threads`), the ChaCha20-Poly1305 of a batch runs on every
+//! thread at once: a device burst is sealed as it is now (headers, counters, plaintext
+//! in the send batch) with the encryption left to jobs run just before the batch is
+//! sent; a receive batch's data messages are checked in order, opened in place in the
+//! receive buffer all at once, then taken in order (replay window, session, delivery).
 use super::*;
 use crate::sys::udp::RecvBatch;
+use crate::tunnel::noise::DATA_HEADER_LEN;
+
+/// Where an opening job's message is in the receive batch, and its peer.
+#[derive(Clone, Copy)]
+pub(super) struct RxJob {
+    slot: usize,
+    off: usize,
+    len: usize,
+    peer: usize,
+}
 
 /// Datagrams from the network, a `recvmmsg` batch at a time: the kernel's drop count,
 /// then each datagram (each segment of a GRO one).
@@ -39,6 +55,26 @@ pub(super) fn receive<D: Device>(
                 }
             }
         }
+        if core.pool.is_some() {
+            receive_batch(core, sock, remote, rx, now);
+        } else {
+            receive_one_by_one(core, sock, remote, rx, now);
+        }
+        if rx.len() < rx.capacity() {
+            break; // the queue is empty
+        }
+    }
+}
+
+/// The datagrams of a batch, each opened and delivered in turn.
+fn receive_one_by_one<D: Device>(
+    core: &mut Core<D>,
+    sock: &UdpSocket,
+    remote: Option<SocketAddr>,
+    rx: &RecvBatch,
+    now: Instant,
+) {
+    {
         for i in 0..rx.len() {
             let d = rx.get(i);
             let Some(src) = d.from else { continue };
@@ -58,9 +94,104 @@ pub(super) fn receive<D: Device>(
                 }
             }
         }
-        if rx.len() < rx.capacity() {
-            break; // the queue is empty
+    }
+}
+
+/// The datagrams of a batch with the crypto pool: data messages checked in order and
+/// their opening jobs gathered; anything else (a handshake message, junk) first
+/// finishes the data messages before it, then goes through [`datagram`].
+fn receive_batch<D: Device>(
+    core: &mut Core<D>,
+    sock: &UdpSocket,
+    remote: Option<SocketAddr>,
+    rx: &mut RecvBatch,
+    now: Instant,
+) {
+    for i in 0..rx.len() {
+        let d = rx.get(i);
+        let Some(src) = d.from else { continue };
+        if d.truncated {
+            core.count(DropReason::TooBig);
+            core.log_drop(
+                "datagram",
+                d.data.len(),
+                Some(From::Udp(src)),
+                DropReason::TooBig,
+            );
+            continue;
         }
+        let len = d.data.len();
+        let seg = if d.segment == 0 { len } else { d.segment };
+        let mut off = 0;
+        loop {
+            let n = seg.min(len - off);
+            if !core.tunnel.is_data(&rx.data_mut(i)[off..off + n]) {
+                finish_batch(core, remote, rx, now);
+                datagram(core, sock, remote, &rx.get(i).data[off..off + n], src, now);
+            } else {
+                if core.pool.as_ref().is_some_and(|p| p.is_full()) {
+                    finish_batch(core, remote, rx, now);
+                }
+                let msg = &mut rx.data_mut(i)[off..off + n];
+                match core.tunnel.prepare_data(msg, now) {
+                    Ok((peer, job)) => {
+                        if let Some(p) = core.pool.as_mut() {
+                            p.push(job);
+                            let j = RxJob {
+                                slot: i,
+                                off,
+                                len: n,
+                                peer,
+                            };
+                            core.rx_jobs.push(j);
+                        }
+                    }
+                    Err(r) => {
+                        core.log_drop("datagram", n, Some(From::Udp(src)), r);
+                    }
+                }
+            }
+            off += n;
+            if off >= len {
+                break;
+            }
+        }
+    }
+    finish_batch(core, remote, rx, now);
+}
+
+/// Opens the gathered data messages at once (every thread), then takes them in order:
+/// replay window, session, delivery, following the peer (as [`datagram`]).
+fn finish_batch<D: Device>(
+    core: &mut Core<D>,
+    remote: Option<SocketAddr>,
+    rx: &RecvBatch,
+    now: Instant,
+) {
+    let Some(pool) = core.pool.as_mut() else {
+        return;
+    };
+    pool.run();
+    for k in 0..core.rx_jobs.len() {
+        let j = core.rx_jobs[k];
+        let opened = core.pool.as_ref().is_some_and(|p| p.opened(k));
+        let d = rx.get(j.slot);
+        let Some(src) = d.from else { continue };
+        let msg = &d.data[j.off..j.off + j.len];
+        match core.tunnel.finish_data(j.peer, msg, opened, now) {
+            Output::ToDevice(n) => {
+                core.deliver_packet(&msg[DATA_HEADER_LEN..][..n], From::Udp(src));
+            }
+            Output::Drop(r) => {
+                core.log_drop("datagram", j.len, Some(From::Udp(src)), r);
+            }
+            _ => {}
+        }
+        follow(core, remote, src, now);
+    }
+    core.rx_jobs.clear();
+    if let Some(p) = core.pool.as_mut() {
+        p.clear();
     }
 }
 
@@ -97,6 +228,17 @@ fn datagram<D: Device>(
         }
         Output::Keepalive | Output::Nothing => {}
     }
+    follow(core, remote, src, now);
+}
+
+/// A server follows its peer to the address it last authenticated from under the
+/// current session.
+fn follow<D: Device>(
+    core: &mut Core<D>,
+    remote: Option<SocketAddr>,
+    src: SocketAddr,
+    now: Instant,
+) {
     let who = core.tunnel.last_peer();
     let endpoint = core.tunnel.endpoint(who);
     if remote.is_none() && core.tunnel.authenticated_current() && endpoint != Some(src) {
@@ -151,7 +293,23 @@ pub(super) fn seal<D: Device>(
         core.log_drop("packet from the device", n, None, DropReason::TooBig);
         return;
     };
-    match core.tunnel.encapsulate_to(to, pkt, slot, now) {
+    let sealed = match core.pool.as_mut() {
+        None => core.tunnel.encapsulate_to(to, pkt, slot, now),
+        Some(pool) => {
+            let mut job = None;
+            let o = core.tunnel.encapsulate_later(to, pkt, slot, now, &mut job);
+            if let Some(j) = job {
+                if !pool.push(j) {
+                    // full: the jobs so far are sealed where they are, sent later
+                    pool.run();
+                    pool.clear();
+                    pool.push(j);
+                }
+            }
+            o
+        }
+    };
+    match sealed {
         Output::ToNetwork(m) => tx.commit(m, dst),
         Output::Drop(r) if r != DropReason::NoSession => {
             core.log_drop("packet from the device", n, None, r);
@@ -167,6 +325,11 @@ pub(super) fn send<D: Device>(
     tx: &mut TxBatch,
     now: Instant,
 ) {
+    if let Some(p) = core.pool.as_mut() {
+        // the encryption of the packets in the batch, on every thread
+        p.run();
+        p.clear();
+    }
     let (hub, name, drop_log) = (&mut core.tunnel, &core.name, &mut core.drop_log);
     if tx.is_empty() {
         return;

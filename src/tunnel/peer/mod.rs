@@ -311,6 +311,29 @@ impl Tunnel {
 
     /// A packet from the device: encrypt it into `out`.
     pub fn encapsulate(&mut self, packet: &[u8], out: &mut [u8], now: Instant) -> Output {
+        self.encap(packet, out, now, None)
+    }
+
+    /// [`Tunnel::encapsulate`] with the encryption left to a job (put in `job`): the
+    /// header, the packet and the counter are as `encapsulate` makes them, the message
+    /// is ready once the job ran. Plaintext: no job, the packet as it is.
+    pub fn encapsulate_later(
+        &mut self,
+        packet: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        job: &mut Option<noise::DataJob>,
+    ) -> Output {
+        self.encap(packet, out, now, Some(job))
+    }
+
+    fn encap(
+        &mut self,
+        packet: &[u8],
+        out: &mut [u8],
+        now: Instant,
+        later: Option<&mut Option<noise::DataJob>>,
+    ) -> Output {
         let Some(c) = self.crypto.as_mut() else {
             if packet.len() > out.len() {
                 self.counters.drop(DropReason::TooBig);
@@ -329,7 +352,16 @@ impl Tunnel {
             self.counters.drop(DropReason::Expired);
             return Output::Drop(DropReason::Expired);
         }
-        match noise::seal(&s.transport, s.remote, s.tx_counter, packet, out) {
+        let sealed = match later {
+            None => noise::seal(&s.transport, s.remote, s.tx_counter, packet, out),
+            Some(job) => noise::seal_later(&s.transport, s.remote, s.tx_counter, packet, out).map(
+                |(n, j)| {
+                    *job = Some(j);
+                    n
+                },
+            ),
+        };
+        match sealed {
             Some(n) => {
                 s.tx_counter += 1;
                 c.last_tx = now;
@@ -402,6 +434,67 @@ impl Tunnel {
     }
 
     fn on_data(&mut self, msg: Data, out: &mut [u8], now: Instant) -> Result<Output, DropReason> {
+        let slot = self.check_data(&msg, now)?;
+        if out.len() < msg.payload_len() {
+            return Err(DropReason::TooBig);
+        }
+        let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
+        let s = c.sessions.get_mut(slot).ok_or(DropReason::UnknownSession)?;
+        let n = noise::open(&s.transport, msg.counter, msg.bytes(), out).ok_or(DropReason::Auth)?;
+        self.accept_data(msg.receiver, msg.counter, n, now)
+    }
+
+    /// A data message to open in place later (a batch opened on several threads): the
+    /// checks before decryption ([`Tunnel::on_data`]'s, the replay window only looked
+    /// at), and the job that opens it. Then [`Tunnel::finish_data`], in the order of
+    /// the messages. A drop is counted.
+    pub fn prepare_data(
+        &mut self,
+        msg: &mut [u8],
+        now: Instant,
+    ) -> Result<noise::DataJob, DropReason> {
+        let r = self.prepare(msg, now);
+        if let Err(reason) = r {
+            self.counters.drop(reason);
+        }
+        r
+    }
+
+    fn prepare(&mut self, msg: &mut [u8], now: Instant) -> Result<noise::DataJob, DropReason> {
+        let d = Data::parse(msg)?;
+        let counter = d.counter;
+        let slot = self.check_data(&d, now)?;
+        let c = self.crypto.as_ref().ok_or(DropReason::BadHeader)?;
+        let s = match slot {
+            Slot::Current => c.sessions.current.as_ref(),
+            Slot::Previous => c.sessions.previous.as_ref(),
+            Slot::Pending => c.sessions.pending.as_ref(),
+        };
+        let s = s.ok_or(DropReason::UnknownSession)?;
+        noise::open_later(&s.transport, counter, msg).ok_or(DropReason::Auth)
+    }
+
+    /// A message of [`Tunnel::prepare_data`] after its job ran (`opened`: the tag
+    /// verified; the packet is then in place, see [`noise::open_later`]): the replay
+    /// window (a duplicate in the same batch is caught here), session promotion and
+    /// counters, as [`Tunnel::decapsulate`]. `ToDevice(n)`: the packet is
+    /// `msg[DATA_HEADER_LEN..][..n]`.
+    pub fn finish_data(&mut self, msg: &[u8], opened: bool, now: Instant) -> Output {
+        self.rx_current = false;
+        let r = match Data::parse(msg) {
+            Ok(d) if opened => self.accept_data(d.receiver, d.counter, d.payload_len(), now),
+            Ok(_) => Err(DropReason::Auth),
+            Err(e) => Err(e),
+        };
+        r.unwrap_or_else(|reason| {
+            self.counters.drop(reason);
+            Output::Drop(reason)
+        })
+    }
+
+    /// Before decryption: the session of a data message, still valid, and the counter
+    /// not seen yet (the window is not changed).
+    fn check_data(&mut self, msg: &Data, now: Instant) -> Result<Slot, DropReason> {
         let reject_after = self.cfg.reject_after;
         let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
         let slot = c
@@ -415,11 +508,28 @@ impl Tunnel {
         if !s.replay.check(msg.counter) {
             return Err(DropReason::Replay);
         }
-        if out.len() < msg.payload_len() {
-            return Err(DropReason::TooBig);
+        Ok(slot)
+    }
+
+    /// After an authentic data message of `n` bytes: the replay window moves (a
+    /// counter seen meanwhile is a replay after all), a pending session becomes the
+    /// current one, the counters.
+    fn accept_data(
+        &mut self,
+        receiver: u32,
+        counter: u64,
+        n: usize,
+        now: Instant,
+    ) -> Result<Output, DropReason> {
+        let c = self.crypto.as_mut().ok_or(DropReason::BadHeader)?;
+        let slot = c
+            .sessions
+            .find(receiver)
+            .ok_or(DropReason::UnknownSession)?;
+        let s = c.sessions.get_mut(slot).ok_or(DropReason::UnknownSession)?;
+        if !s.replay.update(counter) {
+            return Err(DropReason::Replay);
         }
-        let n = noise::open(&s.transport, msg.counter, msg.bytes(), out).ok_or(DropReason::Auth)?;
-        s.replay.update(msg.counter);
         c.last_rx = now;
         let mut current = slot == Slot::Current;
         if slot == Slot::Pending {
