@@ -267,3 +267,159 @@ impl Drop for CryptoPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::key::Key;
+    use crate::tunnel::noise::{
+        open, open_later, respond, seal, seal_later, HandshakeKey, Initiator, Transport,
+        DATA_HEADER_LEN, DATA_OVERHEAD, MODE_TUN,
+    };
+
+    fn pair() -> (Transport, Transport) {
+        let k = HandshakeKey::new(Key::from_bytes([3; 32]));
+        let mut init = [0u8; 256];
+        let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 1, &mut init).unwrap();
+        let mut resp = [0u8; 256];
+        let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
+        ini.finish(&resp[..m]).unwrap();
+        (ini.into_transport().unwrap(), srv)
+    }
+
+    fn packet(i: usize) -> Vec<u8> {
+        (0..100 + i * 13).map(|b| (b * 7 + i) as u8).collect()
+    }
+
+    /// Seals `count` packets through the pool (job k = packet k, counter k) and checks
+    /// each against `noise::seal`; then opens them through the pool, every third one
+    /// with a broken tag, and checks each result where it belongs.
+    fn round_trip(threads: usize, count: usize) -> usize {
+        let (cli, srv) = pair();
+        let mut pool = CryptoPool::new(threads);
+        let mut bufs: Vec<Vec<u8>> = (0..count)
+            .map(|i| vec![0u8; packet(i).len() + DATA_OVERHEAD])
+            .collect();
+        for (i, b) in bufs.iter_mut().enumerate() {
+            let (n, job) = seal_later(&cli, 9, i as u64, &packet(i), b).unwrap();
+            assert_eq!(n, b.len());
+            assert!(pool.push(job));
+        }
+        assert_eq!(pool.len(), count);
+        pool.run();
+        for (i, b) in bufs.iter().enumerate() {
+            assert!(pool.opened(i));
+            let mut want = vec![0u8; b.len()];
+            seal(&cli, 9, i as u64, &packet(i), &mut want).unwrap();
+            assert_eq!(b, &want, "packet {i} sealed as noise::seal does");
+            let mut out = vec![0u8; b.len()];
+            assert_eq!(open(&srv, i as u64, b, &mut out), Some(packet(i).len()));
+        }
+        pool.clear();
+        assert!(pool.is_empty());
+        for (i, b) in bufs.iter_mut().enumerate() {
+            if i % 3 == 1 {
+                let last = b.len() - 1;
+                b[last] ^= 1;
+            }
+            assert!(pool.push(open_later(&srv, i as u64, b).unwrap()));
+        }
+        pool.run();
+        for (i, b) in bufs.iter().enumerate() {
+            let good = i % 3 != 1;
+            assert_eq!(pool.opened(i), good, "job {i}");
+            if good {
+                assert_eq!(&b[DATA_HEADER_LEN..b.len() - 16], &packet(i)[..]);
+            }
+        }
+        pool.clear();
+        pool.threads()
+    }
+
+    #[test]
+    fn every_job_is_done_and_its_result_stays_with_it() {
+        assert_eq!(round_trip(4, CAPACITY), 4);
+        assert_eq!(round_trip(2, 46), 2);
+        assert_eq!(round_trip(1, 20), 1);
+        // many rounds in a row: no worker is left behind in an old one
+        let (cli, _) = pair();
+        let mut pool = CryptoPool::new(3);
+        let mut buf = vec![0u8; 16 * (1400 + DATA_OVERHEAD)];
+        for round in 0..500u64 {
+            for (k, b) in buf.chunks_mut(1400 + DATA_OVERHEAD).enumerate() {
+                let c = round * 16 + k as u64;
+                let (_, job) = seal_later(&cli, 1, c, &[round as u8; 1400], b).unwrap();
+                pool.push(job);
+            }
+            pool.run();
+            for k in 0..16 {
+                assert!(pool.opened(k));
+            }
+            pool.clear();
+        }
+        let mut want = vec![0u8; 1400 + DATA_OVERHEAD];
+        seal(&cli, 1, 499 * 16 + 15, &[243; 1400], &mut want).unwrap();
+        assert_eq!(&buf[15 * want.len()..], &want[..]);
+    }
+
+    #[test]
+    fn a_full_pool_takes_no_more_and_small_batches_stay_on_the_callers_thread() {
+        let (cli, _) = pair();
+        let mut pool = CryptoPool::new(2);
+        let mut buf = vec![0u8; (CAPACITY + 1) * (64 + DATA_OVERHEAD)];
+        let mut jobs = buf
+            .chunks_mut(64 + DATA_OVERHEAD)
+            .enumerate()
+            .map(|(i, b)| seal_later(&cli, 1, i as u64, &[1; 64], b).unwrap().1);
+        for _ in 0..CAPACITY {
+            assert!(pool.push(jobs.next().unwrap()));
+        }
+        assert!(pool.is_full());
+        assert!(!pool.push(jobs.next().unwrap()));
+        pool.clear();
+        // Below MIN_PARALLEL: no round is published to the workers.
+        let before = pool.shared.lock().generation;
+        let mut small = vec![0u8; (MIN_PARALLEL - 1) * (64 + DATA_OVERHEAD)];
+        for (i, b) in small.chunks_mut(64 + DATA_OVERHEAD).enumerate() {
+            pool.push(seal_later(&cli, 1, i as u64, &[2; 64], b).unwrap().1);
+        }
+        pool.run();
+        assert_eq!(
+            pool.shared.lock().generation,
+            before,
+            "no round for the workers"
+        );
+        let mut want = vec![0u8; 64 + DATA_OVERHEAD];
+        for (i, b) in small.chunks(64 + DATA_OVERHEAD).enumerate() {
+            assert!(pool.opened(i));
+            seal(&cli, 1, i as u64, &[2; 64], &mut want).unwrap();
+            assert_eq!(b, &want[..]);
+        }
+        pool.clear();
+        // One more job: a round for the workers.
+        for (i, b) in small.chunks_mut(64 + DATA_OVERHEAD).enumerate() {
+            pool.push(seal_later(&cli, 1, i as u64, &[2; 64], b).unwrap().1);
+        }
+        let mut one = vec![0u8; 64 + DATA_OVERHEAD];
+        pool.push(seal_later(&cli, 1, 99, &[2; 64], &mut one).unwrap().1);
+        pool.run();
+        assert_eq!(pool.shared.lock().generation, before.wrapping_add(1));
+        assert!((0..MIN_PARALLEL).all(|k| pool.opened(k)));
+    }
+
+    #[test]
+    fn dropping_the_pool_ends_its_threads() {
+        let pool = CryptoPool::new(4);
+        assert_eq!(pool.threads(), 4);
+        // each worker holds the shared state until it returns
+        let shared = Arc::downgrade(&pool.shared);
+        assert_eq!(shared.strong_count(), 4);
+        drop(pool);
+        assert_eq!(shared.strong_count(), 0, "every worker has ended");
+        let pool = CryptoPool::new(1);
+        assert_eq!(pool.threads(), 1);
+        drop(pool);
+        assert_eq!(threads_for(3), 3);
+        assert!((1..=MAX_AUTO).contains(&threads_for(0)));
+    }
+}

@@ -74,24 +74,22 @@ fn receive_one_by_one<D: Device>(
     rx: &RecvBatch,
     now: Instant,
 ) {
-    {
-        for i in 0..rx.len() {
-            let d = rx.get(i);
-            let Some(src) = d.from else { continue };
-            if d.truncated {
-                core.count(DropReason::TooBig);
-                core.log_drop(
-                    "datagram",
-                    d.data.len(),
-                    Some(From::Udp(src)),
-                    DropReason::TooBig,
-                );
-            } else if d.segment == 0 {
-                datagram(core, sock, remote, d.data, src, now);
-            } else {
-                for one in d.data.chunks(d.segment) {
-                    datagram(core, sock, remote, one, src, now);
-                }
+    for i in 0..rx.len() {
+        let d = rx.get(i);
+        let Some(src) = d.from else { continue };
+        if d.truncated {
+            core.count(DropReason::TooBig);
+            core.log_drop(
+                "datagram",
+                d.data.len(),
+                Some(From::Udp(src)),
+                DropReason::TooBig,
+            );
+        } else if d.segment == 0 {
+            datagram(core, sock, remote, d.data, src, now);
+        } else {
+            for one in d.data.chunks(d.segment) {
+                datagram(core, sock, remote, one, src, now);
             }
         }
     }

@@ -4,7 +4,8 @@ use super::admission::{
 use super::*;
 use crate::clock::wall_nanos;
 use crate::tunnel::noise::{HandshakeKey, Responder};
-use crate::tunnel::noise::{DATA_OVERHEAD, INIT_LEN, RESP_LEN};
+use crate::tunnel::noise::{DATA_HEADER_LEN, DATA_OVERHEAD, INIT_LEN, RESP_LEN};
+use crate::tunnel_run::crypto_pool::CryptoPool;
 
 const S: Duration = Duration::from_secs(1);
 
@@ -1209,4 +1210,211 @@ fn too_small_buffers_are_drops_not_panics() {
     let mut tiny_init = [0u8; 10];
     let mut cli = Tunnel::new(cfg(Role::Client), key(), p.t);
     assert_eq!(cli.tick(&mut tiny_init, p.t, wall_nanos()), Output::Nothing);
+}
+
+/// The data messages before the next other message, or the end: opened together by the
+/// pool, then finished in order (as the UDP path's `finish_batch`).
+fn finish_batch(
+    t: &mut Tunnel,
+    pool: &mut CryptoPool,
+    pending: &mut Vec<usize>,
+    msgs: &[Vec<u8>],
+    out: &mut [(Output, Vec<u8>)],
+    now: Instant,
+) {
+    pool.run();
+    for (k, &i) in pending.iter().enumerate() {
+        let o = t.finish_data(&msgs[i], pool.opened(k), now);
+        let pkt = match o {
+            Output::ToDevice(n) => msgs[i][DATA_HEADER_LEN..][..n].to_vec(),
+            _ => Vec::new(),
+        };
+        out[i] = (o, pkt);
+    }
+    pending.clear();
+    pool.clear();
+}
+
+/// A receive batch as the UDP path takes it with the crypto pool: data messages checked
+/// in order and opened in place together; any other message first finishes the data
+/// messages before it. Each message's output, with the packet or answer it gave.
+fn batch(
+    t: &mut Tunnel,
+    pool: &mut CryptoPool,
+    msgs: &mut [Vec<u8>],
+    now: Instant,
+) -> Vec<(Output, Vec<u8>)> {
+    let mut out = vec![(Output::Nothing, Vec::new()); msgs.len()];
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    for i in 0..msgs.len() {
+        if message::kind(&msgs[i]) == Ok(Kind::Data) {
+            match t.prepare_data(&mut msgs[i], now) {
+                Ok(job) => {
+                    assert!(pool.push(job));
+                    pending.push(i);
+                }
+                Err(r) => out[i] = (Output::Drop(r), Vec::new()),
+            }
+        } else {
+            finish_batch(t, pool, &mut pending, msgs, &mut out, now);
+            let o = t.decapsulate(&msgs[i], &mut buf, now);
+            let answer = match o {
+                Output::ToNetwork(n) | Output::ToDevice(n) => buf[..n].to_vec(),
+                _ => Vec::new(),
+            };
+            out[i] = (o, answer);
+        }
+    }
+    finish_batch(t, pool, &mut pending, msgs, &mut out, now);
+    out
+}
+
+fn numbered(i: usize) -> Vec<u8> {
+    let mut p = vec![0x45; 60 + i * 31];
+    p[4..8].copy_from_slice(&(i as u32).to_be_bytes());
+    p
+}
+
+/// `n` packets sealed by `t` (packet i is `numbered(first + i)`).
+fn sealed(t: &mut Tunnel, first: usize, n: usize, now: Instant) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 2048];
+    (first..first + n)
+        .map(|i| {
+            let Output::ToNetwork(m) = t.encapsulate(&numbered(i), &mut buf, now) else {
+                panic!("not sealed")
+            };
+            buf[..m].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_drops_a_duplicate_inside_it_and_a_forged_tag_but_delivers_the_rest() {
+    let mut p = Pair::new();
+    p.connect();
+    let mut pool = CryptoPool::new(2);
+    let mut msgs = sealed(&mut p.cli, 0, 12, p.t);
+    msgs.push(msgs[3].clone());
+    msgs[5][40] ^= 1;
+    let out = batch(&mut p.srv, &mut pool, &mut msgs, p.t);
+    for (i, (o, pkt)) in out.iter().enumerate().take(12) {
+        if i == 5 {
+            assert_eq!(*o, Output::Drop(DropReason::Auth));
+        } else {
+            assert_eq!(*o, Output::ToDevice(numbered(i).len()), "packet {i}");
+            assert_eq!(pkt, &numbered(i));
+        }
+    }
+    assert_eq!(out[12].0, Output::Drop(DropReason::Replay));
+    let c = p.srv.counters();
+    assert_eq!(
+        (
+            c.rx_packets,
+            c.dropped(DropReason::Auth),
+            c.dropped(DropReason::Replay)
+        ),
+        (11, 1, 1)
+    );
+    // The forged one did not take its counter: the real one is still welcome (a
+    // failed open left the message as it was: flip the byte back).
+    let mut again = sealed(&mut p.cli, 12, 9, p.t);
+    let mut real5 = msgs[5].clone();
+    real5[40] ^= 1;
+    again.insert(0, real5);
+    // A message of an earlier batch is refused before it is opened.
+    again.push(msgs[0].clone());
+    let out = batch(&mut p.srv, &mut pool, &mut again, p.t);
+    assert_eq!(out[0].1, numbered(5));
+    assert!(out[1..10]
+        .iter()
+        .all(|(o, _)| matches!(o, Output::ToDevice(_))));
+    assert_eq!(out[10].0, Output::Drop(DropReason::Replay));
+    assert_eq!(p.srv.counters().dropped(DropReason::Replay), 2);
+}
+
+#[test]
+fn a_batch_promotes_the_pending_session_with_its_first_valid_packet() {
+    let mut p = Pair::new();
+    for t in [&mut p.cli, &mut p.srv] {
+        t.cfg.rekey_after = Duration::from_secs(30);
+        t.cfg.keepalive = Some(Duration::from_secs(60));
+        t.cfg.timeout = Some(Duration::from_secs(150));
+    }
+    p.connect();
+    drain(&mut p.srv);
+    p.t += Duration::from_secs(31);
+    let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
+        panic!("no rekey")
+    };
+    let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n].to_vec(), &mut p.buf2, p.t) else {
+        panic!("no answer")
+    };
+    // The client takes the new keys; its confirmation is lost.
+    assert!(matches!(
+        p.cli.decapsulate(&p.buf2[..m].to_vec(), &mut p.buf, p.t),
+        Output::ToNetwork(_)
+    ));
+    assert_eq!(p.srv.counters().sessions, 1);
+    // A forged copy of the first (same counter) comes first: it promotes nothing.
+    let mut msgs = sealed(&mut p.cli, 0, 10, p.t);
+    let mut forged = msgs[0].clone();
+    forged[20] ^= 0x80;
+    msgs.insert(0, forged);
+    let out = batch(&mut p.srv, &mut CryptoPool::new(2), &mut msgs, p.t);
+    assert_eq!(out[0].0, Output::Drop(DropReason::Auth));
+    for (i, (_, pkt)) in out[1..].iter().enumerate() {
+        assert_eq!(pkt, &numbered(i));
+    }
+    assert_eq!(drain(&mut p.srv), vec![Event::SessionUp { replaced: true }]);
+    assert_eq!(p.srv.counters().sessions, 2);
+    assert!(p.srv.authenticated_current());
+    // The server now sends with the new keys.
+    assert_eq!(p.send(false, b"new keys"), Output::ToDevice(8));
+}
+
+#[test]
+fn a_handshake_message_inside_a_batch_comes_after_the_data_before_it() {
+    let mut p = Pair::new();
+    for t in [&mut p.cli, &mut p.srv] {
+        t.cfg.rekey_after = Duration::from_secs(30);
+        t.cfg.keepalive = Some(Duration::from_secs(60));
+        t.cfg.timeout = Some(Duration::from_secs(150));
+    }
+    p.connect();
+    p.t += Duration::from_secs(31);
+    let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
+        panic!("no rekey")
+    };
+    let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n].to_vec(), &mut p.buf2, p.t) else {
+        panic!("no answer")
+    };
+    let resp = p.buf2[..m].to_vec();
+    // The server still sends with the old keys. At the client: ten of them, the answer
+    // (the client's current session moves to `previous`, a new one takes its place),
+    // ten more under the old keys.
+    let mut msgs = sealed(&mut p.srv, 0, 20, p.t);
+    msgs.insert(10, resp);
+    let out = batch(&mut p.cli, &mut CryptoPool::new(3), &mut msgs, p.t);
+    for (i, (o, pkt)) in out.iter().enumerate() {
+        if i == 10 {
+            assert!(
+                matches!(o, Output::ToNetwork(k) if *k == DATA_OVERHEAD),
+                "{o:?}"
+            );
+        } else {
+            let k = if i < 10 { i } else { i - 1 };
+            assert_eq!(pkt, &numbered(k), "message {i}");
+        }
+    }
+    assert_eq!(p.cli.counters().rx_packets, 20);
+    assert_eq!(p.cli.counters().total_drops(), 0);
+    // The confirmation reaches the server: both on the new keys.
+    let confirm = out[10].1.clone();
+    assert_eq!(
+        p.srv.decapsulate(&confirm, &mut p.buf2, p.t),
+        Output::Keepalive
+    );
+    assert_eq!(p.send(true, b"after"), Output::ToDevice(5));
+    assert_eq!(p.send(false, b"after"), Output::ToDevice(5));
 }
