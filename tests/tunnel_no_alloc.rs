@@ -1,5 +1,7 @@
 //! The tunnel's loops allocate nothing per packet: a client and a server engine, UDP,
-//! UDP with a three-peer hub as the server, and then TCP, run in a private network namespace (loopback only) with datagram
+//! UDP with a three-peer hub as the server, both also with the crypto pool (`--threads`
+//! 2 and 3, bursts big enough for its rounds), and then TCP, run in a private network
+//! namespace (loopback only) with datagram
 //! socket pairs standing in for the tun devices; a counting global allocator (counting
 //! only the loop threads) must not move while thousands of packets go through both
 //! ways. Needs root (unshare of the network namespace).
@@ -60,8 +62,9 @@ fn spawn_engine(
     net: Net,
     stop: Arc<AtomicBool>,
     multi: bool,
+    threads: usize,
 ) -> std::thread::JoinHandle<Counters> {
-    spawn_engine_on(role, dev, net, stop, multi, false)
+    spawn_engine_on(role, dev, net, stop, multi, false, threads)
 }
 
 fn spawn_engine_on(
@@ -71,6 +74,7 @@ fn spawn_engine_on(
     stop: Arc<AtomicBool>,
     multi: bool,
     offloads: bool,
+    threads: usize,
 ) -> std::thread::JoinHandle<Counters> {
     std::thread::spawn(move || {
         COUNTING.with(|c| c.set(true));
@@ -100,11 +104,13 @@ fn spawn_engine_on(
             };
             let mut e = Engine::with_hub(dev, net, hub, name, false, false);
             e.with_offloads();
+            assert_eq!(e.with_crypto_threads(threads), threads);
             e.run(&|| stop.load(Ordering::Relaxed)).expect("loop");
             COUNTING.with(|c| c.set(false));
             return e.tunnel().counters().clone();
         }
         let mut e = Engine::with_hub(dev, net, hub, name, false, false);
+        assert_eq!(e.with_crypto_threads(threads), threads);
         e.run(&|| stop.load(Ordering::Relaxed)).expect("loop");
         COUNTING.with(|c| c.set(false));
         e.tunnel().counters().clone()
@@ -137,7 +143,7 @@ fn through(a: &UnixDatagram, b: &UnixDatagram, i: u32, tx: &mut [u8], rx: &mut [
 }
 
 /// Returns (allocations during the measured phase, packets in that phase).
-fn case(tcp: bool, multi: bool) -> (usize, u32) {
+fn case(tcp: bool, multi: bool, threads: usize) -> (usize, u32) {
     let (cli_dev, cli_host) = UnixDatagram::pair().unwrap();
     let (srv_dev, srv_host) = UnixDatagram::pair().unwrap();
     cli_dev.set_nonblocking(true).unwrap();
@@ -157,8 +163,8 @@ fn case(tcp: bool, multi: bool) -> (usize, u32) {
     };
     let start = ALLOCS.load(Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
-    let srv = spawn_engine(Role::Server, srv_dev, srv_net, stop.clone(), multi);
-    let cli = spawn_engine(Role::Client, cli_dev, cli_net, stop.clone(), multi);
+    let srv = spawn_engine(Role::Server, srv_dev, srv_net, stop.clone(), multi, threads);
+    let cli = spawn_engine(Role::Client, cli_dev, cli_net, stop.clone(), multi, threads);
 
     let mut tx = vec![0u8; 2048];
     let mut rx = vec![0u8; 2048];
@@ -210,8 +216,9 @@ fn case(tcp: bool, multi: bool) -> (usize, u32) {
         );
     }
     // Bursts: many packets queued at once go through the batched paths (a device burst
-    // sealed into one sendmmsg / UDP GSO message, recvmmsg of many datagrams).
-    let burst = 24;
+    // sealed into one sendmmsg / UDP GSO message, recvmmsg of many datagrams; with the
+    // crypto pool, rounds of the workers).
+    let burst = 46;
     for _ in 0..100 {
         for (a, b) in [(&cli_host, &srv_host), (&srv_host, &cli_host)] {
             for k in 0..burst {
@@ -274,7 +281,7 @@ fn tso_read(buf: &mut [u8], seq: u32, segs: usize, mss: usize) -> usize {
 /// Offloads: super-packets read at one end are segmented, sealed, sent (UDP GSO),
 /// opened and coalesced into super-packets at the other, with no allocation.
 /// Returns (allocations in the measured phase, super-packets in it).
-fn offload_case() -> (usize, u32) {
+fn offload_case(threads: usize) -> (usize, u32) {
     let (cli_dev, cli_host) = UnixDatagram::pair().unwrap();
     let (srv_dev, srv_host) = UnixDatagram::pair().unwrap();
     cli_dev.set_nonblocking(true).unwrap();
@@ -284,8 +291,24 @@ fn offload_case() -> (usize, u32) {
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (srv_net, cli_net) = (Net::udp(s, None).unwrap(), Net::udp(c, Some(addr)).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
-    let srv = spawn_engine_on(Role::Server, srv_dev, srv_net, stop.clone(), false, true);
-    let cli = spawn_engine_on(Role::Client, cli_dev, cli_net, stop.clone(), false, true);
+    let srv = spawn_engine_on(
+        Role::Server,
+        srv_dev,
+        srv_net,
+        stop.clone(),
+        false,
+        true,
+        threads,
+    );
+    let cli = spawn_engine_on(
+        Role::Client,
+        cli_dev,
+        cli_net,
+        stop.clone(),
+        false,
+        true,
+        threads,
+    );
     for h in [&cli_host, &srv_host] {
         h.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
@@ -368,20 +391,29 @@ fn tunnel_loops_allocate_nothing_per_packet() {
         // Bursts of packets wait in the stand-in devices' queues (this namespace's own
         // setting; the default of 10 would drop them).
         std::fs::write("/proc/sys/net/unix/max_dgram_qlen", "512").unwrap();
-        let (udp, n) = case(false, false);
-        assert_eq!(udp, 0, "UDP loops allocated {udp} times over {n} packets");
-        let (hub, n) = case(false, true);
-        assert_eq!(
-            hub, 0,
-            "UDP hub (3 peers) allocated {hub} times over {n} packets"
-        );
-        let (tcp, n) = case(true, false);
+        for threads in [1, 2] {
+            let (udp, n) = case(false, false, threads);
+            assert_eq!(
+                udp, 0,
+                "UDP loops ({threads} threads) allocated {udp} times over {n} packets"
+            );
+        }
+        for threads in [1, 3] {
+            let (hub, n) = case(false, true, threads);
+            assert_eq!(
+                hub, 0,
+                "UDP hub (3 peers, {threads} threads) allocated {hub} times over {n} packets"
+            );
+        }
+        let (tcp, n) = case(true, false, 1);
         assert_eq!(tcp, 0, "TCP loops allocated {tcp} times over {n} packets");
-        let (off, n) = offload_case();
-        assert_eq!(
-            off, 0,
-            "UDP loops with offloads allocated {off} times over {n} super-packets"
-        );
+        for threads in [1, 2] {
+            let (off, n) = offload_case(threads);
+            assert_eq!(
+                off, 0,
+                "UDP loops with offloads ({threads} threads) allocated {off} times over {n} super-packets"
+            );
+        }
     })
     .join()
     .unwrap();
