@@ -23,6 +23,8 @@ struct Lab {
     transport: &'static str,
     mode: &'static str,
     plain: bool,
+    /// More options for both ends.
+    extra: &'static [&'static str],
 }
 
 fn key_dir() -> PathBuf {
@@ -50,6 +52,16 @@ fn genkey(name: &str) -> PathBuf {
 
 impl Lab {
     fn new(tag: &str, transport: &'static str, mode: &'static str, plain: bool) -> Lab {
+        Lab::with(tag, transport, mode, plain, &[])
+    }
+
+    fn with(
+        tag: &str,
+        transport: &'static str,
+        mode: &'static str,
+        plain: bool,
+        extra: &'static [&'static str],
+    ) -> Lab {
         let a = Netns::new(&format!("{tag}a"));
         let b = Netns::new(&format!("{tag}b"));
         for ns in [&a, &b] {
@@ -79,6 +91,7 @@ impl Lab {
             transport,
             mode,
             plain,
+            extra,
         };
         lab.start_server();
         lab.start_client();
@@ -101,8 +114,11 @@ impl Lab {
         ] {
             v.push(s.into());
         }
-        for s in ["--keepalive", "1", "--timeout", "3"] {
-            v.push(s.into());
+        for s in ["--keepalive", "1", "--timeout", "3"]
+            .iter()
+            .chain(self.extra)
+        {
+            v.push(s.to_string());
         }
         if self.plain {
             v.push("--plaintext".into());
@@ -195,10 +211,15 @@ impl Lab {
 
     /// Asks the server for its counters (SIGUSR1) and returns the parsed line.
     fn server_counters(&self) -> Counters {
-        let before = self.srv().log().matches("t0: rx ").count();
-        kill_usr1(self.srv().pid);
+        self.counters(self.srv())
+    }
+
+    /// Asks one end for its counters (SIGUSR1) and returns the parsed line.
+    fn counters(&self, end: &Spawned) -> Counters {
+        let before = end.log().matches("t0: rx ").count();
+        kill_usr1(end.pid);
         let t0 = Instant::now();
-        while self.srv().log().matches("t0: rx ").count() == before {
+        while end.log().matches("t0: rx ").count() == before {
             assert!(
                 t0.elapsed() < Duration::from_secs(5),
                 "no counters: {}",
@@ -206,13 +227,7 @@ impl Lab {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Counters::parse(
-            self.srv()
-                .log()
-                .lines()
-                .rfind(|l| l.contains("t0: rx "))
-                .unwrap(),
-        )
+        Counters::parse(end.log().lines().rfind(|l| l.contains("t0: rx ")).unwrap())
     }
 }
 
@@ -235,6 +250,7 @@ fn kill_usr1(pid: u32) {
 #[derive(Debug, Default)]
 struct Counters {
     rx_packets: u64,
+    tx_packets: u64,
     drops: Vec<(String, u64)>,
 }
 
@@ -242,6 +258,11 @@ impl Counters {
     fn parse(line: &str) -> Counters {
         let rx = line
             .split("t0: rx ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok());
+        let tx = line
+            .split(", tx ")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
             .and_then(|n| n.parse().ok());
@@ -259,6 +280,7 @@ impl Counters {
         }
         Counters {
             rx_packets: rx.unwrap_or_else(|| panic!("no rx count in {line:?}")),
+            tx_packets: tx.unwrap_or_else(|| panic!("no tx count in {line:?}")),
             drops,
         }
     }
@@ -388,6 +410,55 @@ fn ping_and_transfer(transport: &'static str, mode: &'static str, plain: bool) {
 fn udp_tun_encrypted() {
     ping_and_transfer("udp", "tun", false);
 }
+/// The crypto pool for real: both ends with `--threads 2`; a TCP transfer arrives whole
+/// and in order (same hash), and what one end sent is what the other received.
+#[cfg_attr(
+    tunbox_no_netns,
+    ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
+)]
+#[test]
+fn udp_encrypted_on_two_crypto_threads() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::with("thr", "udp", "tun", false, &["--threads", "2"]);
+    for end in [lab.srv(), lab.cli()] {
+        assert!(end.log().contains("crypto threads 2"), "{}", lab.logs());
+    }
+    for _ in 0..2 {
+        let len = 16 << 20;
+        let (sent, recv, n) = tcp_transfer(&lab, len);
+        assert_eq!(n, len, "{}", lab.logs());
+        assert_eq!(sent, recv, "bytes differ\n{}", lab.logs());
+    }
+    // (the last ACKs settle)
+    std::thread::sleep(Duration::from_millis(500));
+    let (s, c) = (lab.counters(lab.srv()), lab.counters(lab.cli()));
+    assert!(s.rx_packets > 10_000, "{s:?}");
+    let lost = |x: &Counters| x.drop("socket_overflow");
+    assert_eq!(
+        s.rx_packets + lost(&s),
+        c.tx_packets,
+        "{s:?} {c:?}\n{}",
+        lab.logs()
+    );
+    assert_eq!(
+        c.rx_packets + lost(&c),
+        s.tx_packets,
+        "{s:?} {c:?}\n{}",
+        lab.logs()
+    );
+    for x in [&s, &c] {
+        let other: u64 = x
+            .drops
+            .iter()
+            .filter(|d| d.0 != "socket_overflow")
+            .map(|d| d.1)
+            .sum();
+        assert_eq!(other, 0, "{x:?}\n{}", lab.logs());
+    }
+}
+
 #[cfg_attr(
     tunbox_no_netns,
     ignore = "needs root and network namespaces (TUNBOX_SKIP_NETNS set)"
