@@ -24,7 +24,7 @@ pub const MIN_PARALLEL: usize = 8;
 /// Most threads (the loop's included) when the count is left to the number of CPUs.
 pub const MAX_AUTO: usize = 8;
 /// How long the loop's thread spins for the workers' last jobs before it sleeps.
-const SPINS: u32 = 20_000;
+const SPINS: u32 = 2_000;
 
 /// The threads for `--threads N`: N, or (0) one per online CPU up to [`MAX_AUTO`].
 pub fn threads_for(n: usize) -> usize {
