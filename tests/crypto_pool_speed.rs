@@ -69,7 +69,7 @@ fn measure(threads: usize, secs: f64) -> f64 {
 fn batches_sealed_and_opened_on_more_threads() {
     let cpus = online_cpus();
     println!("{cpus} online CPUs; batches of {BATCH} x {SIZE} B, seal + open");
-    let mut last = 0.0;
+    let mut last = 0.0f64;
     for threads in 1..=cpus.clamp(2, 4) {
         let mbs = measure(threads, 3.0);
         let gain = if threads == 1 {

@@ -1347,12 +1347,12 @@ fn a_batch_promotes_the_pending_session_with_its_first_valid_packet() {
     let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
         panic!("no rekey")
     };
-    let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n].to_vec(), &mut p.buf2, p.t) else {
+    let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t) else {
         panic!("no answer")
     };
     // The client takes the new keys; its confirmation is lost.
     assert!(matches!(
-        p.cli.decapsulate(&p.buf2[..m].to_vec(), &mut p.buf, p.t),
+        p.cli.decapsulate(&p.buf2[..m], &mut p.buf, p.t),
         Output::ToNetwork(_)
     ));
     assert_eq!(p.srv.counters().sessions, 1);
@@ -1386,7 +1386,7 @@ fn a_handshake_message_inside_a_batch_comes_after_the_data_before_it() {
     let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
         panic!("no rekey")
     };
-    let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n].to_vec(), &mut p.buf2, p.t) else {
+    let Output::ToNetwork(m) = p.srv.decapsulate(&p.buf[..n], &mut p.buf2, p.t) else {
         panic!("no answer")
     };
     let resp = p.buf2[..m].to_vec();
