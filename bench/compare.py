@@ -4,7 +4,8 @@
 Reflector (one namespace, device MTU 1500): the C reference (reflect_ref.c), tunbox as
 built before this work (TUNBOX_BEFORE, optional) and tunbox.
 Tunnel (two namespaces joined by a veth pair, tunnel MTU 1400): veth alone (the ceiling,
-no userspace hop), tunbox encrypted UDP / encrypted TCP / plaintext UDP / plaintext TCP, boringtun-cli
+no userspace hop), tunbox encrypted UDP (crypto threads as the CPUs, and --threads 1) /
+encrypted TCP / plaintext UDP / plaintext TCP, boringtun-cli
 (WireGuard), OpenVPN 2.6 with AES-256-GCM (TLS, certificates made here with openssl), a
 simpletun-style C reference over TCP and over UDP (simpletun.c) and socat TUN over UDP.
 
@@ -243,9 +244,9 @@ def reachable():
                           capture_output=True).returncode == 0
 
 
-def start_tunbox(transport, plain):
+def start_tunbox(transport, plain, extra=()):
     key = ["--plaintext"] if plain else ["--key-file", f"{TMP}/key"]
-    common = ["--transport", transport, "--dev", "tbxtb0", "--mtu", "1400", *key]
+    common = ["--transport", transport, "--dev", "tbxtb0", "--mtu", "1400", *key, *extra]
     a = spawn("tunbox-a", TUNBOX, "tunnel", "--listen", "5555", "--address", f"{TA}/24", *common,
               ns=NS_A)
     time.sleep(0.3)
@@ -338,6 +339,8 @@ def start_socat():
 def tunnel_paths():
     paths = [("veth (no userspace hop)", None),
              ("tunbox enc UDP", lambda: start_tunbox("udp", False)),
+             ("tunbox enc UDP, 1 thread",
+              lambda: start_tunbox("udp", False, ["--threads", "1"])),
              ("tunbox enc TCP", lambda: start_tunbox("tcp", False)),
              ("tunbox plain UDP", lambda: start_tunbox("udp", True)),
              ("tunbox plain TCP", lambda: start_tunbox("tcp", True))]
