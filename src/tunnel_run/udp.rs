@@ -133,8 +133,8 @@ fn receive_batch<D: Device>(
                 let msg = &mut rx.data_mut(i)[off..off + n];
                 match core.tunnel.prepare_data(msg, now) {
                     Ok((peer, job)) => {
-                        if let Some(p) = core.pool.as_mut() {
-                            p.push(job);
+                        // (room was made above)
+                        if core.pool.as_mut().is_some_and(|p| p.push(job)) {
                             let j = RxJob {
                                 slot: i,
                                 off,
