@@ -2,8 +2,10 @@
 //! (names, result packets, scoped spawning, RUST_MIN_STACK) costs about 20 KiB on mipsel,
 //! and the reflector needs none of it. Also how many CPUs are online, and waking a
 //! thread blocked in a read (SIGALRM to that thread only; the handler installed by
-//! [`super::signals::install`] has no SA_RESTART, so the read returns EINTR).
+//! [`super::signals::install`] has no SA_RESTART, so the read returns EINTR). Futex wait
+//! and wake for the tunnel's crypto pool.
 use std::io;
+use std::sync::atomic::AtomicU32;
 
 /// Online CPUs (sysconf), at least 1.
 pub fn online_cpus() -> usize {
@@ -72,6 +74,34 @@ pub fn block_signals() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Sleeps while `a` holds `v` (FUTEX_WAIT, process-private); may return early (a
+/// signal, a spurious wake, `a` no longer `v`): the caller looks again.
+pub fn futex_wait(a: &AtomicU32, v: u32) {
+    // SAFETY: the address is a live, aligned u32; no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            a.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            v,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+/// Wakes up to `n` threads sleeping in [`futex_wait`] on `a`.
+pub fn futex_wake(a: &AtomicU32, n: i32) {
+    // SAFETY: as in `futex_wait`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            a.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
     }
 }
 

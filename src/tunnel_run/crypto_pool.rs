@@ -5,16 +5,17 @@
 //! on in order with their results ([`CryptoPool::opened`]). Nothing is allocated after
 //! [`CryptoPool::new`]; no 64-bit atomics (32-bit mips and ARMv6 have none).
 //!
-//! One round: the jobs and their number are published under the mutex with a new
-//! generation and the round marked open; the workers are woken; every thread takes jobs
-//! by an atomic index until none is left; the loop's thread closes the round under the
-//! mutex (a worker that wakes later stays out of it) and waits until the workers that
-//! joined have left it. So no worker touches a job or a buffer once `run` has returned.
-use crate::sys::threads::{self, Thread};
+//! One round: the jobs and their number are written, the round is opened (`state`) and
+//! its generation (`round`) bumped, which wakes the workers (a futex); every thread
+//! takes jobs by an atomic index until none is left; the loop's thread closes the round
+//! (a worker that comes later stays out) and waits until the workers that joined have
+//! left it. So no worker touches a job or a buffer once `run` has returned, and the jobs
+//! are only written while no worker is in a round.
+use crate::sys::threads::{self, futex_wait, futex_wake, Thread};
 use crate::tunnel::noise::DataJob;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Jobs per round at most (when full, the loop runs them and goes on).
 pub const CAPACITY: usize = 128;
@@ -25,6 +26,8 @@ pub const MIN_PARALLEL: usize = 8;
 pub const MAX_AUTO: usize = 8;
 /// How long the loop's thread spins for the workers' last jobs before it sleeps.
 const SPINS: u32 = 2_000;
+/// In `state`: workers may join the round (the rest of `state` counts those in it).
+const OPEN: u32 = 1 << 31;
 
 /// The threads for `--threads N`: N, or (0) one per online CPU up to [`MAX_AUTO`].
 pub fn threads_for(n: usize) -> usize {
@@ -35,40 +38,28 @@ pub fn threads_for(n: usize) -> usize {
     }
 }
 
-struct Round {
-    generation: u32,
-    /// Workers may still join this round.
-    open: bool,
-    count: usize,
-    stop: bool,
-}
-
 struct Shared {
-    jobs: Box<[UnsafeCell<DataJob>]>,
+    jobs: [UnsafeCell<DataJob>; CAPACITY],
     /// The result of each job of the round (written by the thread that ran it).
-    done: Box<[AtomicBool]>,
-    /// The next job to take.
+    done: [AtomicBool; CAPACITY],
+    /// Jobs in the round, and the next one to take.
+    count: AtomicUsize,
     next: AtomicUsize,
-    /// Workers inside the current round.
-    active: AtomicUsize,
-    /// The loop's thread sleeps until `active` is 0.
+    /// [`OPEN`] and the number of workers in the round.
+    state: AtomicU32,
+    /// The generation of rounds, bumped for each (and to stop): the workers sleep on it.
+    round: AtomicU32,
+    /// The loop's thread sleeps until `state` is 0.
     waiting: AtomicBool,
-    round: Mutex<Round>,
-    wake: Condvar,
-    idle: Condvar,
+    stop: AtomicBool,
 }
 
-// SAFETY: `jobs` is written only by the pool's owner between rounds (`push`, while no
-// worker is in a round: see the module documentation) and read during a round; each
-// job's buffer is touched by the one thread that took its index. Everything else is
-// atomics or under the mutex.
+// SAFETY: `jobs` is written only by the pool's owner while no worker is in a round
+// (`push`; see the module documentation) and read during a round; each job's buffer is
+// touched by the one thread that took its index. Everything else is atomics.
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Round> {
-        self.round.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Takes and runs jobs of the round until none is left.
     fn work(&self, count: usize) {
         loop {
@@ -76,44 +67,55 @@ impl Shared {
             if k >= count {
                 return;
             }
-            // SAFETY: job k was written before the round was published (the mutex
-            // orders it before this read); index k is taken by this thread alone, and
-            // the pool's owner keeps the job's cipher and buffer alive and untouched
-            // until `run` returns, which waits for this round to be left (`push`'s
-            // contract).
+            // SAFETY: job k was written before the round was opened (the Release of
+            // `state` orders it before this thread's Acquire on joining); index k is
+            // this thread's alone, and the pool's owner keeps the job's cipher and buffer
+            // alive and untouched until `run` returns, which waits for this thread to
+            // leave the round (`push`'s contract).
             let ok = unsafe { (*self.jobs[k].get()).run() };
             self.done[k].store(ok, Ordering::Relaxed);
         }
+    }
+
+    /// Enters the round if it is open.
+    fn join(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & OPEN != 0 {
+            match self
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+        false
     }
 
     fn worker(&self) {
         threads::block_signals();
         let mut seen = 0u32;
         loop {
-            let count = {
-                let mut r = self.lock();
-                loop {
-                    if r.stop {
-                        return;
-                    }
-                    if r.generation != seen {
-                        seen = r.generation;
-                        if r.open {
-                            self.active.fetch_add(1, Ordering::Relaxed);
-                            break r.count;
-                        }
-                    }
-                    r = self.wake.wait(r).unwrap_or_else(|e| e.into_inner());
-                }
-            };
-            self.work(count);
-            // The last one out wakes the loop's thread if it sleeps (SeqCst with its
-            // store of `waiting` and load of `active`: one of the two sees the other).
-            if self.active.fetch_sub(1, Ordering::SeqCst) == 1
-                && self.waiting.load(Ordering::SeqCst)
+            let r = self.round.load(Ordering::Acquire);
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if r == seen {
+                futex_wait(&self.round, r);
+                continue;
+            }
+            seen = r;
+            if !self.join() {
+                continue;
+            }
+            // (the count of the round joined: it only changes while no worker is in one)
+            self.work(self.count.load(Ordering::Relaxed));
+            // The last one out of a closed round wakes the loop's thread if it sleeps
+            // (SeqCst with its store of `waiting` and load of `state`: one of the two sees
+            // the other's).
+            if self.state.fetch_sub(1, Ordering::SeqCst) == 1 && self.waiting.load(Ordering::SeqCst)
             {
-                drop(self.lock());
-                self.idle.notify_one();
+                futex_wake(&self.state, 1);
             }
         }
     }
@@ -131,34 +133,21 @@ impl CryptoPool {
     /// the system will not make them; see [`CryptoPool::threads`]).
     pub fn new(threads: usize) -> CryptoPool {
         let shared = Arc::new(Shared {
-            jobs: (0..CAPACITY)
-                .map(|_| UnsafeCell::new(DataJob::EMPTY))
-                .collect(),
-            done: (0..CAPACITY).map(|_| AtomicBool::new(false)).collect(),
+            jobs: [const { UnsafeCell::new(DataJob::EMPTY) }; CAPACITY],
+            done: [const { AtomicBool::new(false) }; CAPACITY],
+            count: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
+            state: AtomicU32::new(0),
+            round: AtomicU32::new(0),
             waiting: AtomicBool::new(false),
-            round: Mutex::new(Round {
-                generation: 0,
-                open: false,
-                count: 0,
-                stop: false,
-            }),
-            wake: Condvar::new(),
-            idle: Condvar::new(),
+            stop: AtomicBool::new(false),
         });
         let mut workers = Vec::with_capacity(threads.saturating_sub(1));
         for _ in 1..threads {
             let s = Arc::clone(&shared);
             match threads::spawn(move || s.worker()) {
                 Ok(t) => workers.push(t),
-                Err(e) => {
-                    log::warn!(
-                        "crypto thread not started ({e}): {} threads",
-                        workers.len() + 1
-                    );
-                    break;
-                }
+                Err(_) => break,
             }
         }
         CryptoPool {
@@ -198,8 +187,8 @@ impl CryptoPool {
         if self.is_full() {
             return false;
         }
-        // SAFETY: no round is in progress (`run` takes `&mut self` and returns only
-        // once every worker has left its round), so no other thread reads the slot.
+        // SAFETY: no worker is in a round (`run` takes `&mut self` and returns only once
+        // every worker has left its round), so no other thread reads the slot.
         unsafe { *self.shared.jobs[self.len].get() = job };
         self.len += 1;
         true
@@ -210,39 +199,34 @@ impl CryptoPool {
     pub fn run(&mut self) {
         let (s, n) = (&*self.shared, self.len);
         if n < MIN_PARALLEL || self.workers.is_empty() {
-            for k in 0..n {
-                // SAFETY: no round is in progress (as in `push`); `push`'s contract
-                // keeps the job's cipher and buffer valid.
-                let ok = unsafe { (*s.jobs[k].get()).run() };
-                s.done[k].store(ok, Ordering::Relaxed);
-            }
+            s.next.store(0, Ordering::Relaxed);
+            s.work(n);
             return;
         }
+        s.count.store(n, Ordering::Relaxed);
         s.next.store(0, Ordering::Relaxed);
-        {
-            let mut r = s.lock();
-            r.generation = r.generation.wrapping_add(1);
-            r.open = true;
-            r.count = n;
-        }
-        s.wake.notify_all();
+        s.state.store(OPEN, Ordering::Release);
+        s.round.fetch_add(1, Ordering::Release);
+        futex_wake(&s.round, i32::MAX);
         s.work(n);
-        s.lock().open = false;
+        s.state.fetch_and(!OPEN, Ordering::Relaxed);
         // Every job is taken; wait for the workers still in the round.
         let mut spins = 0;
-        while s.active.load(Ordering::Acquire) != 0 {
+        loop {
+            if s.state.load(Ordering::Acquire) == 0 {
+                break;
+            }
             if spins < SPINS {
                 spins += 1;
                 std::hint::spin_loop();
                 continue;
             }
-            let mut r = s.lock();
             s.waiting.store(true, Ordering::SeqCst);
-            while s.active.load(Ordering::SeqCst) != 0 {
-                r = s.idle.wait(r).unwrap_or_else(|e| e.into_inner());
+            let v = s.state.load(Ordering::SeqCst);
+            if v != 0 {
+                futex_wait(&s.state, v);
             }
             s.waiting.store(false, Ordering::Relaxed);
-            break;
         }
     }
 
@@ -260,9 +244,11 @@ impl CryptoPool {
 impl Drop for CryptoPool {
     /// Stops and joins the workers.
     fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.wake.notify_all();
-        for t in self.workers.drain(..) {
+        let s = &self.shared;
+        s.stop.store(true, Ordering::Release);
+        s.round.fetch_add(1, Ordering::Release);
+        futex_wake(&s.round, i32::MAX);
+        for t in std::mem::take(&mut self.workers) {
             t.join();
         }
     }
@@ -378,14 +364,14 @@ mod tests {
         assert!(!pool.push(jobs.next().unwrap()));
         pool.clear();
         // Below MIN_PARALLEL: no round is published to the workers.
-        let before = pool.shared.lock().generation;
+        let before = pool.shared.round.load(Ordering::Relaxed);
         let mut small = vec![0u8; (MIN_PARALLEL - 1) * (64 + DATA_OVERHEAD)];
         for (i, b) in small.chunks_mut(64 + DATA_OVERHEAD).enumerate() {
             pool.push(seal_later(&cli, 1, i as u64, &[2; 64], b).unwrap().1);
         }
         pool.run();
         assert_eq!(
-            pool.shared.lock().generation,
+            pool.shared.round.load(Ordering::Relaxed),
             before,
             "no round for the workers"
         );
@@ -403,7 +389,10 @@ mod tests {
         let mut one = vec![0u8; 64 + DATA_OVERHEAD];
         pool.push(seal_later(&cli, 1, 99, &[2; 64], &mut one).unwrap().1);
         pool.run();
-        assert_eq!(pool.shared.lock().generation, before.wrapping_add(1));
+        assert_eq!(
+            pool.shared.round.load(Ordering::Relaxed),
+            before.wrapping_add(1)
+        );
         assert!((0..MIN_PARALLEL).all(|k| pool.opened(k)));
     }
 
