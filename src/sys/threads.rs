@@ -66,17 +66,6 @@ pub fn spawn(f: impl FnOnce() + Send + 'static) -> io::Result<Thread> {
     }
 }
 
-/// Blocks every signal in the calling thread (a helper thread: SIGTERM and the others
-/// go to the thread that polls and looks at their flags).
-pub fn block_signals() {
-    // SAFETY: a full set made by sigfillset; the old mask is not asked for.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-}
-
 /// Sleeps while `a` holds `v` (FUTEX_WAIT, process-private); may return early (a
 /// signal, a spurious wake, `a` no longer `v`): the caller looks again.
 pub fn futex_wait(a: &AtomicU32, v: u32) {

@@ -701,12 +701,9 @@ pub fn seal(
     packet: &[u8],
     out: &mut [u8],
 ) -> Option<usize> {
-    let len = data_plain(receiver, counter, packet, out)?;
-    let body = &mut out[DATA_HEADER_LEN..len];
-    let (text, tag_out) = body.split_at_mut(packet.len());
-    let tag = t.send.seal(&nonce(counter), &[], text)?;
-    tag_out.copy_from_slice(&tag);
-    Some(len)
+    let (len, job) = seal_later(t, receiver, counter, packet, out)?;
+    // SAFETY: the transport and `out` are borrowed for this call, the job runs in it.
+    unsafe { job.run() }.then_some(len)
 }
 
 /// [`seal`] with the encryption left to the returned job: header and plaintext are

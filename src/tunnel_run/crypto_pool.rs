@@ -14,6 +14,7 @@
 use crate::sys::threads::{self, futex_wait, futex_wake, Thread};
 use crate::tunnel::noise::DataJob;
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -92,8 +93,9 @@ impl Shared {
         false
     }
 
+    /// A worker's loop. (Signals need not be blocked here: Linux gives a signal sent to
+    /// the process to its main thread, the loop's, unless that one blocks it.)
     fn worker(&self) {
-        threads::block_signals();
         let mut seen = 0u32;
         loop {
             let r = self.round.load(Ordering::Acquire);
@@ -124,7 +126,8 @@ impl Shared {
 /// The worker threads and the jobs of one batch. See the module documentation.
 pub struct CryptoPool {
     shared: Arc<Shared>,
-    workers: Vec<Thread>,
+    /// (joined in `drop`, never detached)
+    workers: Vec<ManuallyDrop<Thread>>,
     len: usize,
 }
 
@@ -146,7 +149,7 @@ impl CryptoPool {
         for _ in 1..threads {
             let s = Arc::clone(&shared);
             match threads::spawn(move || s.worker()) {
-                Ok(t) => workers.push(t),
+                Ok(t) => workers.push(ManuallyDrop::new(t)),
                 Err(_) => break,
             }
         }
@@ -249,7 +252,7 @@ impl Drop for CryptoPool {
         s.round.fetch_add(1, Ordering::Release);
         futex_wake(&s.round, i32::MAX);
         for t in std::mem::take(&mut self.workers) {
-            t.join();
+            ManuallyDrop::into_inner(t).join();
         }
     }
 }

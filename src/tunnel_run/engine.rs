@@ -157,9 +157,9 @@ struct Core<D: Device> {
     out_buf: Box<[u8]>,
     /// TUN offloads: opened packets are coalesced into super-packets for the device.
     coalescer: Option<Box<Coalescer>>,
-    /// UDP, encrypted, `--threads` above 1: data messages are sealed and opened in
-    /// batches on several threads (`udp.rs`).
-    pool: Option<CryptoPool>,
+    /// UDP: data messages are sealed and opened in batches by the pool, on one thread
+    /// or (`--threads`) on several (`udp.rs`).
+    pool: CryptoPool,
     /// Where the pool's opening jobs came from in the receive batch, in their order.
     rx_jobs: Vec<udp::RxJob>,
     drop_log: RateLimit,
@@ -425,8 +425,8 @@ impl<D: Device> Engine<D> {
                 verbose,
                 out_buf: vec![0u8; BUF_SIZE + DATA_OVERHEAD].into_boxed_slice(),
                 coalescer: None,
-                pool: None,
-                rx_jobs: Vec::new(),
+                pool: CryptoPool::new(1),
+                rx_jobs: Vec::with_capacity(super::crypto_pool::CAPACITY),
                 // a flood cannot fill a router's log: 5 lines at once, then 1 a second
                 drop_log: RateLimit::new(5, 1),
                 event_log: RateLimit::new(10, 1),
@@ -451,19 +451,14 @@ impl<D: Device> Engine<D> {
     }
 
     /// Seals and opens the data messages of the UDP path on `threads` threads (this
-    /// one included; see [`CryptoPool`]); 1: on this thread, one at a time, as they
-    /// come. Only for an encrypted tunnel over UDP; returns the threads in use.
+    /// one included; see [`CryptoPool`]); 1 (the default): on this thread. Only for an
+    /// encrypted tunnel over UDP; returns the threads in use.
     pub fn with_crypto_threads(&mut self, threads: usize) -> usize {
         let c = &mut self.core;
-        if threads < 2 || c.tunnel.is_plaintext() || !matches!(self.net, Net::Udp { .. }) {
-            c.pool = None;
-            return 1;
+        if threads > 1 && !c.tunnel.is_plaintext() && matches!(self.net, Net::Udp { .. }) {
+            c.pool = CryptoPool::new(threads);
         }
-        let pool = CryptoPool::new(threads);
-        let n = pool.threads();
-        c.pool = (n > 1).then_some(pool);
-        c.rx_jobs = Vec::with_capacity(super::crypto_pool::CAPACITY);
-        n
+        c.pool.threads()
     }
 
     /// The device (to switch its offloads off at exit).

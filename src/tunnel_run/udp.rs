@@ -11,12 +11,14 @@ use super::*;
 use crate::sys::udp::RecvBatch;
 use crate::tunnel::noise::DATA_HEADER_LEN;
 
-/// Where an opening job's message is in the receive batch, and its peer.
+/// Where an opening job's message is in the receive batch, where it came from, and
+/// its peer.
 #[derive(Clone, Copy)]
 pub(super) struct RxJob {
     slot: usize,
     off: usize,
     len: usize,
+    src: SocketAddr,
     peer: usize,
 }
 
@@ -55,49 +57,16 @@ pub(super) fn receive<D: Device>(
                 }
             }
         }
-        if core.pool.is_some() {
-            receive_batch(core, sock, remote, rx, now);
-        } else {
-            receive_one_by_one(core, sock, remote, rx, now);
-        }
+        receive_batch(core, sock, remote, rx, now);
         if rx.len() < rx.capacity() {
             break; // the queue is empty
         }
     }
 }
 
-/// The datagrams of a batch, each opened and delivered in turn.
-fn receive_one_by_one<D: Device>(
-    core: &mut Core<D>,
-    sock: &UdpSocket,
-    remote: Option<SocketAddr>,
-    rx: &RecvBatch,
-    now: Instant,
-) {
-    for i in 0..rx.len() {
-        let d = rx.get(i);
-        let Some(src) = d.from else { continue };
-        if d.truncated {
-            core.count(DropReason::TooBig);
-            core.log_drop(
-                "datagram",
-                d.data.len(),
-                Some(From::Udp(src)),
-                DropReason::TooBig,
-            );
-        } else if d.segment == 0 {
-            datagram(core, sock, remote, d.data, src, now);
-        } else {
-            for one in d.data.chunks(d.segment) {
-                datagram(core, sock, remote, one, src, now);
-            }
-        }
-    }
-}
-
-/// The datagrams of a batch with the crypto pool: data messages checked in order and
-/// their opening jobs gathered; anything else (a handshake message, junk) first
-/// finishes the data messages before it, then goes through [`datagram`].
+/// The datagrams of a batch: data messages checked in order and their opening jobs
+/// gathered for the crypto pool; anything else (a handshake message, plaintext, junk)
+/// first finishes the data messages before it, then goes through [`datagram`].
 fn receive_batch<D: Device>(
     core: &mut Core<D>,
     sock: &UdpSocket,
@@ -125,20 +94,21 @@ fn receive_batch<D: Device>(
             let n = seg.min(len - off);
             if !core.tunnel.is_data(&rx.data_mut(i)[off..off + n]) {
                 finish_batch(core, remote, rx, now);
-                datagram(core, sock, remote, &rx.get(i).data[off..off + n], src, now);
+                datagram(core, sock, remote, &rx.data_mut(i)[off..off + n], src, now);
             } else {
-                if core.pool.as_ref().is_some_and(|p| p.is_full()) {
+                if core.pool.is_full() {
                     finish_batch(core, remote, rx, now);
                 }
                 let msg = &mut rx.data_mut(i)[off..off + n];
                 match core.tunnel.prepare_data(msg, now) {
                     Ok((peer, job)) => {
                         // (room was made above)
-                        if core.pool.as_mut().is_some_and(|p| p.push(job)) {
+                        if core.pool.push(job) {
                             let j = RxJob {
                                 slot: i,
                                 off,
                                 len: n,
+                                src,
                                 peer,
                             };
                             core.rx_jobs.push(j);
@@ -163,19 +133,17 @@ fn receive_batch<D: Device>(
 fn finish_batch<D: Device>(
     core: &mut Core<D>,
     remote: Option<SocketAddr>,
-    rx: &RecvBatch,
+    rx: &mut RecvBatch,
     now: Instant,
 ) {
-    let Some(pool) = core.pool.as_mut() else {
+    if core.pool.is_empty() {
         return;
-    };
-    pool.run();
+    }
+    core.pool.run();
     for k in 0..core.rx_jobs.len() {
         let j = core.rx_jobs[k];
-        let opened = core.pool.as_ref().is_some_and(|p| p.opened(k));
-        let d = rx.get(j.slot);
-        let Some(src) = d.from else { continue };
-        let msg = &d.data[j.off..j.off + j.len];
+        let opened = core.pool.opened(k);
+        let (src, msg) = (j.src, &rx.data_mut(j.slot)[j.off..j.off + j.len]);
         match core.tunnel.finish_data(j.peer, msg, opened, now) {
             Output::ToDevice(n) => {
                 core.deliver_packet(&msg[DATA_HEADER_LEN..][..n], From::Udp(src));
@@ -188,9 +156,7 @@ fn finish_batch<D: Device>(
         follow(core, remote, src, now);
     }
     core.rx_jobs.clear();
-    if let Some(p) = core.pool.as_mut() {
-        p.clear();
-    }
+    core.pool.clear();
 }
 
 /// One datagram from the network: open it, deliver or answer it, follow the peer.
@@ -291,22 +257,16 @@ pub(super) fn seal<D: Device>(
         core.log_drop("packet from the device", n, None, DropReason::TooBig);
         return;
     };
-    let sealed = match core.pool.as_mut() {
-        None => core.tunnel.encapsulate_to(to, pkt, slot, now),
-        Some(pool) => {
-            let mut job = None;
-            let o = core.tunnel.encapsulate_later(to, pkt, slot, now, &mut job);
-            if let Some(j) = job {
-                if !pool.push(j) {
-                    // full: the jobs so far are sealed where they are, sent later
-                    pool.run();
-                    pool.clear();
-                    pool.push(j);
-                }
-            }
-            o
-        }
-    };
+    if core.pool.is_full() {
+        // the packets so far are sealed where they are, sent later
+        core.pool.run();
+        core.pool.clear();
+    }
+    let mut job = None;
+    let sealed = core.tunnel.encapsulate_later(to, pkt, slot, now, &mut job);
+    if let Some(j) = job {
+        core.pool.push(j); // (room was made above)
+    }
     match sealed {
         Output::ToNetwork(m) => tx.commit(m, dst),
         Output::Drop(r) if r != DropReason::NoSession => {
@@ -323,11 +283,9 @@ pub(super) fn send<D: Device>(
     tx: &mut TxBatch,
     now: Instant,
 ) {
-    if let Some(p) = core.pool.as_mut() {
-        // the encryption of the packets in the batch, on every thread
-        p.run();
-        p.clear();
-    }
+    // the encryption of the packets in the batch (on every thread)
+    core.pool.run();
+    core.pool.clear();
     let (hub, name, drop_log) = (&mut core.tunnel, &core.name, &mut core.drop_log);
     if tx.is_empty() {
         return;
