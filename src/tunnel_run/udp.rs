@@ -2,11 +2,12 @@
 //! delivered, or answered), packets from the device sealed into one batch and sent by
 //! `sendmmsg` with UDP GSO (src/sys/udp.rs). The engine calls these for `Net::Udp`.
 //!
-//! With the crypto pool (`--threads`), the ChaCha20-Poly1305 of a batch runs on every
-//! thread at once: a device burst is sealed as it is now (headers, counters, plaintext
-//! in the send batch) with the encryption left to jobs run just before the batch is
-//! sent; a receive batch's data messages are checked in order, opened in place in the
-//! receive buffer all at once, then taken in order (replay window, session, delivery).
+//! The ChaCha20-Poly1305 of a batch goes through the crypto pool (on every thread with
+//! `--threads`, else in this one): a device burst is sealed in order (headers, counters,
+//! plaintext in the send batch) with the encryption left to jobs run just before the
+//! batch is sent; a receive batch's data messages are checked in order, opened in place
+//! in the receive buffer all at once, then taken in order (replay window, session,
+//! delivery).
 use super::*;
 use crate::sys::udp::RecvBatch;
 use crate::tunnel::noise::DATA_HEADER_LEN;
