@@ -75,6 +75,8 @@ fn receive_batch<D: Device>(
     rx: &mut RecvBatch,
     now: Instant,
 ) {
+    // The pool holds no sealing jobs here: every device burst ends with `send`.
+    debug_assert!(core.pool.is_empty() && core.rx_jobs.is_empty());
     for i in 0..rx.len() {
         let d = rx.get(i);
         let Some(src) = d.from else { continue };
