@@ -48,6 +48,16 @@ pub fn install() {
     }
 }
 
+/// Blocks every signal in the calling thread, for helper threads (the tunnel's crypto
+/// workers): a process-directed signal goes to a thread that does not block it, and the
+/// kernel picks another thread than the loop's when the loop's already has one pending,
+/// so an unblocked helper could take the SIGTERM or the tick meant to cut the loop's
+/// poll short.
+pub fn block_all() {
+    use nix::sys::signal::{pthread_sigmask, SigmaskHow};
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None);
+}
+
 /// True once SIGTERM, SIGINT or SIGHUP arrived.
 pub fn exit_requested() -> bool {
     EXIT.load(Ordering::Relaxed)

@@ -93,9 +93,9 @@ impl Shared {
         false
     }
 
-    /// A worker's loop. (Signals need not be blocked here: Linux gives a signal sent to
-    /// the process to its main thread, the loop's, unless that one blocks it.)
+    /// A worker's loop. Signals are the loop's thread's (see `signals::block_all`).
     fn worker(&self) {
+        crate::sys::signals::block_all();
         let mut seen = 0u32;
         loop {
             let r = self.round.load(Ordering::Acquire);
