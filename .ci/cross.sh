@@ -65,7 +65,7 @@ echo "=== stripped size of the release binary (opt-level=z, lto, panic=immediate
 # probe, several tunnel peers, `tunbox status`, the offloads and batching of reflector and tunnel
 # (targets/README.md "Size"). Until the bytes are found, the guard sits just above what the
 # binary is, so that growth is still caught and every increase is a decision.
-budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-582}"
+budget_kib="${TUNBOX_MIPS_BUDGET_KIB:-590}"
 for t in "${targets[@]}"; do
     line="$("$build" "$t" size 2>/dev/null)" || { echo "$t: no binary"; continue; }
     echo "$line"
