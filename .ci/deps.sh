@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the host tests need on a fresh Debian 12 machine (idempotent).
 set -euo pipefail
+# A dpkg run cut short earlier (a killed install, a package whose set-up failed) makes
+# every later apt-get install fail with "dpkg was interrupted": finish it first.
+if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null && [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+  echo "ci: dpkg reports unfinished packages; running dpkg --configure -a"
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a || echo "ci: dpkg --configure -a failed; installs may fail"
+fi
 need=()
 for pair in ip:iproute2 ping:iputils-ping setpriv:util-linux file:file gcc:gcc iperf3:iperf3 faketime:faketime socat:socat setcap:libcap2-bin; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
