@@ -10,24 +10,11 @@
 //! sets it), Poly1305 is software; on ARMv6/ARMv7 and MIPS both are software.
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tunbox::tunnel::key::Key;
-use tunbox::tunnel::noise::{
-    open, respond, seal, HandshakeKey, Initiator, Transport, DATA_OVERHEAD, MODE_TUN,
-};
-
-fn pair() -> (Transport, Transport) {
-    let k = HandshakeKey::new(Key::from_bytes([7; 32]));
-    let mut init = [0u8; 256];
-    let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 1, &mut init).unwrap();
-    let mut resp = [0u8; 256];
-    let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
-    ini.finish(&resp[..m]).unwrap();
-    (ini.into_transport().unwrap(), srv)
-}
+use tunbox::tunnel::noise::{loopback_pair, open, seal, DATA_OVERHEAD};
 
 /// Seals and opens `size`-byte packets for about `secs`; returns (packets, elapsed).
 fn measure(size: usize, secs: f64) -> (u64, Duration) {
-    let (cli, srv) = pair();
+    let (cli, srv) = loopback_pair(7);
     let pkt = vec![0x45u8; size];
     let mut wire = vec![0u8; size + DATA_OVERHEAD];
     let mut back = vec![0u8; size];

@@ -9,29 +9,17 @@
 //! busy with other work the extra threads show less.
 use std::time::{Duration, Instant};
 use tunbox::sys::threads::online_cpus;
-use tunbox::tunnel::key::Key;
 use tunbox::tunnel::noise::{
-    open_later, respond, seal_later, HandshakeKey, Initiator, Transport, DATA_HEADER_LEN,
-    DATA_OVERHEAD, MODE_TUN,
+    loopback_pair, open_later, seal_later, DATA_HEADER_LEN, DATA_OVERHEAD,
 };
 use tunbox::tunnel_run::crypto_pool::CryptoPool;
 
 const BATCH: usize = 46;
 const SIZE: usize = 1400;
 
-fn pair() -> (Transport, Transport) {
-    let k = HandshakeKey::new(Key::from_bytes([7; 32]));
-    let mut init = [0u8; 256];
-    let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 1, &mut init).unwrap();
-    let mut resp = [0u8; 256];
-    let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
-    ini.finish(&resp[..m]).unwrap();
-    (ini.into_transport().unwrap(), srv)
-}
-
 /// Seals and opens batches for about `secs` on `threads` threads; returns MB/s.
 fn measure(threads: usize, secs: f64) -> f64 {
-    let (cli, srv) = pair();
+    let (cli, srv) = loopback_pair(7);
     let mut pool = CryptoPool::new(threads);
     assert_eq!(pool.threads(), threads);
     let pkt: Vec<u8> = (0..SIZE).map(|i| i as u8).collect();

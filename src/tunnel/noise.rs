@@ -641,6 +641,19 @@ impl Responder {
     }
 }
 
+/// Both ends' transport keys from one handshake run in this process (client, server),
+/// with a PSK of `psk_byte` repeated: for tests and measurements of the data path.
+#[doc(hidden)]
+pub fn loopback_pair(psk_byte: u8) -> (Transport, Transport) {
+    let k = HandshakeKey::new(Key::from_bytes([psk_byte; 32]));
+    let mut init = [0u8; 256];
+    let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 1, &mut init).unwrap();
+    let mut resp = [0u8; 256];
+    let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
+    ini.finish(&resp[..m]).unwrap();
+    (ini.into_transport().unwrap(), srv)
+}
+
 /// Verify and answer an INIT in one step: writes the RESP into `out` and returns
 /// (peer index, RESP length, transport keys). (No replay check; see [`Responder`].)
 pub fn respond(

@@ -260,21 +260,9 @@ impl Drop for CryptoPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tunnel::key::Key;
     use crate::tunnel::noise::{
-        open, open_later, respond, seal, seal_later, HandshakeKey, Initiator, Transport,
-        DATA_HEADER_LEN, DATA_OVERHEAD, MODE_TUN,
+        loopback_pair, open, open_later, seal, seal_later, DATA_HEADER_LEN, DATA_OVERHEAD,
     };
-
-    fn pair() -> (Transport, Transport) {
-        let k = HandshakeKey::new(Key::from_bytes([3; 32]));
-        let mut init = [0u8; 256];
-        let (mut ini, n) = Initiator::start(&k, 1, MODE_TUN, 1, &mut init).unwrap();
-        let mut resp = [0u8; 256];
-        let (_, m, srv) = respond(&k, MODE_TUN, &init[..n], 2, &mut resp).unwrap();
-        ini.finish(&resp[..m]).unwrap();
-        (ini.into_transport().unwrap(), srv)
-    }
 
     fn packet(i: usize) -> Vec<u8> {
         (0..100 + i * 13).map(|b| (b * 7 + i) as u8).collect()
@@ -284,7 +272,7 @@ mod tests {
     /// each against `noise::seal`; then opens them through the pool, every third one
     /// with a broken tag, and checks each result where it belongs.
     fn round_trip(threads: usize, count: usize) -> usize {
-        let (cli, srv) = pair();
+        let (cli, srv) = loopback_pair(3);
         let mut pool = CryptoPool::new(threads);
         let mut bufs: Vec<Vec<u8>> = (0..count)
             .map(|i| vec![0u8; packet(i).len() + DATA_OVERHEAD])
@@ -331,7 +319,7 @@ mod tests {
         assert_eq!(round_trip(2, 46), 2);
         assert_eq!(round_trip(1, 20), 1);
         // many rounds in a row: no worker is left behind in an old one
-        let (cli, _) = pair();
+        let (cli, _) = loopback_pair(3);
         let mut pool = CryptoPool::new(3);
         let mut buf = vec![0u8; 16 * (1400 + DATA_OVERHEAD)];
         for round in 0..500u64 {
@@ -353,7 +341,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_takes_no_more_and_small_batches_stay_on_the_callers_thread() {
-        let (cli, _) = pair();
+        let (cli, _) = loopback_pair(3);
         let mut pool = CryptoPool::new(2);
         let mut buf = vec![0u8; (CAPACITY + 1) * (64 + DATA_OVERHEAD)];
         let mut jobs = buf
