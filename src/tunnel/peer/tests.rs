@@ -40,6 +40,18 @@ impl Pair {
         }
     }
 
+    /// A pair that rekeys after 30 s (keepalive 60 s, timeout 150 s), so a test can
+    /// reach a rekey by moving the clock.
+    fn rekeying() -> Self {
+        let mut p = Self::new();
+        for t in [&mut p.cli, &mut p.srv] {
+            t.cfg.rekey_after = Duration::from_secs(30);
+            t.cfg.keepalive = Some(Duration::from_secs(60));
+            t.cfg.timeout = Some(Duration::from_secs(150));
+        }
+        p
+    }
+
     /// Client tick -> INIT -> server -> RESP -> client -> confirmation -> server.
     fn connect(&mut self) {
         let Output::ToNetwork(n) = self.cli.tick(&mut self.buf, self.t, wall_nanos()) else {
@@ -597,12 +609,7 @@ fn rekey_keeps_traffic_flowing() {
 
 #[test]
 fn lost_confirmation_at_rekey_does_not_black_hole_the_client() {
-    let mut p = Pair::new();
-    for t in [&mut p.cli, &mut p.srv] {
-        t.cfg.keepalive = Some(Duration::from_secs(60));
-        t.cfg.timeout = Some(Duration::from_secs(150));
-        t.cfg.rekey_after = Duration::from_secs(30);
-    }
+    let mut p = Pair::rekeying();
     p.connect();
     p.t += Duration::from_secs(31);
     let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
@@ -1335,12 +1342,7 @@ fn a_batch_drops_a_duplicate_inside_it_and_a_forged_tag_but_delivers_the_rest() 
 
 #[test]
 fn a_batch_promotes_the_pending_session_with_its_first_valid_packet() {
-    let mut p = Pair::new();
-    for t in [&mut p.cli, &mut p.srv] {
-        t.cfg.rekey_after = Duration::from_secs(30);
-        t.cfg.keepalive = Some(Duration::from_secs(60));
-        t.cfg.timeout = Some(Duration::from_secs(150));
-    }
+    let mut p = Pair::rekeying();
     p.connect();
     drain(&mut p.srv);
     p.t += Duration::from_secs(31);
@@ -1375,12 +1377,7 @@ fn a_batch_promotes_the_pending_session_with_its_first_valid_packet() {
 
 #[test]
 fn a_handshake_message_inside_a_batch_comes_after_the_data_before_it() {
-    let mut p = Pair::new();
-    for t in [&mut p.cli, &mut p.srv] {
-        t.cfg.rekey_after = Duration::from_secs(30);
-        t.cfg.keepalive = Some(Duration::from_secs(60));
-        t.cfg.timeout = Some(Duration::from_secs(150));
-    }
+    let mut p = Pair::rekeying();
     p.connect();
     p.t += Duration::from_secs(31);
     let Output::ToNetwork(n) = p.cli.tick(&mut p.buf, p.t, wall_nanos()) else {
