@@ -2,7 +2,8 @@
 """tunbox against its peers, in one run (see bench/compare.sh, which builds and calls this).
 
 Reflector (one namespace, device MTU 1500): the C reference (reflect_ref.c), tunbox as
-built before this work (TUNBOX_BEFORE, optional) and tunbox.
+built before this work (TUNBOX_BEFORE, optional) and tunbox. With TUNBOX_BEFORE the tunnel
+half also measures that build's encrypted UDP tunnel ("tunbox enc UDP (before)").
 Tunnel (two namespaces joined by a veth pair, tunnel MTU 1400): veth alone (the ceiling,
 no userspace hop), tunbox encrypted UDP (crypto threads as the CPUs, and --threads 1) /
 encrypted TCP / plaintext UDP / plaintext TCP, boringtun-cli
@@ -36,6 +37,8 @@ ONLY = os.environ.get("ONLY", "")  # "reflector" or "tunnel" to run one half
 BIN = os.environ["BENCH_BIN"]  # directory with reflect_ref, simpletun
 TUNBOX = os.environ["TUNBOX"]
 TUNBOX_BEFORE = os.environ.get("TUNBOX_BEFORE", "")
+# PATHS=a,b: only the paths whose names contain one of these (case-insensitive) are run
+PATHS = [p.strip().lower() for p in os.environ.get("PATHS", "").split(",") if p.strip()]
 BORINGTUN = os.environ.get("BORINGTUN", "")
 CLK = os.sysconf("SC_CLK_TCK")
 PID = os.getpid()
@@ -199,7 +202,7 @@ def reflector_paths():
         # offloads alone, then offloads and a queue per CPU (the default)
         paths.append(("tunbox, 1 queue", "tunbox", TUNBOX, ["--queues", "1"]))
     paths.append(("tunbox", "tunbox", TUNBOX, []))
-    return paths
+    return selected(paths)
 
 
 def run_reflector(kind, binary, extra):
@@ -244,13 +247,14 @@ def reachable():
                           capture_output=True).returncode == 0
 
 
-def start_tunbox(transport, plain, extra=()):
+def start_tunbox(transport, plain, extra=(), binary=None):
+    binary = binary or TUNBOX
     key = ["--plaintext"] if plain else ["--key-file", f"{TMP}/key"]
     common = ["--transport", transport, "--dev", "tbxtb0", "--mtu", "1400", *key, *extra]
-    a = spawn("tunbox-a", TUNBOX, "tunnel", "--listen", "5555", "--address", f"{TA}/24", *common,
+    a = spawn("tunbox-a", binary, "tunnel", "--listen", "5555", "--address", f"{TA}/24", *common,
               ns=NS_A)
     time.sleep(0.3)
-    b = spawn("tunbox-b", TUNBOX, "tunnel", "--remote", f"{A_IP}:5555", "--address", f"{TB}/24",
+    b = spawn("tunbox-b", binary, "tunnel", "--remote", f"{A_IP}:5555", "--address", f"{TB}/24",
               *common, ns=NS_B)
     return [a, b]
 
@@ -344,13 +348,23 @@ def tunnel_paths():
              ("tunbox enc TCP", lambda: start_tunbox("tcp", False)),
              ("tunbox plain UDP", lambda: start_tunbox("udp", True)),
              ("tunbox plain TCP", lambda: start_tunbox("tcp", True))]
+    if TUNBOX_BEFORE:
+        paths.append(("tunbox enc UDP (before)",
+                      lambda: start_tunbox("udp", False, binary=TUNBOX_BEFORE)))
     if BORINGTUN:
         paths.append(("boringtun-cli (WireGuard)", start_boringtun))
     paths += [("OpenVPN AES-256-GCM", start_openvpn),
               ("simpletun C, TCP", lambda: start_simpletun("tcp")),
               ("simpletun C, UDP", lambda: start_simpletun("udp")),
               ("socat TUN/UDP", start_socat)]
-    return paths
+    return selected(paths)
+
+
+def selected(paths):
+    """The paths PATHS names (all when it is empty)."""
+    if not PATHS:
+        return paths
+    return [p for p in paths if any(w in p[0].lower() for w in PATHS)]
 
 
 def run_tunnel(name, starter):
@@ -473,7 +487,8 @@ def main():
                      ("tunbox plain TCP", "simpletun C, TCP"),
                      ("tunbox plain UDP", "simpletun C, UDP"),
                      ("tunbox plain UDP", "socat TUN/UDP"),
-                     ("tunbox enc UDP", "veth (no userspace hop)")])
+                     ("tunbox enc UDP", "veth (no userspace hop)"),
+                     ("tunbox enc UDP", "tunbox enc UDP (before)")])
 
 
 if __name__ == "__main__":

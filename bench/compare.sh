@@ -10,19 +10,30 @@
 #   PINGS=2000      pings 1 ms apart per path (each bounded to 10 s)
 #   ONLY=reflector|tunnel   one half only
 #   TUNBOX=path     the tunbox to measure (default: cargo build --release)
-#   TUNBOX_BEFORE=path      an older tunbox, measured beside it (reflector)
+#   TUNBOX_BEFORE=path      an older tunbox, measured beside it (reflector, enc UDP tunnel)
+#   PATHS=a,b       only the paths whose names contain a or b (e.g. PATHS="enc UDP,boringtun")
 #   BORINGTUN=path  boringtun-cli (default: cargo install into $CACHE, once)
 #   CACHE=dir       where boringtun-cli is installed (default ~/.cache/tunbox-bench)
-# Needs: iperf3, openvpn (2.6), socat, wireguard-tools (wg), openssl, gcc, python3.
+# Needs (installed with apt when missing): iperf3, openvpn (2.6), socat, wireguard-tools (wg),
+# openssl, gcc, python3, iputils-ping, iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-for t in iperf3 openvpn socat wg openssl gcc python3; do
-  command -v "$t" >/dev/null || {
-    echo "needs $t: apt-get install iperf3 openvpn socat wireguard-tools openssl gcc python3" >&2
+need=()
+for pair in iperf3:iperf3 openvpn:openvpn socat:socat wg:wireguard-tools openssl:openssl \
+  gcc:gcc python3:python3 ping:iputils-ping ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing ${need[*]} (apt)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  lock=(-o DPkg::Lock::Timeout=600) # wait for another apt/dpkg instead of failing
+  { apt-get "${lock[@]}" update -qq &&
+    apt-get "${lock[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || {
+    echo "needs ${need[*]}: apt-get install ${need[*]}" >&2
     exit 1
   }
-done
+fi
 if [ -z "${TUNBOX:-}" ]; then
   cargo build --release --quiet
   TUNBOX=$PWD/target/release/tunbox
