@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the host tests need on a fresh Debian 12 machine (idempotent).
+# With arguments COMMAND:PACKAGE ..., installs those instead (bench/compare.sh does).
 set -euo pipefail
 # A dpkg run cut short earlier (a killed install, a package whose set-up failed) makes
 # every later apt-get install fail with "dpkg was interrupted": finish it first.
@@ -8,7 +9,9 @@ if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null && [ -n "$(dpkg --audit 2>/d
   DEBIAN_FRONTEND=noninteractive dpkg --configure -a || echo "ci: dpkg --configure -a failed; installs may fail"
 fi
 need=()
-for pair in ip:iproute2 ping:iputils-ping setpriv:util-linux file:file gcc:gcc iperf3:iperf3 faketime:faketime socat:socat setcap:libcap2-bin; do
+pairs=("$@")
+[ "$#" -gt 0 ] || pairs=(ip:iproute2 ping:iputils-ping setpriv:util-linux file:file gcc:gcc iperf3:iperf3 faketime:faketime socat:socat setcap:libcap2-bin)
+for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then

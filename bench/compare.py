@@ -183,6 +183,8 @@ def measure(ns_srv, ns_cli, addr, ps, flows=False):
     for line in out.splitlines():
         if line.startswith("rtt"):
             res["rtt"] = float(line.split("=")[1].split("/")[1]) * 1000
+    if "rtt" not in res:
+        log(f"  no RTT: ping to {addr} answered nothing ({out.strip()[-200:]!r})")
     return res
 
 

@@ -19,21 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-need=()
-for pair in iperf3:iperf3 openvpn:openvpn socat:socat wg:wireguard-tools openssl:openssl \
-  gcc:gcc python3:python3 ping:iputils-ping ip:iproute2; do
-  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "installing ${need[*]} (apt)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  lock=(-o DPkg::Lock::Timeout=600) # wait for another apt/dpkg instead of failing
-  { apt-get "${lock[@]}" update -qq &&
-    apt-get "${lock[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || {
-    echo "needs ${need[*]}: apt-get install ${need[*]}" >&2
-    exit 1
-  }
-fi
+bash .ci/deps.sh iperf3:iperf3 openvpn:openvpn socat:socat wg:wireguard-tools openssl:openssl \
+  gcc:gcc python3:python3 ping:iputils-ping ip:iproute2 >&2 # (stdout is the tables)
 if [ -z "${TUNBOX:-}" ]; then
   cargo build --release --quiet
   TUNBOX=$PWD/target/release/tunbox
