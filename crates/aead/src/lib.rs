@@ -66,7 +66,7 @@ impl Cipher {
         let mut core = Core::new(&self.key.into(), nonce.into());
         let mut block0 = Block::<Core>::default();
         core.write_keystream_block(&mut block0);
-        let mut mac = Poly1305::new_from_slice(&block0[..32]).expect("a 32-byte key");
+        let mut mac = Poly1305::new(poly1305::Key::from_slice(&block0[..32]));
         block0.as_mut_slice().zeroize();
         mac.update_padded(aad);
         (core, mac)
@@ -81,8 +81,7 @@ impl Cipher {
         }
         let (mut core, mut mac) = self.start(nonce, aad);
         apply_keystream(&mut core, text);
-        mac.update_padded(text);
-        lengths(&mut mac, aad, text);
+        mac_text(&mut mac, aad, text);
         Some(mac.finalize().into())
     }
 
@@ -94,8 +93,7 @@ impl Cipher {
             return false;
         }
         let (mut core, mut mac) = self.start(nonce, aad);
-        mac.update_padded(text);
-        lengths(&mut mac, aad, text);
+        mac_text(&mut mac, aad, text);
         // a constant-time comparison (subtle, inside `verify`)
         if mac.verify(tag.into()).is_err() {
             return false;
@@ -105,8 +103,10 @@ impl Cipher {
     }
 }
 
-/// Poly1305's last block: the lengths of the AAD and the text, little-endian.
-fn lengths(mac: &mut Poly1305, aad: &[u8], text: &[u8]) {
+/// Feeds Poly1305 the padded ciphertext, then its last block: the lengths of the AAD and
+/// the text, little-endian.
+fn mac_text(mac: &mut Poly1305, aad: &[u8], text: &[u8]) {
+    mac.update_padded(text);
     let mut block = poly1305::Block::default();
     block[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
     block[8..].copy_from_slice(&(text.len() as u64).to_le_bytes());
